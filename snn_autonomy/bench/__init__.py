@@ -1,0 +1,1 @@
+"""Benchmarks behind `snn-autonomy bench ...`; each returns a JSON-ready dict."""

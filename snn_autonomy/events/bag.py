@@ -1,0 +1,214 @@
+"""rosbag2 bags of EventPackets: read (sqlite3 or MCAP storage) and write (MCAP).
+
+Reading uses `rosbags` (no ROS installation needed); writing uses the MCAP
+library with its ROS 2 support and adds the rosbag2 `metadata.yaml`, so the
+result opens in `ros2 bag`, Foxglove and `rosbags` alike. Message definitions
+come from one typestore that knows the stock ROS 2 types, EventPacket and
+whatever else a caller registers.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import yaml
+
+from .errors import EventFormatError
+from .packet import EVENT_PACKET_MSG, EVENT_PACKET_TYPE, EventPacketData
+
+_TYPESTORE = None
+
+
+def typestore():
+    """The shared rosbags typestore (ROS 2 Kilted types + EventPacket)."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+
+        store = get_typestore(Stores.ROS2_KILTED)
+        store.register(get_types_from_msg(EVENT_PACKET_MSG, EVENT_PACKET_TYPE))
+        _TYPESTORE = store
+    return _TYPESTORE
+
+
+def register_msg(type_name: str, msg_text: str) -> None:
+    """Make another message type known to readers and writers ("pkg/msg/Name")."""
+    from rosbags.typesys import get_types_from_msg
+
+    typestore().register(get_types_from_msg(msg_text, type_name))
+
+
+def _packet_from_msg(msg: Any) -> EventPacketData:
+    stamp = msg.header.stamp
+    return EventPacketData(
+        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        frame_id=str(msg.header.frame_id), width=int(msg.width), height=int(msg.height),
+        seq=int(msg.seq), time_base=int(msg.time_base), encoding=str(msg.encoding),
+        is_bigendian=bool(msg.is_bigendian), events=msg.events.tobytes())
+
+
+@dataclass
+class BagTopic:
+    name: str
+    msgtype: str
+    count: int
+
+
+def _open_reader(path: Path):
+    from rosbags.rosbag2 import Reader, ReaderError
+
+    path = Path(path)
+    if not (path / "metadata.yaml").exists():
+        raise EventFormatError(f"{path} is not a rosbag2 directory (no metadata.yaml)")
+    try:
+        return Reader(path)
+    except ReaderError as exc:
+        raise EventFormatError(f"cannot open bag {path}: {exc}") from exc
+
+
+def bag_topics(path: Path) -> List[BagTopic]:
+    with _open_reader(path) as reader:
+        return [BagTopic(c.topic, c.msgtype, c.msgcount) for c in reader.connections]
+
+
+def read_event_packets(path: Path, topic: Optional[str] = None) -> Iterator[Tuple[str, int, EventPacketData]]:
+    """Yield (topic, receive time ns, packet) for every EventPacket in the bag, in time order.
+
+    With `topic`, only that topic; it must exist and carry EventPackets, else
+    EventFormatError names what the bag has instead.
+    """
+    from rosbags.serde import SerdeError
+
+    with _open_reader(path) as reader:
+        conns = [c for c in reader.connections if c.msgtype == EVENT_PACKET_TYPE]
+        if topic is not None:
+            match = [c for c in reader.connections if c.topic == topic]
+            if not match:
+                raise EventFormatError(
+                    f"topic {topic!r} not in bag; it has: "
+                    + ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections))
+            if match[0].msgtype != EVENT_PACKET_TYPE:
+                raise EventFormatError(f"topic {topic!r} carries {match[0].msgtype}, not {EVENT_PACKET_TYPE}")
+            conns = match
+        if not conns:
+            raise EventFormatError(
+                f"no {EVENT_PACKET_TYPE} topic in bag; it has: "
+                + ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections))
+        store = typestore()
+        for conn, t_ns, raw in reader.messages(connections=conns):
+            try:
+                msg = store.deserialize_cdr(raw, conn.msgtype)
+            except (SerdeError, ValueError, IndexError, AssertionError) as exc:
+                raise EventFormatError(f"corrupt {conn.msgtype} message at {t_ns} ns on {conn.topic}: {exc}") from exc
+            yield conn.topic, int(t_ns), _packet_from_msg(msg)
+
+
+def packet_to_dict(pkt: EventPacketData) -> Dict[str, Any]:
+    """The message as the MCAP ROS 2 serializer takes it."""
+    return {
+        "header": {"stamp": {"sec": pkt.stamp_ns // 1_000_000_000, "nanosec": pkt.stamp_ns % 1_000_000_000},
+                   "frame_id": pkt.frame_id},
+        "height": pkt.height, "width": pkt.width, "seq": pkt.seq, "time_base": pkt.time_base,
+        "encoding": pkt.encoding, "is_bigendian": pkt.is_bigendian, "events": bytes(pkt.events),
+    }
+
+
+class McapBagWriter:
+    """Writes a rosbag2 directory with MCAP storage: <dir>/<name>_0.mcap + metadata.yaml.
+
+    Usage:
+        with McapBagWriter(out_dir) as bag:
+            bag.write(topic, "event_camera_msgs/msg/EventPacket", packet_to_dict(p), t_ns)
+    Messages are dicts (or objects with the message's attributes).
+    """
+
+    def __init__(self, path: Path, qos_sensor_data_topics: Iterable[str] = ()) -> None:
+        self.path = Path(path)
+        if self.path.exists() and any(self.path.iterdir()):
+            raise EventFormatError(f"{self.path} exists and is not empty; refusing to overwrite a recording")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.file = self.path / f"{self.path.name}_0.mcap"
+        self._fh = None
+        self._writer = None
+        self._schemas: Dict[str, Any] = {}
+        self._topics: Dict[str, Dict[str, Any]] = {}
+        self._t_first: Optional[int] = None
+        self._t_last: Optional[int] = None
+        self._best_effort = set(qos_sensor_data_topics)
+
+    def __enter__(self) -> "McapBagWriter":
+        from mcap_ros2.writer import Writer
+
+        self._fh = open(self.file, "wb")
+        self._writer = Writer(self._fh)
+        return self
+
+    def write(self, topic: str, msgtype: str, message: Any, t_ns: Optional[int] = None) -> None:
+        if self._writer is None:
+            raise RuntimeError("McapBagWriter used outside a with-block")
+        t_ns = int(time.time_ns() if t_ns is None else t_ns)
+        schema = self._schemas.get(msgtype)
+        if schema is None:
+            try:
+                text, _ = typestore().generate_msgdef(msgtype, ros_version=2)
+            except KeyError as exc:
+                raise EventFormatError(f"unknown message type {msgtype}; register_msg() it first") from exc
+            schema = self._schemas[msgtype] = self._writer.register_msgdef(msgtype, text)
+        entry = self._topics.get(topic)
+        if entry is None:
+            entry = self._topics[topic] = {"type": msgtype, "count": 0}
+            self._register_channel(topic, schema)
+        elif entry["type"] != msgtype:
+            raise EventFormatError(f"topic {topic} already carries {entry['type']}, not {msgtype}")
+        self._writer.write_message(topic, schema, message, log_time=t_ns, publish_time=t_ns,
+                                   sequence=entry["count"])
+        entry["count"] += 1
+        self._t_first = t_ns if self._t_first is None else min(self._t_first, t_ns)
+        self._t_last = t_ns if self._t_last is None else max(self._t_last, t_ns)
+
+    def _register_channel(self, topic: str, schema: Any) -> None:
+        # rosbag2 keeps each topic's QoS in the channel metadata as well as in
+        # metadata.yaml (readers match the two); the ROS 2 writer registers channels
+        # without metadata, so register it first through the underlying MCAP writer.
+        qos = yaml.safe_dump(self._qos(topic))
+        cid = self._writer._writer.register_channel(
+            topic=topic, message_encoding="cdr", schema_id=schema.id,
+            metadata={"offered_qos_profiles": qos})
+        self._writer._channel_ids[topic] = cid
+
+    def _qos(self, topic: str) -> list:
+        reliability = "best_effort" if topic in self._best_effort else "reliable"
+        return [{"history": "keep_last", "depth": 10, "reliability": reliability, "durability": "volatile",
+                 "deadline": {"sec": 0, "nsec": 0}, "lifespan": {"sec": 0, "nsec": 0},
+                 "liveliness": "automatic", "liveliness_lease_duration": {"sec": 0, "nsec": 0},
+                 "avoid_ros_namespace_conventions": False}]
+
+    def __exit__(self, *exc) -> None:
+        self._writer.finish()
+        self._fh.close()
+        self._writer = None
+        t0 = self._t_first or 0
+        count = sum(t["count"] for t in self._topics.values())
+        meta = {"rosbag2_bagfile_information": {
+            "version": 8,
+            "storage_identifier": "mcap",
+            "duration": {"nanoseconds": (self._t_last or 0) - t0},
+            "starting_time": {"nanoseconds_since_epoch": t0},
+            "message_count": count,
+            "topics_with_message_count": [
+                {"topic_metadata": {"name": name, "type": t["type"], "serialization_format": "cdr",
+                                    "offered_qos_profiles": yaml.safe_dump(self._qos(name)),
+                                    "type_description_hash": ""},
+                 "message_count": t["count"]}
+                for name, t in self._topics.items()],
+            "compression_format": "",
+            "compression_mode": "",
+            "relative_file_paths": [self.file.name],
+            "files": [{"path": self.file.name, "starting_time": {"nanoseconds_since_epoch": t0},
+                       "duration": {"nanoseconds": (self._t_last or 0) - t0}, "message_count": count}],
+            "custom_data": {"writer": "snn_autonomy"},
+            "ros_distro": "kilted",
+        }}
+        (self.path / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))

@@ -1,0 +1,96 @@
+"""EventPacket streams and rosbag2 bags (sqlite3 in, MCAP out)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snn_autonomy.events import EventFormatError, PacketEncoder, PacketStreamDecoder
+from snn_autonomy.events.bag import McapBagWriter, bag_topics, packet_to_dict, read_event_packets
+from snn_autonomy.events.packet import EVENT_PACKET_MSG, EVENT_PACKET_TYPE
+from snn_autonomy.events.synthetic import edge_stream
+from conftest import ROOT
+
+
+def test_packet_definition_matches_interface_file():
+    msg_file = ROOT / "interfaces" / "event_camera_msgs" / "msg" / "EventPacket.msg"
+    fields = [line.split("#")[0].strip() for line in msg_file.read_text().splitlines()]
+    assert [f for f in fields if f] == EVENT_PACKET_MSG.strip().splitlines()
+
+
+def _packets(n_packets=20, seed=0):
+    stream = edge_stream(30_000, width=320, height=240, seed=seed)
+    enc = PacketEncoder(320, 240)
+    edges = np.linspace(stream.t_first, stream.t_last + 1, n_packets + 1).astype(np.int64)
+    return stream, [enc.encode(stream.time_window(a, b), stamp_ns=int(b) * 1000) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def test_packet_stream_round_trip_and_lost_packets():
+    stream, pkts = _packets()
+    dec = PacketStreamDecoder()
+    out = [dec.decode(p) for p in pkts]
+    np.testing.assert_array_equal(np.concatenate([b.events for b in out]), stream.events)
+    # Packets are self-contained: losing some loses only their events, and is counted.
+    dec2 = PacketStreamDecoder()
+    kept = [p for i, p in enumerate(pkts) if i % 3 != 1]
+    got = np.concatenate([dec2.decode(p).events for p in kept])
+    want = np.concatenate([b.events for i, b in enumerate(out) if i % 3 != 1])
+    np.testing.assert_array_equal(got, want)
+    # a gap is seen when the next packet arrives: losses after the last kept one are not
+    assert dec2.counters.lost_packets == kept[-1].seq + 1 - len(kept)
+
+
+def test_bad_packets_are_counted_not_raised():
+    _, pkts = _packets(4)
+    dec = PacketStreamDecoder()
+    p = pkts[0]
+    bad = [
+        type(p)(**{**p.__dict__, "encoding": "libcaer_cmp"}),
+        type(p)(**{**p.__dict__, "is_bigendian": True}),
+        type(p)(**{**p.__dict__, "width": 0}),
+    ]
+    assert dec.decode(bad[0]) is None
+    assert "unsupported event encoding 'libcaer_cmp'" in dec.counters.last_problem
+    assert dec.decode(bad[1]) is None and dec.decode(bad[2]) is None
+    c = dec.counters
+    assert (c.rejected_encoding, c.rejected_big_endian, c.rejected_geometry) == (1, 1, 1)
+    assert dec.decode(pkts[1]) is not None
+    # a geometry change restarts the decoder and is counted
+    q = type(p)(**{**pkts[2].__dict__, "width": 640, "height": 480})
+    assert dec.decode(q) is not None and dec.counters.geometry_changes == 1
+
+
+def test_read_sqlite_bag(evt3_bag):
+    topics = bag_topics(evt3_bag)
+    assert [(t.name, t.msgtype, t.count) for t in topics] == [("/event_camera/events", EVENT_PACKET_TYPE, 105)]
+    pkts = [p for _, _, p in read_event_packets(evt3_bag)]
+    assert len(pkts) == 105 and {p.encoding for p in pkts} == {"evt3"}
+    assert all(b.seq == a.seq + 1 for a, b in zip(pkts, pkts[1:]))
+
+
+def test_wrong_topic_or_type_is_a_clear_error(evt3_bag):
+    with pytest.raises(EventFormatError, match="not in bag"):
+        list(read_event_packets(evt3_bag, "/nope"))
+
+
+def test_mcap_write_then_read_back(tmp_path, evt3_bag):
+    out = tmp_path / "rec"
+    src = list(read_event_packets(evt3_bag))
+    with McapBagWriter(out, qos_sensor_data_topics=["/cam/events"]) as bag:
+        for _, t_ns, pkt in src:
+            bag.write("/cam/events", EVENT_PACKET_TYPE, packet_to_dict(pkt), t_ns)
+        bag.write("/cam/status", "std_msgs/msg/String", {"data": "ok"}, src[-1][1])
+    assert (out / "metadata.yaml").exists() and (out / "rec_0.mcap").exists()
+    names = {t.name: t.count for t in bag_topics(out)}
+    assert names == {"/cam/events": 105, "/cam/status": 1}
+    back = [p for _, _, p in read_event_packets(out, "/cam/events")]
+    assert [p.events for p in back] == [p.events for _, _, p in src]
+    assert [p.stamp_ns for p in back] == [p.stamp_ns for _, _, p in src]
+    with pytest.raises(EventFormatError, match="String"):
+        list(read_event_packets(out, "/cam/status"))
+
+
+def test_mcap_writer_refuses_to_overwrite(tmp_path):
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "x").write_text("keep me")
+    with pytest.raises(EventFormatError, match="not empty"):
+        McapBagWriter(tmp_path / "rec")
