@@ -255,7 +255,7 @@ def step_lava(s: Steps) -> str:
         return "skipped: no Python 3.10 found (Lava 0.10 needs 3.10); the lava backend will be unavailable"
     req = ROOT / "requirements" / "lava.txt"
     lava_py = s.lava_venv / "bin" / "python"
-    fp = fingerprint([req], extra=exe)
+    fp = fingerprint([req, ROOT / "setup.py"], extra=exe)
     stamp = s.lava_venv / ".snn-setup-lava.sha256"
     if not s.force and lava_py.exists() and stamp.exists() and stamp.read_text() == fp:
         return f"{s.lava_venv.name} up to date"
@@ -263,7 +263,9 @@ def step_lava(s: Steps) -> str:
         run([exe, "-m", "venv", str(s.lava_venv)])
     run([str(lava_py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(req)],
         quiet_log=s.logs / "lava-pip.log")
-    check = subprocess.run([str(lava_py), "-c", "import lava.magma.core; import rclpy"],
+    run([str(lava_py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps",
+         "--no-build-isolation", "-e", str(ROOT)], quiet_log=s.logs / "lava-package.log")
+    check = subprocess.run([str(lava_py), "-c", "import lava.magma.core, rclpy, snn_autonomy.events"],
                            capture_output=True, text=True)
     if check.returncode != 0:
         raise StepFailed("lava-nc installed but does not import: " + check.stderr.strip()[-500:])
