@@ -8,6 +8,8 @@ PACKAGE = "snn_autonomy"
 # ROS 2 node executables (`ros2 run snn_autonomy <name>`); each is a thin
 # wrapper in snn_autonomy/ros/ with its own main().
 NODES = {
+    "world": "snn_autonomy.ros.world_node:main",
+    "event_sensor": "snn_autonomy.ros.event_sensor_node:main",
 }
 
 setup(

@@ -1,8 +1,11 @@
 """The `snn-autonomy` command.
 
   snn-autonomy demo                      the main job
+  snn-autonomy sim --agents N --duration S [--json]
+                                         the built-in world with every event camera on, headless
   snn-autonomy events info PATH [--json] summarise a RAW file or an EventPacket bag
-  snn-autonomy bench codec [--json]      codec throughput on one core
+  snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
+  snn-autonomy bench codec|emulator [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
 """
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .config import ConfigError
 from .events.errors import EventFormatError
 
 
@@ -59,6 +63,53 @@ def cmd_bench_codec(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_emulator(args: argparse.Namespace) -> int:
+    from .bench.emulator import run_emulator_bench
+
+    result = run_emulator_bench()
+    if args.json:
+        _print_json(result)
+    else:
+        _print_table("bench emulator (M events/s, one core)", result)
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from .sensors.sim_runner import run_headless
+    from .sim.config import load_world_config
+
+    cfg = load_world_config(args.world)
+    if args.seed is not None:
+        from dataclasses import replace
+
+        cfg = replace(cfg, seed=args.seed)
+    if args.json:
+        result = run_headless(cfg, args.agents, args.duration)
+        _print_json(result)
+        return 0
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"simulating {args.agents} agents", total=1.0)
+        result = run_headless(cfg, args.agents, args.duration, progress=lambda f: progress.update(task, completed=f))
+    _print_table("sim", result)
+    return 0
+
+
+def cmd_events_record(args: argparse.Namespace) -> int:
+    from .events.packet import EVENT_PACKET_TYPE
+    from .ros.recorder import record
+
+    types = [] if args.topics else [EVENT_PACKET_TYPE]
+    counts = record(Path(args.out), topics=args.topics or [], all_of_types=types, duration_s=args.duration)
+    summary = {"out": args.out, "messages": sum(counts.values()), "topics": counts}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_table(f"recorded {args.out}", summary)
+    return 0 if counts else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
@@ -75,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--realtime", action="store_true", help="replay at the recorded pace")
     demo.set_defaults(func=cmd_demo)
 
+    sim = sub.add_parser("sim", help="run the built-in world with its event cameras, headless")
+    sim.add_argument("--agents", type=int, default=4)
+    sim.add_argument("--duration", type=float, default=10.0, help="simulated seconds")
+    sim.add_argument("--world", help="world YAML (default: the shipped world)")
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--json", action="store_true")
+    sim.set_defaults(func=cmd_sim)
+
     events = sub.add_parser("events", help="event recordings")
     ev_sub = events.add_subparsers(dest="events_command", required=True)
     info = ev_sub.add_parser("info", help="summarise a RAW file or a rosbag2 directory of EventPackets")
@@ -82,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--topic", help="EventPacket topic (bags with several)")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_events_info)
+    rec = ev_sub.add_parser("record", help="record topics over DDS into an MCAP rosbag2")
+    rec.add_argument("--out", required=True, help="new bag directory")
+    rec.add_argument("--topics", nargs="*", help="topics (default: every EventPacket topic)")
+    rec.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_events_record)
 
     bench = sub.add_parser("bench", help="benchmarks (JSON with --json)")
     b_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -91,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_argument("--data", help="recordings directory (default: $SNN_AUTONOMY_DATA or ../shared/data)")
     codec.add_argument("--json", action="store_true")
     codec.set_defaults(func=cmd_bench_codec)
+    emu = b_sub.add_parser("emulator", help="DVS emulator throughput")
+    emu.add_argument("--json", action="store_true")
+    emu.set_defaults(func=cmd_bench_emulator)
     return ap
 
 
@@ -98,7 +166,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except EventFormatError as exc:
+    except (EventFormatError, ConfigError) as exc:
         print(f"snn-autonomy: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,3 +21,28 @@ def data_dir() -> Optional[Path]:
         if (c / "MANIFEST.md").exists():
             return c
     return None
+
+
+def config_path(name: str) -> Path:
+    """A shipped configuration file: `config/` of the source tree, else the ROS share dir."""
+    return _shipped("config", name)
+
+
+def model_path(name: str) -> Path:
+    """A shipped model file: `models/` of the source tree, else the ROS share dir."""
+    return _shipped("models", name)
+
+
+def _shipped(kind: str, name: str) -> Path:
+    local = PACKAGE_DIR.parent / kind / name
+    if local.exists():
+        return local
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        shared = Path(get_package_share_directory("snn_autonomy")) / kind / name
+        if shared.exists():
+            return shared
+    except (ImportError, PackageNotFoundError):
+        pass
+    return local  # the caller's open() then names the missing file

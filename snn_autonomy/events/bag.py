@@ -8,6 +8,7 @@ whatever else a caller registers.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,39 @@ def register_msg(type_name: str, msg_text: str) -> None:
     from rosbags.typesys import get_types_from_msg
 
     typestore().register(get_types_from_msg(msg_text, type_name))
+
+
+def _interface_share_dirs(package: str) -> List[Path]:
+    dirs = []
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        dirs.append(Path(get_package_share_directory(package)))
+    except (ImportError, LookupError, PackageNotFoundError):
+        pass
+    dirs.append(Path(sys.prefix) / "share" / package)  # interfaces built into a virtual environment
+    return dirs
+
+
+def ensure_type(type_name: str) -> None:
+    """Know `type_name` ("pkg/msg/Name"), registering its package's .msg files from the
+    installed share directory when the stock types do not include it."""
+    store = typestore()
+    if type_name in store.fielddefs:
+        return
+    from rosbags.typesys import get_types_from_msg
+
+    package = type_name.split("/")[0]
+    for share in _interface_share_dirs(package):
+        files = sorted((share / "msg").glob("*.msg"))
+        if files:
+            types = {}
+            for f in files:
+                types.update(get_types_from_msg(f.read_text(), f"{package}/msg/{f.stem}"))
+            store.register(types)
+            break
+    if type_name not in store.fielddefs:
+        raise EventFormatError(f"no definition of {type_name} found (is its interface package installed?)")
 
 
 def _packet_from_msg(msg: Any) -> EventPacketData:
@@ -149,26 +183,40 @@ class McapBagWriter:
         if self._writer is None:
             raise RuntimeError("McapBagWriter used outside a with-block")
         t_ns = int(time.time_ns() if t_ns is None else t_ns)
+        entry = self._entry(topic, msgtype)
+        self._writer.write_message(topic, self._schemas[msgtype], message, log_time=t_ns, publish_time=t_ns,
+                                   sequence=entry["count"])
+        self._count(entry, t_ns)
+
+    def write_raw(self, topic: str, msgtype: str, cdr: bytes, t_ns: int) -> None:
+        """Write an already serialised (CDR) message, as a subscription with raw=True receives it."""
+        if self._writer is None:
+            raise RuntimeError("McapBagWriter used outside a with-block")
+        entry = self._entry(topic, msgtype)
+        self._writer._writer.add_message(channel_id=entry["channel"], log_time=int(t_ns), data=bytes(cdr),
+                                         publish_time=int(t_ns), sequence=entry["count"])
+        self._count(entry, int(t_ns))
+
+    def _entry(self, topic: str, msgtype: str) -> Dict[str, Any]:
         schema = self._schemas.get(msgtype)
         if schema is None:
-            try:
-                text, _ = typestore().generate_msgdef(msgtype, ros_version=2)
-            except KeyError as exc:
-                raise EventFormatError(f"unknown message type {msgtype}; register_msg() it first") from exc
+            ensure_type(msgtype)
+            text, _ = typestore().generate_msgdef(msgtype, ros_version=2)
             schema = self._schemas[msgtype] = self._writer.register_msgdef(msgtype, text)
         entry = self._topics.get(topic)
         if entry is None:
-            entry = self._topics[topic] = {"type": msgtype, "count": 0}
-            self._register_channel(topic, schema)
+            entry = self._topics[topic] = {"type": msgtype, "count": 0,
+                                           "channel": self._register_channel(topic, schema)}
         elif entry["type"] != msgtype:
             raise EventFormatError(f"topic {topic} already carries {entry['type']}, not {msgtype}")
-        self._writer.write_message(topic, schema, message, log_time=t_ns, publish_time=t_ns,
-                                   sequence=entry["count"])
+        return entry
+
+    def _count(self, entry: Dict[str, Any], t_ns: int) -> None:
         entry["count"] += 1
         self._t_first = t_ns if self._t_first is None else min(self._t_first, t_ns)
         self._t_last = t_ns if self._t_last is None else max(self._t_last, t_ns)
 
-    def _register_channel(self, topic: str, schema: Any) -> None:
+    def _register_channel(self, topic: str, schema: Any) -> int:
         # rosbag2 keeps each topic's QoS in the channel metadata as well as in
         # metadata.yaml (readers match the two); the ROS 2 writer registers channels
         # without metadata, so register it first through the underlying MCAP writer.
@@ -177,6 +225,7 @@ class McapBagWriter:
             topic=topic, message_encoding="cdr", schema_id=schema.id,
             metadata={"offered_qos_profiles": qos})
         self._writer._channel_ids[topic] = cid
+        return cid
 
     def _qos(self, topic: str) -> list:
         reliability = "best_effort" if topic in self._best_effort else "reliable"
@@ -212,3 +261,15 @@ class McapBagWriter:
             "ros_distro": "kilted",
         }}
         (self.path / "metadata.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+def read_messages(path: Path, topics: Optional[Iterable[str]] = None) -> Iterator[Tuple[str, int, str, Any]]:
+    """Yield (topic, receive time ns, type name, message) of any known type, in time order."""
+    with _open_reader(path) as reader:
+        wanted = set(topics) if topics is not None else None
+        conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
+        store = typestore()
+        for c in conns:
+            ensure_type(c.msgtype)
+        for conn, t_ns, raw in reader.messages(connections=conns):
+            yield conn.topic, int(t_ns), conn.msgtype, store.deserialize_cdr(raw, conn.msgtype)

@@ -1,6 +1,10 @@
 """Message <-> core conversions (the one place that knows both)."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
 
@@ -37,3 +41,60 @@ def msg_to_packet(msg: EventPacket) -> EventPacketData:
         stamp_ns=stamp_to_ns(msg.header.stamp), frame_id=msg.header.frame_id, width=int(msg.width),
         height=int(msg.height), seq=int(msg.seq), time_base=int(msg.time_base), encoding=str(msg.encoding),
         is_bigendian=bool(msg.is_bigendian), events=data)
+
+
+# ---------------------------------------------------------------- world state
+
+def yaw_to_quat(yaw: float):
+    from geometry_msgs.msg import Quaternion
+
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+def quat_yaw(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def world_state_to_msg(world, stamp_ns: int):
+    """snn_autonomy_msgs/WorldState of a sim.World."""
+    from geometry_msgs.msg import Point, Pose, Twist, Vector3
+    from snn_autonomy_msgs.msg import ObstacleState, WorldState
+
+    msg = WorldState()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = "map"
+    msg.step = int(world.step_count)
+    msg.config_sha256 = world.sha256
+    msg.robot_ids = list(world.robot_ids)
+    poses, twists = [], []
+    for (x, y, yaw), (v, w) in zip(world.pose.tolist(), world.vel.tolist()):
+        poses.append(Pose(position=Point(x=x, y=y, z=0.0), orientation=yaw_to_quat(yaw)))
+        twists.append(Twist(linear=Vector3(x=v, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=w)))
+    msg.robot_poses, msg.robot_velocities = poses, twists
+    msg.obstacles = [
+        ObstacleState(id=i, moving=bool(m), position=Point(x=p[0], y=p[1], z=0.0),
+                      velocity=Vector3(x=v[0], y=v[1], z=0.0), radius_m=float(r), height_m=float(h))
+        for i, (p, v, r, h, m) in enumerate(zip(world.obs_pos.tolist(), world.obs_vel.tolist(),
+                                                world.obs_r.tolist(), world.obs_h.tolist(), world.obs_moving.tolist()))]
+    msg.robot_collisions = [int(c) for c in world.collisions]
+    return msg
+
+
+def apply_world_state(msg, world) -> int:
+    """Adopt a WorldState in a local sim.World (same configuration); returns its time in us.
+
+    Raises ValueError when the message does not describe this world."""
+    if msg.config_sha256 != world.sha256:
+        raise ValueError(f"world state is of configuration {msg.config_sha256[:12]}, this sensor loaded "
+                         f"{world.sha256[:12]}: both must use the same world file")
+    if len(msg.robot_poses) != len(world.pose) or len(msg.obstacles) != len(world.obs_pos):
+        raise ValueError("world state has a different number of robots or obstacles")
+    pose = np.array([[p.position.x, p.position.y, quat_yaw(p.orientation)] for p in msg.robot_poses])
+    vel = np.array([[t.linear.x, t.angular.z] for t in msg.robot_velocities]).reshape(-1, 2)
+    obs = np.array([[o.position.x, o.position.y] for o in msg.obstacles]).reshape(-1, 2)
+    obs_vel = np.array([[o.velocity.x, o.velocity.y] for o in msg.obstacles]).reshape(-1, 2)
+    if not (np.isfinite(pose).all() and np.isfinite(obs).all()):
+        raise ValueError("world state holds non-finite positions")
+    t_us = stamp_to_ns(msg.header.stamp) // 1000
+    world.set_dynamic_state(t_us, pose.reshape(-1, 3), obs, vel if len(vel) == len(pose) else None, obs_vel)
+    return t_us

@@ -1,0 +1,73 @@
+"""Diagnostics in the manner of diagnostic_updater: an Updater owned by a node runs
+tasks on a timer and publishes a DiagnosticArray on /diagnostics.
+
+Each task fills a DiagnosticStatus that starts as ERROR "No message was set",
+so a task that forgets to report is visible. Times come from the node's clock.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+OK, WARN, ERROR, STALE = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE
+
+
+class Status:
+    """What a task reports: a level, a message and key/value pairs."""
+
+    def __init__(self) -> None:
+        self.level = ERROR
+        self.message = "No message was set"
+        self.values: Dict[str, str] = {}
+
+    def summary(self, level: int, message: str) -> None:
+        self.level, self.message = level, message
+
+    def merge(self, level: int, message: str) -> None:
+        """Keep the worst level; join messages of non-OK reports."""
+        if self.level == ERROR and self.message == "No message was set":
+            self.level, self.message = level, message
+            return
+        if level > self.level:
+            self.level = level
+        if level != OK:
+            self.message = message if self.message in ("", "OK") else f"{self.message}; {message}"
+
+    def add(self, key: str, value) -> None:
+        self.values[key] = str(value)
+
+    def add_all(self, values: Dict[str, object]) -> None:
+        for k, v in values.items():
+            self.add(k, v)
+
+
+class Updater:
+    def __init__(self, node, hardware_id: str = "", period_s: float = 1.0) -> None:
+        self.node = node
+        self.hardware_id = hardware_id or node.get_name()
+        self._tasks: List[tuple] = []
+        self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._timer = node.create_timer(period_s, self.update)
+
+    def add(self, name: str, task: Callable[[Status], None]) -> None:
+        self._tasks.append((name, task))
+
+    def update(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        prefix = self.node.get_fully_qualified_name().lstrip("/")
+        for name, task in self._tasks:
+            st = Status()
+            try:
+                task(st)
+            except Exception as exc:  # a broken task must not take the node down
+                st.summary(ERROR, f"diagnostic task failed: {type(exc).__name__}: {exc}")
+            msg.status.append(DiagnosticStatus(
+                level=st.level, name=f"{prefix}: {name}", message=st.message, hardware_id=self.hardware_id,
+                values=[KeyValue(key=k, value=v) for k, v in st.values.items()]))
+        self._pub.publish(msg)
+
+    def destroy(self) -> None:
+        self.node.destroy_timer(self._timer)
+        self.node.destroy_publisher(self._pub)

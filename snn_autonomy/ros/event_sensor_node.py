@@ -1,0 +1,346 @@
+"""`event_sensor` lifecycle node: an event camera on ROS 2.
+
+Publishes  events        event_camera_msgs/EventPacket, encoding evt3, SensorDataQoS, one packet per
+                         `event_message_time_threshold` seconds of sensor time, `seq` counting packets
+           /diagnostics  event rates, drops per reason, rejected commands
+Subscribes attention     snn_autonomy_msgs/AttentionCommand (ROI, event-rate cap, subsampling)
+           /world/state  (source "world") the built-in world, rendered from this robot's camera
+           <image_topic> (source "image") sensor_msgs/Image, e.g. a Gazebo camera via ros_gz_bridge
+Sources: world | image | bag (EventPacket rosbag2) | raw (Prophesee RAW) | camera (live, OpenEB or
+dv-processing). The ROI / event-rate-controller / subsampling knobs are parameters too, named as in
+metavision_driver (`roi`, `erc_mode`, `erc_rate`); they can be changed at run time.
+Header stamps: the end of the packet's time window, in the source's time (simulation time for the
+world, the Image stamps for image emulation, the recording shifted to now for replays).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import List, Optional
+
+from event_camera_msgs.msg import EventPacket
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+from snn_autonomy_msgs.msg import AttentionCommand, WorldState
+
+from ..events.batch import EventBatch
+from ..events.packet import PacketEncoder, PacketStreamDecoder
+from ..sensors.controls import EventFilter
+from ..sensors.dvs import DvsConfig
+from ..sensors.image import ImageEventSource
+from ..sensors.packetizer import Packetizer
+from . import qos
+from .convert import apply_world_state, packet_to_msg, stamp_to_ns
+from .diagnostics import ERROR, OK, WARN, Status, Updater
+from .params import declare_config, read_config
+from .spin import exit_with, spin_node
+
+SOURCES = ("world", "image", "bag", "raw", "camera")
+
+
+class EventSensorNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("event_sensor", **kwargs)
+        d = ParameterDescriptor
+        self.declare_parameter("source", "world", d(description="world | image | bag | raw | camera"))
+        self.declare_parameter("frame_id", "camera", d(description="frame of the packets' header"))
+        self.declare_parameter("event_message_time_threshold", 1e-3, d(description="packet period [s]"))
+        self.declare_parameter("roi", [0, 0, 0, 0], d(description="x, y, width, height [px]; zeros = full sensor"))
+        self.declare_parameter("erc_mode", "na", d(description="event-rate controller: na | enabled | disabled"))
+        self.declare_parameter("erc_rate", 0, d(description="event-rate cap when erc_mode=enabled [events/s]"))
+        self.declare_parameter("subsample", 1, d(description="keep pixels with x%n == y%n == 0"))
+        self.declare_parameter("robot_id", "", d(description="robot whose camera to render (source world); "
+                                                             "'' = the node's namespace"))
+        self.declare_parameter("world_config", "", d(description="world YAML of the world node ('' = default)"))
+        self.declare_parameter("image_topic", "image_raw", d(description="Image topic (source image)"))
+        self.declare_parameter("bag", "", d(description="rosbag2 directory of EventPackets (source bag)"))
+        self.declare_parameter("bag_topic", "", d(description="EventPacket topic in the bag ('' = the only one)"))
+        self.declare_parameter("raw_file", "", d(description="Prophesee RAW file (source raw)"))
+        self.declare_parameter("replay_realtime", True, d(description="replay at the recorded pace"))
+        self.declare_parameter("replay_loop", False, d(description="start the recording again at its end"))
+        self.declare_parameter("camera_backend", "", d(description="metavision | dv_processing ('' = first found)"))
+        self.declare_parameter("serial", "", d(description="camera serial ('' = first camera)"))
+        self.declare_parameter("autostart", True, d(description="configure and activate on start"))
+        declare_config(self, DvsConfig, "dvs.")
+        self._pub = None
+        self._filter: Optional[EventFilter] = None
+        self._requested: Optional[tuple] = None
+        self._encoder: Optional[PacketEncoder] = None
+        self._packetizer: Optional[Packetizer] = None
+        self._subs: List = []
+        self._worker: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.packets = 0
+        self.events_out = 0
+        self.source_problems = 0
+        self.last_problem = ""
+        self.diag = Updater(self, hardware_id="event_sensor")
+        self.diag.add("event stream", self._diagnose)
+        self.add_on_set_parameters_callback(self._on_params)
+        if self.get_parameter("autostart").value:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        self.source = g("source")
+        if self.source not in SOURCES:
+            self.get_logger().error(f"source {self.source!r} unknown; use one of {', '.join(SOURCES)}")
+            return TransitionCallbackReturn.FAILURE
+        self.period_us = max(1, int(round(g("event_message_time_threshold") * 1e6)))
+        try:
+            self.dvs = read_config(self, DvsConfig, "dvs.")
+            self._open_source()
+        except Exception as exc:  # a missing file, package or camera: fail the transition, say why
+            self.get_logger().error(f"cannot open source {self.source!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._pub = self.create_lifecycle_publisher(EventPacket, "events", qos.SENSOR)
+        self._apply_controls(g("roi"), g("erc_mode"), g("erc_rate"), g("subsample"))
+        self.get_logger().info(f"configured: source {self.source}, {self.width}x{self.height}, "
+                               f"packets every {self.period_us} us")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._subs.append(self.create_subscription(AttentionCommand, "attention", self._on_attention, qos.COMMAND))
+        if self.source == "world":
+            self._subs.append(self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE))
+        elif self.source == "image":
+            self._subs.append(self.create_subscription(Image, self.get_parameter("image_topic").value,
+                                                       self._on_image, qos.SENSOR))
+        else:
+            self._stop.clear()
+            self._worker = threading.Thread(target=self._replay_loop, name="event-source", daemon=True)
+            self._worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=2.0)
+            self._worker = None
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        if self._pub is not None:
+            self.destroy_lifecycle_publisher(self._pub)
+        self._pub = self._filter = self._encoder = self._packetizer = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop.set()
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------ sources
+    def _open_source(self) -> None:
+        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        self.world = self.camera = None
+        if self.source == "world":
+            from ..sim.config import load_world_config
+
+            self.world_cfg = load_world_config(g("world_config") or None)
+            self.robot_id = g("robot_id") or self.get_namespace().strip("/")
+            self._build_world(self.world_cfg.robots.count)
+        elif self.source == "image":
+            self.images = ImageEventSource(self.dvs)
+            self.width, self.height = 0, 0  # known at the first image
+        elif self.source == "bag":
+            from ..events.bag import read_event_packets
+
+            first = next(iter(read_event_packets(g("bag"), g("bag_topic") or None)))[2]
+            self.width, self.height = first.width, first.height
+        elif self.source == "raw":
+            from ..sensors.raw_source import RawReplaySource
+
+            self.raw = RawReplaySource(g("raw_file"), self.period_us, realtime=g("replay_realtime"))
+            self.width, self.height = self.raw.width, self.raw.height
+        else:
+            from ..sensors.driver import LiveCameraSource
+
+            self.live = LiveCameraSource(g("camera_backend") or None, self.period_us, g("serial"))
+            self.width = self.height = 0
+        if self.width:
+            self._make_stream(self.width, self.height)
+
+    def _build_world(self, n_robots: int) -> None:
+        """A local copy of the world with `n_robots` robots, and this robot's camera in it."""
+        from ..sensors.world_camera import WorldCamera
+        from ..sim.config import with_robot_count
+        from ..sim.world import World
+
+        world = World(with_robot_count(self.world_cfg, n_robots))
+        if self.robot_id not in world.robot_ids:
+            raise ValueError(f"robot {self.robot_id!r} is not in the world (robots: {', '.join(world.robot_ids)}); "
+                             "set robot_id or run the node in the robot's namespace")
+        self.world, self.camera = world, WorldCamera(world, world.robot_ids.index(self.robot_id), self.dvs)
+        self.width, self.height = self.camera.width, self.camera.height
+
+    def _make_stream(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self._filter = EventFilter(width, height)
+        if self._requested is not None:
+            self._filter.set_controls(*self._requested)
+        self._encoder = PacketEncoder(width, height, frame_id=self.get_parameter("frame_id").value)
+        self._packetizer = Packetizer(width, height, self.period_us)
+
+    # ------------------------------------------------------------------ controls
+    def _apply_controls(self, roi, erc_mode, erc_rate, subsample, who: str = "parameters") -> List[str]:
+        """Set ROI / rate cap / subsampling; kept and re-applied if the sensor size changes."""
+        cap = float(erc_rate) if erc_mode == "enabled" else 0.0
+        self._requested = (list(roi), cap, int(subsample) if subsample else None)
+        if self._filter is None:
+            return []
+        warnings = self._filter.set_controls(*self._requested)
+        for w in warnings:
+            self.get_logger().warning(f"{who}: {w}", throttle_duration_sec=1.0)
+        return warnings
+
+    def _on_params(self, params) -> SetParametersResult:
+        names = {p.name: p.value for p in params}
+        knobs = {"roi", "erc_mode", "erc_rate", "subsample"}
+        if not knobs & set(names) or self._filter is None:
+            return SetParametersResult(successful=True)
+        cur = lambda n: names.get(n, self.get_parameter(n).value)  # noqa: E731
+        if cur("erc_mode") not in ("na", "enabled", "disabled"):
+            return SetParametersResult(successful=False, reason="erc_mode must be na, enabled or disabled")
+        with self._lock:
+            before = self._filter.counters.commands_rejected
+            warnings = self._apply_controls(cur("roi"), cur("erc_mode"), cur("erc_rate"), cur("subsample"))
+            rejected = self._filter.counters.commands_rejected > before
+        return SetParametersResult(successful=not rejected, reason="; ".join(warnings))
+
+    def _on_attention(self, msg: AttentionCommand) -> None:
+        roi = [msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height]
+        with self._lock:
+            self._apply_controls(roi, "enabled", float(msg.event_rate_cap), msg.subsample,
+                                 who=f"attention from {msg.agent_id or '?'}")
+
+    # ------------------------------------------------------------------ data paths
+    def _emit(self, batch: EventBatch, now_us: int, stamp_offset_ns: int = 0) -> None:
+        with self._lock:
+            filtered = self._filter.apply(batch)
+            for end_us, part in self._packetizer.push(filtered, now_us):
+                pkt = self._encoder.encode(part, stamp_ns=end_us * 1000 + stamp_offset_ns)
+                if self._pub is not None:
+                    self._pub.publish(packet_to_msg(pkt))
+                self.packets += 1
+                self.events_out += len(part)
+
+    def _problem(self, text: str) -> None:
+        self.source_problems += 1
+        self.last_problem = text
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
+
+    def _on_world_state(self, msg: WorldState) -> None:
+        try:
+            if len(msg.robot_ids) != len(self.world.robot_ids):  # the world node overrides the count
+                self._build_world(len(msg.robot_ids))
+            apply_world_state(msg, self.world)
+        except ValueError as exc:
+            self._problem(f"world state rejected: {exc}")
+            return
+        if self.camera.frame_due():
+            self._emit(self.camera.capture(), self.world.time_us)
+
+    def _on_image(self, msg: Image) -> None:
+        stamp_us = stamp_to_ns(msg.header.stamp) // 1000
+        batch = self.images.feed(msg.encoding, msg.width, msg.height, msg.step, msg.data, stamp_us,
+                                 bool(msg.is_bigendian))
+        c = self.images.counters
+        if batch is None:
+            self._problem(f"image rejected: {c.last_problem}")
+            return
+        if (self.width, self.height) != (msg.width, msg.height):
+            if self.width:
+                self._problem(c.last_problem)
+            self._make_stream(msg.width, msg.height)
+        self._emit(batch, stamp_us)
+
+    def _replay_loop(self) -> None:
+        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        try:
+            while not self._stop.is_set():
+                offset = self.get_clock().now().nanoseconds
+                if self.source == "bag":
+                    self._replay_bag(g("bag"), g("bag_topic") or None, g("replay_realtime"))
+                elif self.source == "raw":
+                    first = None
+                    for end_us, batch in self.raw:
+                        if self._stop.is_set():
+                            return
+                        first = end_us if first is None else first
+                        self._emit(batch, end_us, offset - first * 1000)
+                else:
+                    for end_us, batch in self.live:
+                        if self._stop.is_set():
+                            return
+                        if (batch.width, batch.height) != (self.width, self.height):
+                            self._make_stream(batch.width, batch.height)
+                        self._emit(batch, end_us, offset)
+                if not g("replay_loop"):
+                    break
+        except Exception as exc:
+            self._problem(f"source stopped: {type(exc).__name__}: {exc}")
+
+    def _replay_bag(self, bag: str, topic: Optional[str], realtime: bool) -> None:
+        from ..sensors.bag_source import BagReplaySource
+
+        decoder = PacketStreamDecoder()
+        shift = None
+        for _, pkt in BagReplaySource(bag, topic, realtime=realtime):
+            if self._stop.is_set():
+                return
+            batch = decoder.decode(pkt)
+            if batch is None:
+                self._problem(f"bag packet rejected: {decoder.counters.last_problem}")
+                continue
+            if shift is None:
+                shift = self.get_clock().now().nanoseconds - pkt.stamp_ns
+            with self._lock:
+                filtered = self._filter.apply(batch)
+                out = self._encoder.encode(filtered, stamp_ns=pkt.stamp_ns + shift)
+                if self._pub is not None:
+                    self._pub.publish(packet_to_msg(out))
+                self.packets += 1
+                self.events_out += len(filtered)
+
+    # ------------------------------------------------------------------ health
+    def _diagnose(self, st: Status) -> None:
+        if self._filter is None:
+            st.summary(WARN, f"not active (source {self.get_parameter('source').value})")
+            return
+        c = self._filter.counters
+        st.summary(OK, "streaming" if self.packets else "no packets yet")
+        if self.source_problems:
+            st.merge(WARN, self.last_problem)
+        if c.commands_rejected or c.commands_clamped:
+            st.merge(WARN, c.last_warning)
+        ctl = self._filter.controls
+        roi = ctl.roi
+        st.add_all({
+            "source": self.source, "sensor": f"{self.width}x{self.height}", "packets": self.packets,
+            "events_in": c.events_in, "events_out": self.events_out, "dropped_roi": c.dropped_roi,
+            "dropped_subsample": c.dropped_subsample, "dropped_rate_cap": c.dropped_rate_cap,
+            "roi": "full" if roi is None else f"{roi.x_offset},{roi.y_offset},{roi.width},{roi.height}",
+            "rate_cap_ev_s": ctl.rate_cap_ev_s, "subsample": ctl.subsample,
+            "commands": c.commands, "commands_clamped": c.commands_clamped,
+            "commands_rejected": c.commands_rejected, "source_problems": self.source_problems,
+        })
+        if self.source == "image":
+            ic = self.images.counters
+            st.add_all({"images": ic.frames, "images_rejected": ic.rejected, "image_size_changes": ic.size_changes})
+            if ic.rejected and not ic.frames:
+                st.merge(ERROR, f"every image rejected: {ic.last_problem}")
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    exit_with(spin_node(EventSensorNode, args))
+
+
+if __name__ == "__main__":
+    main()

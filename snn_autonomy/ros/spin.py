@@ -1,0 +1,47 @@
+"""The one `main()` body of every node: init, build, spin, clean shutdown.
+
+Configuration and environment errors (a bad parameter, a missing file or
+package) end the process with a one-line fatal log and exit status 2 instead of
+a traceback; Ctrl-C and external shutdown end it quietly with status 0.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+from ..config import ConfigError
+from ..events.errors import EventFormatError
+
+STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError)
+
+
+def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None,
+              threads: int = 1) -> int:
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        try:
+            node = factory()
+        except STARTUP_ERRORS as exc:
+            rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
+            code = 2
+            return code
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def exit_with(code: int) -> None:
+    if code:
+        sys.exit(code)

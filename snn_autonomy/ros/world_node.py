@@ -1,0 +1,178 @@
+"""`world` node: the built-in simulator on ROS 2.
+
+Subscribes  /<robot>/cmd_vel        geometry_msgs/Twist (non-finite values rejected, counted)
+Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, base_link)
+            /<robot>/ground_truth   nav_msgs/Odometry in the map frame
+            /<robot>/collisions     snn_autonomy_msgs/Collision, once per new contact
+            /world/state            snn_autonomy_msgs/WorldState every step, reliable (event sensors render from it)
+            /clock                  rosgraph_msgs/Clock (simulation time, starting at 0)
+            /diagnostics
+A robot whose cmd_vel is older than `cmd_vel_timeout_s` is commanded to stop, as a
+real base controller does.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import List, Optional
+
+import rclpy
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from snn_autonomy_msgs.msg import Collision, WorldState
+
+from ..sim.config import load_world_config, with_robot_count
+from ..sim.world import World
+from . import qos
+from .convert import yaw_to_quat, ns_to_stamp, world_state_to_msg
+from .diagnostics import OK, WARN, Status, Updater
+from .spin import exit_with, spin_node
+
+_KIND = {"wall": Collision.WALL, "obstacle": Collision.OBSTACLE, "robot": Collision.ROBOT}
+
+
+class WorldNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("world", **kwargs)
+        p = self.declare_parameter
+        p("world_config", "", ParameterDescriptor(description="world YAML ('' = the shipped default world)"))
+        p("robots", -1, ParameterDescriptor(description="number of robots (-1 = as in the world file)"))
+        p("real_time_factor", 1.0, ParameterDescriptor(description="simulated s per wall s (0 = as fast as possible)"))
+        p("odom_rate_hz", 50.0, ParameterDescriptor(description="odometry and ground-truth rate [Hz]"))
+        p("cmd_vel_timeout_s", 0.5, ParameterDescriptor(description="stop a robot whose cmd_vel is older [s]"))
+        p("wait_for_subscribers", 0, ParameterDescriptor(
+            description="hold simulation time at 0 until /world/state has this many subscribers"))
+        cfg = load_world_config(self.get_parameter("world_config").value or None)
+        n = self.get_parameter("robots").value
+        if n >= 0:
+            cfg = with_robot_count(cfg, n)
+        self.world = World(cfg)
+        self.rtf = float(self.get_parameter("real_time_factor").value)
+        self.odom_period_us = int(1e6 / max(1e-3, self.get_parameter("odom_rate_hz").value))
+        self.cmd_timeout_us = int(self.get_parameter("cmd_vel_timeout_s").value * 1e6)
+        self._lock = threading.Lock()
+        self._last_cmd_us = [-(1 << 62)] * len(self.world.robot_ids)
+        self._start_pose = self.world.pose.copy()
+        self._odom_pubs, self._gt_pubs, self._col_pubs = [], [], []
+        for i, rid in enumerate(self.world.robot_ids):
+            self.create_subscription(Twist, f"/{rid}/cmd_vel", lambda m, i=i: self._on_cmd(i, m), qos.COMMAND)
+            self._odom_pubs.append(self.create_publisher(Odometry, f"/{rid}/odom", qos.COMMAND))
+            self._gt_pubs.append(self.create_publisher(Odometry, f"/{rid}/ground_truth", qos.COMMAND))
+            self._col_pubs.append(self.create_publisher(Collision, f"/{rid}/collisions", qos.COMMAND))
+        self._state_pub = self.create_publisher(WorldState, "/world/state", qos.STATE)
+        self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
+        self.late_steps = 0
+        self.rejected_cmds = 0
+        self.diag = Updater(self, hardware_id="builtin_world")
+        self.diag.add("simulation", self._diagnose)
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name="world-physics", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"world: {len(self.world.robot_ids)} robots, {len(self.world.obs_pos)} obstacles, "
+            f"dt {self.world.dt_us} us, real-time factor {self.rtf or 'max'}")
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_cmd(self, i: int, msg: Twist) -> None:
+        with self._lock:
+            if not self.world.set_command(i, msg.linear.x, msg.angular.z):
+                self.rejected_cmds += 1
+                self.get_logger().warning(f"{self.world.robot_ids[i]}: non-finite cmd_vel rejected; robot stopped",
+                                          throttle_duration_sec=1.0)
+            self._last_cmd_us[i] = self.world.time_us
+
+    def _diagnose(self, st: Status) -> None:
+        w = self.world
+        st.summary(OK, "running")
+        if self.late_steps:
+            st.merge(WARN, f"{self.late_steps} steps later than real time")
+        if self.rejected_cmds:
+            st.merge(WARN, f"{self.rejected_cmds} non-finite cmd_vel rejected")
+        st.add_all({"sim_time_s": w.time_us / 1e6, "steps": w.step_count, "late_steps": self.late_steps,
+                    "rejected_cmd_vel": self.rejected_cmds,
+                    "collisions": ",".join(str(int(c)) for c in w.collisions),
+                    "distance_m": ",".join(f"{d:.2f}" for d in w.distance_m)})
+
+    # ------------------------------------------------------------------ stepping
+    def _loop(self) -> None:
+        w = self.world
+        next_odom = 0
+        wanted = int(self.get_parameter("wait_for_subscribers").value)
+        while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
+            time.sleep(0.01)
+        wall0 = time.monotonic()
+        try:
+            while self._running and rclpy.ok():
+                with self._lock:
+                    for i, t in enumerate(self._last_cmd_us):
+                        if w.time_us - t > self.cmd_timeout_us:
+                            w.cmd[i] = 0.0
+                    collisions = w.step()
+                    state = world_state_to_msg(w, w.time_us * 1000)
+                now_ns = w.time_us * 1000
+                self._clock_pub.publish(Clock(clock=ns_to_stamp(now_ns)))
+                self._state_pub.publish(state)
+                for c in collisions:
+                    self._publish_collision(c)
+                if w.time_us >= next_odom:
+                    self._publish_odom(now_ns)
+                    next_odom = w.time_us + self.odom_period_us
+                if self.rtf > 0:
+                    due = wall0 + w.time_us / 1e6 / self.rtf
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    elif delay < -0.005:
+                        self.late_steps += 1
+        except Exception as exc:  # context shut down under us, or a real fault: say so
+            if rclpy.ok():
+                self.get_logger().error(f"physics loop stopped: {type(exc).__name__}: {exc}")
+
+    def _publish_collision(self, c) -> None:
+        msg = Collision()
+        msg.header.stamp = ns_to_stamp(c.time_us * 1000)
+        msg.header.frame_id = "map"
+        msg.robot_id = self.world.robot_ids[c.robot]
+        msg.other_kind = _KIND[c.kind]
+        msg.other_id = self.world.robot_ids[c.other] if c.kind == "robot" else f"{c.kind}_{c.other}"
+        msg.position.x, msg.position.y = c.x, c.y
+        msg.relative_speed_mps = c.relative_speed
+        self._col_pubs[c.robot].publish(msg)
+        self.get_logger().warning(f"{msg.robot_id} collided with {msg.other_id} at {c.relative_speed:.2f} m/s")
+
+    def _publish_odom(self, now_ns: int) -> None:
+        w = self.world
+        for i, rid in enumerate(w.robot_ids):
+            x, y, yaw = w.pose[i]
+            x0, y0, yaw0 = self._start_pose[i]
+            c0, s0 = math.cos(-yaw0), math.sin(-yaw0)
+            for pub, frame, (px, py, pyaw) in (
+                    (self._gt_pubs[i], "map", (x, y, yaw)),
+                    (self._odom_pubs[i], f"{rid}/odom", (c0 * (x - x0) - s0 * (y - y0),
+                                                        s0 * (x - x0) + c0 * (y - y0), yaw - yaw0))):
+                m = Odometry()
+                m.header.stamp = ns_to_stamp(now_ns)
+                m.header.frame_id = frame
+                m.child_frame_id = f"{rid}/base_link"
+                m.pose.pose.position.x, m.pose.pose.position.y = float(px), float(py)
+                m.pose.pose.orientation = yaw_to_quat(float(pyaw))
+                m.twist.twist.linear.x, m.twist.twist.angular.z = float(w.vel[i, 0]), float(w.vel[i, 1])
+                pub.publish(m)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    exit_with(spin_node(WorldNode, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Ground truth a robot's camera could know: ranges across its field of view,
+what each ray hits, and how fast that thing closes in (for labels and for
+scripted drivers). Distances are from the camera, in metres, on the floor plane.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .geometry import NO_HIT, ray_circle, ray_segment
+from .world import World
+
+HIT_NONE, HIT_WALL, HIT_OBSTACLE, HIT_ROBOT = -1, 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def _scan(x, y, yaw, rel_angles, max_range, walls, cyl, n_obs, skip, dist, kind, index):
+    for j in range(rel_angles.shape[0]):
+        a = yaw + rel_angles[j]
+        dx = math.cos(a)
+        dy = math.sin(a)
+        best = NO_HIT
+        bk = -1
+        bi = -1
+        for i in range(walls.shape[0]):
+            t, _ = ray_segment(x, y, dx, dy, walls[i, 0], walls[i, 1], walls[i, 2], walls[i, 3])
+            if t < best:
+                best, bk, bi = t, 0, i
+        for i in range(cyl.shape[0]):
+            if i == skip:
+                continue
+            t = ray_circle(x, y, dx, dy, cyl[i, 0], cyl[i, 1], cyl[i, 2])
+            if t < best:
+                if i < n_obs:
+                    best, bk, bi = t, 1, i
+                else:
+                    best, bk, bi = t, 2, i - n_obs
+        if best > max_range:
+            best, bk, bi = max_range, -1, -1
+        dist[j] = best
+        kind[j] = bk
+        index[j] = bi
+
+
+@dataclass
+class RangeScan:
+    """Per ray (left to right across the image): distance, hit kind/index, closing speed (m/s, + = nearer)."""
+
+    angles: np.ndarray      # relative to the heading, + to the left, rad
+    distance: np.ndarray
+    kind: np.ndarray
+    index: np.ndarray
+    closing_speed: np.ndarray
+
+
+def range_scan(world: World, robot: int, n_rays: int = 33, hfov_deg: float | None = None,
+               max_range: float | None = None) -> RangeScan:
+    cam = world.cfg.camera
+    half = math.radians(hfov_deg if hfov_deg is not None else cam.hfov_deg) / 2
+    rel = np.linspace(half, -half, n_rays)
+    x, y, yaw = world.camera_pose(robot)
+    cyl, _, _ = world.cylinders()
+    n_obs = len(world.obs_pos)
+    dist = np.empty(n_rays)
+    kind = np.empty(n_rays, dtype=np.int64)
+    index = np.empty(n_rays, dtype=np.int64)
+    _scan(x, y, yaw, rel, max_range or cam.max_range_m, world.walls, cyl, n_obs, n_obs + robot, dist, kind, index)
+    dirs = np.stack([np.cos(yaw + rel), np.sin(yaw + rel)], axis=1)
+    v_self = world.vel[robot, 0] * np.array([math.cos(yaw), math.sin(yaw)])
+    v_other = np.zeros((n_rays, 2))
+    obs = kind == HIT_OBSTACLE
+    v_other[obs] = world.obs_vel[index[obs]]
+    rob = kind == HIT_ROBOT
+    if rob.any():
+        th = world.pose[index[rob], 2]
+        v_other[rob] = world.vel[index[rob], :1] * np.stack([np.cos(th), np.sin(th)], axis=1)
+    closing = np.einsum("ij,ij->i", v_self[None, :] - v_other, dirs)
+    return RangeScan(rel, dist, kind, index, closing)
