@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table

@@ -54,3 +54,20 @@ def test_demo_replays_the_bag():
     p = run_cli("demo")
     assert p.returncode == 0, p.stderr
     assert "82469" in p.stdout and "external triggers" in p.stdout
+
+
+def test_sim_json_keys():
+    p = run_cli("sim", "--agents", "2", "--duration", "0.5", "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["agents"] == 2 and r["duration_s"] == 0.5
+    assert r["real_time_factor"] > 0 and r["events_per_s"] > 0
+    assert r["events_per_s_per_agent"] == pytest.approx(r["events_per_s"] / 2, rel=1e-3)
+
+
+def test_sim_rejects_a_bad_world_file(tmp_path):
+    bad = tmp_path / "w.yaml"
+    bad.write_text("world:\n  camera: {width: 0}\n")
+    p = run_cli("sim", "--world", bad, "--json")
+    assert p.returncode == 2
+    assert "world.camera.width: 0 is below the minimum 8" in p.stderr

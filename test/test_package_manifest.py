@@ -16,7 +16,7 @@ ROSDEP = {
 }
 # Optional at run time (benchmarks, hardware back ends): imported inside functions behind a check.
 OPTIONAL = {"snntorch", "norse", "spikingjelly", "lava", "nir", "pynvml", "metavision_sdk_core",
-            "metavision_hal", "dv_processing", "launch", "launch_ros", "ros_gz_bridge"}
+            "metavision_hal", "metavision_core", "dv_processing", "launch", "launch_ros", "ros_gz_bridge"}
 
 
 def _imports():

@@ -16,7 +16,7 @@ from numba import njit
 from .batch import EventBatch
 from .stats import (C_EVENTS, C_NO_TIME_BASE, C_OUT_OF_RANGE, C_SKIPPED_WORDS, C_TIME_BACKWARDS,
                     C_TIME_WRAPS, C_TRIGGERS, C_UNKNOWN_WORDS, C_WORDS)
-from .words import WordStreamDecoder, check_encodable
+from .words import WordStreamDecoder, check_encodable, filler_words
 
 WORD_BYTES = 4
 _HIGH_BITS = 28
@@ -115,12 +115,16 @@ class Evt2Decoder(WordStreamDecoder):
 
 
 @njit(cache=True, nogil=True)
-def _encode(xs, ys, ts, ps, out):
+def _encode(xs, ys, ts, ps, tr_t, tr_id, tr_val, out):
     n = xs.shape[0]
+    n_tr = tr_t.shape[0]
     k = 0
     cur_th = np.int64(-1)
-    for i in range(n):
-        t = ts[i]
+    i = 0
+    m = 0
+    while i < n or m < n_tr:
+        trigger = m < n_tr and (i >= n or tr_t[m] <= ts[i])
+        t = tr_t[m] if trigger else ts[i]
         th = t >> 6
         if th != cur_th:
             if cur_th >= 0:
@@ -131,19 +135,22 @@ def _encode(xs, ys, ts, ps, out):
             out[k] = (0x8 << 28) | (th & 0xFFFFFFF)
             k += 1
             cur_th = th
-        out[k] = (np.int64(ps[i]) << 28) | ((t & 0x3F) << 22) | (np.int64(xs[i]) << 11) | np.int64(ys[i])
+        if trigger:
+            out[k] = (0xA << 28) | ((t & 0x3F) << 22) | ((np.int64(tr_id[m]) & 0x1F) << 8) | (np.int64(tr_val[m]) & 1)
+            m += 1
+        else:
+            out[k] = (np.int64(ps[i]) << 28) | ((t & 0x3F) << 22) | (np.int64(xs[i]) << 11) | np.int64(ys[i])
+            i += 1
         k += 1
     return k
 
 
 def encode_evt2(batch: EventBatch) -> bytes:
-    """Encode a batch as EVT2 words (starting with TIME_HIGH)."""
-    ev = batch.events
-    if len(ev) == 0:
+    """Encode a batch (events and triggers) as EVT2 words, starting with TIME_HIGH."""
+    ev, tr = batch.events, batch.triggers
+    if len(ev) == 0 and len(tr) == 0:
         return b""
     check_encodable(batch)
-    gaps = np.diff(ev["t"] >> 6) if len(ev) > 1 else np.zeros(0, dtype=np.int64)
-    filler = int((gaps // (_HALF_HIGH - 1)).sum()) if len(gaps) else 0
-    out = np.empty(2 * len(ev) + filler + 2, dtype="<u4")
-    k = _encode(ev["x"], ev["y"], ev["t"], ev["p"], out)
+    out = np.empty(2 * (len(ev) + len(tr)) + filler_words(batch, 6, _HALF_HIGH) + 2, dtype="<u4")
+    k = _encode(ev["x"], ev["y"], ev["t"], ev["p"], tr["t"], tr["id"], tr["value"], out)
     return out[:k].tobytes()

@@ -24,7 +24,7 @@ from .batch import EventBatch
 from .stats import (C_EVENTS, C_NO_ROW, C_NO_TIME_BASE, C_NO_VECTOR_BASE, C_OUT_OF_RANGE,
                     C_SKIPPED_WORDS, C_TIME_BACKWARDS, C_TIME_WRAPS, C_TRIGGERS, C_UNKNOWN_WORDS,
                     C_WORDS)
-from .words import WordStreamDecoder, check_encodable
+from .words import WordStreamDecoder, check_encodable, filler_words
 
 WORD_BYTES = 2
 TIME_BITS = 24
@@ -209,35 +209,50 @@ class Evt3Decoder(WordStreamDecoder):
 
 # --------------------------------------------------------------------------- encoder
 
+@njit(cache=True, nogil=True, inline="always")
+def _time_words(t, out, k, cur_th_full, cur_tl):
+    """Emit the TIME_HIGH / TIME_LOW words that bring the receiver to time t."""
+    th_full = t >> 12
+    if th_full != cur_th_full:
+        # A receiver unfolds wraps from backwards steps of TIME_HIGH: never let
+        # it see a forward jump of half the range or more in one step.
+        if cur_th_full >= 0:
+            while th_full - cur_th_full >= _HALF_HIGH:
+                cur_th_full += _HALF_HIGH - 1
+                out[k] = 0x8000 | (cur_th_full & 0xFFF)
+                k += 1
+        out[k] = 0x8000 | (th_full & 0xFFF)
+        k += 1
+        cur_th_full = th_full
+        cur_tl = -1
+    tl = t & 0xFFF
+    if tl != cur_tl:
+        out[k] = 0x6000 | tl
+        k += 1
+        cur_tl = tl
+    return k, cur_th_full, cur_tl
+
+
 @njit(cache=True, nogil=True)
-def _encode(xs, ys, ts, ps, out):
-    """Encode sorted events into EVT3 words; returns the number of words written."""
+def _encode(xs, ys, ts, ps, tr_t, tr_id, tr_val, out):
+    """Encode sorted events and triggers into EVT3 words; returns the number of words written."""
     n = xs.shape[0]
+    n_tr = tr_t.shape[0]
     k = 0
     cur_th_full = np.int64(-1)
     cur_tl = np.int64(-1)
     cur_y = np.int64(-1)
     i = 0
-    while i < n:
+    m = 0
+    while i < n or m < n_tr:
+        if m < n_tr and (i >= n or tr_t[m] <= ts[i]):
+            k, cur_th_full, cur_tl = _time_words(tr_t[m], out, k, cur_th_full, cur_tl)
+            out[k] = 0xA000 | ((np.int64(tr_id[m]) & 0xF) << 8) | (np.int64(tr_val[m]) & 1)
+            k += 1
+            m += 1
+            continue
         ti = ts[i]
-        th_full = ti >> 12
-        if th_full != cur_th_full:
-            # A receiver unfolds wraps from backwards steps of TIME_HIGH: never let
-            # it see a forward jump of half the range or more in one step.
-            if cur_th_full >= 0:
-                while th_full - cur_th_full >= _HALF_HIGH:
-                    cur_th_full += _HALF_HIGH - 1
-                    out[k] = 0x8000 | (cur_th_full & 0xFFF)
-                    k += 1
-            out[k] = 0x8000 | (th_full & 0xFFF)
-            k += 1
-            cur_th_full = th_full
-            cur_tl = -1
-        tl = ti & 0xFFF
-        if tl != cur_tl:
-            out[k] = 0x6000 | tl
-            k += 1
-            cur_tl = tl
+        k, cur_th_full, cur_tl = _time_words(ti, out, k, cur_th_full, cur_tl)
         yi = np.int64(ys[i])
         if yi != cur_y:
             out[k] = yi
@@ -271,13 +286,11 @@ def _encode(xs, ys, ts, ps, out):
 
 
 def encode_evt3(batch: EventBatch) -> bytes:
-    """Encode a batch as one self-contained EVT3 packet (see module docstring)."""
-    ev = batch.events
-    if len(ev) == 0:
+    """Encode a batch (events and triggers) as one self-contained EVT3 packet (see module docstring)."""
+    ev, tr = batch.events, batch.triggers
+    if len(ev) == 0 and len(tr) == 0:
         return b""
     check_encodable(batch)
-    gaps = np.diff(ev["t"] >> 12) if len(ev) > 1 else np.zeros(0, dtype=np.int64)
-    filler = int((gaps // (_HALF_HIGH - 1)).sum()) if len(gaps) else 0
-    out = np.empty(4 * len(ev) + filler + 4, dtype="<u2")
-    k = _encode(ev["x"], ev["y"], ev["t"], ev["p"], out)
+    out = np.empty(4 * (len(ev) + len(tr)) + filler_words(batch, 12, _HALF_HIGH) + 4, dtype="<u2")
+    k = _encode(ev["x"], ev["y"], ev["t"], ev["p"], tr["t"], tr["id"], tr["value"], out)
     return out[:k].tobytes()

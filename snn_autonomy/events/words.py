@@ -43,8 +43,19 @@ def as_words(buf, dtype: np.dtype, counters: np.ndarray) -> np.ndarray:
     return raw.view(dtype)
 
 
+def filler_words(batch: EventBatch, low_bits: int, half_high: int) -> int:
+    """Upper bound on the extra TIME_HIGH words an encoder inserts across long silences."""
+    t = np.sort(np.concatenate([batch.events["t"], batch.triggers["t"]]))
+    if len(t) < 2:
+        return 0
+    return int((np.diff(t >> low_bits) // (half_high - 1)).sum())
+
+
 def check_encodable(batch: EventBatch, max_coord: int = 2047) -> None:
     """Raise EventFormatError unless the batch is sorted, in its geometry, and t >= 0."""
+    tr = batch.triggers
+    if len(tr) and (int(tr["t"].min()) < 0 or np.any(np.diff(tr["t"]) < 0)):
+        raise EventFormatError("trigger times must be sorted and >= 0 to encode")
     ev = batch.events
     if len(ev) == 0:
         return

@@ -30,6 +30,7 @@ from ..sensors.controls import EventFilter
 from ..sensors.dvs import DvsConfig
 from ..sensors.image import ImageEventSource
 from ..sensors.packetizer import Packetizer
+from ..sensors.warmup import warm_up
 from . import qos
 from .convert import apply_world_state, packet_to_msg, stamp_to_ns
 from .diagnostics import ERROR, OK, WARN, Status, Updater
@@ -54,11 +55,17 @@ class EventSensorNode(LifecycleNode):
                                                              "'' = the node's namespace"))
         self.declare_parameter("world_config", "", d(description="world YAML of the world node ('' = default)"))
         self.declare_parameter("image_topic", "image_raw", d(description="Image topic (source image)"))
+        self.declare_parameter("image_reliable", False, d(description="subscribe images reliably (the camera "
+                                                                      "must publish reliably); default: sensor-data QoS"))
         self.declare_parameter("bag", "", d(description="rosbag2 directory of EventPackets (source bag)"))
         self.declare_parameter("bag_topic", "", d(description="EventPacket topic in the bag ('' = the only one)"))
         self.declare_parameter("raw_file", "", d(description="Prophesee RAW file (source raw)"))
         self.declare_parameter("replay_realtime", True, d(description="replay at the recorded pace"))
         self.declare_parameter("replay_loop", False, d(description="start the recording again at its end"))
+        self.declare_parameter("wait_for_subscribers", 0, d(description="replays: hold until `events` has this "
+                                                                        "many subscribers"))
+        self.declare_parameter("replay_delay_s", 0.0, d(description="replays: wait this long before the first "
+                                                                    "packet (after the subscribers) [s]"))
         self.declare_parameter("camera_backend", "", d(description="metavision | dv_processing ('' = first found)"))
         self.declare_parameter("serial", "", d(description="camera serial ('' = first camera)"))
         self.declare_parameter("autostart", True, d(description="configure and activate on start"))
@@ -75,6 +82,8 @@ class EventSensorNode(LifecycleNode):
         self.packets = 0
         self.events_out = 0
         self.source_problems = 0
+        self.missed_states = 0   # world states that never arrived (the camera skipped frames)
+        self._last_step: Optional[int] = None
         self.last_problem = ""
         self.diag = Updater(self, hardware_id="event_sensor")
         self.diag.add("event stream", self._diagnose)
@@ -97,6 +106,8 @@ class EventSensorNode(LifecycleNode):
         except Exception as exc:  # a missing file, package or camera: fail the transition, say why
             self.get_logger().error(f"cannot open source {self.source!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        if self.source != "world":
+            warm_up()  # (the world source warmed up with its renderer)
         self._pub = self.create_lifecycle_publisher(EventPacket, "events", qos.SENSOR)
         self._apply_controls(g("roi"), g("erc_mode"), g("erc_rate"), g("subsample"))
         self.get_logger().info(f"configured: source {self.source}, {self.width}x{self.height}, "
@@ -108,8 +119,9 @@ class EventSensorNode(LifecycleNode):
         if self.source == "world":
             self._subs.append(self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE))
         elif self.source == "image":
+            image_qos = qos.COMMAND if self.get_parameter("image_reliable").value else qos.SENSOR
             self._subs.append(self.create_subscription(Image, self.get_parameter("image_topic").value,
-                                                       self._on_image, qos.SENSOR))
+                                                       self._on_image, image_qos))
         else:
             self._stop.clear()
             self._worker = threading.Thread(target=self._replay_loop, name="event-source", daemon=True)
@@ -179,6 +191,7 @@ class EventSensorNode(LifecycleNode):
                              "set robot_id or run the node in the robot's namespace")
         self.world, self.camera = world, WorldCamera(world, world.robot_ids.index(self.robot_id), self.dvs)
         self.width, self.height = self.camera.width, self.camera.height
+        warm_up(world, world.robot_ids.index(self.robot_id))
 
     def _make_stream(self, width: int, height: int) -> None:
         self.width, self.height = width, height
@@ -244,6 +257,9 @@ class EventSensorNode(LifecycleNode):
         except ValueError as exc:
             self._problem(f"world state rejected: {exc}")
             return
+        if self._last_step is not None and msg.step != self._last_step + 1:
+            self.missed_states += max(0, msg.step - self._last_step - 1)
+        self._last_step = msg.step
         if self.camera.frame_due():
             self._emit(self.camera.capture(), self.world.time_us)
 
@@ -263,6 +279,11 @@ class EventSensorNode(LifecycleNode):
 
     def _replay_loop(self) -> None:
         g = lambda n: self.get_parameter(n).value  # noqa: E731
+        wanted = int(g("wait_for_subscribers"))
+        while wanted and not self._stop.is_set() and self._pub.get_subscription_count() < wanted:
+            time.sleep(0.01)
+        # matched on our side; the subscriber's side may need a moment more before it accepts data
+        self._stop.wait(float(g("replay_delay_s")))
         try:
             while not self._stop.is_set():
                 offset = self.get_clock().now().nanoseconds
@@ -331,6 +352,10 @@ class EventSensorNode(LifecycleNode):
             "commands": c.commands, "commands_clamped": c.commands_clamped,
             "commands_rejected": c.commands_rejected, "source_problems": self.source_problems,
         })
+        if self.source == "world":
+            st.add("missed_world_states", self.missed_states)
+            if self.missed_states:
+                st.merge(WARN, f"{self.missed_states} world states missed (frames skipped)")
         if self.source == "image":
             ic = self.images.counters
             st.add_all({"images": ic.frames, "images_rejected": ic.rejected, "image_size_changes": ic.size_changes})

@@ -35,6 +35,11 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A callback that was publishing when SIGINT/SIGTERM shut the context down
+        # fails with "context is invalid": that is a normal shutdown, anything else is not.
+        if node is not None and node.context.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()

@@ -102,10 +102,10 @@ class WorldNode(Node):
         w = self.world
         next_odom = 0
         wanted = int(self.get_parameter("wait_for_subscribers").value)
-        while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
-            time.sleep(0.01)
-        wall0 = time.monotonic()
         try:
+            while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
+                time.sleep(0.01)
+            wall0 = time.monotonic()
             while self._running and rclpy.ok():
                 with self._lock:
                     for i, t in enumerate(self._last_cmd_us):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 CONTACT_WALL, CONTACT_OBSTACLE, CONTACT_ROBOT = 0, 1, 2

@@ -2,7 +2,6 @@
 benchmarks and data generation; the robot's own controller uses perception)."""
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import numpy as np

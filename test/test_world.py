@@ -1,0 +1,128 @@
+"""The built-in world: determinism, kinematics, collisions, rendering, configuration."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from snn_autonomy.config import ConfigError, from_dict
+from snn_autonomy.sim.config import WorldConfig, load_world_config, with_robot_count
+from snn_autonomy.sim.ground_truth import HIT_WALL, range_scan
+from snn_autonomy.sim.world import World, config_sha256
+
+
+def _empty_world(**robots):
+    cfg = from_dict({"seed": 1, "arena": {"size_m": [6.0, 4.0], "moving_obstacles": {"count": 0}},
+                     "robots": {"count": 1, "start_poses": [[1.0, 2.0, 0.0]], **robots}}, WorldConfig)
+    return World(cfg)
+
+
+def _run(world, steps, cmds):
+    for _ in range(steps):
+        for i, (v, w) in enumerate(cmds):
+            world.set_command(i, v, w)
+        world.step()
+
+
+def test_same_seed_same_world_and_trajectories():
+    cfg = load_world_config()
+    a, b = World(cfg), World(cfg)
+    np.testing.assert_array_equal(a.obs_pos, b.obs_pos)
+    _run(a, 500, [(0.5, 0.3)] * 3)
+    _run(b, 500, [(0.5, 0.3)] * 3)
+    np.testing.assert_array_equal(a.pose, b.pose)
+    np.testing.assert_array_equal(a.render(1), b.render(1))
+    c = World(replace(cfg, seed=cfg.seed + 1))
+    assert not np.array_equal(a.obs_pos, c.obs_pos) or not np.array_equal(a.obs_vel, c.obs_vel)
+
+
+def test_unicycle_limits_and_arc():
+    w = _empty_world(max_linear_mps=0.5, max_linear_accel=1.0, max_angular_rps=1.0)
+    w.set_command(0, 5.0, 0.0)  # clamped to 0.5 m/s
+    w.step()
+    assert w.vel[0, 0] == pytest.approx(0.001)  # 1 m/s^2 for 1 ms
+    _run(w, 1000, [(5.0, 0.0)])
+    assert w.vel[0, 0] == pytest.approx(0.5)
+    # a full circle at v = 0.5, w = 1 returns to its start (radius 0.5 m)
+    w2 = _empty_world(max_linear_accel=100.0, max_angular_accel=500.0)
+    w2.vel[0] = (0.5, 1.0)
+    start = w2.pose[0].copy()
+    _run(w2, int(round(2 * math.pi / 0.001)), [(0.5, 1.0)])
+    assert np.hypot(*(w2.pose[0, :2] - start[:2])) < 0.01
+
+
+def test_non_finite_command_is_rejected_and_stops():
+    w = _empty_world()
+    w.set_command(0, 0.4, 0.0)
+    assert not w.set_command(0, float("nan"), 0.0)
+    assert w.rejected_commands == 1 and tuple(w.cmd[0]) == (0.0, 0.0)
+
+
+def test_wall_collision_is_detected_once_and_robot_stays_inside():
+    w = _empty_world()
+    _run(w, 20_000, [(0.6, 0.0)])  # straight at the wall at x = 6
+    assert w.collisions[0] == 1
+    r = w.cfg.robots.radius_m
+    assert w.pose[0, 0] <= 6.0 - r + 1e-6
+    assert w.vel[0, 0] == pytest.approx(0.0, abs=0.01)
+
+
+def test_robots_collide_with_each_other():
+    cfg = from_dict({"arena": {"size_m": [6.0, 4.0], "moving_obstacles": {"count": 0}},
+                     "robots": {"count": 2, "start_poses": [[1.0, 2.0, 0.0], [3.0, 2.0, math.pi]]}}, WorldConfig)
+    w = World(cfg)
+    _run(w, 3000, [(0.5, 0.0), (0.5, 0.0)])
+    assert list(w.collisions) == [1, 1]
+    assert np.hypot(*(w.pose[0, :2] - w.pose[1, :2])) >= 2 * cfg.robots.radius_m - 1e-6
+
+
+def test_moving_obstacles_stay_in_the_arena():
+    cfg = load_world_config()
+    w = World(cfg)
+    _run(w, 20_000, [(0.0, 0.0)] * 3)
+    W, H = cfg.arena.size_m
+    m = w.obs_moving
+    assert (w.obs_pos[m, 0] - w.obs_r[m] > -0.02).all() and (w.obs_pos[m, 0] + w.obs_r[m] < W + 0.02).all()
+    assert (w.obs_pos[m, 1] - w.obs_r[m] > -0.02).all() and (w.obs_pos[m, 1] + w.obs_r[m] < H + 0.02).all()
+    assert np.linalg.norm(w.obs_vel[m], axis=1).min() > 0.0
+
+
+def test_render_shape_contrast_and_motion():
+    w = World(load_world_config())
+    img = w.render(0)
+    assert img.shape == (96, 128) and img.dtype == np.float32
+    assert 0.0 < img.min() and img.max() <= 1.0 and img.std() > 0.05
+    w.vel[0] = (0.0, 1.0)
+    _run(w, 50, [(0.0, 1.0)] * 3)
+    assert np.abs(w.render(0) - img).mean() > 0.01  # turning changes the view
+
+
+def test_range_scan_sees_the_wall_ahead():
+    w = _empty_world()
+    scan = range_scan(w, 0, n_rays=9)
+    centre = len(scan.distance) // 2
+    cam_x = w.camera_pose(0)[0]
+    assert scan.kind[centre] == HIT_WALL
+    assert scan.distance[centre] == pytest.approx(6.0 - cam_x, abs=1e-6)
+    w.vel[0] = (0.5, 0.0)
+    assert range_scan(w, 0, n_rays=9).closing_speed[centre] == pytest.approx(0.5)
+
+
+def test_config_errors_and_hash():
+    with pytest.raises(ConfigError, match="textures: 'marble' is used but not defined"):
+        from_dict({"arena": {"wall_texture": "marble"}}, WorldConfig)
+    with pytest.raises(ConfigError, match="speed_mps: range"):
+        from_dict({"arena": {"moving_obstacles": {"speed_mps": [2.0, 1.0]}}}, WorldConfig)
+    with pytest.raises(ConfigError, match="camera.width: 4 is below the minimum 8"):
+        from_dict({"camera": {"width": 4}}, WorldConfig)
+    cfg = load_world_config()
+    assert config_sha256(cfg) == config_sha256(with_robot_count(cfg, 7))
+    assert config_sha256(cfg) != config_sha256(replace(cfg, seed=99))
+
+
+def test_crowded_arena_is_a_clear_error():
+    cfg = from_dict({"arena": {"size_m": [1.0, 1.0], "moving_obstacles": {"count": 30}}}, WorldConfig)
+    with pytest.raises(ValueError, match="arena too crowded"):
+        World(cfg)
