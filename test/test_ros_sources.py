@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from event_camera_msgs.msg import EventPacket
+from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -127,3 +128,34 @@ def test_events_record_cli_writes_a_readable_mcap(tmp_path, evt3_bag):
     assert [(t.name, t.count) for t in bag_topics(out)] == [("/replay/events", 105)]
     dec = PacketStreamDecoder()
     assert sum(len(dec.decode(p)) for _, _, p in read_event_packets(out)) == 82469
+
+
+def test_world_node_reports_a_collision_and_rejects_nan_commands(tmp_path):
+    from snn_autonomy_msgs.msg import Collision
+
+    world_yaml = tmp_path / "wall.yaml"
+    world_yaml.write_text("world:\n  arena: {size_m: [4.0, 3.0], moving_obstacles: {count: 0}}\n"
+                          "  robots: {count: 1, start_poses: [[3.2, 1.5, 0.0]]}\n")
+    probe = Probe("collision_probe")
+    n = probe.node
+    hits, diag = [], []
+    n.create_subscription(Collision, "/robot_0/collisions", hits.append, qos.COMMAND)
+    n.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
+    cmd = n.create_publisher(Twist, "/robot_0/cmd_vel", qos.COMMAND)
+    with NodeProcess(WORLD, {"world_config": str(world_yaml)}) as node:
+        probe.spin_until(lambda: cmd.get_subscription_count() > 0, 60, "world to come up")
+        bad = Twist()
+        bad.linear.x = float("nan")
+        cmd.publish(bad)
+        fwd = Twist()
+        fwd.linear.x = 0.6
+        deadline_hits = lambda: bool(hits)  # noqa: E731
+        for _ in range(100):
+            cmd.publish(fwd)
+            probe.spin_for(0.05)
+            if deadline_hits():
+                break
+        assert hits and hits[0].other_kind == Collision.WALL and hits[0].robot_id == "robot_0", node.log()[-2000:]
+        probe.spin_until(lambda: _diag_values(diag, "world").get("rejected_cmd_vel") == "1", 10,
+                         "the NaN command to be counted")
+    probe.close()
