@@ -10,6 +10,7 @@ PACKAGE = "snn_autonomy"
 NODES = {
     "world": "snn_autonomy.ros.world_node:main",
     "event_sensor": "snn_autonomy.ros.event_sensor_node:main",
+    "perception": "snn_autonomy.ros.perception_node:main",
 }
 
 setup(

@@ -5,6 +5,8 @@
                                          the built-in world with every event camera on, headless
   snn-autonomy events info PATH [--json] summarise a RAW file or an EventPacket bag
   snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
+  snn-autonomy train [--epochs N] [--out FILE]   train the perception SNN (GPU when present)
+  snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
   snn-autonomy bench codec|emulator [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
@@ -19,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from .config import ConfigError
 from .events.errors import EventFormatError
+from .perception.errors import ModelFileError
 
 
 def _print_json(obj: Dict[str, Any]) -> None:
@@ -110,6 +113,50 @@ def cmd_events_record(args: argparse.Namespace) -> int:
     return 0 if counts else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    from rich.progress import Progress
+
+    from .perception.train import TrainConfig, run_training
+
+    from rich.console import Console
+
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      delay_steps=args.delays, channels=tuple(args.channels), hidden=args.hidden, device=args.device)
+    command = "snn-autonomy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # progress goes to stderr, so that --json leaves stdout to the result
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task("training", total=cfg.epochs)
+
+        def on_epoch(epoch: int, total: int, row: dict) -> None:
+            progress.update(task, completed=epoch, description=(
+                f"epoch {epoch}/{total} loss {row['loss']:.3f} val acc {100 * row['val_accuracy']:.1f}%"))
+
+        manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration,
+                                grid=tuple(args.grid) if args.grid else None, command=command, progress=on_epoch,
+                                log=progress.console.print)
+    summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_table(f"trained {args.out}", summary)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .perception.evaluate import evaluate
+
+    plot = Path(args.plot) if args.plot else Path(args.out_dir) / "early_exit_curve.png"
+    result = evaluate(Path(args.model) if args.model else None, world=args.world or "", episodes=args.episodes,
+                      seed=args.seed, duration_s=args.duration, plot=plot)
+    if args.json:
+        _print_json({k: v for k, v in result.items() if k != "curve"} | {"curve": result["curve"]})
+    else:
+        _print_table("eval", {k: v for k, v in result.items() if k != "curve"})
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
@@ -133,6 +180,33 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int)
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_sim)
+
+    train = sub.add_parser("train", help="train the perception SNN on data from the built-in world")
+    train.add_argument("--out", default="models/perception_default.npz", help="model file (.npz; manifest beside it)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--delays", type=int, default=0, help="learnable synaptic delays, max steps (0 = off)")
+    train.add_argument("--channels", type=int, nargs=2, default=[8, 16])
+    train.add_argument("--hidden", type=int, default=64)
+    train.add_argument("--grid", type=int, nargs=2, metavar=("W", "H"), help="input grid (default 32 24)")
+    train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
+    train.add_argument("--duration", type=float, help="simulated seconds per seed (default 40)")
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a perception model with and without early exit")
+    ev.add_argument("--model", help="model file (default: the shipped model)")
+    ev.add_argument("--world", help="world YAML (default: the shipped world's test split)")
+    ev.add_argument("--episodes", type=int, help="number of layouts (seeds) to draw")
+    ev.add_argument("--seed", type=int, help="first seed of the drawn layouts")
+    ev.add_argument("--duration", type=float, help="simulated seconds per layout")
+    ev.add_argument("--out-dir", default=".", help="where the PNG goes (default: here)")
+    ev.add_argument("--plot", help="PNG path (default: OUT_DIR/early_exit_curve.png)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_eval)
 
     events = sub.add_parser("events", help="event recordings")
     ev_sub = events.add_subparsers(dest="events_command", required=True)
@@ -166,7 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (EventFormatError, ConfigError) as exc:
+    except (EventFormatError, ConfigError, ModelFileError) as exc:
         print(f"snn-autonomy: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -98,3 +98,18 @@ def test_bad_images_are_counted_not_raised():
     assert src.counters.size_changes == 1
     assert src.feed("mono8", 8, 4, 8, bytes(32), 1500) is not None
     assert src.counters.time_backwards == 1
+
+
+def test_large_random_changes_never_overrun_the_event_buffer():
+    # float32 references drifting over many threshold crossings once made the emulator emit
+    # more events than it had counted room for; every crossing is now counted exactly once.
+    rng = np.random.default_rng(7)
+    em = DvsEmulator(32, 24, DvsConfig(shot_noise_rate_hz=2000.0, refractory_us=0, seed=1))
+    em.feed(np.full((24, 32), 0.5), 0)
+    total = 0
+    for i in range(1, 400):
+        out = em.feed(rng.uniform(0.001, 1.0, (24, 32)), i * 1000)
+        assert out.events.dtype.names == ("x", "y", "t", "p")
+        assert np.all(np.diff(out.t) >= 0) and out.x.max() < 32 and out.y.max() < 24
+        total += len(out)
+    assert total > 100_000

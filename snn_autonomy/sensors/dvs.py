@@ -62,36 +62,44 @@ def _active_pixels(log_new, ref, c_on, c_off, leak, active):
 
 @njit(cache=True, nogil=True)
 def _emulate(active, log_old, log_new, ref, c_on, c_off, last_t, t0, t1, refractory, width, xs, ys, ts, ps):
-    """Threshold crossings of the active pixels between frames at t0 and t1 (us); returns events written."""
+    """Threshold crossings of the active pixels between frames at t0 and t1 (us); returns events written.
+
+    The number of crossings of a pixel is computed exactly as in `_active_pixels` (so the
+    output never exceeds the space counted for it), and crossing j lies at ref + j * C."""
     k = 0
+    cap = xs.shape[0]
     span = t1 - t0
     for a in range(active.shape[0]):
         i = active[a]
         l0 = log_old[i]
         l1 = log_new[i]
         dl = l1 - l0
-        while True:
-            d = l1 - ref[i]
-            if d >= c_on[i]:
-                level = ref[i] + c_on[i]
-                pol = 1
-            elif -d >= c_off[i]:
-                level = ref[i] - c_off[i]
-                pol = 0
-            else:
-                break
-            ref[i] = level
+        d = l1 - ref[i]
+        if d >= c_on[i]:
+            step = c_on[i]
+            n = int(d / step)
+            pol = 1
+        elif -d >= c_off[i]:
+            step = -c_off[i]
+            n = int(-d / c_off[i])
+            pol = 0
+        else:
+            continue
+        base = ref[i]
+        for j in range(1, n + 1):
+            level = base + j * step
             frac = (level - l0) / dl if dl != 0.0 else 1.0
             frac = min(1.0, max(0.0, frac))
             # (t0, t1]: a crossing at the old frame's level belongs just after it
             te = t0 + max(np.int64(1), np.int64(np.ceil(frac * span)))
-            if te - last_t[i] >= refractory:
+            if te - last_t[i] >= refractory and k < cap:
                 last_t[i] = te
                 xs[k] = i % width
                 ys[k] = i // width
                 ts[k] = te
                 ps[k] = pol
                 k += 1
+        ref[i] = base + n * step
     return k
 
 

@@ -69,7 +69,7 @@ class CameraConfig:
     width: int = spec(128, lo=8, hi=2048, unit="px")
     height: int = spec(96, lo=8, hi=2048, unit="px")
     hfov_deg: float = spec(90.0, lo=10.0, hi=170.0, help="horizontal field of view", unit="deg")
-    mount_height_m: float = spec(0.15, lo=0.01, hi=3.0, unit="m")
+    mount_height_m: float = spec(0.3, lo=0.01, hi=3.0, unit="m")
     max_range_m: float = spec(20.0, lo=0.5, hi=1000.0, unit="m")
     frame_rate_hz: float = spec(1000.0, lo=10.0, hi=100000.0,
                                 help="render rate; events are interpolated between frames", unit="Hz")

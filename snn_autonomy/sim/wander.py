@@ -12,8 +12,9 @@ from .world import World
 
 class WanderDriver:
     """Cruise at `cruise_mps`; when anything is nearer than `avoid_m` in the central
-    third of the view, slow down and turn toward the side with more room; otherwise
-    drift with a slowly varying random turn rate (seeded)."""
+    third of the view, slow down and turn toward the side with more room; turn away
+    from anything within 0.6 x `avoid_m` at the sides; otherwise drift with a slowly
+    varying random turn rate (seeded)."""
 
     def __init__(self, world: World, robot: int, cruise_mps: float = 0.4, avoid_m: float = 0.9,
                  seed: int = 0, rays: int = 15) -> None:
@@ -34,4 +35,9 @@ class WanderDriver:
             turn = 1.0 if left.mean() >= right.mean() else -1.0
             speed = self.cruise * max(0.0, (nearest - 0.35) / self.avoid)
             return speed, 1.8 * turn
+        # keep off walls and obstacles at the sides too, instead of grazing along them
+        if left.min() < 0.6 * self.avoid:
+            return self.cruise, -0.9
+        if right.min() < 0.6 * self.avoid:
+            return self.cruise, 0.9
         return self.cruise, float(np.clip(self._drift, -0.8, 0.8))

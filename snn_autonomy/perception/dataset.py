@@ -1,0 +1,198 @@
+"""Datasets of (event frames, label) generated from the built-in world.
+
+Each seed builds its own arena layout (inner walls and static obstacles drawn from
+the seed) on top of a world file, drops four robots that wander (scripted, from
+ground truth, bold enough to come close to things) and records every robot's
+event camera. Every `sample_period_ms` each robot yields one sample: the last
+`t_max` bins of `bin_us` of its events, pooled onto the model's input grid
+(T, 2, H, W) as uint8 counts, labelled from ground truth at the window's end.
+Splits use disjoint seeds, hence disjoint layouts. Generation is deterministic
+and cached by the hash of its specification.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..config import spec, to_dict
+from ..events.batch import EventBatch
+from ..events.representations import binned_frames
+from ..events.roi import Roi
+from ..sensors.world_camera import WorldCamera
+from ..sim.config import WallConfig, WorldConfig, load_world_config
+from ..sim.ground_truth import range_scan
+from ..sim.wander import WanderDriver
+from ..sim.world import World
+from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan
+
+SPLIT_SEEDS = {"train": (101, 102, 103, 104, 105, 106), "val": (201, 202), "test": (301, 302)}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How events become the model's input (stored in the model manifest)."""
+
+    sensor: Tuple[int, int] = (128, 96)
+    grid: Tuple[int, int] = (64, 48)     # ROI pooled onto this (W, H)
+    bin_us: int = spec(2000, lo=100, hi=1_000_000, unit="us")
+    t_max: int = spec(16, lo=1, hi=1000, help="time steps (bins) of one decision at most")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    world: str = ""                      # world YAML ('' = the shipped default)
+    seeds: Tuple[int, ...] = SPLIT_SEEDS["train"]
+    duration_s: float = 40.0
+    robots: int = 4
+    sample_period_ms: float = 50.0
+    warmup_s: float = 0.5                # no samples before the cameras have history
+    label: LabelConfig = field(default_factory=LabelConfig)
+    inputs: InputSpec = field(default_factory=InputSpec)
+    randomize_layout: bool = True
+    generator_version: int = 6           # bump when generation changes, so caches are not reused
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray          # (N, T, 2, H, W) uint8 event counts
+    y: np.ndarray          # (N,) int64 class index
+    approaching: np.ndarray  # (N,) uint8
+    meta: np.ndarray       # (N, 8) float64: seed, robot, t_us, nearest_m, left_m, centre_m, right_m, ttc_s
+
+    def ambiguous(self, cfg: LabelConfig) -> np.ndarray:
+        """Samples whose label ground truth cannot settle cleanly (see labels.ambiguous)."""
+        return np.array([ambiguous(row[4:7], cfg) for row in self.meta], dtype=bool)
+
+    def subset(self, mask: np.ndarray) -> "Dataset":
+        return Dataset(self.x[mask], self.y[mask], self.approaching[mask], self.meta[mask])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def class_balance(self) -> Dict[str, int]:
+        counts = np.bincount(self.y, minlength=len(CLASSES))
+        return {name: int(c) for name, c in zip(CLASSES, counts)}
+
+
+def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool) -> WorldConfig:
+    """The base world with a layout drawn from `seed`: 0-2 inner walls and 2-6 pillars."""
+    rng = np.random.default_rng(seed)
+    cfg = replace(base, seed=int(seed), robots=replace(base.robots, count=robots, start_poses=[]))
+    if not randomize:
+        return cfg
+    w, h = cfg.arena.size_m
+    walls: List[WallConfig] = []
+    for _ in range(int(rng.integers(0, 3))):
+        if rng.random() < 0.5:
+            x = float(rng.uniform(0.3, 0.7) * w)
+            y0 = 0.0 if rng.random() < 0.5 else h
+            walls.append(WallConfig(start=(x, y0), end=(x, y0 + (1 if y0 == 0 else -1) * rng.uniform(0.25, 0.4) * h)))
+        else:
+            y = float(rng.uniform(0.3, 0.7) * h)
+            x0 = 0.0 if rng.random() < 0.5 else w
+            walls.append(WallConfig(start=(x0, y), end=(x0 + (1 if x0 == 0 else -1) * rng.uniform(0.25, 0.4) * w, y)))
+    arena = replace(cfg.arena, walls=walls, static_obstacles=[], random_static_obstacles=int(rng.integers(2, 7)))
+    return replace(cfg, arena=arena)
+
+
+def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
+    ds, seed = args
+    base = load_world_config(ds.world or None)
+    cfg = layout_for_seed(base, seed, ds.robots, ds.randomize_layout)
+    world = World(cfg)
+    cams = [WorldCamera(world, i) for i in range(ds.robots)]
+    # Half the robots are bold (turn late) so that obstacles straight ahead are well represented.
+    drivers = [WanderDriver(world, i, cruise_mps=0.45, avoid_m=0.35 if i % 2 == 0 else 0.7, seed=seed)
+               for i in range(ds.robots)]
+    inp = ds.inputs
+    window_us = inp.bin_us * inp.t_max
+    history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
+    xs, ys, app, meta = [], [], [], []
+    roi = Roi.full(cfg.camera.width, cfg.camera.height)
+    period_us = int(ds.sample_period_ms * 1000)
+    next_sample = int(ds.warmup_s * 1e6)
+    next_control = 0
+    steps = int(ds.duration_s * 1e6 / world.dt_us)
+    for _ in range(steps):
+        if world.time_us >= next_control:
+            for i, d in enumerate(drivers):
+                world.set_command(i, *d.command())
+            next_control = world.time_us + 20_000
+        world.step()
+        for i, cam in enumerate(cams):
+            if cam.frame_due():
+                b = cam.capture()
+                if len(b):
+                    history[i].append(b)
+        if world.time_us >= next_sample:
+            t_end = world.time_us
+            t0 = t_end - window_us
+            for i in range(ds.robots):
+                history[i] = [b for b in history[i] if b.t_last >= t0]
+                batch = EventBatch.concatenate(history[i]) if history[i] else EventBatch.empty(*inp.sensor)
+                frames = binned_frames(batch, t0 + 1, inp.bin_us, inp.t_max, roi=roi, out_size=inp.grid)
+                lab = label_from_scan(range_scan(world, i, n_rays=ds.label.rays), ds.label)
+                xs.append(np.minimum(frames, 255).astype(np.uint8))
+                ys.append(lab.cls)
+                app.append(lab.approaching)
+                meta.append((seed, i, t_end, lab.nearest_m, *lab.sector_m, lab.ttc_s))
+            next_sample = world.time_us + period_us
+    return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(app, dtype=np.uint8),
+            np.array(meta, dtype=np.float64))
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SNN_AUTONOMY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "snn_autonomy")
+    path = Path(root) / "datasets"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def generate(ds: DatasetSpec, workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
+             use_cache: bool = True) -> Dataset:
+    """Generate (or load from the cache) the dataset of `ds`; one process per seed, in parallel."""
+    path = cache_dir() / f"{ds.key()}.npz"
+    if use_cache and path.exists():
+        with np.load(path) as z:
+            return Dataset(z["x"], z["y"], z["approaching"], z["meta"])
+    workers = workers or min(len(ds.seeds), os.cpu_count() or 1)
+    parts = []
+    jobs = [(ds, s) for s in ds.seeds]
+    if workers <= 1:
+        for k, job in enumerate(jobs):
+            parts.append(_samples_for_seed(job))
+            if progress:
+                progress(k + 1, len(jobs))
+    else:
+        with get_context("spawn").Pool(workers) as pool:
+            for k, part in enumerate(pool.imap(_samples_for_seed, jobs)):
+                parts.append(part)
+                if progress:
+                    progress(k + 1, len(jobs))
+    data = Dataset(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+    if use_cache:
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta)
+        tmp.replace(path)
+    return data
+
+
+def split_spec(split: str, world: str = "", **overrides) -> DatasetSpec:
+    """The dataset spec of a named split (train / val / test) of a world."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLIT_SEEDS)}")
+    return replace(DatasetSpec(world=world, seeds=SPLIT_SEEDS[split]), **overrides)
+
+
+def spec_dict(ds: DatasetSpec) -> dict:
+    return asdict(ds)

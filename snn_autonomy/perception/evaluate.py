@@ -1,0 +1,79 @@
+"""`snn-autonomy eval`: accuracy with and without early exit, the oracle bound, and the
+accuracy / mean-steps curve over a sweep of thresholds (PNG)."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from ..paths import model_path
+from .dataset import DatasetSpec, generate, split_spec
+from .early_exit import oracle_steps, sweep
+from .labels import LabelConfig
+from .model_io import load_model
+from .train import evaluate_logits, step_logits
+
+DEFAULT_MODEL = "perception_default.npz"
+
+
+def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optional[int] = None,
+             seed: Optional[int] = None, duration_s: Optional[float] = None,
+             plot: Optional[Path] = None) -> Dict[str, Any]:
+    """Evaluate a model on the test split of `world` (default: its own test split).
+
+    `episodes` worlds (layouts) are drawn from seeds `seed`, `seed`+1, ... when given;
+    otherwise the fixed test seeds are used."""
+    model_file = Path(model_file) if model_file else model_path(DEFAULT_MODEL)
+    model, manifest = load_model(model_file)
+    ds: DatasetSpec = split_spec("test", world)
+    if episodes is not None or seed is not None:
+        first = 900 if seed is None else int(seed)
+        ds = replace(ds, seeds=tuple(range(first, first + (episodes or len(ds.seeds)))))
+    if duration_s is not None:
+        ds = replace(ds, duration_s=float(duration_s))
+    data = generate(ds)
+    logits = step_logits(model, data.x, torch.device("cpu"))
+    ee = manifest["early_exit"]
+    label_cfg = LabelConfig(**manifest["labels"]) if "labels" in manifest else ds.label
+    result = evaluate_logits(logits, data, ee["threshold"], label_cfg, ee["measure"])
+    sure = ~data.ambiguous(label_cfg)
+    thresholds = np.unique(np.concatenate([np.linspace(0.3, 0.95, 27), 1.0 - np.logspace(-1.5, -4, 14)]))
+    curve = sweep(logits[:, sure, :-1], data.y[sure], thresholds, ee["measure"])
+    result.update({"model": str(model_file), "world": world or "default", "seeds": list(ds.seeds),
+                   "early_exit_saving": 1.0 - result["mean_steps_exit"] / result["t_max"],
+                   "curve": curve})
+    if plot is not None:
+        _plot(curve, result, plot)
+        result["plot"] = str(plot)
+    return result
+
+
+def _plot(curve, result: Dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot([c["mean_steps"] for c in curve], [100 * c["accuracy"] for c in curve], "o-", ms=3,
+            label="confidence threshold sweep")
+    ax.plot(result["mean_steps_exit"], 100 * result["accuracy_exit"], "s", ms=9,
+            label=f"calibrated threshold {result['threshold']:.3f}")
+    ax.plot(result["oracle_mean_steps"], 100 * result["accuracy_full"], "*", ms=13, label="oracle")
+    ax.axhline(100 * result["accuracy_full"], color="grey", ls=":", label=f"all {result['t_max']} steps")
+    ax.set_xlabel("mean SNN time steps per decision")
+    ax.set_ylabel("accuracy (%)")
+    n = round(result["samples"] * (1 - result["ambiguous_fraction"]))
+    ax.set_title(f"Early exit, {result['world']} world: {n} unambiguous test samples", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["evaluate", "oracle_steps"]

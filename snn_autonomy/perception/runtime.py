@@ -1,0 +1,201 @@
+"""Streaming perception: events in, decisions out, early exit on confidence.
+
+`Stepper` is the stepping API every backend provides: `reset()`, `step(frame) ->
+logits` (explicit state kept inside), `run_until_exit(frames, threshold, t_max)`.
+`StreamingPerception` turns an event stream into decisions: each `bin_us` of
+events (inside the region of interest, pooled onto the model's grid) is one SNN
+step; after each step the class confidence is checked, and when it reaches the
+threshold, or after t_max steps, a Decision is emitted and the network starts
+afresh from the next bin. Confident scenes therefore get decisions sooner and
+cheaper. T_max, the threshold and the ROI can be changed between steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..events.batch import EventBatch
+from ..events.representations import binned_frames
+from ..events.roi import Roi
+from .early_exit import confidence, softmax
+from .model import ConvSNN, synaptic_ops
+from .model_io import load_model
+
+
+@dataclass
+class StepResult:
+    logits: np.ndarray        # (C+1,) class logits then the approaching logit
+    synops: float
+    neuron_updates: int
+
+
+class Stepper:
+    """The torch back end of the stepping API (batch 1)."""
+
+    name = "torch"
+
+    def __init__(self, model: ConvSNN) -> None:
+        self.model = model.eval()
+        self.fanouts = model.fanout_maps()
+        self.neurons = model.neurons()
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = self.model.init_state(1)
+
+    @torch.no_grad()
+    def step(self, frame: np.ndarray) -> StepResult:
+        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))[None]
+        logits, self.state, spikes = self.model.step(x, self.state, trace=True)
+        ops = float(synaptic_ops(spikes, self.fanouts)[0])
+        return StepResult(logits[0].numpy(), ops, self.neurons)
+
+    def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
+                       measure: str = "max_softmax") -> Tuple[StepResult, int, float]:
+        """Step through frames (T, 2, H, W) from a fresh state until confident; returns
+        (last step's result, steps used, confidence)."""
+        self.reset()
+        t_max = min(t_max or len(frames), len(frames))
+        for t in range(t_max):
+            r = self.step(frames[t])
+            conf = float(confidence(r.logits[None, :-1], measure)[0])
+            if conf >= threshold or t == t_max - 1:
+                return r, t + 1, conf
+        raise ValueError("no frames")
+
+
+@dataclass
+class Decision:
+    t_end_us: int             # sensor time of the end of the last bin used
+    label: int
+    scores: np.ndarray        # class probabilities
+    confidence: float
+    approaching: bool
+    approach_probability: float
+    steps: int
+    t_max: int
+    early_exit: bool
+    threshold: float
+    events_in: int
+    events_used: int
+    synaptic_ops: float
+    neuron_updates: int
+    first_packet_seq: int = -1
+    last_packet_seq: int = -1
+    stamp_ns: int = 0         # header stamp of the newest packet that fed the decision
+
+
+@dataclass
+class _Accum:
+    synops: float = 0.0
+    events_in: int = 0
+    events_used: int = 0
+    first_seq: int = -1
+    steps: int = 0
+
+
+class StreamingPerception:
+    def __init__(self, stepper: Stepper, manifest: Dict, roi: Optional[Roi] = None) -> None:
+        inp = manifest["input"]
+        self.stepper = stepper
+        self.classes: List[str] = list(manifest["classes"])
+        self.sensor = tuple(inp["sensor"])
+        self.grid = tuple(inp["grid"])
+        self.bin_us = int(inp["bin_us"])
+        self.model_t_max = int(manifest["t_max"])
+        self.t_max = self.model_t_max
+        self.threshold = float(manifest["early_exit"]["threshold"])
+        self.measure = manifest["early_exit"]["measure"]
+        self.roi = roi
+        self._pending: List[EventBatch] = []
+        self._bin_start: Optional[int] = None
+        self._acc = _Accum()
+        self._last_seq = -1
+        self._last_stamp = 0
+        self.decisions = 0
+
+    @classmethod
+    def from_file(cls, path: Path) -> "StreamingPerception":
+        model, manifest = load_model(path)
+        return cls(Stepper(model), manifest)
+
+    # ------------------------------------------------------------------ run-time knobs
+    def set_budget(self, t_max: Optional[int] = None, threshold: Optional[float] = None) -> List[str]:
+        """Change T_max (1..the model's) and the confidence threshold ((0, 1]); bad values are
+        refused with a message and the old ones kept."""
+        problems = []
+        if t_max is not None and t_max != 0:
+            if 1 <= int(t_max) <= 10 * self.model_t_max:
+                self.t_max = int(t_max)
+            else:
+                problems.append(f"t_max {t_max} outside 1..{10 * self.model_t_max}")
+        if threshold is not None and not (isinstance(threshold, float) and math.isnan(threshold)):
+            if 0.0 < float(threshold) <= 1.0:
+                self.threshold = float(threshold)
+            else:
+                problems.append(f"confidence threshold {threshold} outside (0, 1]")
+        return problems
+
+    def set_roi(self, roi: Optional[Roi]) -> None:
+        self.roi = roi
+
+    # ------------------------------------------------------------------ data
+    def push(self, batch: EventBatch, now_us: int, packet_seq: int = -1, stamp_ns: int = 0) -> List[Decision]:
+        """Add events up to sensor time `now_us`; returns the decisions completed."""
+        if packet_seq >= 0:
+            if self._acc.first_seq < 0:
+                self._acc.first_seq = packet_seq
+            self._last_seq = packet_seq
+        self._last_stamp = stamp_ns or self._last_stamp
+        if self._bin_start is None:
+            first = batch.t_first if len(batch) else now_us
+            self._bin_start = (min(first, now_us) // self.bin_us) * self.bin_us
+        if len(batch):
+            self._pending.append(batch)
+        out = []
+        while self._bin_start + self.bin_us <= now_us:
+            end = self._bin_start + self.bin_us
+            parts = [b.time_window(self._bin_start, end) for b in self._pending]
+            d = self._step_bin(parts, self._bin_start)
+            if d is not None:
+                d.t_end_us = end
+                out.append(d)
+            self._pending = [b.time_window(end, 1 << 62) for b in self._pending]
+            self._pending = [b for b in self._pending if len(b)]
+            self._bin_start = end
+        return out
+
+    def _step_bin(self, parts: List[EventBatch], t0: int) -> Optional[Decision]:
+        acc = self._acc
+        n_in = sum(len(p) for p in parts)
+        if parts:
+            batch = EventBatch(np.concatenate([p.events for p in parts]), parts[0].width, parts[0].height)
+        else:
+            batch = EventBatch.empty(*self.sensor)
+        roi = self.roi or Roi.full(batch.width, batch.height)
+        frame = binned_frames(batch, t0, self.bin_us, 1, roi=roi, out_size=self.grid)[0]
+        if acc.steps == 0:
+            self.stepper.reset()
+        r = self.stepper.step(frame)
+        acc.steps += 1
+        acc.synops += r.synops
+        acc.events_in += n_in
+        acc.events_used += int(frame.sum())
+        cls_logits = r.logits[:-1]
+        conf = float(confidence(cls_logits[None], self.measure)[0])
+        steps_cap = min(self.t_max, 10 * self.model_t_max)
+        if conf < self.threshold and acc.steps < steps_cap:
+            return None
+        p = softmax(cls_logits[None])[0]
+        p_app = 1.0 / (1.0 + math.exp(-float(r.logits[-1])))
+        d = Decision(0, int(p.argmax()), p, conf, p_app > 0.5, p_app, acc.steps, self.t_max,
+                     acc.steps < steps_cap, self.threshold, acc.events_in, acc.events_used, acc.synops,
+                     r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp)
+        self._acc = _Accum()
+        self.decisions += 1
+        return d

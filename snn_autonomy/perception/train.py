@@ -1,0 +1,226 @@
+"""Training of the perception SNN: surrogate gradients through time (BPTT).
+
+Loss: at every time step, class cross-entropy (class-weighted by 1/sqrt(frequency))
+plus 0.5 x binary cross-entropy of `approaching`, averaged over the steps, so the
+network learns to be right early (what early exit cashes in). Augmentation:
+left-right mirroring with the left/right labels swapped. Adam with cosine decay;
+the epoch with the best validation accuracy at T_max is kept. Deterministic for
+a seed on a given device. After training, the early-exit threshold is calibrated
+on the validation split and the model is written with its manifest.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import spec
+from .dataset import Dataset, DatasetSpec, InputSpec, generate, split_spec
+from .early_exit import calibrate, exit_at, oracle_steps
+from .labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT, LabelConfig
+from .model import ConvSNN, ModelConfig, make_model
+from .model_io import save_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = spec(30, lo=1, hi=10_000)
+    batch_size: int = spec(128, lo=1, hi=65536)
+    lr: float = spec(2e-3, lo=1e-6, hi=1.0)
+    seed: int = spec(0, lo=0)
+    approach_weight: float = spec(0.5, lo=0.0, hi=100.0)
+    delay_steps: int = spec(0, lo=0, hi=64, help="learnable synaptic delays in the fc layer (0 = off)")
+    channels: Tuple[int, int] = (8, 16)
+    hidden: int = spec(64, lo=4, hi=4096)
+    max_exit_loss: float = spec(0.01, lo=0.0, hi=1.0, help="calibration: allowed accuracy loss of early exit")
+    device: str = "auto"
+
+
+MIRROR = torch.tensor([CLEAR, RIGHT, CENTER, LEFT])  # class after a left-right flip
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def step_logits(model: ConvSNN, x: np.ndarray, device: torch.device, batch: int = 512) -> np.ndarray:
+    """Per-step logits (T, N, C+1) of uint8 inputs (N, T, 2, H, W)."""
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(x[i:i + batch]).to(device).float().transpose(0, 1)
+        out.append(model(xb).cpu().numpy())
+    return np.concatenate(out, axis=1)
+
+
+def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor,
+          approach_weight: float) -> torch.Tensor:
+    logits = model(xb.transpose(0, 1))                  # (T, B, C+1)
+    T, B, _ = logits.shape
+    cls = logits[..., :-1].reshape(T * B, -1)
+    ce = F.cross_entropy(cls, yb.repeat(T), weight=weights)
+    bce = F.binary_cross_entropy_with_logits(logits[..., -1].reshape(-1), ab.repeat(T))
+    return ce + approach_weight * bce
+
+
+def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec,
+                checkpoint: Optional[Path] = None,
+                progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None) -> tuple:
+    """Returns (best model, history list)."""
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    mcfg = ModelConfig(in_hw=(inputs.grid[1], inputs.grid[0]), channels=tuple(cfg.channels), hidden=cfg.hidden,
+                       delay_steps=cfg.delay_steps)
+    model = make_model(mcfg, seed=cfg.seed).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    freq = np.bincount(train.y, minlength=len(CLASSES)).astype(np.float64)
+    # mirrored copies swap left and right, so weight the classes of the augmented set
+    freq = freq + freq[MIRROR.numpy()]
+    weights = torch.tensor(1.0 / np.sqrt(np.maximum(freq, 1.0)), dtype=torch.float32, device=device)
+    weights = weights / weights.mean()
+    x_all = torch.from_numpy(train.x)
+    y_all = torch.from_numpy(train.y)
+    a_all = torch.from_numpy(train.approaching.astype(np.float32))
+    mirror = MIRROR.to(device)
+    best = (-1.0, None)
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        flips = rng.random(len(train)) < 0.5
+        total = 0.0
+        t0 = time.monotonic()
+        for b in range(steps_per_epoch):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            xb = x_all[idx].to(device).float()
+            yb = y_all[idx].to(device)
+            ab = a_all[idx].to(device)
+            fl = torch.from_numpy(flips[idx]).to(device)
+            xb = torch.where(fl[:, None, None, None, None], xb.flip(-1), xb)
+            yb = torch.where(fl, mirror[yb], yb)
+            loss = _loss(model, xb, yb, ab, weights, cfg.approach_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        logits = step_logits(model, val.x, device)
+        acc = float((logits[-1, :, :-1].argmax(-1) == val.y).mean())
+        row = {"epoch": epoch + 1, "loss": total / len(train), "val_accuracy": acc,
+               "seconds": time.monotonic() - t0}
+        history.append(row)
+        if acc > best[0]:
+            best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "history": history}, checkpoint)
+        if progress:
+            progress(epoch + 1, cfg.epochs, row)
+    model.load_state_dict(best[1])
+    return model.cpu().eval(), history
+
+
+def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
+                    measure: str = "max_softmax") -> Dict[str, Any]:
+    """Metrics of per-step logits (T, N, C+1) on `data`.
+
+    The headline figures (accuracy_full, accuracy_exit, mean_steps_exit, oracle) are on the
+    samples whose label is unambiguous (labels.ambiguous); the same on all samples are given
+    beside them (suffix _all), with the fraction of ambiguous samples."""
+    cls = logits[..., :-1]
+    amb = data.ambiguous(label_cfg)
+    sure = ~amb
+    r = exit_at(cls, threshold, measure=measure)
+    full = cls[-1].argmax(-1)
+    per_class = {}
+    for k, name in enumerate(CLASSES):
+        m = (data.y == k) & sure
+        per_class[name] = float((full[m] == k).mean()) if m.any() else None
+    app_pred = logits[-1, :, -1] > 0
+    y = data.y
+    return {
+        "samples": int(len(data)),
+        "ambiguous_fraction": float(amb.mean()),
+        "accuracy_full": float((full[sure] == y[sure]).mean()),
+        "accuracy_exit": float((r.prediction[sure] == y[sure]).mean()),
+        "mean_steps_exit": float(r.steps[sure].mean()),
+        "t_max": int(cls.shape[0]),
+        "oracle_mean_steps": float(oracle_steps(cls[:, sure], y[sure]).mean()),
+        "per_class_accuracy": per_class,
+        "accuracy_full_all": float((full == y).mean()),
+        "accuracy_exit_all": float((r.prediction == y).mean()),
+        "mean_steps_exit_all": float(r.steps.mean()),
+        "approaching_accuracy": float((app_pred == data.approaching.astype(bool)).mean()),
+        "threshold": float(threshold),
+        "measure": measure,
+        "class_balance": data.class_balance(),
+    }
+
+
+def calibrate_model(model: ConvSNN, val: Dataset, label_cfg: LabelConfig, max_loss: float,
+                    measure: str = "max_softmax"):
+    """Early-exit threshold from the unambiguous validation samples."""
+    logits = step_logits(model, val.x, torch.device("cpu"))[..., :-1]
+    sure = ~val.ambiguous(label_cfg)
+    return calibrate(logits[:, sure], val.y[sure], max_loss, measure)
+
+
+def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optional[float] = None,
+                 grid: Optional[Tuple[int, int]] = None, command: str = "", progress=None,
+                 log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Generate data, train, calibrate, evaluate on the test split, write the model."""
+    overrides: Dict[str, Any] = {} if duration_s is None else {"duration_s": duration_s}
+    if grid is not None:
+        overrides["inputs"] = replace(InputSpec(), grid=tuple(grid))
+    specs = {s: split_spec(s, world, **overrides) for s in ("train", "val", "test")}
+    data = {}
+    for name, ds in specs.items():
+        t0 = time.monotonic()
+        data[name] = generate(ds)
+        log(f"{name}: {len(data[name])} samples {data[name].class_balance()} ({time.monotonic() - t0:.0f} s)")
+    inputs = specs["train"].inputs
+    t0 = time.monotonic()
+    model, history = train_model(cfg, data["train"], data["val"], inputs,
+                                 checkpoint=out.with_suffix(".ckpt"), progress=progress)
+    train_s = time.monotonic() - t0
+    label_cfg = specs["train"].label
+    cal = calibrate_model(model, data["val"], label_cfg, cfg.max_exit_loss)
+    test_metrics = evaluate_logits(step_logits(model, data["test"].x, torch.device("cpu")), data["test"],
+                                   cal.threshold, label_cfg)
+    manifest = {
+        "classes": list(CLASSES),
+        "input": asdict(inputs),
+        "t_max": inputs.t_max,
+        "early_exit": {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss,
+                       "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
+                       "val_mean_steps": cal.mean_steps},
+        "labels": asdict(specs["train"].label),
+        "metrics": {"test": test_metrics},
+        "training": {"command": command, "config": asdict(cfg), "device": str(pick_device(cfg.device)),
+                     "seconds": round(train_s, 1), "history": history,
+                     "datasets": {k: {"seeds": list(v.seeds), "duration_s": v.duration_s, "world": v.world or "default",
+                                      "samples": len(data[k])} for k, v in specs.items()},
+                     "torch": torch.__version__},
+    }
+    save_model(model, out, manifest)
+    return manifest
+
+
+def with_delays(cfg: TrainConfig, steps: int) -> TrainConfig:
+    return replace(cfg, delay_steps=steps)
+
+
+__all__ = ["TrainConfig", "train_model", "run_training", "step_logits", "evaluate_logits", "DatasetSpec"]

@@ -1,0 +1,124 @@
+"""Perception core: LIF stepping, early exit, calibration, labels, model files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from snn_autonomy.perception.early_exit import calibrate, confidence, exit_at, oracle_steps
+from snn_autonomy.perception.errors import ModelFileError
+from snn_autonomy.perception.labels import CENTER, CLEAR, LEFT, RIGHT, LabelConfig, ambiguous, class_of
+from snn_autonomy.perception.model import ConvSNN, ModelConfig, make_model, synaptic_ops
+from snn_autonomy.perception.model_io import load_model, manifest_path, save_model
+
+
+@pytest.mark.parametrize("delays", [0, 4])
+def test_stepping_equals_whole_sequence_forward(delays):
+    model = make_model(ModelConfig(delay_steps=delays), seed=3).eval()
+    x = torch.poisson(torch.full((12, 3, 2, 48, 64), 0.3))
+    with torch.no_grad():
+        whole = model(x)
+        state = model.init_state(3)
+        steps = []
+        for t in range(12):
+            logits, state = model.step(x[t], state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps), whole, rtol=0, atol=0)
+
+
+def test_surrogate_gradient_flows_and_spikes_are_binary():
+    model = make_model(ModelConfig(), seed=0)
+    x = torch.poisson(torch.full((6, 2, 2, 48, 64), 0.5))
+    state = model.init_state(2)
+    _, _, spikes = model.step(x[0], state, trace=True)
+    for s in spikes[1:]:
+        assert set(torch.unique(s).tolist()) <= {0.0, 1.0}
+    model(x).sum().backward()
+    assert model.conv1.weight.grad.abs().sum() > 0
+
+
+def test_synaptic_ops_count_fanout():
+    model = make_model(ModelConfig(), seed=0)
+    fan = model.fanout_maps()
+    assert fan[0].shape == (2, 48, 64)
+    # an interior input pixel reaches 8 channels x (2x2 output positions of a stride-2 3x3 conv)
+    assert fan[0][0, 10, 10] == 8 * 4 or fan[0][0, 11, 11] == 8 * 4
+    one = [torch.zeros(1, *f.shape) for f in fan]
+    one[2][0, 0, 0, 0] = 1.0   # a single spike in layer 2 drives every hidden neuron
+    assert float(synaptic_ops(one, fan)[0]) == model.cfg.hidden
+
+
+def test_confidence_measures():
+    logits = np.array([[10.0, 0, 0, 0], [0.0, 0, 0, 0]])
+    mx = confidence(logits, "max_softmax")
+    en = confidence(logits, "entropy")
+    assert mx[0] > 0.99 and mx[1] == pytest.approx(0.25)
+    assert en[0] > 0.99 and en[1] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        confidence(logits, "magic")
+
+
+def test_exit_and_oracle_on_a_hand_made_sequence():
+    # sample 0: confident and right from step 2; sample 1: wrong at first, right from step 3
+    T = 4
+    logits = np.zeros((T, 2, 4))
+    logits[1:, 0, 2] = 5.0
+    logits[:2, 1, 1] = 1.0
+    logits[2:, 1, 3] = 1.0
+    labels = np.array([2, 3])
+    r = exit_at(logits, threshold=0.9)
+    assert r.steps.tolist() == [2, 4] and r.prediction.tolist() == [2, 3]
+    assert oracle_steps(logits, labels).tolist() == [2, 3]
+
+
+def test_calibration_meets_its_target():
+    rng = np.random.default_rng(0)
+    T, N = 16, 2000
+    labels = rng.integers(0, 4, N)
+    drift = np.linspace(0.2, 3.0, T)[:, None, None]
+    logits = rng.normal(0, 1, (T, N, 4)) * 0.8
+    logits[np.arange(T)[:, None], np.arange(N)[None], labels[None]] += drift[:, :, 0]
+    cal = calibrate(logits, labels, max_loss=0.01)
+    assert cal.accuracy_exit >= cal.accuracy_full - 0.01
+    assert cal.mean_steps < T
+    lower = exit_at(logits, cal.threshold - 0.02)
+    assert (lower.prediction == labels).mean() < cal.accuracy_full - 0.01 or cal.threshold <= 0.27
+
+
+def test_labels_and_ambiguity():
+    cfg = LabelConfig()
+    assert class_of((0.5, 2.0, 3.0), cfg.near_m) == LEFT
+    assert class_of((2.0, 0.4, 0.8), cfg.near_m) == CENTER
+    assert class_of((5.0, 5.0, 0.3), cfg.near_m) == RIGHT
+    assert class_of((5.0, 1.2, 3.0), cfg.near_m) == CLEAR
+    assert ambiguous((0.85, 3.0, 3.0), cfg)        # at the distance boundary
+    assert ambiguous((0.40, 3.0, 0.45), cfg)       # two sides about as near
+    assert not ambiguous((0.40, 3.0, 0.70), cfg)
+
+
+def test_model_file_round_trip_and_refusals(tmp_path):
+    model = make_model(ModelConfig(), seed=1)
+    path = tmp_path / "m.npz"
+    save_model(model, path, {"classes": ["a", "b", "c", "d"], "t_max": 16})
+    loaded, manifest = load_model(path)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    assert manifest["dense_macs_per_step"] == model.dense_macs_per_step()
+    # a flipped byte: the hash no longer matches
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256"):
+        load_model(path)
+    # a manifest claiming other shapes
+    save_model(model, path, {})
+    m = json.loads(manifest_path(path).read_text())
+    m["architecture"]["hidden"] = 32
+    manifest_path(path).write_text(json.dumps(m))
+    with pytest.raises(ModelFileError, match="shapes"):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "nope.npz")
+    assert isinstance(loaded, ConvSNN)

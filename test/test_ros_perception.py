@@ -1,0 +1,112 @@
+"""The perception node over real DDS: events from the built-in world in, decisions out."""
+from __future__ import annotations
+
+import time
+
+from geometry_msgs.msg import Twist
+from snn_autonomy_msgs.msg import AttentionCommand, Perception
+
+from ros_helpers import NodeProcess, Probe
+from snn_autonomy.ros import qos
+
+WORLD = "snn_autonomy.ros.world_node"
+SENSOR = "snn_autonomy.ros.event_sensor_node"
+PERCEPTION = "snn_autonomy.ros.perception_node"
+
+def test_perception_matches_ground_truth_in_clear_cases(tmp_path):
+    """Default world, robot 0 starts at (1, 4) heading +x with open floor ahead. Every decision is
+    compared with the ground truth of the world state at its stamp."""
+    from snn_autonomy_msgs.msg import WorldState
+
+    from snn_autonomy.perception.labels import CLEAR, LabelConfig, ambiguous, label_from_scan
+    from snn_autonomy.ros.convert import apply_world_state, stamp_to_ns
+    from snn_autonomy.sim.config import load_world_config, with_robot_count
+    from snn_autonomy.sim.ground_truth import range_scan
+    from snn_autonomy.sim.world import World
+
+    probe = Probe("perception_probe")
+    n = probe.node
+    got, states = [], {}
+    n.create_subscription(Perception, "/robot_0/perception", got.append, qos.COMMAND)
+    n.create_subscription(WorldState, "/world/state", lambda m: states.__setitem__(stamp_to_ns(m.header.stamp), m),
+                          qos.STATE)
+    cmd = n.create_publisher(Twist, "/robot_0/cmd_vel", qos.COMMAND)
+    att = n.create_publisher(AttentionCommand, "/robot_0/attention", qos.COMMAND)
+    import yaml
+
+    from snn_autonomy.paths import config_path
+
+    # the default world with robot 0 at (1, 4) heading +x: open floor ahead
+    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
+    doc["world"]["robots"].update(count=1, start_poses=[[1.0, 4.0, 0.0]])
+    world_yaml = tmp_path / "world.yaml"
+    world_yaml.write_text(yaml.safe_dump(doc))
+    procs = [NodeProcess(PERCEPTION, namespace="/robot_0").start(),
+             NodeProcess(SENSOR, {"world_config": str(world_yaml)}, namespace="/robot_0").start()]
+    try:
+        probe.spin_until(lambda: n.count_publishers("/robot_0/perception") > 0
+                         and n.count_publishers("/robot_0/events") > 0, 60, "perception and sensor")
+        # half real time: world, sensor, perception and this probe share two cores; at full speed
+        # the perception node falls behind and drops packets (counted on /diagnostics)
+        procs.append(NodeProcess(WORLD, {"world_config": str(world_yaml), "wait_for_subscribers": 2,
+                                         "real_time_factor": 0.5}).start())
+        fwd = Twist()
+        fwd.linear.x = 0.35
+        deadline = time.monotonic() + 90
+        while len(got) < 150 and time.monotonic() < deadline:
+            cmd.publish(fwd)
+            probe.spin_for(0.05)
+        assert len(got) >= 100, procs[0].log()[-3000:]
+        world = World(with_robot_count(load_world_config(str(world_yaml)), 1))
+        cfg = LabelConfig()
+        agree = total = 0
+        for m in got[5:]:
+            st = states.get(stamp_to_ns(m.header.stamp))
+            if st is None:
+                continue
+            apply_world_state(st, world)
+            lab = label_from_scan(range_scan(world, 0, n_rays=cfg.rays), cfg)
+            if lab.cls == CLEAR and not ambiguous(lab.sector_m, cfg):
+                total += 1
+                agree += m.label == CLEAR
+        assert total >= 20, f"only {total} clear decisions to compare"
+        # Offline, the same straight drive gives about 60 % (the shipped model is weaker on
+        # straight constant-speed driving than on its test split): the node must do as well.
+        assert agree >= 0.5 * total, f"{agree} of {total} clear cases perceived as clear"
+        last = got[-1]
+        assert last.class_names[:1] == ["clear"] and abs(sum(last.class_scores) - 1.0) < 1e-4
+        assert last.agent_id == "robot_0" and last.t_max == 16 and 1 <= last.steps_used <= 16
+        assert any(d.early_exit for d in got) and last.synaptic_ops > 0
+        # a run-time budget: T_max 4 caps every decision at 4 steps
+        budget = AttentionCommand()
+        budget.t_max = 4
+        budget.confidence_threshold = 1.0
+        att.publish(budget)
+        probe.spin_for(0.5)
+        got.clear()
+        while len(got) < 20 and time.monotonic() < deadline + 30:
+            cmd.publish(fwd)
+            probe.spin_for(0.05)
+        assert got and all(m.steps_used <= 4 and m.t_max == 4 for m in got[2:])
+    finally:
+        codes = [p.stop() for p in reversed(procs)]
+        probe.close()
+    assert codes == [0] * len(procs), "\n".join(p.log()[-2000:] for p in procs)
+
+
+def test_corrupt_model_is_refused_with_a_clear_message(tmp_path):
+    import shutil
+
+    from snn_autonomy.paths import model_path
+
+    bad = tmp_path / "m.npz"
+    shutil.copy(model_path("perception_default.npz"), bad)
+    shutil.copy(model_path("perception_default.json"), tmp_path / "m.json")
+    data = bytearray(bad.read_bytes())
+    data[-100] ^= 0x55
+    bad.write_bytes(bytes(data))
+    with NodeProcess(PERCEPTION, {"model": str(bad)}) as node:
+        deadline = time.monotonic() + 60
+        while "cannot load model" not in node.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "sha256" in node.log() and "does not match the manifest" in node.log()
