@@ -11,6 +11,7 @@ from typing import Callable, List, Optional
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 
 class NodeProcess:
@@ -94,3 +95,22 @@ class Probe:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+# node modules, started with `python -m`
+WORLD = "snn_autonomy.ros.world_node"
+SENSOR = "snn_autonomy.ros.event_sensor_node"
+PERCEPTION = "snn_autonomy.ros.perception_node"
+
+# best effort like the publishers, but deep: a Python probe must not lose a burst
+PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def diag_values(msgs, name_part: str) -> dict:
+    """Key/values of the newest DiagnosticStatus whose name contains `name_part`."""
+    out = {}
+    for m in msgs:
+        for s in m.status:
+            if name_part in s.name:
+                out = {kv.key: kv.value for kv in s.values}
+    return out

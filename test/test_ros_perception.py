@@ -6,12 +6,9 @@ import time
 from geometry_msgs.msg import Twist
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import PERCEPTION, SENSOR, WORLD, NodeProcess, Probe
 from snn_autonomy.ros import qos
 
-WORLD = "snn_autonomy.ros.world_node"
-SENSOR = "snn_autonomy.ros.event_sensor_node"
-PERCEPTION = "snn_autonomy.ros.perception_node"
 
 def test_perception_matches_ground_truth_in_clear_cases(tmp_path):
     """Default world, robot 0 starts at (1, 4) heading +x with open floor ahead. Every decision is

@@ -8,9 +8,7 @@ from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
 
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import msg_to_packet, ns_to_stamp
@@ -19,19 +17,6 @@ from snn_autonomy.sensors.packetizer import Packetizer
 from snn_autonomy.sim.config import load_world_config, with_robot_count
 from snn_autonomy.sim.world import World
 
-SENSOR = "snn_autonomy.ros.event_sensor_node"
-# best effort like the publishers, but deep: a Python probe must not lose a burst
-PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
-WORLD = "snn_autonomy.ros.world_node"
-
-
-def _diag_values(msgs, key_part):
-    out = {}
-    for m in msgs:
-        for s in m.status:
-            if key_part in s.name:
-                out = {kv.key: kv.value for kv in s.values}
-    return out
 
 
 def test_image_topic_emulation_node():
@@ -62,9 +47,9 @@ def test_image_topic_emulation_node():
         last_end = (frames[-1][0] // 1000) * 1000
         probe.spin_until(lambda: packets and packets[-1].header.stamp.nanosec >= last_end * 1000 % 10**9, 20,
                          "the last packet")
-        probe.spin_until(lambda: _diag_values(diag, "event_sensor").get("images") == str(len(frames)), 10,
+        probe.spin_until(lambda: diag_values(diag, "event_sensor").get("images") == str(len(frames)), 10,
                          "diagnostics to count every image")
-        assert _diag_values(diag, "event_sensor")["images_rejected"] == "1"
+        assert diag_values(diag, "event_sensor")["images_rejected"] == "1"
     src = ImageEventSource()
     pk = Packetizer(128, 96, 1000)
     expected = {}
@@ -156,6 +141,6 @@ def test_world_node_reports_a_collision_and_rejects_nan_commands(tmp_path):
             if deadline_hits():
                 break
         assert hits and hits[0].other_kind == Collision.WALL and hits[0].robot_id == "robot_0", node.log()[-2000:]
-        probe.spin_until(lambda: _diag_values(diag, "world").get("rejected_cmd_vel") == "1", 10,
+        probe.spin_until(lambda: diag_values(diag, "world").get("rejected_cmd_vel") == "1", 10,
                          "the NaN command to be counted")
     probe.close()

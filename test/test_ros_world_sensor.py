@@ -11,9 +11,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import apply_world_state, msg_to_packet
@@ -22,19 +20,6 @@ from snn_autonomy.sensors.world_camera import WorldCamera
 from snn_autonomy.sim.config import load_world_config, with_robot_count
 from snn_autonomy.sim.world import World
 
-SENSOR = "snn_autonomy.ros.event_sensor_node"
-# best effort like the publishers, but deep: a Python probe must not lose a burst
-PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
-WORLD = "snn_autonomy.ros.world_node"
-
-
-def _diag_values(msgs, key_part):
-    out = {}
-    for m in msgs:
-        for s in m.status:
-            if key_part in s.name:
-                out = {kv.key: kv.value for kv in s.values}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +113,9 @@ def test_attention_roi_takes_effect_and_bad_commands_are_counted(sim):
     bad.event_rate_cap = float("nan")
     sim["attention"].publish(bad)
     sim["diag"].clear()
-    probe.spin_until(lambda: int(_diag_values(sim["diag"], "event_sensor").get("commands_rejected", 0)) >= 1,
+    probe.spin_until(lambda: int(diag_values(sim["diag"], "event_sensor").get("commands_rejected", 0)) >= 1,
                      10, "diagnostics to report the rejected command")
-    values = _diag_values(sim["diag"], "event_sensor")
+    values = diag_values(sim["diag"], "event_sensor")
     assert int(values["commands_clamped"]) >= 1 and values["roi"] == "100,80,28,16"
     # back to the full sensor
     full = AttentionCommand()

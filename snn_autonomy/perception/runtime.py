@@ -22,6 +22,7 @@ import torch
 from ..events.batch import EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi
+from ..sensors.packetizer import Packetizer
 from .early_exit import confidence, softmax
 from .model import ConvSNN, synaptic_ops
 from .model_io import load_model
@@ -112,8 +113,7 @@ class StreamingPerception:
         self.threshold = float(manifest["early_exit"]["threshold"])
         self.measure = manifest["early_exit"]["measure"]
         self.roi = roi
-        self._pending: List[EventBatch] = []
-        self._bin_start: Optional[int] = None
+        self._bins: Optional[Packetizer] = None   # cuts the stream into bins of bin_us
         self._acc = _Accum()
         self._last_seq = -1
         self._last_stamp = 0
@@ -152,31 +152,19 @@ class StreamingPerception:
                 self._acc.first_seq = packet_seq
             self._last_seq = packet_seq
         self._last_stamp = stamp_ns or self._last_stamp
-        if self._bin_start is None:
-            first = batch.t_first if len(batch) else now_us
-            self._bin_start = (min(first, now_us) // self.bin_us) * self.bin_us
-        if len(batch):
-            self._pending.append(batch)
+        if self._bins is None:
+            self._bins = Packetizer(batch.width, batch.height, self.bin_us)
         out = []
-        while self._bin_start + self.bin_us <= now_us:
-            end = self._bin_start + self.bin_us
-            parts = [b.time_window(self._bin_start, end) for b in self._pending]
-            d = self._step_bin(parts, self._bin_start)
+        for end, events in self._bins.push(batch, now_us):  # one SNN step per completed bin
+            d = self._step_bin(events, end - self.bin_us)
             if d is not None:
                 d.t_end_us = end
                 out.append(d)
-            self._pending = [b.time_window(end, 1 << 62) for b in self._pending]
-            self._pending = [b for b in self._pending if len(b)]
-            self._bin_start = end
         return out
 
-    def _step_bin(self, parts: List[EventBatch], t0: int) -> Optional[Decision]:
+    def _step_bin(self, batch: EventBatch, t0: int) -> Optional[Decision]:
         acc = self._acc
-        n_in = sum(len(p) for p in parts)
-        if parts:
-            batch = EventBatch(np.concatenate([p.events for p in parts]), parts[0].width, parts[0].height)
-        else:
-            batch = EventBatch.empty(*self.sensor)
+        n_in = len(batch)
         roi = self.roi or Roi.full(batch.width, batch.height)
         frame = binned_frames(batch, t0, self.bin_us, 1, roi=roi, out_size=self.grid)[0]
         if acc.steps == 0:

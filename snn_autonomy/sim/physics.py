@@ -27,6 +27,17 @@ def _seg_closest(px, py, x0, y0, x1, y1):
     return x0 + s * ex, y0 + s * ey
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bounce(pos, vel, k, nx, ny, depth):
+    """Push obstacle k out along the unit normal (nx, ny) and reflect its approaching velocity."""
+    pos[k, 0] += nx * depth
+    pos[k, 1] += ny * depth
+    vn = vel[k, 0] * nx + vel[k, 1] * ny
+    if vn < 0:
+        vel[k, 0] -= 2 * vn * nx
+        vel[k, 1] -= 2 * vn * ny
+
+
 @njit(cache=True, nogil=True)
 def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs_r, obs_moving,
                  contacts):
@@ -122,13 +133,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
             dy = obs_pos[k, 1] - cy
             d = math.sqrt(dx * dx + dy * dy)
             if d < obs_r[k] and d > 1e-12:
-                nx, ny = dx / d, dy / d
-                obs_pos[k, 0] += nx * (obs_r[k] - d)
-                obs_pos[k, 1] += ny * (obs_r[k] - d)
-                vn = obs_vel[k, 0] * nx + obs_vel[k, 1] * ny
-                if vn < 0:
-                    obs_vel[k, 0] -= 2 * vn * nx
-                    obs_vel[k, 1] -= 2 * vn * ny
+                _bounce(obs_pos, obs_vel, k, dx / d, dy / d, obs_r[k] - d)
         for q in range(m):
             if q == k:
                 continue
@@ -151,23 +156,12 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                     obs_pos[q, 0] -= nx * (rr - d) / 2
                     obs_pos[q, 1] -= ny * (rr - d) / 2
                 else:
-                    obs_pos[k, 0] += nx * (rr - d)
-                    obs_pos[k, 1] += ny * (rr - d)
-                    vn = obs_vel[k, 0] * nx + obs_vel[k, 1] * ny
-                    if vn < 0:
-                        obs_vel[k, 0] -= 2 * vn * nx
-                        obs_vel[k, 1] -= 2 * vn * ny
+                    _bounce(obs_pos, obs_vel, k, nx, ny, rr - d)
         for i in range(n):
             dx = obs_pos[k, 0] - pose[i, 0]
             dy = obs_pos[k, 1] - pose[i, 1]
             d = math.sqrt(dx * dx + dy * dy)
             rr = obs_r[k] + r_rad
             if d < rr and d > 1e-12:
-                nx, ny = dx / d, dy / d
-                obs_pos[k, 0] += nx * (rr - d)
-                obs_pos[k, 1] += ny * (rr - d)
-                vn = obs_vel[k, 0] * nx + obs_vel[k, 1] * ny
-                if vn < 0:
-                    obs_vel[k, 0] -= 2 * vn * nx
-                    obs_vel[k, 1] -= 2 * vn * ny
+                _bounce(obs_pos, obs_vel, k, dx / d, dy / d, rr - d)
     return n_c
