@@ -1,0 +1,41 @@
+"""The launch plan: one source of truth for the node graph."""
+from __future__ import annotations
+
+import py_compile
+
+import pytest
+
+from conftest import ROOT
+from snn_autonomy.config import ConfigError
+from snn_autonomy.launch_plan import build_plan, load_launch_config
+
+
+def test_default_plan_has_a_world_and_two_nodes_per_robot():
+    plan = build_plan(load_launch_config())
+    assert [n.executable for n in plan] == ["world"] + ["event_sensor", "perception"] * 3
+    assert [n.namespace for n in plan[1:]] == ["/robot_0", "/robot_0", "/robot_1", "/robot_1", "/robot_2", "/robot_2"]
+    assert plan[0].parameters["robots"] == 3 and plan[1].parameters["source"] == "world"
+    assert all(n.respawn for n in plan if n.executable == "perception")
+
+
+def test_robots_override_and_bad_values():
+    plan = build_plan(load_launch_config(robots=5))
+    assert sum(n.executable == "event_sensor" for n in plan) == 5
+    with pytest.raises(ConfigError, match="robots: -1 is below the minimum 0"):
+        load_launch_config(robots=-1)
+
+
+def test_bad_source_is_named(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  sensor_source: gazebo\n")
+    with pytest.raises(ConfigError, match="sensor_source: 'gazebo' is not one of"):
+        load_launch_config(str(p))
+
+
+def test_launch_files_compile_and_every_executable_is_installed():
+    import re
+
+    for f in (ROOT / "launch").glob("*.launch.py"):
+        py_compile.compile(str(f), doraise=True)
+    scripts = set(re.findall(r'"(\w+)": "snn_autonomy\.ros\.', (ROOT / "setup.py").read_text()))
+    assert {n.executable for n in build_plan(load_launch_config())} <= scripts
