@@ -122,3 +122,20 @@ def test_model_file_round_trip_and_refusals(tmp_path):
     with pytest.raises(ModelFileError, match="does not exist"):
         load_model(tmp_path / "nope.npz")
     assert isinstance(loaded, ConvSNN)
+
+
+def test_run_until_exit_agrees_with_exit_on_the_whole_sequence():
+    from snn_autonomy.perception.early_exit import exit_at
+    from snn_autonomy.perception.runtime import Stepper
+
+    model = make_model(ModelConfig(), seed=2).eval()
+    frames = torch.poisson(torch.full((16, 2, 48, 64), 0.4))
+    with torch.no_grad():
+        logits = model(frames[:, None]).numpy()[:, :, :-1]
+    stepper = Stepper(model)
+    for threshold in (0.3, 0.5, 0.9, 1.01):
+        result, steps, conf = stepper.run_until_exit(frames.numpy(), threshold)
+        ref = exit_at(logits, threshold)
+        assert steps == int(ref.steps[0])
+        assert int(result.logits[:-1].argmax()) == int(ref.prediction[0])
+        assert result.synops > 0 and result.neuron_updates == model.neurons()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -192,7 +192,3 @@ def split_spec(split: str, world: str = "", **overrides) -> DatasetSpec:
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLIT_SEEDS)}")
     return replace(DatasetSpec(world=world, seeds=SPLIT_SEEDS[split]), **overrides)
-
-
-def spec_dict(ds: DatasetSpec) -> dict:
-    return asdict(ds)

@@ -11,7 +11,7 @@ import torch
 
 from ..paths import model_path
 from .dataset import DatasetSpec, generate, split_spec
-from .early_exit import oracle_steps, sweep
+from .early_exit import sweep
 from .labels import LabelConfig
 from .model_io import load_model
 from .train import evaluate_logits, step_logits
@@ -74,6 +74,3 @@ def _plot(curve, result: Dict[str, Any], path: Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-__all__ = ["evaluate", "oracle_steps"]

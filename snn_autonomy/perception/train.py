@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import spec
-from .dataset import Dataset, DatasetSpec, InputSpec, generate, split_spec
+from .dataset import Dataset, InputSpec, generate, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps
 from .labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT, LabelConfig
 from .model import ConvSNN, ModelConfig, make_model
@@ -217,10 +217,3 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
     }
     save_model(model, out, manifest)
     return manifest
-
-
-def with_delays(cfg: TrainConfig, steps: int) -> TrainConfig:
-    return replace(cfg, delay_steps=steps)
-
-
-__all__ = ["TrainConfig", "train_model", "run_training", "step_logits", "evaluate_logits", "DatasetSpec"]

@@ -10,7 +10,7 @@ import sys
 from typing import Callable, List, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
@@ -18,8 +18,7 @@ from ..events.errors import EventFormatError
 STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError)
 
 
-def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None,
-              threads: int = 1) -> int:
+def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None) -> int:
     rclpy.init(args=args)
     node = None
     code = 0
@@ -30,7 +29,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
             code = 2
             return code
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
