@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=int, help="number of layouts (seeds) to draw")
     ev.add_argument("--seed", type=int, help="first seed of the drawn layouts")
     ev.add_argument("--duration", type=float, help="simulated seconds per layout")
-    ev.add_argument("--out-dir", default=".", help="where the PNG goes (default: here)")
+    ev.add_argument("--out-dir", default="runs/eval", help="where the PNG goes (default: runs/eval)")
     ev.add_argument("--plot", help="PNG path (default: OUT_DIR/early_exit_curve.png)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)

@@ -18,7 +18,6 @@ from .stats import (C_EVENTS, C_NO_TIME_BASE, C_OUT_OF_RANGE, C_SKIPPED_WORDS, C
                     C_TIME_WRAPS, C_TRIGGERS, C_UNKNOWN_WORDS, C_WORDS)
 from .words import WordStreamDecoder, check_encodable, filler_words
 
-WORD_BYTES = 4
 _HIGH_BITS = 28
 _HALF_HIGH = 1 << (_HIGH_BITS - 1)
 

@@ -26,7 +26,6 @@ from .stats import (C_EVENTS, C_NO_ROW, C_NO_TIME_BASE, C_NO_VECTOR_BASE, C_OUT_
                     C_WORDS)
 from .words import WordStreamDecoder, check_encodable, filler_words
 
-WORD_BYTES = 2
 TIME_BITS = 24
 _HALF_HIGH = 1 << 11  # half the TIME_HIGH range: a larger backwards step is a wrap
 

@@ -31,9 +31,6 @@ class Roi:
     def full(cls, width: int, height: int) -> "Roi":
         return cls(0, 0, int(width), int(height))
 
-    def fits(self, width: int, height: int) -> bool:
-        return self.x_offset + self.width <= width and self.y_offset + self.height <= height
-
     def clamped(self, width: int, height: int) -> Tuple["Roi", bool]:
         """This ROI cut to a width x height sensor, and whether anything was cut.
 

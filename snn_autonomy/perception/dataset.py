@@ -73,9 +73,6 @@ class Dataset:
         """Samples whose label ground truth cannot settle cleanly (see labels.ambiguous)."""
         return np.array([ambiguous(row[4:7], cfg) for row in self.meta], dtype=bool)
 
-    def subset(self, mask: np.ndarray) -> "Dataset":
-        return Dataset(self.x[mask], self.y[mask], self.approaching[mask], self.meta[mask])
-
     def __len__(self) -> int:
         return len(self.y)
 
