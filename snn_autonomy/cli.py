@@ -7,6 +7,7 @@
   snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
   snn-autonomy train [--epochs N] [--out FILE]   train the perception SNN (GPU when present)
   snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
+  snn-autonomy export --model F --format onnx --out FILE
   snn-autonomy bench codec|emulator [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
@@ -157,6 +158,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .paths import model_path
+    from .perception.model_io import load_model
+
+    model, _ = load_model(Path(args.model) if args.model else model_path("perception_default.npz"))
+    if args.format != "onnx":
+        print(f"snn-autonomy: error: export format {args.format!r} is not available yet; use onnx", file=sys.stderr)
+        return 2
+    from .backends.onnx_backend import export_onnx
+
+    data = export_onnx(model, Path(args.out))
+    print(f"wrote {args.out} ({len(data)} bytes): the step function with explicit state")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
@@ -207,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", help="PNG path (default: OUT_DIR/early_exit_curve.png)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    exp = sub.add_parser("export", help="export the perception model for another back end")
+    exp.add_argument("--model", help="model file (default: the shipped model)")
+    exp.add_argument("--format", default="onnx", choices=["onnx", "nir", "lava"])
+    exp.add_argument("--out", required=True)
+    exp.set_defaults(func=cmd_export)
 
     events = sub.add_parser("events", help="event recordings")
     ev_sub = events.add_subparsers(dest="events_command", required=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from geometry_msgs.msg import Twist
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
@@ -10,7 +12,8 @@ from ros_helpers import PERCEPTION, SENSOR, WORLD, NodeProcess, Probe
 from snn_autonomy.ros import qos
 
 
-def test_perception_matches_ground_truth_in_clear_cases(tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
     """Default world, robot 0 starts at (1, 4) heading +x with open floor ahead. Every decision is
     compared with the ground truth of the world state at its stamp."""
     from snn_autonomy_msgs.msg import WorldState
@@ -38,7 +41,7 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path):
     doc["world"]["robots"].update(count=1, start_poses=[[1.0, 4.0, 0.0]])
     world_yaml = tmp_path / "world.yaml"
     world_yaml.write_text(yaml.safe_dump(doc))
-    procs = [NodeProcess(PERCEPTION, namespace="/robot_0").start(),
+    procs = [NodeProcess(PERCEPTION, {"backend": backend}, namespace="/robot_0").start(),
              NodeProcess(SENSOR, {"world_config": str(world_yaml)}, namespace="/robot_0").start()]
     try:
         probe.spin_until(lambda: n.count_publishers("/robot_0/perception") > 0
@@ -73,6 +76,7 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path):
         last = got[-1]
         assert last.class_names[:1] == ["clear"] and abs(sum(last.class_scores) - 1.0) < 1e-4
         assert last.agent_id == "robot_0" and last.t_max == 16 and 1 <= last.steps_used <= 16
+        assert last.backend == backend
         assert any(d.early_exit for d in got) and last.synaptic_ops > 0
         # a run-time budget: T_max 4 caps every decision at 4 steps
         budget = AttentionCommand()

@@ -25,7 +25,6 @@ from ..events.roi import Roi
 from ..sensors.packetizer import Packetizer
 from .early_exit import confidence, softmax
 from .model import ConvSNN, synaptic_ops
-from .model_io import load_model
 
 
 @dataclass
@@ -120,9 +119,11 @@ class StreamingPerception:
         self.decisions = 0
 
     @classmethod
-    def from_file(cls, path: Path) -> "StreamingPerception":
-        model, manifest = load_model(path)
-        return cls(Stepper(model), manifest)
+    def from_file(cls, path: Path, backend: str = "torch", **options) -> "StreamingPerception":
+        from ..backends import make_stepper
+
+        stepper, manifest = make_stepper(backend, path, **options)
+        return cls(stepper, manifest)
 
     # ------------------------------------------------------------------ run-time knobs
     def set_budget(self, t_max: Optional[int] = None, threshold: Optional[float] = None) -> List[str]:

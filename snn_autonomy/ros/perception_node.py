@@ -37,7 +37,9 @@ class PerceptionNode(LifecycleNode):
         super().__init__("perception", **kwargs)
         d = ParameterDescriptor
         self.declare_parameter("model", "", d(description="model .npz with its manifest ('' = the shipped model)"))
-        self.declare_parameter("backend", "torch", d(description="inference back end"))
+        self.declare_parameter("backend", "torch", d(description="inference back end: torch | onnxruntime"))
+        self.declare_parameter("providers", ["CPUExecutionProvider"],
+                               d(description="onnxruntime execution providers, in order of preference"))
         self.declare_parameter("agent_id", "", d(description="id in the messages ('' = the namespace)"))
         self.declare_parameter("t_max", 0, d(description="time-step budget (0 = the model's)"))
         self.declare_parameter("confidence_threshold", 0.0, d(description="early-exit threshold "
@@ -64,14 +66,12 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         path = self.get_parameter("model").value or str(model_path(DEFAULT_MODEL))
         backend = self.get_parameter("backend").value
-        if backend != "torch":
-            self.get_logger().error(f"backend {backend!r} is not available in this build; use torch")
-            return TransitionCallbackReturn.FAILURE
         import torch
 
         torch.set_num_threads(max(1, int(self.get_parameter("torch_threads").value)))
+        options = {"providers": list(self.get_parameter("providers").value)} if backend == "onnxruntime" else {}
         try:
-            self.engine = StreamingPerception.from_file(path)
+            self.engine = StreamingPerception.from_file(path, backend, **options)
         except Exception as exc:  # a missing, corrupt or mismatched model: refuse to run, say why
             self.get_logger().error(f"cannot load model {path}: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -164,7 +164,7 @@ class PerceptionNode(LifecycleNode):
         m.synaptic_ops, m.neuron_updates = int(d.synaptic_ops), int(d.neuron_updates)
         m.energy_estimated_uj = math.nan
         m.energy_measured_uj = math.nan
-        m.backend = "torch"
+        m.backend = self.engine.stepper.name
         m.stage_latencies = [StageLatency(stage="decode", duration_ms=self._decode_ms),
                              StageLatency(stage="snn", duration_ms=snn_ms)]
         self.steps_total += d.steps

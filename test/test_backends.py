@@ -1,0 +1,60 @@
+"""Back ends agree: ONNX Runtime against torch on the test split of the shipped model."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from snn_autonomy.backends import make_stepper
+from snn_autonomy.paths import model_path
+from snn_autonomy.perception.dataset import generate, split_spec
+from snn_autonomy.perception.early_exit import confidence
+
+LOGIT_TOL = 1e-4
+
+
+def _decisions(stepper, x, threshold):
+    out = []
+    for sample in x:
+        r, steps, _ = stepper.run_until_exit(sample.astype(np.float32), threshold)
+        out.append((int(r.logits[:-1].argmax()), steps, r.logits))
+    return out
+
+
+def test_onnxruntime_agrees_with_torch_on_the_test_split():
+    torch_s, manifest = make_stepper("torch", model_path("perception_default.npz"))
+    ort_s, _ = make_stepper("onnxruntime", model_path("perception_default.npz"))
+    data = generate(split_spec("test"))
+    idx = np.random.default_rng(0).choice(len(data), 300, replace=False)
+    th = manifest["early_exit"]["threshold"]
+    a = _decisions(torch_s, data.x[idx], th)
+    b = _decisions(ort_s, data.x[idx], th)
+    same = np.mean([p[0] == q[0] and p[1] == q[1] for p, q in zip(a, b)])
+    assert same >= 0.999
+    diff = max(float(np.abs(p[2] - q[2]).max()) for p, q in zip(a, b) if p[1] == q[1])
+    assert diff < LOGIT_TOL
+    assert float(confidence(a[0][2][None, :-1])[0]) > 0
+
+
+def test_unavailable_provider_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="not available here"):
+        make_stepper("onnxruntime", model_path("perception_default.npz"), providers=["NoSuchExecutionProvider"])
+    with pytest.raises(ValueError, match="unknown back end"):
+        make_stepper("tpu", model_path("perception_default.npz"))
+
+
+def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
+    out = tmp_path / "step.onnx"
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "export", "--format", "onnx", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    m = onnx.load(str(out))
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input][:2] == ["x", "v1"]
+    assert [o.name for o in m.graph.output][:2] == ["logits", "synops"]
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "export", "--format", "nir", "--out",
+                        str(tmp_path / "x.nir")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "not available yet" in p.stderr
