@@ -168,8 +168,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     from .backends.onnx_backend import export_onnx
 
-    data = export_onnx(model, Path(args.out))
-    print(f"wrote {args.out} ({len(data)} bytes): the step function with explicit state")
+    data = export_onnx(model, Path(args.out), int8=args.int8)
+    kind = "int8-quantised " if args.int8 else ""
+    print(f"wrote {args.out} ({len(data)} bytes): the {kind}step function with explicit state")
     return 0
 
 
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--model", help="model file (default: the shipped model)")
     exp.add_argument("--format", default="onnx", choices=["onnx", "nir", "lava"])
     exp.add_argument("--out", required=True)
+    exp.add_argument("--int8", action="store_true", help="onnx: quantise weights to int8")
     exp.set_defaults(func=cmd_export)
 
     events = sub.add_parser("events", help="event recordings")

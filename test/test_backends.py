@@ -58,3 +58,22 @@ def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
     p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "export", "--format", "nir", "--out",
                         str(tmp_path / "x.nir")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "not available yet" in p.stderr
+
+
+def test_int8_quantisation_cost_is_small_and_measured():
+    from snn_autonomy.perception.labels import LabelConfig
+
+    f32, manifest = make_stepper("onnxruntime", model_path("perception_default.npz"))
+    i8, _ = make_stepper("onnxruntime", model_path("perception_default.npz"), int8=True)
+    assert i8.name == "onnxruntime-int8"
+    data = generate(split_spec("test"))
+    sure = np.flatnonzero(~data.ambiguous(LabelConfig(**manifest["labels"])))
+    idx = np.random.default_rng(1).choice(sure, 300, replace=False)
+    th = manifest["early_exit"]["threshold"]
+    a = _decisions(f32, data.x[idx], th)
+    b = _decisions(i8, data.x[idx], th)
+    acc32 = np.mean([p[0] == y for p, y in zip(a, data.y[idx])])
+    acc8 = np.mean([q[0] == y for q, y in zip(b, data.y[idx])])
+    agree = np.mean([p[0] == q[0] for p, q in zip(a, b)])
+    print(f"int8: accuracy {acc8:.3f} vs float {acc32:.3f}, same decision on {agree:.3f}")
+    assert agree >= 0.95 and acc8 >= acc32 - 0.03

@@ -12,7 +12,9 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def make_stepper(name: str, model_file: Path, **options) -> Tuple[object, Dict]:
-    """(stepper, manifest) of the model in `model_file` on back end `name`."""
+    """(stepper, manifest) of the model in `model_file` on back end `name`.
+
+    Options of onnxruntime: providers (list), threads (int), int8 (bool)."""
     from ..perception.model_io import load_model
 
     model, manifest = load_model(model_file)

@@ -8,15 +8,32 @@ is installed (e.g. on a Jetson).
 """
 from __future__ import annotations
 
+import copy
 import io
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..perception.model import ConvSNN, synaptic_ops
+from ..perception.model import ConvSNN, DelayedLinear, synaptic_ops
 from ..perception.runtime import StepResult, Stepper
+
+
+class _FrozenDelayedLinear(torch.nn.Module):
+    """A trained DelayedLinear with its kernel materialised as one constant matrix, so that
+    the exported graph holds it as an initializer (quantisable, no per-step kernel math)."""
+
+    def __init__(self, layer: DelayedLinear) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.register_buffer("matrix", layer.matrix().detach().clone())
+            self.register_buffer("bias", layer.linear.bias.detach().clone())
+
+    def forward_buffer(self, buf: torch.Tensor) -> torch.Tensor:
+        d, b, n_in = buf.shape
+        return F.linear(buf.permute(1, 0, 2).reshape(b, d * n_in), self.matrix, self.bias)
 
 
 class _StepGraph(torch.nn.Module):
@@ -24,6 +41,9 @@ class _StepGraph(torch.nn.Module):
 
     def __init__(self, model: ConvSNN) -> None:
         super().__init__()
+        model = copy.deepcopy(model).eval()
+        if isinstance(model.fc, DelayedLinear):
+            model.fc = _FrozenDelayedLinear(model.fc)
         self.model = model
         self.names = list(model.init_state(1).keys())
         for i, f in enumerate(model.fanout_maps()):
@@ -36,8 +56,11 @@ class _StepGraph(torch.nn.Module):
         return (logits, synaptic_ops(spikes, fan)) + tuple(new[k] for k in self.names)
 
 
-def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17) -> bytes:
-    """The step function as an ONNX model (bytes; also written to `out` when given)."""
+def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17, int8: bool = False) -> bytes:
+    """The step function as an ONNX model (bytes; also written to `out` when given).
+
+    int8: weights of the convolutions and the fully connected layers quantised to int8
+    (ONNX Runtime dynamic quantisation; activations are quantised per step at run time)."""
     model = model.eval()
     graph = _StepGraph(model)
     h, w = model.cfg.in_hw
@@ -49,9 +72,24 @@ def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17) -> 
         torch.onnx.export(graph, (x, *state.values()), buf, opset_version=opset, dynamo=False,
                           input_names=["x"] + names, output_names=["logits", "synops"] + [f"{n}_out" for n in names])
     data = buf.getvalue()
+    if int8:
+        data = _quantize_int8(data)
     if out is not None:
         Path(out).write_bytes(data)
     return data
+
+
+def _quantize_int8(data: bytes) -> bytes:
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "f32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(data)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+        return dst.read_bytes()
 
 
 class OrtStepper:
@@ -81,10 +119,14 @@ class OrtStepper:
         self.reset()
 
     @classmethod
-    def from_model(cls, model: ConvSNN, providers: Optional[List[str]] = None, threads: int = 1) -> "OrtStepper":
+    def from_model(cls, model: ConvSNN, providers: Optional[List[str]] = None, threads: int = 1,
+                   int8: bool = False) -> "OrtStepper":
         state = model.init_state(1)
-        return cls(export_onnx(model), list(state.keys()), {k: tuple(v.shape) for k, v in state.items()},
-                   model.neurons(), providers, threads)
+        stepper = cls(export_onnx(model, int8=int8), list(state.keys()),
+                      {k: tuple(v.shape) for k, v in state.items()}, model.neurons(), providers, threads)
+        if int8:
+            stepper.name = "onnxruntime-int8"
+        return stepper
 
     def reset(self) -> None:
         self.state = {k: np.zeros(s, dtype=np.float32) for k, s in self.state_shapes.items()}
