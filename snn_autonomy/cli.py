@@ -8,7 +8,7 @@
   snn-autonomy train [--epochs N] [--out FILE]   train the perception SNN (GPU when present)
   snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
   snn-autonomy export --model F --format onnx --out FILE
-  snn-autonomy bench codec|emulator [--json]
+  snn-autonomy bench codec|emulator|backends [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
 """
@@ -75,6 +75,17 @@ def cmd_bench_emulator(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         _print_table("bench emulator (M events/s, one core)", result)
+    return 0
+
+
+def cmd_bench_backends(args: argparse.Namespace) -> int:
+    from .bench.backends import run_backends_bench
+
+    result = run_backends_bench(steps=args.steps, peers=not args.no_peers)
+    if args.json:
+        _print_json(result)
+    else:
+        _print_table("bench backends (one time step, batch 1, one thread)", result)
     return 0
 
 
@@ -257,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     emu = b_sub.add_parser("emulator", help="DVS emulator throughput")
     emu.add_argument("--json", action="store_true")
     emu.set_defaults(func=cmd_bench_emulator)
+    bb = b_sub.add_parser("backends", help="SNN step latency of every back end and of snnTorch, Norse, SpikingJelly")
+    bb.add_argument("--steps", type=int, default=3000, help="timed steps per back end")
+    bb.add_argument("--no-peers", action="store_true", help="skip the peer libraries")
+    bb.add_argument("--json", action="store_true")
+    bb.set_defaults(func=cmd_bench_backends)
     return ap
 
 

@@ -77,3 +77,15 @@ def test_int8_quantisation_cost_is_small_and_measured():
     agree = np.mean([p[0] == q[0] for p, q in zip(a, b)])
     print(f"int8: accuracy {acc8:.3f} vs float {acc32:.3f}, same decision on {agree:.3f}")
     assert agree >= 0.95 and acc8 >= acc32 - 0.03
+
+
+def test_bench_backends_json_keys():
+    import json
+
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "bench", "backends", "--steps", "100", "--json"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    for name in ("torch", "onnxruntime", "onnxruntime_int8", "snntorch", "norse", "spikingjelly"):
+        assert r[name]["step_p50_us"] > 0 and r[name]["step_p99_us"] >= r[name]["step_p50_us"], name
+    assert "early_exit_overhead_pct" in r and r["dense_bound"]["dense_macs_per_step"] > 0

@@ -16,7 +16,8 @@ Steps:
                    has no event_camera_msgs) and interfaces/snn_autonomy_msgs
                    into .venv with cmake + rosidl
   6. package       pip install -e . (the snn_autonomy package and its CLI)
-  7. lava          when a Python 3.10 exists: .venv-lava with lava-nc 0.10
+  7. bench-extras  peer SNN libraries for `snn-autonomy bench backends` (requirements/bench.txt)
+  8. lava          when a Python 3.10 exists: .venv-lava with lava-nc 0.10
 """
 from __future__ import annotations
 
@@ -247,6 +248,17 @@ def step_package(s: Steps) -> str:
     return "installed snn_autonomy (editable) and the snn-autonomy command"
 
 
+def step_bench_extras(s: Steps) -> str:
+    req = ROOT / "requirements" / "bench.txt"
+    fp = fingerprint([req])
+    if s.done("bench-extras", fp):
+        return "up to date"
+    run([str(s.py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", str(req)],
+        quiet_log=s.logs / "bench-pip.log")
+    s.mark("bench-extras", fp)
+    return "installed snnTorch, Norse, SpikingJelly"
+
+
 def step_lava(s: Steps) -> str:
     if os.environ.get("SNN_SKIP_LAVA"):
         return "skipped (SNN_SKIP_LAVA is set)"
@@ -279,6 +291,7 @@ STEPS: List[tuple] = [
     ("cmake-paths", step_cmake_paths),
     ("interfaces", step_interfaces),
     ("package", step_package),
+    ("bench-extras", step_bench_extras),
     ("lava", step_lava),
 ]
 

@@ -1,0 +1,157 @@
+"""`snn-autonomy bench backends`: one SNN time step at batch 1, every back end and peer library.
+
+The shipped model's network with its weights is run step by step by this project's
+back ends (torch, ONNX Runtime float and int8) and written again with the LIF
+neurons of snnTorch, Norse and SpikingJelly (installed as benchmark extras from
+requirements/bench.txt): conv -> LIF -> conv -> LIF -> (delay taps) -> linear -> LIF
+-> readout, same weights, same input. All on one thread, in one run. Also measured:
+the cost of the early-exit loop over bare steps, and the dense-MAC bound (the
+model's multiply-accumulates per step at this CPU's measured single-thread
+float32 matrix-product rate).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..backends import make_stepper
+from ..paths import model_path
+from ..perception.model import DelayedLinear
+from ..perception.model_io import load_model
+
+
+def _latency(step: Callable[[int], Any], n: int, warmup: int = 50) -> Dict[str, float]:
+    for i in range(warmup):
+        step(i)
+    ts = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        step(i)
+        ts[i] = time.perf_counter() - t0
+    ts *= 1e6
+    return {"step_p50_us": round(float(np.percentile(ts, 50)), 1), "step_p99_us": round(float(np.percentile(ts, 99)), 1),
+            "steps_per_s": round(float(1e6 / ts.mean()), 1)}
+
+
+def _peer_step(library: str, model, frames: torch.Tensor) -> Callable[[int], Any]:
+    """A step function of the same network written with `library`'s LIF neurons."""
+    cfg = model.cfg
+    beta, theta = cfg.beta, cfg.threshold
+    if isinstance(model.fc, DelayedLinear):
+        fc_w, fc_b, taps = model.fc.matrix().detach(), model.fc.linear.bias.detach(), cfg.delay_steps
+    else:
+        fc_w, fc_b, taps = model.fc.weight.detach(), model.fc.bias.detach(), 1
+    c1, c2, out = model.conv1, model.conv2, model.out
+    buf = torch.zeros(taps, 1, model.flat)
+    acc = torch.zeros(1, cfg.n_classes + 1)
+
+    if library == "snntorch":
+        import snntorch as snn
+
+        lifs = [snn.Leaky(beta=beta, threshold=theta, reset_mechanism="subtract") for _ in range(3)]
+        mems = [lif.init_leaky() for lif in lifs]
+
+        def fire(k, cur):
+            spk, mems[k] = lifs[k](cur, mems[k])
+            return spk
+    elif library == "norse":
+        from norse.torch import LIFBoxCell, LIFBoxParameters
+
+        # v <- v + dt * tau_mem_inv * (-v + i): with dt * tau_mem_inv = 1 - beta, inputs scaled by 1 / (1 - beta)
+        p = LIFBoxParameters(tau_mem_inv=torch.tensor((1 - beta) / 1e-3), v_th=torch.tensor(theta),
+                             v_leak=torch.tensor(0.0), v_reset=torch.tensor(0.0))
+        cells = [LIFBoxCell(p, dt=1e-3) for _ in range(3)]
+        states = [None, None, None]
+        scale = 1.0 / (1.0 - beta)
+
+        def fire(k, cur):
+            spk, states[k] = cells[k](cur * scale, states[k])
+            return spk
+    elif library == "spikingjelly":
+        from spikingjelly.activation_based import neuron
+
+        nodes = [neuron.LIFNode(tau=1.0 / (1.0 - beta), v_threshold=theta, v_reset=None, decay_input=False,
+                                step_mode="s") for _ in range(3)]
+
+        def fire(k, cur):
+            return nodes[k](cur)
+    else:
+        raise ValueError(library)
+
+    def step(i: int):
+        nonlocal buf, acc
+        with torch.no_grad():
+            s1 = fire(0, c1(torch.log1p(frames[i % len(frames)])))
+            s2 = fire(1, c2(s1))
+            buf = torch.cat([s2.flatten(1)[None], buf[:-1]], 0)
+            s3 = fire(2, F.linear(buf.permute(1, 0, 2).reshape(1, -1), fc_w, fc_b))
+            acc = acc + out(s3)
+        return acc
+
+    return step
+
+
+def _peak_gmacs() -> float:
+    """Single-thread float32 matrix-product rate of this CPU, in G multiply-accumulates/s."""
+    a = torch.randn(512, 512)
+    b = torch.randn(512, 512)
+    best = float("inf")
+    for _ in range(10):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 512 ** 3 / best / 1e9
+
+
+def run_backends_bench(steps: int = 2000, peers: bool = True) -> Dict[str, Any]:
+    torch.set_num_threads(1)
+    path = model_path("perception_default.npz")
+    model, manifest = load_model(path)
+    h, w = model.cfg.in_hw
+    rng = np.random.default_rng(0)
+    frames_np = rng.poisson(0.3, (16, 2, h, w)).astype(np.float32)   # about 1,800 events per 2 ms bin
+    frames = torch.from_numpy(frames_np)[:, None]
+    result: Dict[str, Any] = {}
+    steppers = {"torch": make_stepper("torch", path)[0],
+                "onnxruntime": make_stepper("onnxruntime", path)[0],
+                "onnxruntime_int8": make_stepper("onnxruntime", path, int8=True)[0]}
+    for name, s in steppers.items():
+        s.reset()
+        result[name] = _latency(lambda i, s=s: s.step(frames_np[i % 16]), steps)
+    if peers:
+        for lib in ("snntorch", "norse", "spikingjelly"):
+            try:
+                result[lib] = _latency(_peer_step(lib, model, frames), steps)
+            except ImportError as exc:
+                result[lib] = {"error": f"not installed ({exc}); pip install -r requirements/bench.txt"}
+    # early-exit loop vs bare steps: 16 steps each, threshold above 1 so that nothing exits early
+    ort = steppers["onnxruntime"]
+
+    def bare(_):
+        ort.reset()
+        for f in frames_np:
+            ort.step(f)
+
+    loop = _latency(lambda _: ort.run_until_exit(frames_np, 1.01), max(50, steps // 16), warmup=5)
+    plain = _latency(bare, max(50, steps // 16), warmup=5)
+    result["early_exit_overhead_pct"] = round(100.0 * (loop["step_p50_us"] / plain["step_p50_us"] - 1.0), 2)
+    macs = model.dense_macs_per_step()
+    peak = _peak_gmacs()
+    bound_us = macs / (peak * 1e3)
+    result["dense_bound"] = {"dense_macs_per_step": macs, "peak_gmacs_s_one_thread": round(peak, 1),
+                             "bound_us": round(bound_us, 1),
+                             "onnxruntime_over_bound": round(result["onnxruntime"]["step_p50_us"] / bound_us, 2)}
+    peer_p50 = [v["step_p50_us"] for k, v in result.items() if k in ("snntorch", "norse", "spikingjelly")
+                and isinstance(v, dict) and "step_p50_us" in v]
+    if peer_p50:
+        result["onnxruntime_speedup_vs_fastest_peer"] = round(min(peer_p50) / result["onnxruntime"]["step_p50_us"], 2)
+    if "step_p50_us" in result.get("snntorch", {}):
+        result["onnxruntime_speedup_vs_snntorch"] = round(
+            result["snntorch"]["step_p50_us"] / result["onnxruntime"]["step_p50_us"], 2)
+    result["threads"] = 1
+    result["model"] = str(path)
+    return result
