@@ -44,14 +44,19 @@ def _print_table(title: str, rows: Dict[str, Any]) -> None:
     Console().print(table)
 
 
+def _report(args: argparse.Namespace, title: str, result: Dict[str, Any], table_skip: tuple = ()) -> None:
+    """One JSON object on stdout with --json, else a readable table (without `table_skip` keys)."""
+    if args.json:
+        _print_json(result)
+    else:
+        _print_table(title, {k: v for k, v in result.items() if k not in table_skip})
+
+
 def cmd_events_info(args: argparse.Namespace) -> int:
     from .events.info import recording_info
 
     info = recording_info(Path(args.path), topic=args.topic)
-    if args.json:
-        _print_json(info)
-    else:
-        _print_table(f"events info: {args.path}", info)
+    _report(args, f"events info: {args.path}", info)
     return 0
 
 
@@ -60,10 +65,7 @@ def cmd_bench_codec(args: argparse.Namespace) -> int:
 
     result = run_codec_bench(n_events=args.events, repeats=args.repeats,
                              data_dir=Path(args.data) if args.data else None)
-    if args.json:
-        _print_json(result)
-    else:
-        _print_table("bench codec (M events/s, one core)", result)
+    _report(args, "bench codec (M events/s, one core)", result)
     return 0
 
 
@@ -71,10 +73,7 @@ def cmd_bench_emulator(args: argparse.Namespace) -> int:
     from .bench.emulator import run_emulator_bench
 
     result = run_emulator_bench()
-    if args.json:
-        _print_json(result)
-    else:
-        _print_table("bench emulator (M events/s, one core)", result)
+    _report(args, "bench emulator (M events/s, one core)", result)
     return 0
 
 
@@ -82,10 +81,7 @@ def cmd_bench_backends(args: argparse.Namespace) -> int:
     from .bench.backends import run_backends_bench
 
     result = run_backends_bench(steps=args.steps, peers=not args.no_peers)
-    if args.json:
-        _print_json(result)
-    else:
-        _print_table("bench backends (one time step, batch 1, one thread)", result)
+    _report(args, "bench backends (one time step, batch 1, one thread)", result)
     return 0
 
 
@@ -118,10 +114,7 @@ def cmd_events_record(args: argparse.Namespace) -> int:
     types = [] if args.topics else [EVENT_PACKET_TYPE]
     counts = record(Path(args.out), topics=args.topics or [], all_of_types=types, duration_s=args.duration)
     summary = {"out": args.out, "messages": sum(counts.values()), "topics": counts}
-    if args.json:
-        _print_json(summary)
-    else:
-        _print_table(f"recorded {args.out}", summary)
+    _report(args, f"recorded {args.out}", summary)
     return 0 if counts else 1
 
 
@@ -149,10 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 grid=tuple(args.grid) if args.grid else None, command=command, progress=on_epoch,
                                 log=progress.console.print)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
-    if args.json:
-        _print_json(summary)
-    else:
-        _print_table(f"trained {args.out}", summary)
+    _report(args, f"trained {args.out}", summary)
     return 0
 
 
@@ -162,10 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     plot = Path(args.plot) if args.plot else Path(args.out_dir) / "early_exit_curve.png"
     result = evaluate(Path(args.model) if args.model else None, world=args.world or "", episodes=args.episodes,
                       seed=args.seed, duration_s=args.duration, plot=plot)
-    if args.json:
-        _print_json({k: v for k, v in result.items() if k != "curve"} | {"curve": result["curve"]})
-    else:
-        _print_table("eval", {k: v for k, v in result.items() if k != "curve"})
+    _report(args, "eval", result, table_skip=("curve",))
     return 0
 
 

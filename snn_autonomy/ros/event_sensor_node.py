@@ -235,14 +235,19 @@ class EventSensorNode(LifecycleNode):
 
     # ------------------------------------------------------------------ data paths
     def _emit(self, batch: EventBatch, now_us: int, stamp_offset_ns: int = 0) -> None:
+        """Filter, cut into packets of the configured period, publish."""
         with self._lock:
             filtered = self._filter.apply(batch)
             for end_us, part in self._packetizer.push(filtered, now_us):
-                pkt = self._encoder.encode(part, stamp_ns=end_us * 1000 + stamp_offset_ns)
-                if self._pub is not None:
-                    self._pub.publish(packet_to_msg(pkt))
-                self.packets += 1
-                self.events_out += len(part)
+                self._publish(part, end_us * 1000 + stamp_offset_ns)
+
+    def _publish(self, batch: EventBatch, stamp_ns: int) -> None:
+        """Encode one packet and publish it (caller holds the lock)."""
+        pkt = self._encoder.encode(batch, stamp_ns=stamp_ns)
+        if self._pub is not None:
+            self._pub.publish(packet_to_msg(pkt))
+        self.packets += 1
+        self.events_out += len(batch)
 
     def _problem(self, text: str) -> None:
         self.source_problems += 1
@@ -322,13 +327,8 @@ class EventSensorNode(LifecycleNode):
                 continue
             if shift is None:
                 shift = self.get_clock().now().nanoseconds - pkt.stamp_ns
-            with self._lock:
-                filtered = self._filter.apply(batch)
-                out = self._encoder.encode(filtered, stamp_ns=pkt.stamp_ns + shift)
-                if self._pub is not None:
-                    self._pub.publish(packet_to_msg(out))
-                self.packets += 1
-                self.events_out += len(filtered)
+            with self._lock:  # a bag's packets keep their own boundaries and stamps (shifted to now)
+                self._publish(self._filter.apply(batch), pkt.stamp_ns + shift)
 
     # ------------------------------------------------------------------ health
     def _diagnose(self, st: Status) -> None:
