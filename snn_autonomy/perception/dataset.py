@@ -32,7 +32,7 @@ from ..sim.wander import WanderDriver
 from ..sim.world import World
 from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan
 
-SPLIT_SEEDS = {"train": (101, 102, 103, 104, 105, 106), "val": (201, 202), "test": (301, 302)}
+SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class DatasetSpec:
     label: LabelConfig = field(default_factory=LabelConfig)
     inputs: InputSpec = field(default_factory=InputSpec)
     randomize_layout: bool = True
-    generator_version: int = 6           # bump when generation changes, so caches are not reused
+    generator_version: int = 7           # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -102,15 +102,26 @@ def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool) 
     return replace(cfg, arena=arena)
 
 
+def _drivers(world: World, robots: int, seed: int) -> List[WanderDriver]:
+    """Varied scripted drivers: speeds, turning distances and how much they meander are drawn
+    per robot. Half are bold (turn late) so that obstacles straight ahead are well represented;
+    some drive long straight runs across open floor, as a robot under its own control does."""
+    rng = np.random.default_rng(seed * 31 + 5)
+    out = []
+    for i in range(robots):
+        avoid = rng.uniform(0.3, 0.5) if i % 2 == 0 else rng.uniform(0.6, 0.9)
+        out.append(WanderDriver(world, i, cruise_mps=float(rng.uniform(0.25, 0.6)), avoid_m=float(avoid),
+                                drift_std=float(rng.choice([0.2, 0.6, 1.2])), seed=seed))
+    return out
+
+
 def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
     ds, seed = args
     base = load_world_config(ds.world or None)
     cfg = layout_for_seed(base, seed, ds.robots, ds.randomize_layout)
     world = World(cfg)
     cams = [WorldCamera(world, i) for i in range(ds.robots)]
-    # Half the robots are bold (turn late) so that obstacles straight ahead are well represented.
-    drivers = [WanderDriver(world, i, cruise_mps=0.45, avoid_m=0.35 if i % 2 == 0 else 0.7, seed=seed)
-               for i in range(ds.robots)]
+    drivers = _drivers(world, ds.robots, seed)
     inp = ds.inputs
     window_us = inp.bin_us * inp.t_max
     history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]

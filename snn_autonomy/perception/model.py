@@ -8,8 +8,10 @@ Time is discrete: one step is one input bin (`bin_us`, 2 ms by default). Per ste
     fc   linear 16*(H/4)*(W/4) -> 64 (optionally with learnable delays) -> LIF
     out  linear 64 -> 4 classes + 1 approaching logit, accumulated over steps
 
-LIF (per step, dimensionless membrane):  v <- beta * v + I;  s = [v > theta];  v <- v - s * theta
-(reset by subtraction; beta = exp(-bin / tau), 0.9 = tau of about 9.5 bins). Spikes are
+LIF (per step, dimensionless membrane):  v <- beta * v + I;  s = [v > theta];  then reset,
+either to zero (v <- (1 - s) * v, `reset="zero"`: the LIF of Loihi 2 / Lava and of NIR, so
+the network maps onto them unchanged) or by subtraction (v <- v - s * theta, `reset="subtract"`,
+which keeps the overshoot). beta = exp(-bin / tau): 0.9 is tau of about 9.5 bins. Spikes are
 Heaviside forward and a fast-sigmoid derivative backward (SuperSpike, slope 10).
 The readout is the running mean of the output layer over the steps taken so far,
 so logits exist after every step: that is what early exit reads.
@@ -29,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 State = Dict[str, torch.Tensor]
+RESETS = ("zero", "subtract")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ class ModelConfig:
     threshold: float = 1.0
     delay_steps: int = 0                  # 0 = no synaptic delays; else max delay of the fc layer, in steps
     surrogate_slope: float = 10.0
+    reset: str = "subtract"               # "zero" or "subtract" (see the module docstring)
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, not {self.reset!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,10 +76,12 @@ def spike(x: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
 
 
 def lif_step(current: torch.Tensor, v: torch.Tensor, beta: float, threshold: float,
-             slope: float = 10.0) -> Tuple[torch.Tensor, torch.Tensor]:
+             slope: float = 10.0, reset: str = "subtract") -> Tuple[torch.Tensor, torch.Tensor]:
     """One LIF update; returns (spikes, new membrane)."""
     v = beta * v + current
     s = spike(v - threshold, slope)
+    if reset == "zero":
+        return s, v * (1.0 - s)
     return s, v - s * threshold
 
 
@@ -146,8 +156,9 @@ class ConvSNN(nn.Module):
         or with trace=True (logits, state, [spikes of each layer])."""
         cfg = self.cfg
         a = torch.log1p(x)
-        s1, v1 = lif_step(self.conv1(a), state["v1"], cfg.beta, cfg.threshold, cfg.surrogate_slope)
-        s2, v2 = lif_step(self.conv2(s1), state["v2"], cfg.beta, cfg.threshold, cfg.surrogate_slope)
+        lif = lambda i, v: lif_step(i, v, cfg.beta, cfg.threshold, cfg.surrogate_slope, cfg.reset)  # noqa: E731
+        s1, v1 = lif(self.conv1(a), state["v1"])
+        s2, v2 = lif(self.conv2(s1), state["v2"])
         flat = s2.flatten(1)
         new: State = {"v1": v1, "v2": v2}
         if cfg.delay_steps > 1:
@@ -156,7 +167,7 @@ class ConvSNN(nn.Module):
             new["buf"] = buf
         else:
             i3 = self.fc(flat)
-        s3, v3 = lif_step(i3, state["v3"], cfg.beta, cfg.threshold, cfg.surrogate_slope)
+        s3, v3 = lif(i3, state["v3"])
         t = state["t"] + 1
         acc = state["acc"] + self.out(s3)
         new.update(v3=v3, acc=acc, t=t)

@@ -51,8 +51,12 @@ def save_model(model: ConvSNN, weights: Path, manifest: Dict[str, Any]) -> Dict[
         "dense_macs_per_step": model.dense_macs_per_step(),
         "neurons": model.neurons(),
     }
-    manifest_path(weights).write_text(json.dumps(full, indent=2, default=_jsonable) + "\n")
+    write_manifest(weights, full)
     return full
+
+
+def write_manifest(weights: Path, manifest: Dict[str, Any]) -> None:
+    manifest_path(weights).write_text(json.dumps(manifest, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(o):

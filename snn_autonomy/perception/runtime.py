@@ -7,7 +7,8 @@ events (inside the region of interest, pooled onto the model's grid) is one SNN
 step; after each step the class confidence is checked, and when it reaches the
 threshold, or after t_max steps, a Decision is emitted and the network starts
 afresh from the next bin. Confident scenes therefore get decisions sooner and
-cheaper. T_max, the threshold and the ROI can be changed between steps.
+cheaper. T_max, the threshold and the ROI can be changed between steps; events
+outside the ROI are ignored (the grid still spans the whole sensor).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 
 from ..events.batch import EventBatch
 from ..events.representations import binned_frames
-from ..events.roi import Roi
+from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
 from .early_exit import confidence, softmax
 from .model import ConvSNN, synaptic_ops
@@ -166,8 +167,11 @@ class StreamingPerception:
     def _step_bin(self, batch: EventBatch, t0: int) -> Optional[Decision]:
         acc = self._acc
         n_in = len(batch)
-        roi = self.roi or Roi.full(batch.width, batch.height)
-        frame = binned_frames(batch, t0, self.bin_us, 1, roi=roi, out_size=self.grid)[0]
+        if self.roi is not None:
+            # Attention masks what lies outside the ROI; the network keeps the sensor's whole
+            # field of view on its grid, as in training, so a narrow ROI is not a zoomed image.
+            batch = crop(batch, self.roi)
+        frame = binned_frames(batch, t0, self.bin_us, 1, out_size=self.grid)[0]
         if acc.steps == 0:
             self.stepper.reset()
         r = self.stepper.step(frame)

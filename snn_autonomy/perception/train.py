@@ -38,6 +38,7 @@ class TrainConfig:
     delay_steps: int = spec(0, lo=0, hi=64, help="learnable synaptic delays in the fc layer (0 = off)")
     channels: Tuple[int, int] = (8, 16)
     hidden: int = spec(64, lo=4, hi=4096)
+    reset: str = spec("zero", help="LIF reset: zero (as Loihi 2 and NIR) or subtract")
     max_exit_loss: float = spec(0.01, lo=0.0, hi=1.0, help="calibration: allowed accuracy loss of early exit")
     device: str = "auto"
 
@@ -72,6 +73,11 @@ def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, 
     return ce + approach_weight * bce
 
 
+def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes < 0.5 * free
+
+
 def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec,
                 checkpoint: Optional[Path] = None,
                 progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None) -> tuple:
@@ -80,7 +86,7 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     mcfg = ModelConfig(in_hw=(inputs.grid[1], inputs.grid[0]), channels=tuple(cfg.channels), hidden=cfg.hidden,
-                       delay_steps=cfg.delay_steps)
+                       delay_steps=cfg.delay_steps, reset=cfg.reset)
     model = make_model(mcfg, seed=cfg.seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -90,9 +96,12 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     freq = freq + freq[MIRROR.numpy()]
     weights = torch.tensor(1.0 / np.sqrt(np.maximum(freq, 1.0)), dtype=torch.float32, device=device)
     weights = weights / weights.mean()
-    x_all = torch.from_numpy(train.x)
-    y_all = torch.from_numpy(train.y)
-    a_all = torch.from_numpy(train.approaching.astype(np.float32))
+    # On a GPU with room for it, the (sparse, uint8) training set lives on the device, so that
+    # batches are gathered there instead of copied over PCIe every step.
+    data_device = device if device.type == "cuda" and _fits_on_gpu(train.x.nbytes, device) else torch.device("cpu")
+    x_all = torch.from_numpy(train.x).to(data_device)
+    y_all = torch.from_numpy(train.y).to(data_device)
+    a_all = torch.from_numpy(train.approaching.astype(np.float32)).to(data_device)
     mirror = MIRROR.to(device)
     best = (-1.0, None)
     history = []
@@ -104,9 +113,10 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
         t0 = time.monotonic()
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            xb = x_all[idx].to(device).float()
-            yb = y_all[idx].to(device)
-            ab = a_all[idx].to(device)
+            tidx = torch.from_numpy(idx).to(data_device)
+            xb = x_all[tidx].to(device).float()
+            yb = y_all[tidx].to(device)
+            ab = a_all[tidx].to(device)
             fl = torch.from_numpy(flips[idx]).to(device)
             xb = torch.where(fl[:, None, None, None, None], xb.flip(-1), xb)
             yb = torch.where(fl, mirror[yb], yb)
@@ -171,11 +181,45 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
 
 
 def calibrate_model(model: ConvSNN, val: Dataset, label_cfg: LabelConfig, max_loss: float,
-                    measure: str = "max_softmax"):
-    """Early-exit threshold from the unambiguous validation samples."""
-    logits = step_logits(model, val.x, torch.device("cpu"))[..., :-1]
+                    measure: str = "max_softmax", device: Optional[torch.device] = None):
+    """Early-exit threshold from the unambiguous validation samples (model on `device`, CPU by default)."""
+    logits = step_logits(model, val.x, device or torch.device("cpu"))[..., :-1]
     sure = ~val.ambiguous(label_cfg)
     return calibrate(logits[:, sure], val.y[sure], max_loss, measure)
+
+
+def calibrate_and_test(model: ConvSNN, val: Dataset, test: Dataset, label_cfg: LabelConfig, max_loss: float,
+                       measure: str = "max_softmax", device: Optional[torch.device] = None) -> Tuple[dict, dict]:
+    """Calibrate the early-exit threshold on `val`, then measure on `test`: the manifest's
+    `early_exit` section and its test metrics."""
+    device = device or torch.device("cpu")
+    model.to(device)
+    cal = calibrate_model(model, val, label_cfg, max_loss, measure, device=device)
+    metrics = evaluate_logits(step_logits(model, test.x, device), test, cal.threshold, label_cfg, measure)
+    model.cpu()
+    early_exit = {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss,
+                  "calibrated_on": "validation split, unambiguous samples",
+                  "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
+                  "val_mean_steps": cal.mean_steps}
+    return early_exit, metrics
+
+
+def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") -> Dict[str, Any]:
+    """Re-derive a model's early-exit threshold for another allowed accuracy loss (or confidence
+    measure) on its world's validation split, re-measure the test split, and rewrite the manifest.
+    The weights are untouched, so their hash still matches."""
+    from .model_io import load_model, write_manifest
+
+    model, manifest = load_model(weights)
+    world = manifest.get("training", {}).get("datasets", {}).get("val", {}).get("world", "default")
+    world = "" if world == "default" else world
+    label_cfg = LabelConfig(**manifest["labels"])
+    val, test = (generate(split_spec(s, world)) for s in ("val", "test"))
+    early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure)
+    manifest["early_exit"] = early_exit
+    manifest.setdefault("metrics", {})["test"] = metrics
+    write_manifest(weights, manifest)
+    return manifest
 
 
 def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optional[float] = None,
@@ -197,16 +241,13 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
                                  checkpoint=out.with_suffix(".ckpt"), progress=progress)
     train_s = time.monotonic() - t0
     label_cfg = specs["train"].label
-    cal = calibrate_model(model, data["val"], label_cfg, cfg.max_exit_loss)
-    test_metrics = evaluate_logits(step_logits(model, data["test"].x, torch.device("cpu")), data["test"],
-                                   cal.threshold, label_cfg)
+    early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label_cfg, cfg.max_exit_loss,
+                                                  device=pick_device(cfg.device))
     manifest = {
         "classes": list(CLASSES),
         "input": asdict(inputs),
         "t_max": inputs.t_max,
-        "early_exit": {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss,
-                       "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
-                       "val_mean_steps": cal.mean_steps},
+        "early_exit": early_exit,
         "labels": asdict(specs["train"].label),
         "metrics": {"test": test_metrics},
         "training": {"command": command, "config": asdict(cfg), "device": str(pick_device(cfg.device)),
