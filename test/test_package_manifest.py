@@ -12,10 +12,10 @@ ROSDEP = {
     "numpy": "python3-numpy", "numba": "python3-numba", "scipy": "python3-scipy", "yaml": "python3-yaml",
     "rich": "python3-rich", "matplotlib": "python3-matplotlib", "torch": "python3-pytorch-pip",
     "onnx": "python3-onnx-pip", "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
-    "mcap": "python3-mcap-pip", "mcap_ros2": "python3-mcap-ros2-support-pip",
+    "mcap": "python3-mcap-pip", "mcap_ros2": "python3-mcap-ros2-support-pip", "nir": "python3-nir-pip",
 }
 # Optional at run time (benchmarks, hardware back ends): imported inside functions behind a check.
-OPTIONAL = {"snntorch", "norse", "spikingjelly", "lava", "nir", "pynvml", "metavision_sdk_core",
+OPTIONAL = {"snntorch", "norse", "spikingjelly", "lava", "pynvml", "metavision_sdk_core",
             "metavision_hal", "metavision_core", "dv_processing", "launch", "launch_ros", "ros_gz_bridge"}
 
 

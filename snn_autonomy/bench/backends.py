@@ -41,6 +41,7 @@ def _peer_step(library: str, model, frames: torch.Tensor) -> Callable[[int], Any
     """A step function of the same network written with `library`'s LIF neurons."""
     cfg = model.cfg
     beta, theta = cfg.beta, cfg.threshold
+    zero_reset = cfg.reset == "zero"
     if isinstance(model.fc, DelayedLinear):
         fc_w, fc_b, taps = model.fc.matrix().detach(), model.fc.linear.bias.detach(), cfg.delay_steps
     else:
@@ -52,7 +53,8 @@ def _peer_step(library: str, model, frames: torch.Tensor) -> Callable[[int], Any
     if library == "snntorch":
         import snntorch as snn
 
-        lifs = [snn.Leaky(beta=beta, threshold=theta, reset_mechanism="subtract") for _ in range(3)]
+        lifs = [snn.Leaky(beta=beta, threshold=theta, reset_mechanism="zero" if zero_reset else "subtract")
+                for _ in range(3)]
         mems = [lif.init_leaky() for lif in lifs]
 
         def fire(k, cur):
@@ -61,6 +63,8 @@ def _peer_step(library: str, model, frames: torch.Tensor) -> Callable[[int], Any
     elif library == "norse":
         from norse.torch import LIFBoxCell, LIFBoxParameters
 
+        if not zero_reset:
+            raise ValueError("Norse's LIF resets to v_reset; it cannot express reset by subtraction")
         # v <- v + dt * tau_mem_inv * (-v + i): with dt * tau_mem_inv = 1 - beta, inputs scaled by 1 / (1 - beta)
         p = LIFBoxParameters(tau_mem_inv=torch.tensor((1 - beta) / 1e-3), v_th=torch.tensor(theta),
                              v_leak=torch.tensor(0.0), v_reset=torch.tensor(0.0))
@@ -74,7 +78,8 @@ def _peer_step(library: str, model, frames: torch.Tensor) -> Callable[[int], Any
     elif library == "spikingjelly":
         from spikingjelly.activation_based import neuron
 
-        nodes = [neuron.LIFNode(tau=1.0 / (1.0 - beta), v_threshold=theta, v_reset=None, decay_input=False,
+        nodes = [neuron.LIFNode(tau=1.0 / (1.0 - beta), v_threshold=theta, v_reset=0.0 if zero_reset else None,
+                                decay_input=False,
                                 step_mode="s") for _ in range(3)]
 
         def fire(k, cur):

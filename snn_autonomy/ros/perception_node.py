@@ -8,6 +8,9 @@ Each `bin_us` of events (the model's time step) is one SNN step; a decision is
 published as soon as the class confidence reaches the threshold (dynamic-confidence
 early exit) and the network then starts afresh. The header stamp is the stamp of
 the newest packet that fed the decision, so latency can be traced to the sensor.
+backend lava runs the network in a Lava worker process in the Python 3.10 environment
+(Loihi 2 simulation on the CPU here: about 17 ms per step, far slower than real time;
+on Loihi 2 hardware the same worker runs with Lava's hardware run configuration).
 """
 from __future__ import annotations
 
@@ -37,7 +40,9 @@ class PerceptionNode(LifecycleNode):
         super().__init__("perception", **kwargs)
         d = ParameterDescriptor
         self.declare_parameter("model", "", d(description="model .npz with its manifest ('' = the shipped model)"))
-        self.declare_parameter("backend", "torch", d(description="inference back end: torch | onnxruntime"))
+        self.declare_parameter("backend", "torch", d(description="inference back end: torch | onnxruntime | lava"))
+        self.declare_parameter("lava_tag", "floating_pt", d(description="lava: floating_pt | fixed_pt (bit-accurate "
+                                                                        "Loihi 2)"))
         self.declare_parameter("providers", ["CPUExecutionProvider"],
                                d(description="onnxruntime execution providers, in order of preference"))
         self.declare_parameter("agent_id", "", d(description="id in the messages ('' = the namespace)"))
@@ -69,7 +74,8 @@ class PerceptionNode(LifecycleNode):
         import torch
 
         torch.set_num_threads(max(1, int(self.get_parameter("torch_threads").value)))
-        options = {"providers": list(self.get_parameter("providers").value)} if backend == "onnxruntime" else {}
+        options = {"onnxruntime": {"providers": list(self.get_parameter("providers").value)},
+                   "lava": {"tag": self.get_parameter("lava_tag").value}}.get(backend, {})
         try:
             self.engine = StreamingPerception.from_file(path, backend, **options)
         except Exception as exc:  # a missing, corrupt or mismatched model: refuse to run, say why
