@@ -13,6 +13,8 @@ import typing
 from typing import Any, Dict, Type, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from ..config import from_dict
 
@@ -54,18 +56,25 @@ def descriptor(f: dataclasses.Field, tp: Any) -> ParameterDescriptor:
 
 
 def declare_config(node, cls: Type[Any], prefix: str = "") -> None:
+    """One parameter per field of config dataclass `cls`. A list field whose default is empty
+    is declared by its type: rclpy would type an empty default list as a byte array and then
+    refuse every override (`-p allowed:=[a, b]`)."""
     hints = typing.get_type_hints(cls)
     defaults = cls()
     for f in dataclasses.fields(cls):
         value = getattr(defaults, f.name)
-        if isinstance(value, tuple):
-            value = list(value)
-        node.declare_parameter(prefix + f.name, value, descriptor(f, hints[f.name]))
+        d = descriptor(f, hints[f.name])
+        if isinstance(value, (list, tuple)):
+            value = list(value) if value else Parameter.Type(d.type)
+        node.declare_parameter(prefix + f.name, value, d)
 
 
 def read_config(node, cls: Type[T], prefix: str = "") -> T:
     data: Dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        value = node.get_parameter(prefix + f.name).value
+        try:
+            value = node.get_parameter(prefix + f.name).value
+        except ParameterUninitializedException:   # an empty list that was never set
+            value = []
         data[f.name] = list(value) if isinstance(value, (tuple, list)) or hasattr(value, "tolist") else value
     return from_dict(data, cls, path=prefix.rstrip("."))

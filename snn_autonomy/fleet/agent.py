@@ -1,0 +1,104 @@
+"""The agent side of the fleet: what one robot says in its heartbeats, and its share of a plan.
+
+Heartbeats carry strictly increasing sequence numbers (the coordinator rejects repeats), the
+pose in the map frame (start pose composed with odometry), health and the region the agent
+works on — so a restarted coordinator learns who patrols where. The newest plan received wins
+(one coordinator per DDS domain). Energy used stays 0 until an energy meter reports it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+from .config import AgentConfig
+from .plan import Assignment, Plan
+from .state import HEALTH_OK, HEALTH_WARN, AgentReport, id_problem, yaw_quaternion
+
+Pose2 = Tuple[float, float, float]
+
+
+def compose(origin: Pose2, local: Pose2) -> Pose2:
+    """`local` (x, y, yaw in a frame whose origin sits at `origin` in the map) in the map frame."""
+    x0, y0, yaw0 = origin
+    x, y, yaw = local
+    c, s = math.cos(yaw0), math.sin(yaw0)
+    return (x0 + c * x - s * y, y0 + s * x + c * y, math.atan2(math.sin(yaw0 + yaw), math.cos(yaw0 + yaw)))
+
+
+class FleetAgent:
+    def __init__(self, agent_id: str, start_pose: Pose2, cfg: AgentConfig) -> None:
+        why = id_problem(agent_id)
+        if why is not None:
+            raise ValueError(f"agent id {agent_id!r} is unusable ({why}); set agent_id or run in a namespace")
+        if not all(math.isfinite(v) for v in start_pose):
+            raise ValueError(f"start pose {start_pose!r} is not finite")
+        self.agent_id = agent_id
+        self.cfg = cfg
+        self.start_pose: Pose2 = tuple(float(v) for v in start_pose)
+        self.pose: Pose2 = self.start_pose
+        self.velocity = (0.0, 0.0)
+        self.seq = -1
+        self.last_odom_s: Optional[float] = None
+        self.odom_rejected = 0
+        self.assignment: Optional[Assignment] = None
+        self.plan_id = 0
+        self.plans_received = 0
+
+    def on_odom(self, x: float, y: float, yaw: float, linear_mps: float, angular_rps: float,
+                now_s: float) -> bool:
+        """Odometry in the odom frame (origin = start pose); non-finite values are counted and dropped."""
+        if not all(math.isfinite(v) for v in (x, y, yaw, linear_mps, angular_rps)):
+            self.odom_rejected += 1
+            return False
+        self.pose = compose(self.start_pose, (x, y, yaw))
+        self.velocity = (linear_mps, angular_rps)
+        self.last_odom_s = now_s
+        return True
+
+    def health(self, now_s: float) -> Tuple[int, str]:
+        if not self.cfg.use_odom:
+            return HEALTH_OK, "pose fixed at start_pose (odometry off)"
+        if self.last_odom_s is None:
+            return HEALTH_WARN, "no odometry yet: pose is the start pose"
+        age = now_s - self.last_odom_s
+        if age > self.cfg.odom_timeout_s:
+            return HEALTH_WARN, f"odometry silent for {age:.1f} s: pose is the last known"
+        return HEALTH_OK, "ok"
+
+    def heartbeat(self, now_s: float) -> AgentReport:
+        """The next heartbeat (advances the sequence number)."""
+        self.seq += 1
+        health, text = self.health(now_s)
+        x, y, yaw = self.pose
+        budget = self.cfg.energy_budget_j
+        return AgentReport(
+            agent_id=self.agent_id, seq=self.seq, x=x, y=y, orientation=yaw_quaternion(yaw),
+            linear_mps=self.velocity[0], angular_rps=self.velocity[1], health=health, health_message=text,
+            energy_budget_j=math.nan if budget < 0 else budget, energy_used_j=0.0,
+            capabilities=tuple(self.cfg.capabilities),
+            assigned_region_id=self.assignment.region.region_id if self.assignment else "", stamp_s=now_s)
+
+    def on_plan(self, plan: Plan) -> bool:
+        """Take this agent's share of `plan`; True when its region changed (to another one or to none)."""
+        self.plans_received += 1
+        before = self.assignment.region if self.assignment else None
+        self.assignment = plan.for_agent(self.agent_id)
+        self.plan_id = plan.plan_id
+        return before != (self.assignment.region if self.assignment else None)
+
+
+def start_pose_in_world(world_config: Optional[str], agent_id: str) -> Pose2:
+    """Where robot `agent_id` (`robot_<k>`) starts in the built-in world of `world_config` (None = default)."""
+    from ..sim.config import load_world_config, with_robot_count
+    from ..sim.world import World
+
+    cfg = load_world_config(world_config)
+    prefix = cfg.robots.id_prefix
+    number = agent_id[len(prefix):] if agent_id.startswith(prefix) else ""
+    if not number.isdigit():
+        raise ValueError(f"agent {agent_id!r} is not a robot of the world config (ids {prefix}<n>); "
+                         "set the start_pose parameter")
+    k = int(number)
+    world = World(with_robot_count(cfg, max(cfg.robots.count, k + 1)))
+    x, y, yaw = world.pose[k].tolist()
+    return (x, y, yaw)
