@@ -11,6 +11,10 @@ NODES = {
     "world": "snn_autonomy.ros.world_node:main",
     "event_sensor": "snn_autonomy.ros.event_sensor_node:main",
     "perception": "snn_autonomy.ros.perception_node:main",
+    "control": "snn_autonomy.ros.control_node:main",
+    "attention": "snn_autonomy.ros.attention_node:main",
+    "coordinator": "snn_autonomy.ros.coordinator_node:main",
+    "fleet_agent": "snn_autonomy.ros.fleet_agent_node:main",
 }
 
 setup(

@@ -3,11 +3,16 @@
   snn-autonomy demo                      the main job
   snn-autonomy sim --agents N --duration S [--json]
                                          the built-in world with every event camera on, headless
+  snn-autonomy closed-loop --agents N --duration S [--no-attention] [--json]
+                                         robots patrol their assigned regions on perception, fused mode
   snn-autonomy events info PATH [--json] summarise a RAW file or an EventPacket bag
   snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
+  snn-autonomy dataset --split train|val|test [--world Y] [--json]
+                                         generate (or find cached) a split; its class balance
   snn-autonomy train [--epochs N] [--out FILE]   train the perception SNN (GPU when present)
+  snn-autonomy calibrate --max-loss L [--model F]  re-derive the early-exit threshold
   snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
-  snn-autonomy export --model F --format onnx --out FILE
+  snn-autonomy export --model F --format onnx|nir|lava --out FILE
   snn-autonomy bench codec|emulator|backends [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
@@ -118,6 +123,40 @@ def cmd_events_record(args: argparse.Namespace) -> int:
     return 0 if counts else 1
 
 
+def cmd_closed_loop(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .loop.closed_loop import run_closed_loop
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(f"{args.agents} agents, attention {'off' if args.no_attention else 'on'}", total=1.0)
+        result = run_closed_loop(args.agents, args.duration, attention=not args.no_attention, world=args.world or "",
+                                 seed=args.seed, backend=args.backend,
+                                 progress=lambda f: progress.update(task, completed=f))
+    _report(args, "closed loop", result)
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    import time
+
+    from .perception.dataset import cache_dir, generate, split_spec
+
+    overrides = {} if args.duration is None else {"duration_s": args.duration}
+    spec = split_spec(args.split, args.world or "", **overrides)
+    t0 = time.monotonic()
+    data = generate(spec, workers=args.workers)
+    amb = data.ambiguous(spec.label)
+    result = {"split": args.split, "world": args.world or "default", "seeds": list(spec.seeds),
+              "samples": len(data), "class_balance": data.class_balance(),
+              "ambiguous_fraction": round(float(amb.mean()), 4) if len(data) else 0.0,
+              "approaching_fraction": round(float(data.approaching.mean()), 4) if len(data) else 0.0,
+              "cache": str(cache_dir() / f"{spec.key()}.npz"), "seconds": round(time.monotonic() - t0, 1)}
+    _report(args, f"dataset {args.split}", result)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import shlex
 
@@ -128,7 +167,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      delay_steps=args.delays, channels=tuple(args.channels), hidden=args.hidden, device=args.device)
+                      delay_steps=args.delays, channels=tuple(args.channels), hidden=args.hidden, reset=args.reset,
+                      max_exit_loss=args.max_exit_loss,
+                      device=args.device)
     command = "snn-autonomy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     # progress goes to stderr, so that --json leaves stdout to the result
     with Progress(console=Console(stderr=True)) as progress:
@@ -146,6 +187,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .paths import model_path
+    from .perception.train import recalibrate
+
+    weights = Path(args.model) if args.model else model_path("perception_default.npz")
+    manifest = recalibrate(weights, args.max_loss, args.measure)
+    _report(args, f"calibrated {weights}", {"model": str(weights), **manifest["early_exit"],
+                                            **manifest["metrics"]["test"]})
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .perception.evaluate import evaluate
 
@@ -160,15 +212,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .paths import model_path
     from .perception.model_io import load_model
 
-    model, _ = load_model(Path(args.model) if args.model else model_path("perception_default.npz"))
-    if args.format != "onnx":
-        print(f"snn-autonomy: error: export format {args.format!r} is not available yet; use onnx", file=sys.stderr)
+    model, manifest = load_model(Path(args.model) if args.model else model_path("perception_default.npz"))
+    if args.int8 and args.format != "onnx":
+        print("snn-autonomy: error: --int8 applies to --format onnx only", file=sys.stderr)
         return 2
-    from .backends.onnx_backend import export_onnx
+    if args.format == "onnx":
+        from .backends.onnx_backend import export_onnx
 
-    data = export_onnx(model, Path(args.out), int8=args.int8)
-    kind = "int8-quantised " if args.int8 else ""
-    print(f"wrote {args.out} ({len(data)} bytes): the {kind}step function with explicit state")
+        data = export_onnx(model, Path(args.out), int8=args.int8)
+        kind = "int8-quantised " if args.int8 else ""
+        print(f"wrote {args.out} ({len(data)} bytes): the {kind}step function with explicit state")
+    elif args.format == "nir":
+        from .backends.nir_export import export_nir
+
+        graph = export_nir(model, manifest, Path(args.out))
+        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, dt {graph.metadata.get('dt')} s")
+    else:
+        from .backends.lava_backend import export_lava
+
+        path = export_lava(model, manifest, Path(args.out))
+        print(f"wrote {path} and {path.with_suffix('.json').name}: the network bundle the Lava worker loads")
     return 0
 
 
@@ -196,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_sim)
 
+    cl = sub.add_parser("closed-loop", help="robots patrol on perception in the built-in world (fused mode)")
+    cl.add_argument("--agents", type=int, default=3)
+    cl.add_argument("--duration", type=float, default=60.0, help="simulated seconds")
+    cl.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
+    cl.add_argument("--world", help="world YAML (default: the shipped world)")
+    cl.add_argument("--seed", type=int)
+    cl.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_closed_loop)
+
+    dset = sub.add_parser("dataset", help="generate a split of the perception dataset; its class balance")
+    dset.add_argument("--split", default="train", choices=["train", "val", "test"])
+    dset.add_argument("--world", help="world YAML (default: the shipped world)")
+    dset.add_argument("--duration", type=float, help="simulated seconds per seed (default 40)")
+    dset.add_argument("--workers", type=int, default=0, help="processes (default: one per seed, up to the CPUs)")
+    dset.add_argument("--json", action="store_true")
+    dset.set_defaults(func=cmd_dataset)
+
     train = sub.add_parser("train", help="train the perception SNN on data from the built-in world")
     train.add_argument("--out", default="models/perception_default.npz", help="model file (.npz; manifest beside it)")
     train.add_argument("--epochs", type=int, default=30)
@@ -205,12 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--delays", type=int, default=0, help="learnable synaptic delays, max steps (0 = off)")
     train.add_argument("--channels", type=int, nargs=2, default=[8, 16])
     train.add_argument("--hidden", type=int, default=64)
-    train.add_argument("--grid", type=int, nargs=2, metavar=("W", "H"), help="input grid (default 32 24)")
+    train.add_argument("--max-exit-loss", type=float, default=0.01,
+                       help="calibration: allowed accuracy loss of early exit on validation (default 0.01)")
+    train.add_argument("--reset", default="zero", choices=["zero", "subtract"],
+                       help="LIF reset: zero (as Loihi 2 and NIR; default) or subtract")
+    train.add_argument("--grid", type=int, nargs=2, metavar=("W", "H"), help="input grid (default 64 48)")
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
     train.add_argument("--duration", type=float, help="simulated seconds per seed (default 40)")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_train)
+
+    cal = sub.add_parser("calibrate", help="re-derive a model's early-exit threshold; rewrites its manifest")
+    cal.add_argument("--model", help="model file (default: the shipped model)")
+    cal.add_argument("--max-loss", type=float, default=0.01,
+                     help="allowed accuracy loss of early exit on the validation split (default 0.01)")
+    cal.add_argument("--measure", default="max_softmax", choices=["max_softmax", "entropy"])
+    cal.add_argument("--json", action="store_true")
+    cal.set_defaults(func=cmd_calibrate)
 
     ev = sub.add_parser("eval", help="evaluate a perception model with and without early exit")
     ev.add_argument("--model", help="model file (default: the shipped model)")

@@ -1,0 +1,1 @@
+"""Action-to-sensing: what the robot's motion and knowledge say it should sense next."""

@@ -1,0 +1,1 @@
+"""Perception -> velocity command: a patrol policy, velocity limits and a safety watchdog."""

@@ -1,0 +1,112 @@
+"""`attention` node: action-to-sensing. After every perception decision it decides what the
+robot senses next and publishes an AttentionCommand (the policy and the reason for every
+constant: snn_autonomy.attention.policy).
+
+Subscribes cmd_vel            geometry_msgs/Twist (the commanded motion)
+           perception         snn_autonomy_msgs/Perception
+           odom               nav_msgs/Odometry (pose for the fleet's detections; odom origin =
+                              start pose in the map frame, as for the control node)
+           /fleet/detections  snn_autonomy_msgs/SharedDetections (merged by the coordinator)
+Publishes  attention          snn_autonomy_msgs/AttentionCommand -> event_sensor and perception
+           /diagnostics
+With `enabled` false it publishes nothing: the sensor and perception keep their full budget.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional
+
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
+
+from ..attention.policy import CALM, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..fleet.agent import compose, start_pose_in_world
+from ..paths import model_path
+from ..perception.model_io import read_manifest
+from ..sim.config import load_world_config
+from . import qos
+from .convert import quat_yaw, stamp_to_ns
+from .coordinator_node import DETECTIONS_TOPIC
+from .diagnostics import OK, Status, Updater
+from .params import declare_config, read_config
+from .spin import exit_with, spin_node
+
+
+class AttentionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("attention", **kwargs)
+        d = ParameterDescriptor
+        self.declare_parameter("enabled", True, d(description="false = full sensing budget always"))
+        self.declare_parameter("agent_id", "", d(description="robot id ('' = the namespace)"))
+        self.declare_parameter("model", "", d(description="model whose T_max and threshold are the full budget"))
+        self.declare_parameter("world_config", "", d(description="world YAML: camera geometry and start pose"))
+        declare_config(self, AttentionConfig)
+        world = self.get_parameter("world_config").value or None
+        cam = load_world_config(world).camera
+        manifest = read_manifest(self.get_parameter("model").value or model_path("perception_default.npz"))
+        self.policy = AttentionPolicy(cam.width, cam.height, cam.hfov_deg, int(manifest["t_max"]),
+                                      float(manifest["early_exit"]["threshold"]), read_config(self, AttentionConfig))
+        self.enabled = bool(self.get_parameter("enabled").value)
+        self.agent_id = self.get_parameter("agent_id").value or self.get_namespace().strip("/") or "robot_0"
+        self.origin = start_pose_in_world(world, self.agent_id)
+        self.pose = self.origin
+        self.cmd = (0.0, 0.0)
+        self.shared: list = []
+        self.sent = {"calm": 0, "alert": 0}
+        self.last_reason = ""
+        self._pub = self.create_publisher(AttentionCommand, "attention", qos.COMMAND)
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd, qos.COMMAND)
+        self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
+        self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
+        self.create_subscription(SharedDetections, DETECTIONS_TOPIC, self._on_shared, qos.COMMAND)
+        self.diag = Updater(self, hardware_id=f"attention_{self.agent_id}")
+        self.diag.add("attention", self._diagnose)
+
+    def _on_cmd(self, msg: Twist) -> None:
+        if math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z):
+            self.cmd = (msg.linear.x, msg.angular.z)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        p = msg.pose.pose
+        self.pose = compose(self.origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+
+    def _on_shared(self, msg: SharedDetections) -> None:
+        now = self.get_clock().now().nanoseconds
+        self.shared = [(d.position.x, d.position.y, (now - stamp_to_ns(d.header.stamp)) * 1e-9, d.source_agent_id)
+                       for d in msg.detections]
+
+    def _on_perception(self, msg: Perception) -> None:
+        if not self.enabled:
+            return
+        a = self.policy.decide(AttentionInputs(self.cmd[0], self.cmd[1], int(msg.label), float(msg.confidence),
+                                               bool(msg.approaching), pose=self.pose, shared=self.shared,
+                                               agent_id=self.agent_id))
+        m = AttentionCommand()
+        m.header.stamp = msg.header.stamp
+        m.agent_id = self.agent_id
+        m.roi.x_offset, m.roi.y_offset, m.roi.width, m.roi.height = a.roi
+        m.event_rate_cap = float(a.rate_cap_ev_s)
+        m.subsample = 1
+        m.t_max = int(a.t_max)
+        m.confidence_threshold = float(a.threshold)
+        m.reason = f"{a.mode}: {a.reason}"
+        self.sent[a.mode] += 1
+        self.last_reason = m.reason
+        self._pub.publish(m)
+
+    def _diagnose(self, st: Status) -> None:
+        st.summary(OK, "on" if self.enabled else "off (full budget)")
+        total = max(1, sum(self.sent.values()))
+        st.add_all({"commands": sum(self.sent.values()), "calm_fraction": round(self.sent[CALM] / total, 3),
+                    "last_reason": self.last_reason, "shared_detections": len(self.shared)})
+
+
+def main(args: Optional[List[str]] = None) -> None:
+    exit_with(spin_node(AttentionNode, args))
+
+
+if __name__ == "__main__":
+    main()
