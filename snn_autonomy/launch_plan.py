@@ -37,6 +37,12 @@ class LaunchConfig:
     perception_parameters: Dict[str, Any] = field(default_factory=dict)
     respawn_perception: bool = True
     respawn_delay_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s")
+    control: bool = True            # per robot: control (perception -> cmd_vel, watchdog)
+    control_parameters: Dict[str, Any] = field(default_factory=dict)
+    attention: bool = True          # per robot: attention (false: the full sensing budget always)
+    attention_parameters: Dict[str, Any] = field(default_factory=dict)
+    fleet: bool = True              # the coordinator and, per robot, a fleet_agent
+    coordinator_parameters: Dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.sensor_source not in ("world", "image", "bag", "raw", "camera"):
@@ -65,4 +71,15 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         nodes.append(NodeSpec("event_sensor", "event_sensor", ns, sensor))
         nodes.append(NodeSpec("perception", "perception", ns, dict(cfg.perception_parameters),
                               respawn=cfg.respawn_perception, respawn_delay_s=cfg.respawn_delay_s))
+        world = {"world_config": cfg.world_config}
+        if cfg.control:
+            nodes.append(NodeSpec("control", "control", ns, {**world, **cfg.control_parameters}))
+        if cfg.attention:
+            nodes.append(NodeSpec("attention", "attention", ns, {**world, **cfg.attention_parameters}))
+        if cfg.fleet:
+            nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, dict(world)))
+    if cfg.fleet and cfg.robots:
+        allowed = [f"{cfg.robot_prefix}{i}" for i in range(cfg.robots)]
+        nodes.append(NodeSpec("coordinator", "coordinator", parameters={
+            "world_config": cfg.world_config, "allowed_agents": allowed, **cfg.coordinator_parameters}))
     return nodes

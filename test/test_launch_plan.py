@@ -10,12 +10,14 @@ from snn_autonomy.config import ConfigError
 from snn_autonomy.launch_plan import build_plan, load_launch_config
 
 
-def test_default_plan_has_a_world_and_two_nodes_per_robot():
+def test_default_plan_has_a_world_a_coordinator_and_the_loop_per_robot():
     plan = build_plan(load_launch_config())
-    assert [n.executable for n in plan] == ["world"] + ["event_sensor", "perception"] * 3
-    assert [n.namespace for n in plan[1:]] == ["/robot_0", "/robot_0", "/robot_1", "/robot_1", "/robot_2", "/robot_2"]
+    per_robot = ["event_sensor", "perception", "control", "attention", "fleet_agent"]
+    assert [n.executable for n in plan] == ["world"] + per_robot * 3 + ["coordinator"]
+    assert [n.namespace for n in plan[1:-1]] == [f"/robot_{i}" for i in range(3) for _ in per_robot]
     assert plan[0].parameters["robots"] == 3 and plan[1].parameters["source"] == "world"
     assert all(n.respawn for n in plan if n.executable == "perception")
+    assert plan[-1].parameters["allowed_agents"] == ["robot_0", "robot_1", "robot_2"]
 
 
 def test_robots_override_and_bad_values():

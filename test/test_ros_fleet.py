@@ -176,3 +176,29 @@ def test_killed_agent_is_replanned_within_budget(fleet):
     probe.spin_until(lambda: "last_loss_silence_s" in diag_values(fleet["diag"], "coordinator"), 5, "loss diagnostics")
     v = diag_values(fleet["diag"], "coordinator")
     assert v["last_loss_agent"] == "robot_2" and float(v["last_loss_silence_s"]) <= TIMEOUT_S + 0.2
+
+
+def test_an_agents_confident_obstacle_decision_reaches_the_fleet(fleet):
+    """robot_0's perception reports an obstacle ahead: its fleet_agent shares a sighting in the map
+    frame, and the coordinator republishes it merged on /fleet/detections for everyone."""
+    from snn_autonomy_msgs.msg import Perception
+
+    from snn_autonomy.perception.labels import CENTER, CLASSES
+
+    probe = fleet["probe"]
+    merged = []
+    probe.node.create_subscription(SharedDetections, "/fleet/detections", merged.append, qos.COMMAND)
+    pub = probe.node.create_publisher(Perception, "/robot_0/perception", qos.COMMAND)
+    probe.spin_until(lambda: pub.get_subscription_count() > 0, 10, "robot_0's agent to listen to perception")
+    m = Perception()
+    m.class_names, m.label, m.confidence = list(CLASSES), CENTER, 0.97
+    for _ in range(10):
+        pub.publish(m)
+        probe.spin_for(0.05)
+    probe.spin_until(lambda: any(d.source_agent_id == "robot_0" for msg in merged for d in msg.detections), 10,
+                     "robot_0's sighting on /fleet/detections")
+    d = next(d for msg in merged for d in msg.detections if d.source_agent_id == "robot_0")
+    x, y, yaw = start_pose_in_world(None, "robot_0")
+    assert d.label == CENTER and d.label_name == "obstacle_center"
+    # 0.6 m straight ahead of the robot's pose
+    assert math.hypot(d.position.x - (x + 0.6 * math.cos(yaw)), d.position.y - (y + 0.6 * math.sin(yaw))) < 0.05

@@ -11,6 +11,7 @@ import math
 from typing import Optional, Tuple
 
 from .config import AgentConfig
+from .detections import Sighting
 from .plan import Assignment, Plan
 from .state import HEALTH_OK, HEALTH_WARN, AgentReport, id_problem, yaw_quaternion
 
@@ -102,3 +103,22 @@ def start_pose_in_world(world_config: Optional[str], agent_id: str) -> Pose2:
     world = World(with_robot_count(cfg, max(cfg.robots.count, k + 1)))
     x, y, yaw = world.pose[k].tolist()
     return (x, y, yaw)
+
+
+# Where a perception class puts the obstacle relative to the robot: the bearing of its sector's
+# centre (a third of the field of view each) and a range inside the label's near distance.
+SECTOR_BEARING_FRACTION = {1: 1.0 / 3.0, 2: 0.0, 3: -1.0 / 3.0}   # obstacle_left, _center, _right
+
+
+def sighting_from_decision(agent_id: str, pose: Pose2, label: int, label_name: str, confidence: float,
+                           stamp_s: float, hfov_rad: float, range_m: float = 0.6,
+                           min_confidence: float = 0.9) -> Optional[Sighting]:
+    """A coarse map-frame sighting of what a perception decision reports, for the fleet: the
+    obstacle at `range_m` (within the label's 0.9 m) on the bearing of its sector. None for
+    `clear` and for decisions below `min_confidence`."""
+    if label not in SECTOR_BEARING_FRACTION or not confidence >= min_confidence:
+        return None
+    x, y, yaw = pose
+    bearing = yaw + SECTOR_BEARING_FRACTION[label] * hfov_rad
+    return Sighting(agent_id, int(label), label_name, float(confidence), x + range_m * math.cos(bearing),
+                    y + range_m * math.sin(bearing), radius_m=0.3, stamp_s=stamp_s)

@@ -20,6 +20,7 @@ from ..perception.runtime import StreamingPerception
 from ..sensors.world_camera import WorldCamera
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
+from ..control.watchdog import STALE
 from .fused import FusedAgent
 
 CONTROL_TICK_US = 10_000    # the watchdog's clock between decisions
@@ -73,11 +74,14 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         lp.control.patrol.assign(region.region_id, region.waypoints, poses[i])
         coverage.append(_Coverage(np.asarray(region.boundary, dtype=float)))
     steps = int(round(duration_s * 1e6 / w.dt_us))
-    collisions = 0
+    collisions: List = []
+    stale_collisions = 0
     next_tick = 0
     t0 = time.perf_counter()
     for s in range(steps):
-        collisions += len(w.step())
+        for c in w.step():
+            collisions.append(c)
+            stale_collisions += loops[c.robot].control.mode == STALE
         now = w.time_us
         for i, cam in enumerate(cams):
             if not cam.frame_due():
@@ -109,8 +113,11 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         "agents": agents, "attention": attention, "duration_s": sim_s, "seed": cfg.seed, "backend": backend,
         "coverage": round(float(np.mean([c.fraction for c in coverage])), 4),
         "coverage_per_agent": [round(c.fraction, 4) for c in coverage],
-        "collisions": collisions, "distance_m": round(distance, 2),
-        "collisions_per_100m": round(100.0 * collisions / distance, 3) if distance > 0 else None,
+        "collisions": len(collisions), "distance_m": round(distance, 2),
+        "collisions_per_100m": round(100.0 * len(collisions) / distance, 3) if distance > 0 else None,
+        "collisions_by_kind": {k: sum(c.kind == k for c in collisions) for k in ("wall", "obstacle", "robot")},
+        "collisions_at_speed": sum(c.relative_speed > 0.1 for c in collisions),
+        "collisions_while_stale": stale_collisions,
         "watchdog_stops": stops,
         "decisions": total["decisions"],
         "decisions_per_s": round(total["decisions"] / sim_s / agents, 2),

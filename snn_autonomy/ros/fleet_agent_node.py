@@ -4,7 +4,10 @@ Run one per robot in its namespace (`-r __ns:=/robot_0`); the agent id defaults 
 Subscribes odom               nav_msgs/Odometry in an odom frame whose origin is the robot's start
                               pose, as the built-in world publishes /robot_i/odom
            /fleet/plan        snn_autonomy_msgs/FleetPlan (transient local: the current plan at start)
+           perception         snn_autonomy_msgs/Perception: confident obstacle decisions become
+                              coarse map-frame sightings for the fleet (fleet.agent.sighting_from_decision)
 Publishes  /fleet/agent_state snn_autonomy_msgs/AgentState heartbeats every heartbeat_period_s
+           /fleet/detections_in snn_autonomy_msgs/SharedDetections, at most every share_period_s
            assignment         snn_autonomy_msgs/Assignment, this robot's share of the newest plan,
                               transient local; an empty region_id when the plan leaves it out
            /diagnostics
@@ -22,16 +25,17 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Twist, Vector3
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from snn_autonomy_msgs.msg import AgentState, Assignment, FleetPlan
+from snn_autonomy_msgs.msg import AgentState, Assignment, FleetPlan, Perception, SharedDetections
 
 from ..fleet import plan as core
-from ..fleet.agent import FleetAgent, start_pose_in_world
+from ..fleet.agent import FleetAgent, sighting_from_decision, start_pose_in_world
 from ..fleet.config import AgentConfig
 from ..fleet.regions import PatrolRegion
 from ..fleet.state import AgentReport
 from . import qos
 from .convert import ns_to_stamp, quat_yaw, stamp_to_ns
-from .coordinator_node import PLAN_TOPIC, STATE_TOPIC
+from ..sim.config import load_world_config
+from .coordinator_node import DETECTIONS_IN_TOPIC, PLAN_TOPIC, STATE_TOPIC, sighting_to_msg
 from .params import declare_config, read_config
 from .diagnostics import OK, WARN, Status, Updater
 from .spin import exit_with, spin_node
@@ -78,6 +82,14 @@ class FleetAgentNode(Node):
         if cfg.use_odom:
             self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         self.create_timer(cfg.heartbeat_period_s, self._beat)
+        self.declare_parameter("share_period_s", 0.1, ParameterDescriptor(
+            description="at most one shared detection per this period [s]"))
+        self._share_period = float(self.get_parameter("share_period_s").value)
+        self._last_share = -1e9
+        self.shared = 0
+        self._hfov = math.radians(load_world_config(self.get_parameter("world_config").value or None).camera.hfov_deg)
+        self._det_pub = self.create_publisher(SharedDetections, DETECTIONS_IN_TOPIC, qos.COMMAND)
+        self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
         self.diag = Updater(self, hardware_id=f"fleet_agent_{agent_id}")
         self.diag.add("fleet membership", self._diagnose)
         x, y, yaw = start
@@ -96,6 +108,21 @@ class FleetAgentNode(Node):
         if not self.agent.on_odom(p.position.x, p.position.y, quat_yaw(p.orientation), t.linear.x, t.angular.z,
                                   self._now()):
             self.get_logger().warning("non-finite odometry dropped", throttle_duration_sec=2.0)
+
+    def _on_perception(self, msg: Perception) -> None:
+        now = self._now()
+        if now - self._last_share < self._share_period or msg.label >= len(msg.class_names):
+            return
+        s = sighting_from_decision(self.agent.agent_id, self.agent.pose, int(msg.label), msg.class_names[msg.label],
+                                   float(msg.confidence), now, self._hfov)
+        if s is None:
+            return
+        out = SharedDetections(detections=[sighting_to_msg(s)])
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.header.frame_id = "map"
+        self._det_pub.publish(out)
+        self._last_share = now
+        self.shared += 1
 
     def _on_plan(self, msg: FleetPlan) -> None:
         if not self.agent.on_plan(plan_from_msg(msg)):
@@ -119,7 +146,8 @@ class FleetAgentNode(Node):
         st.add_all({"agent_id": a.agent_id, "heartbeats": a.seq + 1, "plan_id": a.plan_id,
                     "plans_received": a.plans_received,
                     "region": a.assignment.region.region_id if a.assignment else "",
-                    "pose": f"{x:.2f},{y:.2f},{math.degrees(yaw):.0f}deg", "odom_rejected": a.odom_rejected})
+                    "pose": f"{x:.2f},{y:.2f},{math.degrees(yaw):.0f}deg", "odom_rejected": a.odom_rejected,
+                    "detections_shared": self.shared})
 
 
 def main(args: Optional[List[str]] = None) -> None:
