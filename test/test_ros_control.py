@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from snn_autonomy_msgs.msg import AttentionCommand, Collision, Perception
+from snn_autonomy_msgs.msg import AttentionCommand, Collision, DecisionTrace, Perception
 
 from ros_helpers import PERCEPTION, PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.events.packet import PacketStreamDecoder
@@ -95,9 +95,11 @@ def test_watchdog_stops_the_robot_when_perception_goes_stale(loop):
     assert abs(loop["odom"][-1].twist.twist.linear.x) < 1e-6, "the robot is still moving"
     assert not loop["collisions"], "a collision while perception was stale"
     probe.spin_for(1.2)                     # /diagnostics says why
-    st = [s for m in loop["diag"] for s in m.status if "control" in s.name]
+    st = [s for m in loop["diag"] for s in m.status if s.name.endswith("control: control")]
     assert st and "no perception" in st[-1].message
-    assert int(diag_values(loop["diag"], "control")["stops_stale"]) >= 1
+    assert int(diag_values(loop["diag"], "control: control")["stops_stale"]) >= 1
+    lat = [s for m in loop["diag"] for s in m.status if s.name.endswith("control: latency")]
+    assert lat and lat[-1].level == DiagnosticStatus.STALE    # no decisions: latency is stale, not OK
 
 
 def test_imminent_collision_halts_forward_motion(loop):
@@ -105,7 +107,8 @@ def test_imminent_collision_halts_forward_motion(loop):
     loop["cmd"].clear()
     _decide(loop, CENTER, 0.3, approaching=True)
     assert loop["cmd"] and all(m.linear.x == 0.0 for _, m in loop["cmd"][1:])
-    assert int(diag_values(loop["diag"], "control").get("stops_imminent", 0)) >= 0
+    loop["probe"].spin_for(1.1)
+    assert int(diag_values(loop["diag"], "control: control")["stops_imminent"]) >= 1
 
 
 def test_attention_takes_effect_on_the_sensor(loop):
@@ -132,8 +135,9 @@ def test_split_mode_chain_drives_on_its_own_perception(world_yaml):
     """world -> event_sensor -> perception -> control (+ attention) as separate nodes over DDS."""
     probe = Probe("split_probe")
     n = probe.node
-    got, cmds = [], []
+    got, cmds, traces = [], [], []
     n.create_subscription(Perception, "/robot_0/perception", got.append, qos.COMMAND)
+    n.create_subscription(DecisionTrace, "/robot_0/decision_trace", traces.append, qos.COMMAND)
     n.create_subscription(Twist, "/robot_0/cmd_vel", cmds.append, qos.COMMAND)
     params = {"world_config": world_yaml}
     procs = [NodeProcess(PERCEPTION, {"backend": "onnxruntime"}, namespace="/robot_0").start(),
@@ -150,6 +154,15 @@ def test_split_mode_chain_drives_on_its_own_perception(world_yaml):
         probe.spin_until(lambda: len(got) > 100, 90, "100 decisions")
         assert any(c.linear.x > 0.05 for c in cmds), "the controller never drove on its own perception"
         assert {d.t_max for d in got[20:]} <= {4, 8}, "attention budgets did not reach perception"
+        # every decision's trace: stages from the sensor's packet to the controller's cmd_vel
+        assert len(traces) > 50
+        t = traces[-1]
+        stages = {s.stage: s.duration_ms for s in t.stage_latencies}
+        assert {"transport", "decode", "snn", "decision", "control"} <= set(stages)
+        assert 0 < stages["snn"] < stages["decision"] < t.e2e_latency_ms < 1000
+        assert abs(t.e2e_latency_ms - stages["decision"] - stages["control"]) < 1e-3
+        e2e = np.array([x.e2e_latency_ms for x in traces])
+        print(f"split mode under test load: e2e p50 {np.percentile(e2e, 50):.2f} ms, p99 {np.percentile(e2e, 99):.2f} ms")
     finally:
         codes = [p.stop() for p in reversed(procs)]
         probe.close()

@@ -71,9 +71,8 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
                 agree += m.label == CLEAR
         assert total >= 20, f"only {total} clear decisions to compare"
         print(f"{backend}: {agree} of {total} clear decisions perceived as clear")
-        # Offline, the same straight drive gives about 60 % (the shipped model is weaker on
-        # straight constant-speed driving than on its test split): the node must do as well.
-        assert agree >= 0.5 * total, f"{agree} of {total} clear cases perceived as clear"
+        # Measured here: 82-85 % (torch, onnxruntime) on this straight drive through open floor.
+        assert agree >= 0.7 * total, f"{agree} of {total} clear cases perceived as clear"
         last = got[-1]
         assert last.class_names[:1] == ["clear"] and abs(sum(last.class_scores) - 1.0) < 1e-4
         assert last.agent_id == "robot_0" and last.t_max == 16 and 1 <= last.steps_used <= 16

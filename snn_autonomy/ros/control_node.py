@@ -7,27 +7,36 @@ Subscribes perception  snn_autonomy_msgs/Perception (the newest decision)
                        the patrol loop; without one the robot cruises and avoids)
 Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick_hz` while
                        perception is stale (watchdog)
-           /diagnostics: mode, perception age, stops by reason
+           decision_trace snn_autonomy_msgs/DecisionTrace right after each decision's cmd_vel:
+                       the perception stages plus `control`, and e2e = newest packet published ->
+                       cmd_vel published (wall clock, DDS source timestamps; synchronised clocks
+                       across hosts)
+           /diagnostics: mode, perception age, stops by reason; latency percentiles per stage
+                       graded against the budgets (OK / WARN / ERROR / STALE)
 The logic is snn_autonomy.control.loop.RobotController; this node only converts messages.
 """
 from __future__ import annotations
 
+import math
+import time
 from typing import List, Optional
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from snn_autonomy_msgs.msg import Assignment, Perception
+from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception, StageLatency
 
 from ..control.limits import LimitsConfig
 from ..control.loop import RobotController
 from ..control.policy import PatrolConfig
 from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
 from ..fleet.agent import compose, start_pose_in_world
+from ..monitor.latency import LatencyBudgets, LatencyTracker
 from . import qos
-from .convert import quat_yaw
-from .diagnostics import OK, WARN, Status, Updater
+from .convert import ns_to_stamp, quat_yaw
+from .diagnostics import ERROR, OK, WARN, Status, Updater
+from .diagnostics import STALE as DIAG_STALE
 from .params import declare_config, read_config
 from .spin import exit_with, spin_node
 
@@ -59,12 +68,16 @@ class ControlNode(Node):
         self.decisions = 0
         self.bad_decisions = 0
         self._pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
+        self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)
+        declare_config(self, LatencyBudgets, "latency.")
+        self.latency = LatencyTracker(read_config(self, LatencyBudgets, "latency."))
         self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
         self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         self.create_subscription(Assignment, "assignment", self._on_assignment, qos.LATCHED)
         self.create_timer(1.0 / max(1.0, float(self.get_parameter("tick_hz").value)), self._tick)
         self.diag = Updater(self, hardware_id=f"control_{self.agent_id}")
         self.diag.add("control", self._diagnose)
+        self.diag.add("latency", self._diagnose_latency)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -74,7 +87,7 @@ class ControlNode(Node):
         t.linear.x, t.angular.z = float(cmd[0]), float(cmd[1])
         self._pub.publish(t)
 
-    def _on_perception(self, msg: Perception) -> None:
+    def _on_perception(self, msg: Perception, info) -> None:
         if msg.label >= len(msg.class_names) or not msg.class_names:
             self.bad_decisions += 1   # a decision this controller cannot read: it does not feed the watchdog
             self.get_logger().warning(f"perception label {msg.label} outside {list(msg.class_names)}",
@@ -82,6 +95,22 @@ class ControlNode(Node):
             return
         self.decisions += 1
         self._send(self.control.on_decision(self._now(), self.pose, int(msg.label), bool(msg.approaching)))
+        self._trace(msg, int(info["source_timestamp"]))
+
+    def _trace(self, msg: Perception, perception_wall_ns: int) -> None:
+        now_ns = time.time_ns()
+        stages = {s.stage: float(s.duration_ms) for s in msg.stage_latencies}
+        stages["control"] = (now_ns - perception_wall_ns) * 1e-6
+        e2e = stages.get("decision", math.nan) + stages["control"]
+        self.latency.add(now_ns * 1e-9, e2e, stages)
+        t = DecisionTrace()
+        t.header = msg.header
+        t.agent_id, t.decision_id = msg.agent_id or self.agent_id, msg.decision_id
+        t.cmd_vel_stamp = ns_to_stamp(now_ns)
+        t.e2e_latency_ms = e2e
+        t.stage_latencies = [StageLatency(stage=k, duration_ms=v) for k, v in stages.items()]
+        t.energy_estimated_uj, t.energy_measured_uj = msg.energy_estimated_uj, msg.energy_measured_uj
+        self._trace_pub.publish(t)
 
     def _on_odom(self, msg: Odometry) -> None:
         p = msg.pose.pose
@@ -113,6 +142,13 @@ class ControlNode(Node):
                     "stopped_s": round(w.counters.stopped_s, 2), "decisions": self.decisions,
                     "bad_decisions": self.bad_decisions, "linear": round(c.command[0], 3),
                     "angular": round(c.command[1], 3)})
+
+    def _diagnose_latency(self, st: Status) -> None:
+        level, text = self.latency.level(time.time_ns() * 1e-9)
+        st.summary((OK, WARN, ERROR, DIAG_STALE)[level], text)
+        for stage, p in sorted(self.latency.summary().items()):
+            st.add_all({f"{stage}_p50_ms": p["p50"], f"{stage}_p99_ms": p["p99"]})
+        st.add("decisions", self.latency.count)
 
 
 def main(args: Optional[List[str]] = None) -> None:

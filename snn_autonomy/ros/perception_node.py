@@ -57,6 +57,8 @@ class PerceptionNode(LifecycleNode):
         self._subs: List = []
         self._offset_us: Optional[int] = None   # packet stamp minus sensor time
         self._decode_ms = 0.0
+        self._transport_ms = math.nan
+        self._packet_wall_ns = 0      # when the newest packet was published (DDS source timestamp)
         self.packets = 0
         self.budget_rejections = 0
         self.last_problem = ""
@@ -127,10 +129,13 @@ class PerceptionNode(LifecycleNode):
                          max(1, int(r.height))).clamped(w, h)
             self.engine.set_roi(roi)
 
-    def _on_events(self, msg: EventPacket) -> None:
+    def _on_events(self, msg: EventPacket, info) -> None:
         if self.engine is None:
             return
         t0 = time.perf_counter()
+        # DDS source / reception timestamps are wall-clock (system time) nanoseconds
+        self._packet_wall_ns = int(info["source_timestamp"])
+        self._transport_ms = (int(info["received_timestamp"]) - self._packet_wall_ns) * 1e-6
         pkt = msg_to_packet(msg)
         batch = self.decoder.decode(pkt)
         self.packets += 1
@@ -171,7 +176,10 @@ class PerceptionNode(LifecycleNode):
         m.energy_estimated_uj = math.nan
         m.energy_measured_uj = math.nan
         m.backend = self.engine.stepper.name
-        m.stage_latencies = [StageLatency(stage="decode", duration_ms=self._decode_ms),
+        m.stage_latencies = [StageLatency(stage="transport", duration_ms=self._transport_ms),
+                             StageLatency(stage="decision",
+                                          duration_ms=(time.time_ns() - self._packet_wall_ns) * 1e-6),
+                             StageLatency(stage="decode", duration_ms=self._decode_ms),
                              StageLatency(stage="snn", duration_ms=snn_ms)]
         self.steps_total += d.steps
         if self._pub is not None:
