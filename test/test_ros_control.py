@@ -167,3 +167,31 @@ def test_split_mode_chain_drives_on_its_own_perception(world_yaml):
         codes = [p.stop() for p in reversed(procs)]
         probe.close()
     assert codes == [0] * len(procs), "\n".join(p.log()[-3000:] for p in procs)
+
+
+def test_fused_robot_node_drives_on_its_own_perception(world_yaml):
+    """Fused mode as a node: the robot's camera, perception, control and attention in one process."""
+    probe = Probe("fused_probe")
+    n = probe.node
+    got, cmds, traces = [], [], []
+    n.create_subscription(Perception, "/robot_0/perception", got.append, qos.COMMAND)
+    n.create_subscription(Twist, "/robot_0/cmd_vel", cmds.append, qos.COMMAND)
+    n.create_subscription(DecisionTrace, "/robot_0/decision_trace", traces.append, qos.COMMAND)
+    procs = [NodeProcess("snn_autonomy.ros.robot_node", {"world_config": world_yaml}, namespace="/robot_0").start()]
+    try:
+        probe.spin_until(lambda: n.count_publishers("/robot_0/cmd_vel") > 0
+                         and n.count_subscribers("/world/state") > 0, 90, "the robot node")
+        procs.append(NodeProcess(WORLD, {"world_config": world_yaml, "wait_for_subscribers": 1,
+                                         "real_time_factor": 0.5}).start())
+        probe.spin_until(lambda: len(traces) > 100, 90, "100 decisions")
+        assert any(c.linear.x > 0.05 for c in cmds), "the fused loop never drove"
+        assert got and got[-1].agent_id == "robot_0" and got[-1].synaptic_ops > 0
+        assert {d.t_max for d in got[10:]} <= {4, 8}, "attention budgets are not applied in the fused loop"
+        e2e = np.array([t.e2e_latency_ms for t in traces])
+        assert np.all(e2e > 0)
+        print(f"fused node under test load: e2e p50 {np.percentile(e2e, 50):.2f} ms, "
+              f"p99 {np.percentile(e2e, 99):.2f} ms")
+    finally:
+        codes = [p.stop() for p in reversed(procs)]
+        probe.close()
+    assert codes == [0] * len(procs), "\n".join(p.log()[-3000:] for p in procs)

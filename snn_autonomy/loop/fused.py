@@ -47,12 +47,16 @@ class FusedAgent:
         self.last_attention: Optional[AttentionDecision] = None
         self.shared: Sequence[Tuple[float, float, float, str]] = ()
 
-    def on_events(self, batch: EventBatch, now_us: int, pose: Pose) -> Optional[Tuple[float, float]]:
+    def on_events(self, batch: EventBatch, now_us: int, pose: Pose,
+                  control_now_s: Optional[float] = None) -> Optional[Tuple[float, float]]:
+        """Events up to sensor time `now_us`; the command when a decision completed. The
+        controller's clock is sensor time unless `control_now_s` is given (a node passes its
+        monotonic clock, the one its watchdog ticks on)."""
         self.stats.events_in += len(batch)
         decisions = self.perception.push(self.filter.apply(batch), now_us)
         if not decisions:
             return None
-        now_s = now_us * 1e-6
+        now_s = now_us * 1e-6 if control_now_s is None else control_now_s
         for d in decisions:
             self._account(d)
         d = decisions[-1]

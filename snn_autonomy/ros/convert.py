@@ -98,3 +98,33 @@ def apply_world_state(msg, world) -> int:
     t_us = stamp_to_ns(msg.header.stamp) // 1000
     world.set_dynamic_state(t_us, pose.reshape(-1, 3), obs, vel if len(vel) == len(pose) else None, obs_vel)
     return t_us
+
+
+def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_estimated_uj: float = math.nan,
+                   energy_measured_uj: float = math.nan):
+    """snn_autonomy_msgs/Perception of one Decision (perception.runtime) of `engine`
+    (a StreamingPerception); `stages` is a list of (stage, ms)."""
+    from snn_autonomy_msgs.msg import Perception, StageLatency
+
+    m = Perception()
+    m.header.stamp = ns_to_stamp(d.stamp_ns)
+    m.header.frame_id = "camera"
+    m.agent_id = agent_id
+    m.decision_id = decision_id
+    m.first_packet_seq, m.last_packet_seq = max(0, d.first_packet_seq), max(0, d.last_packet_seq)
+    m.class_names = list(engine.classes)
+    m.class_scores = [float(v) for v in d.scores]
+    m.label = d.label
+    m.confidence = d.confidence
+    m.confidence_measure = engine.measure
+    m.threshold = d.threshold
+    m.approaching = d.approaching
+    m.time_to_contact_s = math.nan
+    m.steps_used, m.t_max, m.early_exit = d.steps, d.t_max, d.early_exit
+    m.events_in, m.events_used = d.events_in, d.events_used
+    m.synaptic_ops, m.neuron_updates = int(d.synaptic_ops), int(d.neuron_updates)
+    m.energy_estimated_uj = float(energy_estimated_uj)
+    m.energy_measured_uj = float(energy_measured_uj)
+    m.backend = engine.stepper.name
+    m.stage_latencies = [StageLatency(stage=s, duration_ms=float(ms)) for s, ms in stages]
+    return m

@@ -31,6 +31,7 @@ from ..sensors.dvs import DvsConfig
 from ..sensors.image import ImageEventSource
 from ..sensors.packetizer import Packetizer
 from ..sensors.warmup import warm_up
+from ..sensors.world_follower import WorldFollower
 from . import qos
 from .convert import apply_world_state, packet_to_msg, stamp_to_ns
 from .diagnostics import ERROR, OK, WARN, Status, Updater
@@ -82,8 +83,6 @@ class EventSensorNode(LifecycleNode):
         self.packets = 0
         self.events_out = 0
         self.source_problems = 0
-        self.missed_states = 0   # world states that never arrived (the camera skipped frames)
-        self._last_step: Optional[int] = None
         self.last_problem = ""
         self.diag = Updater(self, hardware_id="event_sensor")
         self.diag.add("event stream", self._diagnose)
@@ -151,13 +150,13 @@ class EventSensorNode(LifecycleNode):
     # ------------------------------------------------------------------ sources
     def _open_source(self) -> None:
         g = lambda n: self.get_parameter(n).value  # noqa: E731
-        self.world = self.camera = None
+        self.follower: Optional[WorldFollower] = None
         if self.source == "world":
             from ..sim.config import load_world_config
 
-            self.world_cfg = load_world_config(g("world_config") or None)
-            self.robot_id = g("robot_id") or self.get_namespace().strip("/")
-            self._build_world(self.world_cfg.robots.count)
+            robot_id = g("robot_id") or self.get_namespace().strip("/")
+            self.follower = WorldFollower(load_world_config(g("world_config") or None), robot_id, self.dvs)
+            self.width, self.height = self.follower.size
         elif self.source == "image":
             self.images = ImageEventSource(self.dvs)
             self.width, self.height = 0, 0  # known at the first image
@@ -178,20 +177,6 @@ class EventSensorNode(LifecycleNode):
             self.width = self.height = 0
         if self.width:
             self._make_stream(self.width, self.height)
-
-    def _build_world(self, n_robots: int) -> None:
-        """A local copy of the world with `n_robots` robots, and this robot's camera in it."""
-        from ..sensors.world_camera import WorldCamera
-        from ..sim.config import with_robot_count
-        from ..sim.world import World
-
-        world = World(with_robot_count(self.world_cfg, n_robots))
-        if self.robot_id not in world.robot_ids:
-            raise ValueError(f"robot {self.robot_id!r} is not in the world (robots: {', '.join(world.robot_ids)}); "
-                             "set robot_id or run the node in the robot's namespace")
-        self.world, self.camera = world, WorldCamera(world, world.robot_ids.index(self.robot_id), self.dvs)
-        self.width, self.height = self.camera.width, self.camera.height
-        warm_up(world, world.robot_ids.index(self.robot_id))
 
     def _make_stream(self, width: int, height: int) -> None:
         self.width, self.height = width, height
@@ -256,17 +241,12 @@ class EventSensorNode(LifecycleNode):
 
     def _on_world_state(self, msg: WorldState) -> None:
         try:
-            if len(msg.robot_ids) != len(self.world.robot_ids):  # the world node overrides the count
-                self._build_world(len(msg.robot_ids))
-            apply_world_state(msg, self.world)
+            batch = self.follower.on_state(len(msg.robot_ids), msg.step, lambda w: apply_world_state(msg, w))
         except ValueError as exc:
             self._problem(f"world state rejected: {exc}")
             return
-        if self._last_step is not None and msg.step != self._last_step + 1:
-            self.missed_states += max(0, msg.step - self._last_step - 1)
-        self._last_step = msg.step
-        if self.camera.frame_due():
-            self._emit(self.camera.capture(), self.world.time_us)
+        if batch is not None:
+            self._emit(batch, self.follower.world.time_us)
 
     def _on_image(self, msg: Image) -> None:
         stamp_us = stamp_to_ns(msg.header.stamp) // 1000
@@ -352,10 +332,11 @@ class EventSensorNode(LifecycleNode):
             "commands": c.commands, "commands_clamped": c.commands_clamped,
             "commands_rejected": c.commands_rejected, "source_problems": self.source_problems,
         })
-        if self.source == "world":
-            st.add("missed_world_states", self.missed_states)
-            if self.missed_states:
-                st.merge(WARN, f"{self.missed_states} world states missed (frames skipped)")
+        if self.source == "world" and self.follower is not None:
+            missed = self.follower.missed_states
+            st.add("missed_world_states", missed)
+            if missed:
+                st.merge(WARN, f"{missed} world states missed (frames skipped)")
         if self.source == "image":
             ic = self.images.counters
             st.add_all({"images": ic.frames, "images_rejected": ic.rejected, "image_size_changes": ic.size_changes})
