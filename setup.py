@@ -13,6 +13,7 @@ NODES = {
     "perception": "snn_autonomy.ros.perception_node:main",
     "control": "snn_autonomy.ros.control_node:main",
     "attention": "snn_autonomy.ros.attention_node:main",
+    "robot": "snn_autonomy.ros.robot_node:main",
     "coordinator": "snn_autonomy.ros.coordinator_node:main",
     "fleet_agent": "snn_autonomy.ros.fleet_agent_node:main",
 }
