@@ -186,6 +186,7 @@ def test_fused_robot_node_drives_on_its_own_perception(world_yaml):
         probe.spin_until(lambda: len(traces) > 100, 90, "100 decisions")
         assert any(c.linear.x > 0.05 for c in cmds), "the fused loop never drove"
         assert got and got[-1].agent_id == "robot_0" and got[-1].synaptic_ops > 0
+        assert got[-1].energy_estimated_uj > 0 and traces[-1].energy_estimated_uj > 0
         assert {d.t_max for d in got[10:]} <= {4, 8}, "attention budgets are not applied in the fused loop"
         e2e = np.array([t.e2e_latency_ms for t in traces])
         assert np.all(e2e > 0)

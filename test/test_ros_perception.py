@@ -78,6 +78,8 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
         assert last.agent_id == "robot_0" and last.t_max == 16 and 1 <= last.steps_used <= 16
         assert last.backend == backend
         assert any(d.early_exit for d in got) and last.synaptic_ops > 0
+        # energy: estimated from the operations executed; measured only where a meter exists
+        assert 0 < last.energy_estimated_uj < 1e4 and last.energy_measured_uj != 0
         # a run-time budget: T_max 4 caps every decision at 4 steps
         budget = AttentionCommand()
         budget.t_max = 4

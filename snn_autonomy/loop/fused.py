@@ -44,6 +44,7 @@ class FusedAgent:
         self.agent_id = agent_id
         self.stats = LoopStats()
         self.last_decision: Optional[Decision] = None
+        self.last_decisions: list = []    # every decision the last on_events completed
         self.last_attention: Optional[AttentionDecision] = None
         self.shared: Sequence[Tuple[float, float, float, str]] = ()
 
@@ -60,7 +61,7 @@ class FusedAgent:
         for d in decisions:
             self._account(d)
         d = decisions[-1]
-        self.last_decision = d
+        self.last_decisions, self.last_decision = decisions, d
         cmd = self.control.on_decision(now_s, pose, d.label, d.approaching)
         if self.attention is not None:
             self._attend(d, pose, cmd)

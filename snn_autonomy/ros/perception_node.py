@@ -11,6 +11,10 @@ the newest packet that fed the decision, so latency can be traced to the sensor.
 backend lava runs the network in a Lava worker process in the Python 3.10 environment
 (Loihi 2 simulation on the CPU here: about 17 ms per step, far slower than real time;
 on Loihi 2 hardware the same worker runs with Lava's hardware run configuration).
+Energy (monitor/energy.py): every decision carries its energy estimated from the operations
+executed (hardware profile `energy_profile`, config/energy_profiles.yaml) and, where a meter
+is available (`energy_meter`: auto | none | rapl | nvml | ina3221), the meter's delta over
+the decision's compute; /diagnostics reports both, the ANN-equivalent and the meter.
 """
 from __future__ import annotations
 
@@ -21,14 +25,17 @@ from typing import List, Optional
 from event_camera_msgs.msg import EventPacket
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from snn_autonomy_msgs.msg import AttentionCommand, Perception, StageLatency
+from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
+from ..config import ConfigError
 from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
+from ..monitor.energy import DecisionEnergy, EnergyAccountant
 from ..paths import model_path
+from ..perception.model_io import read_manifest
 from ..perception.runtime import Decision, StreamingPerception
 from . import qos
-from .convert import msg_to_packet, ns_to_stamp
+from .convert import msg_to_packet, perception_msg
 from .diagnostics import OK, WARN, Status, Updater
 from .spin import exit_with, spin_node
 
@@ -50,8 +57,13 @@ class PerceptionNode(LifecycleNode):
         self.declare_parameter("confidence_threshold", 0.0, d(description="early-exit threshold "
                                                                          "(0 = the calibrated one)"))
         self.declare_parameter("torch_threads", 1, d(description="intra-op threads of the torch back end"))
+        self.declare_parameter("energy_profile", "", d(description="hardware profile of the energy estimate "
+                                                                   "('' = the default of energy_profiles.yaml)"))
+        self.declare_parameter("energy_meter", "auto", d(description="energy meter: auto | none | rapl | nvml | "
+                                                                     "ina3221"))
         self.declare_parameter("autostart", True, d(description="configure and activate on start"))
         self.engine: Optional[StreamingPerception] = None
+        self.energy: Optional[EnergyAccountant] = None
         self.decoder = PacketStreamDecoder()
         self._pub = None
         self._subs: List = []
@@ -65,6 +77,7 @@ class PerceptionNode(LifecycleNode):
         self.steps_total = 0
         self.diag = Updater(self, hardware_id="perception")
         self.diag.add("decisions", self._diagnose)
+        self.diag.add("energy", self._diagnose_energy)
         if self.get_parameter("autostart").value:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
@@ -87,6 +100,17 @@ class PerceptionNode(LifecycleNode):
                                           self.get_parameter("confidence_threshold").value or None)
         for p in problems:
             self.get_logger().warning(p)
+        try:
+            self.energy = EnergyAccountant.create(self.get_parameter("energy_profile").value,
+                                                  self.get_parameter("energy_meter").value,
+                                                  read_manifest(path).get("dense_macs_per_step"))
+        except ConfigError as exc:
+            self.get_logger().error(str(exc))
+            self.engine = None
+            return TransitionCallbackReturn.FAILURE
+        why = f" ({self.energy.meter_reason})" if self.energy.meter is None else ""
+        self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
+                               f"{self.energy.meter_description()}{why}")
         self.agent_id = self.get_parameter("agent_id").value or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self.get_logger().info(f"model {path}: T_max {self.engine.t_max}, threshold {self.engine.threshold:.3f}, "
@@ -107,7 +131,9 @@ class PerceptionNode(LifecycleNode):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         if self._pub is not None:
             self.destroy_lifecycle_publisher(self._pub)
-        self._pub = self.engine = None
+        if self.energy is not None:
+            self.energy.close()
+        self._pub = self.engine = self.energy = None
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ callbacks
@@ -151,36 +177,17 @@ class PerceptionNode(LifecycleNode):
             now_us = max(now_us, batch.t_last)
         t1 = time.perf_counter()
         self._decode_ms = (t1 - t0) * 1e3
-        for d in self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns):
-            self._publish(d, (time.perf_counter() - t1) * 1e3)
+        self.energy.begin()
+        decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns)
+        self.energy.end()
+        for d, energy in zip(decisions, self.energy.assign(decisions)):
+            self._publish(d, (time.perf_counter() - t1) * 1e3, energy)
 
-    def _publish(self, d: Decision, snn_ms: float) -> None:
-        e = self.engine
-        m = Perception()
-        m.header.stamp = ns_to_stamp(d.stamp_ns)
-        m.header.frame_id = "camera"
-        m.agent_id = self.agent_id
-        m.decision_id = e.decisions
-        m.first_packet_seq, m.last_packet_seq = max(0, d.first_packet_seq), max(0, d.last_packet_seq)
-        m.class_names = list(e.classes)
-        m.class_scores = [float(v) for v in d.scores]
-        m.label = d.label
-        m.confidence = d.confidence
-        m.confidence_measure = e.measure
-        m.threshold = d.threshold
-        m.approaching = d.approaching
-        m.time_to_contact_s = math.nan
-        m.steps_used, m.t_max, m.early_exit = d.steps, d.t_max, d.early_exit
-        m.events_in, m.events_used = d.events_in, d.events_used
-        m.synaptic_ops, m.neuron_updates = int(d.synaptic_ops), int(d.neuron_updates)
-        m.energy_estimated_uj = math.nan
-        m.energy_measured_uj = math.nan
-        m.backend = self.engine.stepper.name
-        m.stage_latencies = [StageLatency(stage="transport", duration_ms=self._transport_ms),
-                             StageLatency(stage="decision",
-                                          duration_ms=(time.time_ns() - self._packet_wall_ns) * 1e-6),
-                             StageLatency(stage="decode", duration_ms=self._decode_ms),
-                             StageLatency(stage="snn", duration_ms=snn_ms)]
+    def _publish(self, d: Decision, snn_ms: float, energy: DecisionEnergy) -> None:
+        stages = [("transport", self._transport_ms), ("decision", (time.time_ns() - self._packet_wall_ns) * 1e-6),
+                  ("decode", self._decode_ms), ("snn", snn_ms)]
+        m = perception_msg(d, self.engine, self.agent_id, self.engine.decisions, stages,
+                           energy.estimated_uj, energy.measured_uj)
         self.steps_total += d.steps
         if self._pub is not None:
             self._pub.publish(m)
@@ -201,6 +208,14 @@ class PerceptionNode(LifecycleNode):
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections})
+
+    def _diagnose_energy(self, st: Status) -> None:
+        if self.energy is None:
+            st.summary(WARN, "not configured")
+            return
+        st.summary(OK, f"measured by {self.energy.meter_description()}" if self.energy.meter is not None
+                   else "estimated only: no energy meter")
+        st.add_all(self.energy.diagnostics())
 
 
 def main(args: Optional[List[str]] = None) -> None:

@@ -28,8 +28,10 @@ from ..control.policy import PatrolConfig
 from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
 from ..fleet.agent import compose
 from ..loop.fused import FusedAgent
+from ..monitor.energy import EnergyAccountant
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from ..paths import model_path
+from ..perception.model_io import read_manifest
 from ..perception.runtime import StreamingPerception
 from ..sensors.dvs import DvsConfig
 from ..sensors.world_follower import WorldFollower
@@ -52,6 +54,9 @@ class RobotNode(Node):
         self.declare_parameter("model", "", d(description="model .npz ('' = the shipped model)"))
         self.declare_parameter("backend", "onnxruntime", d(description="torch | onnxruntime"))
         self.declare_parameter("attention", True, d(description="false: the full sensing budget always"))
+        self.declare_parameter("energy_profile", "", d(description="hardware profile of the energy estimate "
+                                                                   "('' = the default of energy_profiles.yaml)"))
+        self.declare_parameter("energy_meter", "auto", d(description="auto | none | rapl | nvml | ina3221"))
         for prefix, cls in (("patrol.", PatrolConfig), ("limits.", LimitsConfig), ("watchdog.", WatchdogConfig),
                             ("attention_policy.", AttentionConfig), ("dvs.", DvsConfig),
                             ("latency.", LatencyBudgets)):
@@ -63,6 +68,9 @@ class RobotNode(Node):
         backend = g("backend")
         perception = StreamingPerception.from_file(g("model") or model_path("perception_default.npz"), backend,
                                                    **({"threads": 1} if backend == "onnxruntime" else {}))
+        self.energy = EnergyAccountant.create(g("energy_profile"), g("energy_meter"),
+                                              read_manifest(g("model") or model_path("perception_default.npz"))
+                                              .get("dense_macs_per_step"))
         cam = world_cfg.camera
         self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=bool(g("attention")),
                                 patrol=read_config(self, PatrolConfig, "patrol."),
@@ -85,6 +93,9 @@ class RobotNode(Node):
         self.create_timer(0.02, self._tick)
         self.diag = Updater(self, hardware_id=f"robot_{self.agent_id}")
         self.diag.add("fused loop", self._diagnose)
+        self.diag.add("energy", lambda st: (st.summary(OK, self.energy.meter_description()
+                                                       if self.energy.meter is not None else "estimated only"),
+                                            st.add_all(self.energy.diagnostics())))
         self.get_logger().info(f"fused loop for {self.agent_id}: {perception.stepper.name}, "
                                f"attention {'on' if self.agent.attention else 'off'}")
 
@@ -103,16 +114,21 @@ class RobotNode(Node):
         if batch is None:
             return
         t0 = time.perf_counter_ns()
+        self.energy.begin()
         cmd = self.agent.on_events(batch, self.follower.world.time_us, self.pose, control_now_s=time.monotonic())
+        self.energy.end()
         if cmd is None:
             return
         self._send(cmd)
         e2e = (time.perf_counter_ns() - t0) * 1e-6
         d = self.agent.last_decision
+        # energy of the batch's decisions; the newest one (the one acted on) is published
+        energy = self.energy.assign(self.agent.last_decisions)[-1]
         d.stamp_ns = stamp_to_ns(msg.header.stamp)   # sensor time of the world state that completed it
         stages = [("loop", e2e)]
         self._perception_pub.publish(perception_msg(d, self.agent.perception, self.agent_id,
-                                                    self.agent.stats.decisions, stages))
+                                                    self.agent.stats.decisions, stages,
+                                                    energy.estimated_uj, energy.measured_uj))
         self.latency.add(time.time_ns() * 1e-9, e2e, {"loop": e2e})
         t = DecisionTrace()
         t.header.stamp = msg.header.stamp
@@ -120,7 +136,7 @@ class RobotNode(Node):
         t.cmd_vel_stamp = ns_to_stamp(time.time_ns())
         t.e2e_latency_ms = e2e
         t.stage_latencies = [StageLatency(stage="loop", duration_ms=e2e)]
-        t.energy_estimated_uj = t.energy_measured_uj = float("nan")
+        t.energy_estimated_uj, t.energy_measured_uj = energy.estimated_uj, energy.measured_uj
         self._trace_pub.publish(t)
 
     def _on_odom(self, msg: Odometry) -> None:
