@@ -1,4 +1,5 @@
-"""Back ends agree: ONNX Runtime against torch on the test split of the shipped model."""
+"""Back ends agree: ONNX Runtime (event-driven and dense graphs) against torch on the test split
+of the shipped model; the scatter-form convolution against torch's Conv2d."""
 from __future__ import annotations
 
 import subprocess
@@ -34,11 +35,88 @@ def test_onnxruntime_agrees_with_torch_on_the_test_split():
     th = manifest["early_exit"]["threshold"]
     a = _decisions(torch_s, data.x[idx], th)
     b = _decisions(ort_s, data.x[idx], th)
+    assert ort_s.name == "onnxruntime"            # the default: the event-driven graph
     same = np.mean([p[0] == q[0] and p[1] == q[1] for p, q in zip(a, b)])
-    assert same >= 0.999
     diff = max(float(np.abs(p[2] - q[2]).max()) for p, q in zip(a, b) if p[1] == q[1])
+    print(f"sparse ONNX vs torch: same decision and step on {same:.4f}, max logit diff {diff:.2e}")
+    assert same >= 0.999
     assert diff < LOGIT_TOL
     assert float(confidence(a[0][2][None, :-1])[0]) > 0
+
+
+def _scatter_conv_session(conv, hw, binary):
+    import onnxruntime as ort
+
+    from snn_autonomy.backends.onnx_backend import scatter_conv_onnx
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1          # ScatterND with reduction races with more (module docstring)
+    return ort.InferenceSession(scatter_conv_onnx(conv, hw, binary), opts, providers=["CPUExecutionProvider"])
+
+
+def test_scatter_form_convolution_matches_torch_conv2d():
+    """The sparse graph's convolutions (active inputs, Gather of precomputed rows, ScatterND with
+    reduction add) equal torch's Conv2d, stride 2 padding 1, at any activity, even and odd sizes."""
+    model, _ = load_model(model_path("perception_default.npz"))
+    torch.manual_seed(0)
+    cases = [(model.conv1, (48, 64), False), (model.conv2, (24, 32), True),
+             (torch.nn.Conv2d(3, 5, 3, stride=2, padding=1), (7, 9), False)]
+    rng = np.random.default_rng(0)
+    for conv, hw, binary in cases:
+        sess = _scatter_conv_session(conv, hw, binary)
+        for density in (0.0, 0.005, 0.05, 0.3, 1.0):
+            a = (rng.random((conv.in_channels, *hw)) < density).astype(np.float32)
+            if not binary:
+                a *= np.log1p(rng.poisson(2.0, a.shape) + 1).astype(np.float32)
+            got = sess.run(None, {"a": a})[0]
+            with torch.no_grad():
+                want = conv(torch.from_numpy(a)[None])[0].numpy()
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5, err_msg=f"{hw} density {density}")
+
+
+def test_sparse_and_dense_graphs_agree_step_for_step():
+    """Event-driven and dense ONNX graphs: same logits, synops and state after every step, on
+    real test-split frames, on all-zero frames from a fresh state (nothing active anywhere: empty
+    index lists) and on a dense random frame."""
+    path = model_path("perception_default.npz")
+    sparse, _ = make_stepper("onnxruntime", path)
+    dense, _ = make_stepper("onnxruntime", path, sparse=False)
+    assert dense.name == "onnxruntime-dense"
+    data = generate(split_spec("test"))
+    idx = np.random.default_rng(2).choice(len(data), 4, replace=False)
+    zero = np.zeros_like(data.x[0, 0], dtype=np.float32)
+    busy = np.random.default_rng(3).poisson(3.0, zero.shape).astype(np.float32)
+    real = data.x[idx].reshape(-1, *zero.shape).astype(np.float32)
+    frames = [zero, zero] + list(real[:32]) + [busy, zero] + list(real[32:]) + [zero]
+    for s in (sparse, dense):
+        s.reset()
+    worst = 0.0
+    for t, f in enumerate(frames):
+        a, b = sparse.step(f), dense.step(f)
+        worst = max(worst, float(np.abs(a.logits - b.logits).max()))
+        assert np.abs(a.logits - b.logits).max() < LOGIT_TOL, t
+        assert a.synops == b.synops, t
+        np.testing.assert_array_equal(sparse.state["buf"], dense.state["buf"])   # layer-2 spikes
+        np.testing.assert_array_equal(sparse.state["t"], dense.state["t"])
+        for k in ("v1", "v2", "v3", "acc"):
+            np.testing.assert_allclose(sparse.state[k], dense.state[k], rtol=1e-5, atol=1e-4, err_msg=f"{k} step {t}")
+    print(f"sparse vs dense over {len(frames)} steps: max logit diff {worst:.2e}")
+
+
+def test_sparse_graph_is_the_default_and_int8_is_dense():
+    from snn_autonomy.backends.onnx_backend import OrtStepper, export_onnx
+
+    model, _ = load_model(model_path("perception_default.npz"))
+    ops = {n.op_type for n in onnx.load_from_string(export_onnx(model)).graph.node}
+    assert {"Compress", "ScatterND", "Gather"} <= ops and "Conv" not in ops
+    assert "Conv" in {n.op_type for n in onnx.load_from_string(export_onnx(model, sparse=False)).graph.node}
+    with pytest.raises(ValueError, match="dense graph"):
+        export_onnx(model, int8=True, sparse=True)
+    # more than one thread: the dense graph by default, the sparse one refused
+    assert OrtStepper.from_model(model, threads=2).name == "onnxruntime-dense"
+    with pytest.raises(ValueError, match="one intra-op thread"):
+        OrtStepper.from_model(model, threads=2, sparse=True)
 
 
 def test_unavailable_provider_is_a_clear_error():
@@ -92,9 +170,13 @@ def test_bench_backends_json_keys():
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
-    for name in ("torch", "onnxruntime", "onnxruntime_int8", "snntorch", "norse", "spikingjelly"):
+    for name in ("torch", "onnxruntime", "onnxruntime_dense", "onnxruntime_int8", "snntorch", "norse", "spikingjelly"):
         assert r[name]["step_p50_us"] > 0 and r[name]["step_p99_us"] >= r[name]["step_p50_us"], name
     assert "early_exit_overhead_pct" in r and r["dense_bound"]["dense_macs_per_step"] > 0
+    assert r["input"]["source"] == "test split"
+    sp = r["sparse"]
+    assert 0 < sp["active_fraction"]["input_pixels"] < 0.05 and 0 < sp["macs_per_step"] < r["dense_bound"]["dense_macs_per_step"]
+    assert sp["useful_macs_per_step"] <= sp["macs_per_step"]
 
 
 @pytest.mark.parametrize("library", ["snntorch", "norse", "spikingjelly"])

@@ -5,13 +5,27 @@ Graph outputs: logits (1, C+1), synops (1,), then the new state in the same orde
 The early-exit loop runs around it in Python (`run_until_exit`), as with torch. The
 execution provider is a parameter: CPU here; CUDA or TensorRT where onnxruntime-gpu
 is installed (e.g. on a Jetson).
+
+Two graphs compute the same step (`export_onnx(sparse=...)`):
+  sparse (default): event-driven, batch 1. Each convolution is in scatter form (the active
+      inputs, Gather of their precomputed output positions and weight rows, ScatterND with
+      reduction="add" into the bias), the delayed fully connected layer gathers the rows of its
+      (D*in, hidden) tap matrix at the non-zero entries of the delay buffer and sums them.
+      Work follows the events and spikes, not the layer sizes.
+      Run it with ONE intra-op thread: ONNX Runtime's CPU ScatterND parallelises over updates
+      without guarding repeated indices, so with reduction="add" and several threads it races
+      and returns wrong sums (onnxruntime issues 18048, 23396; measured here: errors of ~5 on a
+      dense conv1 input with 2 threads, exact with 1). The graph says so in its metadata
+      (`snn_autonomy.intra_op_threads` = 1) and OrtStepper refuses it with threads > 1.
+  dense: torch's export of `ConvSNN.step` (Conv, Gemm over all taps); any thread count; what
+      int8 quantises.
 """
 from __future__ import annotations
 
 import copy
 import io
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +33,8 @@ import torch.nn.functional as F
 
 from ..perception.model import ConvSNN, DelayedLinear, synaptic_ops
 from ..perception.runtime import StepResult, Stepper
+
+SINGLE_THREAD_KEY = "snn_autonomy.intra_op_threads"   # metadata of graphs that need one intra-op thread
 
 
 class _FrozenDelayedLinear(torch.nn.Module):
@@ -56,12 +72,291 @@ class _StepGraph(torch.nn.Module):
         return (logits, synaptic_ops(spikes, fan)) + tuple(new[k] for k in self.names)
 
 
-def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17, int8: bool = False) -> bytes:
+# ---------------------------------------------------------------------------------------------
+# Event-driven (sparse) step graph, written node by node with onnx.helper.
+#
+# Work per step follows the activity instead of the layer sizes:
+#   conv (scatter form): the active inputs (Compress, see below) -> Gather their precomputed
+#        output positions and weight rows -> ScatterND(reduction="add") into the bias;
+#   fc (delay taps):     the active entries of the flattened delay buffer -> Gather the matching
+#        rows of the (D*in, hidden) tap matrix -> (1, K) @ (K, hidden) + bias;
+#   LIF, readout, synops: as the dense graph, on the same state tensors.
+# Choices measured with ONNX Runtime 1.32 on one CPU thread (real test-split frames):
+#   - the scatter adds whole channel vectors (one output position, all O channels), not single
+#     elements: ScatterElements costs ~2 ns per element (44 us for conv2's ~20k updates of one
+#     step), ScatterND ~4 us for the same updates as ~640 rows of 32 channels;
+#   - active entries: Compress(arange, x != 0) instead of NonZero (~20 % faster), in two levels
+#     (blocks with a non-zero maximum, then their elements: ~10 us less per step);
+#   - sums over gathered rows as a matrix product: 3x faster than ReduceSum over axis 0.
+# ---------------------------------------------------------------------------------------------
+
+
+def conv_scatter_tables(weight: np.ndarray, in_hw: Tuple[int, int], stride: int,
+                        padding: int) -> Tuple[np.ndarray, np.ndarray, Tuple[int, int]]:
+    """Scatter form of a Conv2d (cross-correlation, as torch) with `weight` (O, C, k, k).
+
+    Returns (position, value, (Ho, Wo)). For input element e = (c, y, x) (flattened C-major),
+    position[e] (P,) lists the output positions yo * Wo + xo that e feeds and value[e] (P, O)
+    the weights to all O channels there, so that, with out as (Ho * Wo, O) rows,
+    conv(a) = bias + sum_e a[e] * (value[e] scattered to the rows position[e]).
+    P is the largest number of positions any input feeds (4 for 3x3 stride 2); shorter lists
+    are padded with position 0 and zero weights (they add nothing and need no slicing)."""
+    o_ch, c_ch, kh, kw = weight.shape
+    h, w = in_hw
+    ho, wo = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+
+    def taps(n: int, k: int, n_out: int) -> List[List[Tuple[int, int]]]:
+        # for every input coordinate: the (kernel tap, output coordinate) pairs with out*stride - pad + tap = in
+        return [[(t, (i + padding - t) // stride) for t in range(k)
+                 if (i + padding - t) % stride == 0 and 0 <= (i + padding - t) // stride < n_out] for i in range(n)]
+
+    ty, tx = taps(h, kh, ho), taps(w, kw, wo)
+    slots = max(len(a) for a in ty) * max(len(b) for b in tx)
+    position = np.zeros((c_ch, h, w, slots), np.int64)
+    value = np.zeros((c_ch, h, w, slots, o_ch), np.float32)
+    for y in range(h):
+        for x in range(w):
+            for s, ((ky, yo), (kx, xo)) in enumerate((a, b) for a in ty[y] for b in tx[x]):
+                position[:, y, x, s] = yo * wo + xo
+                value[:, y, x, s] = weight[:, :, ky, kx].T      # (C, O)
+    n = c_ch * h * w
+    return position.reshape(n, slots), value.reshape(n, slots, o_ch), (ho, wo)
+
+
+class _GraphBuilder:
+    """Minimal helper: nodes with generated output names, initializers from numpy arrays."""
+
+    def __init__(self) -> None:
+        from onnx import TensorProto, helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list = []
+        self.inits: list = []
+        self._n = 0
+        self._consts: set = set()
+        self.bools: set = set()      # names of tensors known to be bool
+        self.bool_type = TensorProto.BOOL
+
+    def const(self, name: str, value) -> str:
+        if name in self._consts:       # shared constants are declared where first needed
+            return name
+        self._consts.add(name)
+        arr = np.asarray(value)
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        self.inits.append(self.numpy_helper.from_array(arr, name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, out: Optional[str] = None, **attrs) -> str:
+        self._n += 1
+        name = out or f"{op_type.lower()}_{self._n}"
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [name], name=f"n{self._n}_{op_type}", **attrs))
+        return name
+
+    def flat_indices(self, x: str, n: int, block: int = 0) -> str:
+        """1-D int64 positions, ascending (as NonZero's), of the non-zero (or true) elements of the
+        1-D tensor `x` of length n; (0,) if none. With `block` (x float and >= 0: event counts or
+        spikes; n a multiple of it) in two levels: the blocks of `block` elements whose maximum is
+        not zero, then only their elements, because Compress costs per element scanned and
+        sparse activity leaves most blocks empty."""
+        if not block or n % block or x in self.bools:
+            cond = x if x in self.bools else self.op("Cast", x, to=self.bool_type)
+            return self.op("Compress", self.const(f"arange_{n}", np.arange(n, dtype=np.int64)), cond, axis=0)
+        nb = n // block
+        blocks = self.op("Reshape", x, self.const(f"blocks_{n}_{block}", np.array([nb, block], np.int64)))
+        busy = self.op("Cast", self.op("ReduceMax", blocks, axes=[1], keepdims=0), to=self.bool_type)
+        b_idx = self.op("Compress", self.const(f"arange_{nb}", np.arange(nb, dtype=np.int64)), busy, axis=0)
+        cond = self.op("Reshape", self.op("Cast", self.op("Gather", blocks, b_idx, axis=0), to=self.bool_type),
+                       "shape_flat")
+        table = self.const(f"arange_{n}_{block}", np.arange(n, dtype=np.int64).reshape(nb, block))
+        cand = self.op("Reshape", self.op("Gather", table, b_idx, axis=0), "shape_flat")
+        return self.op("Compress", cand, cond, axis=0)
+
+    def scatter_conv(self, prefix: str, idx: str, values: Optional[str], position: np.ndarray,
+                     value: np.ndarray, bias: np.ndarray) -> str:
+        """Conv output, flattened channel-major (O * Ho * Wo,), from the active inputs: their
+        positions `idx` (K,) and values (K, 1, 1), or values=None for binary (spike) inputs,
+        whose gathered weights need no scaling. Tables as `conv_scatter_tables`."""
+        n_pos = int(position.max()) + 1
+        # indices (K, P, 1) and updates (K, P, O): each update adds the O channels at one position
+        rows_i = self.op("Gather", self.const(f"{prefix}_position", position[..., None]), idx, axis=0)
+        rows_w = self.op("Gather", self.const(f"{prefix}_value", value), idx, axis=0)
+        if values is not None:
+            rows_w = self.op("Mul", rows_w, values)
+        # repeated positions accumulate (reduction="add"); padding adds zeros to position 0
+        bias_rows = self.const(f"{prefix}_bias_rows", np.tile(bias, (n_pos, 1)))
+        out = self.op("ScatterND", bias_rows, rows_i, rows_w, reduction="add")
+        return self.op("Reshape", self.op("Transpose", out, perm=[1, 0]), "shape_flat")
+
+    def common_consts(self) -> None:
+        self.const("shape_flat", np.array([-1], np.int64))
+        self.const("shape_val", np.array([-1, 1, 1], np.int64))
+        self.const("axis0", np.array([0], np.int64))
+
+    def model_bytes(self, name: str, inputs: list, outputs: list, opset: int) -> bytes:
+        h = self.helper
+        used = {i for n in self.nodes for i in n.input}
+        graph = h.make_graph(self.nodes, name, inputs, outputs, [t for t in self.inits if t.name in used])
+        m = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)], producer_name="snn_autonomy")
+        m.ir_version = 8     # the IR of opset 17; loadable by older ONNX Runtime builds too
+        m.doc_string = ("Event-driven graph: run with intra_op_num_threads=1 (ONNX Runtime's CPU ScatterND "
+                        "with reduction races on repeated indices with more threads).")
+        h.set_model_props(m, {SINGLE_THREAD_KEY: "1"})
+        return m.SerializeToString()
+
+
+def _f32(p: torch.Tensor) -> np.ndarray:
+    return p.detach().cpu().numpy().astype(np.float32)
+
+
+def _conv_tables(conv: torch.nn.Conv2d, in_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """(position, value, bias, (Ho, Wo)) of a torch Conv2d in scatter form."""
+    if conv.groups != 1 or tuple(conv.dilation) != (1, 1) or conv.stride[0] != conv.stride[1] \
+            or conv.padding[0] != conv.padding[1] or not isinstance(conv.padding[0], int):
+        raise ValueError("scatter form supports square integer stride/padding, no groups, no dilation")
+    position, value, hw = conv_scatter_tables(_f32(conv.weight), in_hw, conv.stride[0], conv.padding[0])
+    bias = _f32(conv.bias) if conv.bias is not None else np.zeros(conv.out_channels, np.float32)
+    return position, value, bias, hw
+
+
+def scatter_conv_onnx(conv: torch.nn.Conv2d, in_hw: Tuple[int, int], binary: bool = False,
+                      opset: int = 17) -> bytes:
+    """A one-layer ONNX model: input a (C, H, W) -> the conv output (O, Ho, Wo) computed in
+    scatter form exactly as the sparse step graph does (for checking it against torch)."""
+    from onnx import TensorProto, helper
+
+    g = _GraphBuilder()
+    g.common_consts()
+    position, value, bias, (ho, wo) = _conv_tables(conv, in_hw)
+    a_flat = g.op("Reshape", "a", "shape_flat")
+    idx = g.flat_indices(a_flat, conv.in_channels * in_hw[0] * in_hw[1])
+    vals = None if binary else g.op("Reshape", g.op("Gather", a_flat, idx, axis=0), "shape_val")
+    out = g.scatter_conv("conv", idx, vals, position, value, bias)
+    g.op("Reshape", out, g.const("out_shape", np.array([conv.out_channels, ho, wo], np.int64)), out="y")
+    h, w = in_hw
+    return g.model_bytes("scatter_conv",
+                         [helper.make_tensor_value_info("a", TensorProto.FLOAT, [conv.in_channels, h, w])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [conv.out_channels, ho, wo])],
+                         opset)
+
+
+def _sparse_step_onnx(model: ConvSNN, opset: int = 17, block: int = 32) -> bytes:
+    """The event-driven step graph of `model` at batch 1: same inputs, outputs and state as the
+    dense export (see the module docstring). block: of the two-level search for active entries
+    (`_GraphBuilder.flat_indices`; 0 = one level); 16 to 64 measured alike, ~10 us under one level.
+    x must hold event counts (>= 0), as it always does."""
+    from onnx import TensorProto, helper
+
+    cfg = model.cfg
+    state = model.init_state(1)
+    names = list(state.keys())
+    g = _GraphBuilder()
+    g.common_consts()
+    g.const("beta", np.float32(cfg.beta))
+    g.const("theta", np.float32(cfg.threshold))
+    g.const("one", np.float32(1.0))
+
+    def lif(current: str, key: str) -> Tuple[str, str]:
+        """LIF of the input current; writes `key`_out and returns the spikes as (bool, flattened;
+        float32, in the state's shape). Computed in the state's shape so that the new membrane is
+        written straight into the output (no copy). The resets v - v * s and v - s * theta give
+        torch's v * (1 - s) and v - s * theta exactly (the product is v or 0)."""
+        shape = g.const(f"shape_{key}", np.array(state[key].shape, np.int64))
+        v = g.op("Add", g.op("Mul", key, "beta"), g.op("Reshape", current, shape))
+        s = g.op("Greater", v, "theta")     # v - theta > 0  <=>  v > theta in IEEE arithmetic
+        s_f = g.op("Cast", s, to=TensorProto.FLOAT)
+        g.op("Sub", v, g.op("Mul", v, s_f) if cfg.reset == "zero" else g.op("Mul", s_f, "theta"), out=f"{key}_out")
+        s_flat = g.op("Reshape", s, "shape_flat")
+        g.bools.add(s_flat)
+        return s_flat, s_f
+
+    # conv1 on log1p(x): only the active pixels are gathered and compressed
+    position, value, bias, hw1 = _conv_tables(model.conv1, cfg.in_hw)
+    x_flat = g.op("Reshape", "x", "shape_flat")
+    x_idx = g.flat_indices(x_flat, 2 * cfg.in_hw[0] * cfg.in_hw[1], block)
+    x_val = g.op("Gather", x_flat, x_idx, axis=0)
+    a_val = g.op("Reshape", g.op("Log", g.op("Add", x_val, "one")), "shape_val")   # log1p, as torch exports it
+    s1b, s1 = lif(g.scatter_conv("conv1", x_idx, a_val, position, value, bias), "v1")
+
+    # conv2 on the layer-1 spikes
+    position, value, bias, _ = _conv_tables(model.conv2, hw1)
+    s1_idx = g.flat_indices(g.op("Reshape", s1, "shape_flat") if block else s1b,
+                            model.cfg.channels[0] * hw1[0] * hw1[1], block)
+    _, s2 = lif(g.scatter_conv("conv2", s1_idx, None, position, value, bias), "v2")
+
+    # fc: rows of the tap matrix (D*in, hidden) at the active entries of the delay buffer
+    if isinstance(model.fc, DelayedLinear):
+        fc_wt, fc_b = _f32(model.fc.matrix()).T, _f32(model.fc.linear.bias)
+        g.const("buf_keep", np.array([cfg.delay_steps - 1], np.int64))
+        kept = g.op("Slice", "buf", "axis0", "buf_keep", "axis0")
+        s2_row = g.op("Reshape", s2, g.const("buf_row", np.array([1, 1, model.flat], np.int64)))
+        fc_in = g.op("Reshape", g.op("Concat", s2_row, kept, axis=0, out="buf_out"), "shape_flat")
+    else:
+        fc_wt, fc_b = _f32(model.fc.weight).T, _f32(model.fc.bias)
+        fc_in = g.op("Reshape", s2, "shape_flat")
+    g.const("fc_wt", np.ascontiguousarray(fc_wt))
+    g.const("fc_b", fc_b)
+    fc_idx = g.flat_indices(fc_in, fc_wt.shape[0], block)
+    fc_rows = g.op("Gather", "fc_wt", fc_idx, axis=0)
+    # (1, K) @ (K, hidden): the active buffer entries (all 1: spikes) weight their rows; a matrix
+    # product sums them 3x faster than ReduceSum over axis 0 does in ONNX Runtime
+    fc_val = g.op("Gather", fc_in, fc_idx, axis=0)
+    _, s3 = lif(g.op("Add", g.op("MatMul", fc_val, fc_rows), "fc_b"), "v3")
+
+    # readout: running sum, mean over the steps taken
+    g.const("out_w", _f32(model.out.weight))
+    g.const("out_b", _f32(model.out.bias))
+    acc = g.op("Add", "acc", g.op("Gemm", s3, "out_w", "out_b", transB=1), out="acc_out")
+    g.op("Div", acc, g.op("Add", "t", "one", out="t_out"), out="logits")
+
+    # synops: sum over layers of spikes x fan-out; input events count with their multiplicity
+    fan = model.fanout_maps()
+    syn_in = g.op("MatMul", x_val, g.op("Gather", g.const("fan_in", _f32(fan[0]).reshape(-1)), x_idx, axis=0))
+    syn_1 = g.op("ReduceSum", g.op("Gather", g.const("fan_1", _f32(fan[1]).reshape(-1)), s1_idx, axis=0),
+                 "axis0", keepdims=0)
+    # layers 2 and 3 have one fan-out for all neurons (hidden, classes + 1): count x fan-out
+    # (a 1-D MatMul with a fan-out vector takes ONNX Runtime ~8 us for layer 2's 6144 entries)
+    syn_2 = g.op("Mul", g.op("ReduceSum", s2, keepdims=0), g.const("fan_2", np.float32(fan[2].flatten()[0])))
+    syn_3 = g.op("Mul", g.op("ReduceSum", s3, g.const("axis1", np.array([1], np.int64)), keepdims=0),
+                 g.const("fan_3", np.float32(fan[3].flatten()[0])))
+    g.op("Sum", syn_in, syn_1, syn_2, syn_3, out="synops")
+
+    io = lambda n, shape: helper.make_tensor_value_info(n, TensorProto.FLOAT, list(shape))  # noqa: E731
+    h, w = cfg.in_hw
+    inputs = [io("x", (1, 2, h, w))] + [io(k, state[k].shape) for k in names]
+    outputs = ([io("logits", (1, cfg.n_classes + 1)), io("synops", (1,))]
+               + [io(f"{k}_out", state[k].shape) for k in names])
+    return g.model_bytes("snn_step_sparse", inputs, outputs, opset)
+
+
+def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17, int8: bool = False,
+                sparse: Optional[bool] = None) -> bytes:
     """The step function as an ONNX model (bytes; also written to `out` when given).
 
-    int8: weights of the convolutions and the fully connected layers quantised to int8
-    (ONNX Runtime dynamic quantisation; activations are quantised per step at run time)."""
+    sparse: the event-driven graph (default for float32), whose work follows the spikes;
+    sparse=False: the dense graph (convolutions and one matrix product over all taps).
+    int8: the dense graph with the weights of the convolutions and the fully connected layers
+    quantised to int8 (ONNX Runtime dynamic quantisation; activations are quantised per step at
+    run time). The sparse graph has no Conv/MatMul to quantise, so int8 implies sparse=False.
+    The sparse graph must run on one intra-op thread (see the module docstring)."""
+    if sparse is None:
+        sparse = not int8
+    if sparse and int8:
+        raise ValueError("int8 quantises the dense graph; use sparse=False (or leave it unset) with int8")
     model = model.eval()
+    if sparse:
+        with torch.no_grad():
+            data = _sparse_step_onnx(model, opset)
+    else:
+        data = _dense_step_onnx(model, opset)
+    if int8:
+        data = _quantize_int8(data)
+    if out is not None:
+        Path(out).write_bytes(data)
+    return data
+
+
+def _dense_step_onnx(model: ConvSNN, opset: int) -> bytes:
     graph = _StepGraph(model)
     h, w = model.cfg.in_hw
     state = model.init_state(1)
@@ -71,12 +366,7 @@ def export_onnx(model: ConvSNN, out: Optional[Path] = None, opset: int = 17, int
     with torch.no_grad():
         torch.onnx.export(graph, (x, *state.values()), buf, opset_version=opset, dynamo=False,
                           input_names=["x"] + names, output_names=["logits", "synops"] + [f"{n}_out" for n in names])
-    data = buf.getvalue()
-    if int8:
-        data = _quantize_int8(data)
-    if out is not None:
-        Path(out).write_bytes(data)
-    return data
+    return buf.getvalue()
 
 
 def _quantize_int8(data: bytes) -> bytes:
@@ -111,30 +401,63 @@ class OrtStepper:
         if missing:
             raise RuntimeError(f"execution provider(s) {missing} not available here (available: {available})")
         self.session = ort.InferenceSession(onnx_model, opts, providers=wanted)
+        if self.session.get_modelmeta().custom_metadata_map.get(SINGLE_THREAD_KEY) == "1" and threads != 1:
+            raise ValueError(f"this graph must run on one intra-op thread, not {threads} (ONNX Runtime's "
+                             "ScatterND races on repeated indices); use the dense graph (sparse=False) for more")
         self.providers = self.session.get_providers()
         self.state_names = list(state_names)
         self.state_shapes = dict(state_shapes)
         self.neurons = neurons
         self.output_names = ["logits", "synops"] + [f"{n}_out" for n in self.state_names]
+        # The state ping-pongs between two sets of arrays bound in place (IOBinding): no per-step
+        # conversion of feeds or allocation of outputs, ~10 us of a ~100 us step at batch 1.
+        shapes = {o.name: tuple(o.shape) for o in list(self.session.get_inputs()) + list(self.session.get_outputs())}
+        self._x = np.zeros(shapes["x"], np.float32)
+        self._logits = np.zeros(shapes["logits"], np.float32)
+        self._synops = np.zeros(shapes["synops"], np.float32)
+        self._sets = [{k: np.zeros(s, np.float32) for k, s in self.state_shapes.items()} for _ in range(2)]
+        self._bindings = [self._bind(self._sets[i], self._sets[1 - i]) for i in range(2)]
         self.reset()
+
+    def _bind(self, src: Dict[str, np.ndarray], dst: Dict[str, np.ndarray]):
+        b = self.session.io_binding()
+        b.bind_cpu_input("x", self._x)
+        for k in self.state_names:
+            b.bind_cpu_input(k, src[k])
+        for name, arr in [("logits", self._logits), ("synops", self._synops)] + \
+                [(f"{k}_out", dst[k]) for k in self.state_names]:
+            b.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+        return b
 
     @classmethod
     def from_model(cls, model: ConvSNN, providers: Optional[List[str]] = None, threads: int = 1,
-                   int8: bool = False) -> "OrtStepper":
+                   int8: bool = False, sparse: Optional[bool] = None) -> "OrtStepper":
+        """sparse / int8: which graph (see `export_onnx`): event-driven by default (with one
+        thread on the CPU provider; dense otherwise, see the module docstring), dense with
+        sparse=False, dense int8-quantised with int8=True."""
+        if sparse is None:
+            sparse = not int8 and threads == 1 and list(providers or ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
         state = model.init_state(1)
-        stepper = cls(export_onnx(model, int8=int8), list(state.keys()),
+        stepper = cls(export_onnx(model, int8=int8, sparse=sparse), list(state.keys()),
                       {k: tuple(v.shape) for k, v in state.items()}, model.neurons(), providers, threads)
         if int8:
             stepper.name = "onnxruntime-int8"
+        elif not sparse:
+            stepper.name = "onnxruntime-dense"
         return stepper
 
     def reset(self) -> None:
-        self.state = {k: np.zeros(s, dtype=np.float32) for k, s in self.state_shapes.items()}
+        for arrays in self._sets:       # in place: the bindings hold these buffers
+            for a in arrays.values():
+                a.fill(0.0)
+        self._cur = 0
+        self.state = self._sets[0]
 
     def step(self, frame: np.ndarray) -> StepResult:
-        feeds = {"x": np.ascontiguousarray(frame, dtype=np.float32)[None], **self.state}
-        out = self.session.run(self.output_names, feeds)
-        self.state = dict(zip(self.state_names, out[2:]))
-        return StepResult(out[0][0], float(out[1][0]), self.neurons)
+        self._x[0] = frame              # casts event counts to float32
+        self.session.run_with_iobinding(self._bindings[self._cur])
+        self._cur = 1 - self._cur
+        self.state = self._sets[self._cur]
+        return StepResult(self._logits[0].copy(), float(self._synops[0]), self.neurons)
 
     run_until_exit = Stepper.run_until_exit
