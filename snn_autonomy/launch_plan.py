@@ -4,13 +4,26 @@ Built from a YAML file in `config/` (validated by the one config loader) and rea
 by `launch/*.launch.py` (launch_ros, on full ROS 2 installs). Robots get
 namespaces `/robot_0 ... /robot_{N-1}` as in Nav2's multi-robot launch; the
 world node is global. No ROS import here: the plan is plain data, tested directly.
+
+Besides the built-in world the plan describes a robot with a real event-camera
+driver (`sensor_source: driver`: metavision_driver or libcaer_driver publishing
+EventPackets on `<ns>/event_camera/events`) and Gazebo (`sensor_source: image` on a
+camera bridged by ros_gz_bridge, `gz_bridge: true`). Nodes of other packages carry
+their `package`; `snn-autonomy launch` runs them from the ament prefix when present.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
 
-from .config import ConfigError, from_dict, load, spec, to_dict
+import yaml
+
+from .config import ConfigError, from_dict, load, load_yaml, spec, to_dict
 from .paths import config_path
 
 
@@ -23,6 +36,12 @@ class NodeSpec:
     respawn: bool = False
     respawn_delay_s: float = 1.0
     package: str = "snn_autonomy"
+    remappings: Tuple[Tuple[str, str], ...] = ()   # (from, to) topic remappings
+
+
+EVENT_DRIVERS = ("metavision_driver", "libcaer_driver")   # both: executable driver_node, topic ~/events
+DRIVER_NODE_NAME = "event_camera"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -32,30 +51,142 @@ class LaunchConfig:
     world: bool = True              # start the built-in world (false: a robot or Gazebo provides the data)
     world_config: str = ""          # world YAML ('' = the shipped default)
     world_parameters: Dict[str, Any] = field(default_factory=dict)
-    sensor_source: str = "world"    # event_sensor source: world | image | bag | raw | camera
+    sensor_source: str = "world"    # event_sensor source: world | image | bag | raw | camera,
+                                    # or driver: an event-camera driver node instead of event_sensor
     sensor_parameters: Dict[str, Any] = field(default_factory=dict)
     perception_parameters: Dict[str, Any] = field(default_factory=dict)
     respawn_perception: bool = True
     respawn_delay_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s")
+    mode: str = "split"             # split: sensor, perception, control, attention nodes; fused: one `robot` node
     control: bool = True            # per robot: control (perception -> cmd_vel, watchdog)
     control_parameters: Dict[str, Any] = field(default_factory=dict)
     attention: bool = True          # per robot: attention (false: the full sensing budget always)
     attention_parameters: Dict[str, Any] = field(default_factory=dict)
     fleet: bool = True              # the coordinator and, per robot, a fleet_agent
     coordinator_parameters: Dict[str, Any] = field(default_factory=dict)
+    # --- robots on real hardware and in Gazebo (the defaults keep the plan above unchanged)
+    robot_names: List[str] = field(default_factory=list)  # explicit namespaces, e.g. [robot_3] (robots = their count)
+    robot_poses: Dict[str, List[float]] = field(default_factory=dict)  # id -> [x, y, yaw] start (control, fleet)
+    coordinator: bool = True        # with fleet: false on a robot whose coordinator runs elsewhere
+    event_driver: str = "metavision_driver"   # sensor_source driver: metavision_driver | libcaer_driver
+    driver_parameters: Dict[str, Any] = field(default_factory=dict)
+    events_topic: str = ""          # perception input ('' = events; with a driver: event_camera/events)
+    use_sim_time: bool = False      # every node follows /clock (Gazebo)
+    gz_bridge: bool = False         # ros_gz_bridge parameter_bridge for every robot (Gazebo)
+    gz_bridge_config: str = ""      # bridge template ('' = config/gz_bridge.yaml)
 
     def validate(self) -> None:
-        if self.sensor_source not in ("world", "image", "bag", "raw", "camera"):
-            raise ConfigError(f"sensor_source: {self.sensor_source!r} is not one of world, image, bag, raw, camera")
+        if self.sensor_source not in ("world", "image", "bag", "raw", "camera", "driver"):
+            raise ConfigError(f"sensor_source: {self.sensor_source!r} is not one of world, image, bag, raw, camera, "
+                              "driver")
         if self.sensor_source == "world" and not self.world:
             raise ConfigError("sensor_source: 'world' needs world: true")
+        if self.mode not in ("split", "fused"):
+            raise ConfigError(f"mode: {self.mode!r} is not one of split, fused")
+        if self.mode == "fused" and self.sensor_source != "world":
+            raise ConfigError("mode: 'fused' runs the built-in world's camera in the robot node; "
+                              "it needs sensor_source: world")
+        if self.sensor_source == "driver" and self.event_driver not in EVENT_DRIVERS:
+            raise ConfigError(f"event_driver: {self.event_driver!r} is not one of {', '.join(EVENT_DRIVERS)}")
+        for n in self.robot_names:
+            if not _NAME.match(n):
+                raise ConfigError(f"robot_names: {n!r} is not a valid ROS name (letters, digits, _)")
+        if len(set(self.robot_names)) != len(self.robot_names):
+            raise ConfigError(f"robot_names: {self.robot_names!r} has duplicates")
+        if self.robot_names and len(self.robot_names) != self.robots:
+            raise ConfigError(f"robot_names: {len(self.robot_names)} names but robots: {self.robots}")
+        ids = list(self.robot_names) or [f"{self.robot_prefix}{i}" for i in range(self.robots)]
+        for rid, pose in self.robot_poses.items():
+            if rid not in ids:
+                raise ConfigError(f"robot_poses: {rid!r} is not one of the robots ({', '.join(ids)})")
+            if len(pose) != 3:
+                raise ConfigError(f"robot_poses.{rid}: {pose!r} is not [x, y, yaw]")
+        if self.gz_bridge and self.world:
+            raise ConfigError("gz_bridge: true needs world: false (Gazebo, not the built-in world, "
+                              "drives the robots)")
 
 
-def load_launch_config(path: Optional[str] = None, robots: Optional[int] = None) -> LaunchConfig:
+# What Gazebo changes in a plan (launch/gazebo.launch.py): no built-in world, the event
+# sensors emulate events from each robot's bridged camera, every node on simulation time.
+GAZEBO_OVERRIDES: Dict[str, Any] = {
+    "world": False, "sensor_source": "image", "sensor_parameters": {"image_topic": "camera/image_raw"},
+    "use_sim_time": True, "gz_bridge": True,
+}
+
+
+def _with_robot_count(data: Dict[str, Any], n: int) -> Dict[str, Any]:
+    """`robots: n`; names (and their poses) from the file are dropped when they no longer fit."""
+    data = {**data, "robots": n}
+    if data.get("robot_names") and len(data["robot_names"]) != n:
+        data["robot_names"] = []
+        data["robot_poses"] = {}
+    return data
+
+
+def load_launch_config(path: Optional[str] = None, robots: Optional[int] = None,
+                       namespace: Optional[str] = None,
+                       overrides: Optional[Dict[str, Any]] = None) -> LaunchConfig:
+    """The plan's config; `robots` overrides the count, `namespace` makes it one robot of that
+    name, `overrides` replaces keys (mappings such as sensor_parameters are merged)."""
     cfg = load(path or config_path("sim.yaml"), LaunchConfig, section="launch")
+    if overrides:
+        data = to_dict(cfg)
+        if "robots" in overrides and "robot_names" not in overrides:
+            data = _with_robot_count(data, int(overrides["robots"]))
+        if "robot_names" in overrides:      # new robots: the file's poses were for its own names
+            data["robot_poses"] = {}
+        for k, v in overrides.items():
+            data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+        cfg = from_dict(data, LaunchConfig, path="launch")
     if robots is not None:  # re-validated like the file itself
-        cfg = from_dict({**to_dict(cfg), "robots": int(robots)}, LaunchConfig, path="launch")
+        cfg = from_dict(_with_robot_count(to_dict(cfg), int(robots)), LaunchConfig, path="launch")
+    if namespace:
+        name = namespace.strip("/")
+        poses = {name: cfg.robot_poses[name]} if name in cfg.robot_poses else {}
+        cfg = from_dict({**to_dict(cfg), "robots": 1, "robot_names": [name], "robot_poses": poses}, LaunchConfig,
+                        path="launch")
     return cfg
+
+
+def parse_robots_argument(text: str) -> Tuple[Dict[str, Any], Dict[str, Dict[str, float]]]:
+    """A launch file's `robots` argument: plan overrides and the robots' spawn poses.
+
+    Either a count (`robots:=3`) or, as in Nav2's multi-robot bringup, names with optional
+    poses separated by ';': `robots:="robot_a={x: 0.0, y: 1.0, yaw: 1.57}; robot_b={x: 2.0}"`.
+    Poses take x, y, z, roll, pitch, yaw (missing = 0); x, y, yaw become the robots' start poses.
+    """
+    text = text.strip()
+    if not text:
+        return {}, {}
+    if text.isdigit():
+        return {"robots": int(text)}, {}
+    names: List[str] = []
+    poses: Dict[str, Dict[str, float]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, pose_text = part.partition("=")
+        name = name.strip()
+        names.append(name)
+        if pose_text.strip():
+            try:
+                pose = yaml.safe_load(pose_text)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"robots: pose of {name!r} is not a mapping: {pose_text.strip()!r}") from exc
+            if not isinstance(pose, dict) or set(pose) - {"x", "y", "z", "roll", "pitch", "yaw"}:
+                raise ConfigError(f"robots: pose of {name!r} must be a mapping of x, y, z, roll, pitch, yaw, "
+                                  f"got {pose_text.strip()!r}")
+            try:
+                poses[name] = {k: float(pose.get(k, 0.0)) for k in ("x", "y", "z", "roll", "pitch", "yaw")}
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"robots: pose of {name!r} has a value that is not a number") from exc
+    overrides: Dict[str, Any] = {"robots": len(names), "robot_names": names}
+    if poses:
+        overrides["robot_poses"] = {n: [p["x"], p["y"], p["yaw"]] for n, p in poses.items()}
+    return overrides, poses
+
+
+def robot_ids(cfg: LaunchConfig) -> List[str]:
+    """The robots' ids, which are also their namespaces (without the leading '/')."""
+    return list(cfg.robot_names) or [f"{cfg.robot_prefix}{i}" for i in range(cfg.robots)]
 
 
 def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
@@ -63,23 +194,92 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
     if cfg.world:
         nodes.append(NodeSpec("world", "world", parameters={
             "world_config": cfg.world_config, "robots": cfg.robots, **cfg.world_parameters}))
-    for i in range(cfg.robots):
-        ns = f"/{cfg.robot_prefix}{i}"
-        sensor = {"source": cfg.sensor_source, **cfg.sensor_parameters}
-        if cfg.sensor_source == "world":
-            sensor["world_config"] = cfg.world_config
-        nodes.append(NodeSpec("event_sensor", "event_sensor", ns, sensor))
-        nodes.append(NodeSpec("perception", "perception", ns, dict(cfg.perception_parameters),
-                              respawn=cfg.respawn_perception, respawn_delay_s=cfg.respawn_delay_s))
+    if cfg.gz_bridge:
+        nodes.append(NodeSpec("parameter_bridge", "gz_bridge", package="ros_gz_bridge",
+                              parameters={"config_file": str(write_gz_bridge_config(cfg))}))
+    events = cfg.events_topic
+    for rid in robot_ids(cfg):
+        ns = f"/{rid}"
         world = {"world_config": cfg.world_config}
+        start = {"start_pose": [float(v) for v in cfg.robot_poses[rid]]} if rid in cfg.robot_poses else {}
+        if cfg.mode == "fused":   # sensor -> perception -> control -> attention in one process
+            nodes.append(NodeSpec("robot", "robot", ns, {**world, "attention": cfg.attention,
+                                                           **cfg.perception_parameters},
+                                  respawn=cfg.respawn_perception, respawn_delay_s=cfg.respawn_delay_s))
+            if cfg.fleet:
+                nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, {**world, **start}))
+            continue
+        if cfg.sensor_source == "driver":
+            nodes.append(NodeSpec("driver_node", DRIVER_NODE_NAME, ns, dict(cfg.driver_parameters),
+                                  package=cfg.event_driver))
+            events = events or f"{DRIVER_NODE_NAME}/events"
+        else:
+            sensor = {"source": cfg.sensor_source, **cfg.sensor_parameters}
+            if cfg.sensor_source == "world":
+                sensor["world_config"] = cfg.world_config
+            nodes.append(NodeSpec("event_sensor", "event_sensor", ns, sensor))
+        nodes.append(NodeSpec("perception", "perception", ns, dict(cfg.perception_parameters),
+                              respawn=cfg.respawn_perception, respawn_delay_s=cfg.respawn_delay_s,
+                              remappings=(("events", events),) if events else ()))
         if cfg.control:
-            nodes.append(NodeSpec("control", "control", ns, {**world, **cfg.control_parameters}))
+            nodes.append(NodeSpec("control", "control", ns, {**world, **start, **cfg.control_parameters}))
         if cfg.attention:
             nodes.append(NodeSpec("attention", "attention", ns, {**world, **cfg.attention_parameters}))
         if cfg.fleet:
-            nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, dict(world)))
-    if cfg.fleet and cfg.robots:
-        allowed = [f"{cfg.robot_prefix}{i}" for i in range(cfg.robots)]
+            nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, {**world, **start}))
+    if cfg.fleet and cfg.robots and cfg.coordinator:
+        allowed = robot_ids(cfg)
         nodes.append(NodeSpec("coordinator", "coordinator", parameters={
             "world_config": cfg.world_config, "allowed_agents": allowed, **cfg.coordinator_parameters}))
+    if cfg.use_sim_time:
+        nodes = [replace(n, parameters={**n.parameters, "use_sim_time": True}) for n in nodes]
     return nodes
+
+
+# ---------------------------------------------------------------------------- Gazebo bridge
+_BRIDGE_KEYS = ("ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name")
+
+
+def gz_bridge_entries(cfg: LaunchConfig) -> List[Dict[str, Any]]:
+    """The ros_gz_bridge entries of the plan's robots, from the bridge template.
+
+    A template entry whose topic names contain `{robot}` or are relative (no leading '/')
+    is repeated for every robot: `{robot}` becomes the robot id and a relative name
+    `x` becomes `/<robot>/x`. Entries with absolute names only (e.g. /clock) appear once.
+    """
+    path = cfg.gz_bridge_config or str(config_path("gz_bridge.yaml"))
+    template = load_yaml(path)
+    if not isinstance(template, list) or not template:
+        raise ConfigError(f"{path}: expected a non-empty list of bridge entries")
+    out: List[Dict[str, Any]] = []
+    for i, entry in enumerate(template):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}[{i}]: expected a mapping, got {entry!r}")
+        missing = [k for k in _BRIDGE_KEYS if not isinstance(entry.get(k), str) or not entry.get(k)]
+        if missing:
+            raise ConfigError(f"{path}[{i}]: {missing[0]} missing (entries need {', '.join(_BRIDGE_KEYS)})")
+        names = (entry["ros_topic_name"], entry["gz_topic_name"])
+        if not any("{robot}" in n or not n.startswith("/") for n in names):
+            out.append(dict(entry))
+            continue
+        for rid in robot_ids(cfg):
+            e = dict(entry)
+            for k in ("ros_topic_name", "gz_topic_name"):
+                name = e[k].replace("{robot}", rid)
+                e[k] = name if name.startswith("/") else f"/{rid}/{name}"
+            out.append(e)
+    return out
+
+
+def write_gz_bridge_config(cfg: LaunchConfig, directory: Optional[str] = None) -> Path:
+    """The expanded bridge config as a file for parameter_bridge's `config_file`; the name is
+    the hash of the content, so building the same plan twice gives the same file."""
+    text = yaml.safe_dump(gz_bridge_entries(cfg), sort_keys=False)
+    d = Path(directory or os.path.join(tempfile.gettempdir(), "snn_autonomy"))
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"gz_bridge_{hashlib.sha1(text.encode()).hexdigest()[:12]}.yaml"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path

@@ -41,3 +41,13 @@ def test_launch_files_compile_and_every_executable_is_installed():
         py_compile.compile(str(f), doraise=True)
     scripts = set(re.findall(r'"(\w+)": "snn_autonomy\.ros\.', (ROOT / "setup.py").read_text()))
     assert {n.executable for n in build_plan(load_launch_config())} <= scripts
+
+
+def test_fused_mode_runs_one_robot_node_per_robot(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  mode: fused\n  robots: 2\n")
+    plan = build_plan(load_launch_config(str(p)))
+    assert [n.executable for n in plan] == ["world", "robot", "fleet_agent", "robot", "fleet_agent", "coordinator"]
+    p.write_text("launch:\n  mode: fused\n  sensor_source: bag\n  world: false\n")
+    with pytest.raises(ConfigError, match="needs sensor_source: world"):
+        load_launch_config(str(p))

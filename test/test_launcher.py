@@ -1,0 +1,304 @@
+"""`snn-autonomy launch`: the launch plan run here, one process group per node, without launch_ros."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+import yaml
+from rcl_interfaces.srv import GetParameters
+from snn_autonomy_msgs.msg import WorldState
+
+from conftest import ROOT
+from ros_helpers import PROBE_QOS, Probe
+from snn_autonomy.config import ConfigError
+from snn_autonomy.launch_plan import GAZEBO_OVERRIDES, NodeSpec, build_plan, load_launch_config
+from snn_autonomy.launcher import Launcher, live_groups, node_command, params_yaml
+
+
+def _groups_left(pids) -> set:
+    return live_groups(list(pids))
+
+
+# ---------------------------------------------------------------------------- params files
+def test_params_file_is_read_by_rcl_as_written(tmp_path):
+    """The params file of a namespaced node reaches it with the types ROS gives them."""
+    spec = NodeSpec("control", "ctl", "/robot_7", {
+        "rate": 7.5, "count": 3, "flag": True, "word": "y", "number_text": "1.0", "empty": [],
+        "names": ["y", "n", "robot_0"], "mixed_numbers": [1, 2.5], "nested": {"deep": {"x": 1e-3}}})
+    path = tmp_path / "p.yaml"
+    path.write_text(params_yaml(spec))
+    ctx = rclpy.Context()
+    ctx.init(["--ros-args", "--params-file", str(path)])
+    try:
+        node = rclpy.create_node("ctl", namespace="/robot_7", context=ctx,
+                                 automatically_declare_parameters_from_overrides=True)
+        got = {k: p.value for k, p in node.get_parameters_by_prefix("").items()}
+        node.destroy_node()
+    finally:
+        ctx.try_shutdown()
+    assert got["rate"] == 7.5 and got["count"] == 3 and got["flag"] is True
+    assert got["word"] == "y" and got["number_text"] == "1.0"     # quoted: not a bool, not a number
+    assert list(got["names"]) == ["y", "n", "robot_0"] and list(got["mixed_numbers"]) == [1.0, 2.5]
+    assert got["nested.deep.x"] == 1e-3 and "empty" not in got
+
+
+def test_bad_parameter_values_are_named():
+    with pytest.raises(ConfigError, match=r"/robot_0/x.mix: \[1, 'a'\] mixes int, str"):
+        params_yaml(NodeSpec("control", "x", "/robot_0", {"mix": [1, "a"]}))
+    with pytest.raises(ConfigError, match="not a valid parameter name"):
+        params_yaml(NodeSpec("control", "x", "", {"bad key": 1}))
+
+
+def test_node_commands_and_missing_executables(tmp_path, monkeypatch):
+    spec = NodeSpec("perception", "perception", "/robot_0", remappings=(("events", "event_camera/events"),))
+    cmd = node_command(spec, "p.yaml")
+    assert cmd[1:3] == ["-m", "snn_autonomy.ros.perception_node"]
+    assert cmd[3:] == ["--ros-args", "-r", "__node:=perception", "-r", "__ns:=/robot_0",
+                       "-r", "events:=event_camera/events", "--params-file", "p.yaml"]
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="metavision_driver/driver_node is not installed"):
+        node_command(NodeSpec("driver_node", "event_camera", "/robot_0", package="metavision_driver"), None)
+    exe = tmp_path / "lib" / "metavision_driver" / "driver_node"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    assert node_command(NodeSpec("driver_node", "event_camera", "", package="metavision_driver"), None) == [
+        str(exe), "--ros-args", "-r", "__node:=event_camera"]
+
+
+# ---------------------------------------------------------------------------- plans of other kinds
+def test_robot_and_gazebo_plans():
+    robot = build_plan(load_launch_config(str(ROOT / "config" / "robot.yaml"), namespace="robot_3"))
+    assert [(n.package, n.executable, n.namespace) for n in robot] == [
+        ("metavision_driver", "driver_node", "/robot_3"), ("snn_autonomy", "perception", "/robot_3"),
+        ("snn_autonomy", "control", "/robot_3"), ("snn_autonomy", "attention", "/robot_3"),
+        ("snn_autonomy", "fleet_agent", "/robot_3")]
+    assert robot[1].remappings == (("events", "event_camera/events"),)
+    assert len(build_plan(load_launch_config(str(ROOT / "config" / "robot.yaml"), robots=2))) == 10
+    gz = build_plan(load_launch_config(robots=2, overrides=GAZEBO_OVERRIDES))
+    assert gz[0].package == "ros_gz_bridge" and not any(n.executable == "world" for n in gz)
+    assert all(n.parameters["use_sim_time"] for n in gz)
+    sensors = [n for n in gz if n.executable == "event_sensor"]
+    assert [n.parameters["source"] for n in sensors] == ["image", "image"]
+    entries = yaml.safe_load(Path(gz[0].parameters["config_file"]).read_text())
+    names = [e["ros_topic_name"] for e in entries]
+    assert names.count("/clock") == 1 and "/robot_1/camera/image_raw" in names
+    assert {"gz_topic_name": "/model/robot_1/cmd_vel", "ros_topic_name": "/robot_1/cmd_vel"}.items() <= \
+        next(e for e in entries if e["ros_topic_name"] == "/robot_1/cmd_vel").items()
+    with pytest.raises(ConfigError, match="gz_bridge: true needs world: false"):
+        load_launch_config(overrides={"gz_bridge": True})
+
+
+# ---------------------------------------------------------------------------- supervision, no ROS
+FAKE_NODE = r'''
+import os, signal, subprocess, sys, time
+mode = sys.argv[1]
+if mode == "bad":
+    sys.exit(2)
+if mode == "crash":
+    time.sleep(0.2)
+    sys.exit(1)
+if mode == "stubborn":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if mode == "spawner":   # leaves a child that ignores SIGINT in its group
+    subprocess.Popen([sys.executable, "-c",
+                      "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"])
+try:
+    while True:
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    sys.exit(0)
+'''
+
+
+def test_respawn_config_errors_escalation_and_no_orphans(tmp_path):
+    script = tmp_path / "fake_node.py"
+    script.write_text(FAKE_NODE)
+    plan = [NodeSpec("x", "ok"), NodeSpec("x", "crash", respawn=True, respawn_delay_s=0.1),
+            NodeSpec("x", "bad", "/robot_0", respawn=True, respawn_delay_s=0.1),
+            NodeSpec("x", "spawner"), NodeSpec("x", "stubborn")]
+    lines = []
+    launcher = Launcher(plan, tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lines.append,
+                        command=lambda spec, params: [sys.executable, str(script), spec.name])
+    t0 = time.monotonic()
+    status = launcher.run(duration_s=2.5)
+    assert time.monotonic() - t0 < 10
+    states = {s["node"]: s for s in launcher.states()}
+    assert status == 1, lines
+    assert states["/ok"]["state"] == "stopped" and states["/spawner"]["state"] == "stopped"
+    assert states["/robot_0/bad"]["state"] == "failed" and states["/robot_0/bad"]["respawns"] == 0
+    assert "configuration error" in states["/robot_0/bad"]["note"]
+    assert 2 <= states["/crash"]["respawns"] <= 6     # respawned, with a growing delay
+    assert states["/stubborn"]["state"] == "killed"
+    assert (tmp_path / "logs" / "params" / "robot_0__bad.yaml").read_text().startswith("/robot_0/bad:")
+    assert json.loads((tmp_path / "logs" / "nodes.json").read_text())["stopping"] is True
+    assert not _groups_left(p for s in states.values() for p in s["pids"])
+
+
+# ---------------------------------------------------------------------------- the real nodes
+def _get_parameters(probe: Probe, node: str, names) -> dict:
+    client = probe.node.create_client(GetParameters, f"{node}/get_parameters")
+    try:
+        probe.spin_until(client.service_is_ready, 20.0, f"{node}/get_parameters")
+        future = client.call_async(GetParameters.Request(names=list(names)))
+        probe.spin_until(future.done, 10.0, f"parameters of {node}")
+        values = future.result().values
+        return {n: (v.double_value, v.integer_value, v.bool_value, v.string_value) for n, v in zip(names, values)}
+    finally:
+        probe.node.destroy_client(client)
+
+
+def _nodes_json(log_dir: Path) -> dict:
+    try:
+        return {n["node"]: n for n in json.loads((log_dir / "nodes.json").read_text())["nodes"]}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
+    world = yaml.safe_load((ROOT / "config" / "world_default.yaml").read_text())
+    world["world"]["camera"]["frame_rate_hz"] = 200.0     # a light load on 2 shared cores
+    (tmp_path / "world.yaml").write_text(yaml.safe_dump(world))
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text(yaml.safe_dump({"launch": {
+        "robots": 1, "world": True, "world_config": str(tmp_path / "world.yaml"),
+        "world_parameters": {"real_time_factor": 0.3}, "respawn_delay_s": 0.5,
+        "perception_parameters": {"torch_threads": 1},
+        "control_parameters": {"tick_hz": 7.5, "watchdog": {"deadline_s": 0.25}}}}))
+    expected = {(n.name, n.namespace or "/") for n in build_plan(load_launch_config(str(plan_file)))}
+    assert len(expected) == 7
+    log_dir = tmp_path / "logs"
+    runner = subprocess.Popen([sys.executable, "-m", "snn_autonomy.cli", "launch", str(plan_file),
+                               "--log-dir", str(log_dir), "--console", "events", "--grace", "5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    probe = Probe("launch_probe")
+    states = []
+    probe.node.create_subscription(WorldState, "/world/state", states.append, PROBE_QOS)
+    pids: set = set()
+    try:
+        # every node of the plan comes up, under its name and namespace
+        probe.spin_until(lambda: expected <= set(probe.node.get_node_names_and_namespaces()), 40.0,
+                         "every node of the plan in the graph")
+        # parameters from the params files: the namespaced control node's, and the world's robot count
+        got = _get_parameters(probe, "/robot_0/control", ["tick_hz", "watchdog.deadline_s", "world_config"])
+        assert got["tick_hz"][0] == 7.5 and got["watchdog.deadline_s"][0] == 0.25
+        assert got["world_config"][3] == str(tmp_path / "world.yaml")
+        # the world file has 3 robots; the plan says 1
+        probe.spin_until(lambda: any(list(s.robot_ids) == ["robot_0"] for s in states), 20.0,
+                         "/world/state of one robot")
+
+        # a respawning node killed with SIGKILL comes back
+        first = _nodes_json(log_dir)["/robot_0/perception"]
+        assert first["state"] == "running" and first["respawns"] == 0
+        os.kill(first["pid"], signal.SIGKILL)
+
+        def respawned() -> bool:
+            now = _nodes_json(log_dir).get("/robot_0/perception", {})
+            return now.get("respawns") == 1 and now.get("state") == "running" and now.get("pid") != first["pid"]
+        probe.spin_until(respawned, 20.0, "perception respawned")
+        probe.spin_for(1.0)
+        assert _nodes_json(log_dir)["/robot_0/perception"]["state"] == "running", _nodes_json(log_dir)
+
+        # SIGTERM to the runner: clean shutdown, exit 0, no process of any node group left
+        pids = {p for n in _nodes_json(log_dir).values() for p in n["pids"]}
+        assert len(pids) == 8, _nodes_json(log_dir)
+        runner.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        out, _ = runner.communicate(timeout=20)
+        took = time.monotonic() - t0
+        assert runner.returncode == 0, out
+        assert took < 12, f"shutdown took {took:.1f} s"
+        assert not _groups_left(pids)
+        final = _nodes_json(log_dir)
+        assert {n["state"] for n in final.values()} == {"stopped"}, out
+        assert "respawn in 0.5 s" in out and "robot_0/perception: started" in out
+    except BaseException:
+        launch_log = log_dir / "launch.log"
+        print(launch_log.read_text() if launch_log.exists() else "no launch.log")   # shown by pytest on failure
+        raise
+    finally:
+        probe.close()
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGTERM)
+            try:
+                runner.wait(20)
+            except subprocess.TimeoutExpired:
+                runner.kill()           # the nodes get SIGTERM from the kernel (PR_SET_PDEATHSIG)
+                runner.wait()
+
+
+# ---------------------------------------------------------------------------- launch files, with launch_ros faked
+class _Action:
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: dict) -> str:
+        return context[self.name]
+
+
+def _launch_file_actions(monkeypatch, name: str, **arguments) -> list:
+    """Evaluate launch/<name> as `ros2 launch` would, with minimal stand-ins for launch and launch_ros."""
+    import importlib.util
+    import types
+
+    mods = {m: types.ModuleType(m) for m in ("launch", "launch.actions", "launch.substitutions",
+                                              "launch.launch_description_sources", "launch_ros", "launch_ros.actions")}
+    mods["launch"].LaunchDescription = _Action
+    for cls in ("DeclareLaunchArgument", "OpaqueFunction", "LogInfo", "IncludeLaunchDescription"):
+        setattr(mods["launch.actions"], cls, type(cls, (_Action,), {}))
+    mods["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration
+    mods["launch.launch_description_sources"].PythonLaunchDescriptionSource = _Action
+    mods["launch_ros.actions"].Node = type("Node", (_Action,), {})
+    for m, mod in mods.items():
+        monkeypatch.setitem(sys.modules, m, mod)
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entities = module.generate_launch_description().args[0]
+    context = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    assert set(arguments) <= set(context), f"{name} has no argument {set(arguments) - set(context)}"
+    context.update(arguments)
+    out = []
+    for e in entities:
+        if type(e).__name__ == "OpaqueFunction":
+            out += e.kwargs["function"](context)
+    return out
+
+
+def test_launch_files_build_their_nodes_from_the_plan(monkeypatch):
+    actions = _launch_file_actions(monkeypatch, "robot.launch.py", namespace="robot_3", driver="libcaer_driver")
+    nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
+    assert [(n["package"], n["name"], n["namespace"]) for n in nodes] == [
+        ("libcaer_driver", "event_camera", "/robot_3"), ("snn_autonomy", "perception", "/robot_3"),
+        ("snn_autonomy", "control", "/robot_3"), ("snn_autonomy", "attention", "/robot_3"),
+        ("snn_autonomy", "fleet_agent", "/robot_3")]
+    assert nodes[1]["remappings"] == [("events", "event_camera/events")] and nodes[1]["respawn"]
+
+    actions = _launch_file_actions(monkeypatch, "gazebo.launch.py", robot_sdf="robot.sdf",
+                                   robots="robot_0={x: 1.0, y: 2.0, yaw: 0.5}; robot_1={x: 3.0}")
+    nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
+    spawns = [n for n in nodes if n["executable"] == "create"]
+    assert [s["arguments"][:2] for s in spawns] == [["-name", "robot_0"], ["-name", "robot_1"]]
+    assert spawns[0]["arguments"][4:8] == ["-x", "1.0", "-y", "2.0"]
+    plan_nodes = [n for n in nodes if n["executable"] != "create"]
+    assert plan_nodes[0]["executable"] == "parameter_bridge"
+    assert not any(n["executable"] == "world" for n in plan_nodes)
+    sensor = next(n for n in plan_nodes if n["executable"] == "event_sensor")
+    assert sensor["parameters"][0]["source"] == "image" and sensor["parameters"][0]["use_sim_time"] is True
+    control = next(n for n in plan_nodes if n["executable"] == "control" and n["namespace"] == "/robot_0")
+    assert control["parameters"][0]["start_pose"] == [1.0, 2.0, 0.5]
+    coordinator = next(n for n in plan_nodes if n["executable"] == "coordinator")
+    assert coordinator["parameters"][0]["allowed_agents"] == ["robot_0", "robot_1"]
