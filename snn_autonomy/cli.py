@@ -1,10 +1,14 @@
 """The `snn-autonomy` command.
 
-  snn-autonomy demo                      the main job
+  snn-autonomy demo [--agents N] [--duration S] [--out DIR] [--no-attention]
+                                         the main job: the fleet in the built-in world, recorded and reported
+  snn-autonomy replay [--bag DIR]        replay an EventPacket bag through the event core
   snn-autonomy sim --agents N --duration S [--json]
                                          the built-in world with every event camera on, headless
   snn-autonomy closed-loop --agents N --duration S [--no-attention] [--json]
                                          robots patrol their assigned regions on perception, fused mode
+  snn-autonomy launch [CONFIG] [--robots N] [--log-dir DIR] [--duration S]
+                                         run the launch plan's nodes here, without launch_ros
   snn-autonomy events info PATH [--json] summarise a RAW file or an EventPacket bag
   snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
   snn-autonomy dataset --split train|val|test [--world Y] [--json]
@@ -13,7 +17,7 @@
   snn-autonomy calibrate --max-loss L [--model F]  re-derive the early-exit threshold
   snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
   snn-autonomy export --model F --format onnx|nir|lava --out FILE
-  snn-autonomy bench codec|emulator|backends [--json]
+  snn-autonomy bench codec|emulator|backends|loop|energy [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
 """
@@ -79,6 +83,20 @@ def cmd_bench_emulator(args: argparse.Namespace) -> int:
 
     result = run_emulator_bench()
     _report(args, "bench emulator (M events/s, one core)", result)
+    return 0
+
+
+def cmd_bench_loop(args: argparse.Namespace) -> int:
+    from .bench.loop import bench_loop
+
+    _report(args, "bench loop", bench_loop(args.duration, split=not args.fused_only))
+    return 0
+
+
+def cmd_bench_energy(args: argparse.Namespace) -> int:
+    from .bench.energy import bench_energy
+
+    _report(args, "bench energy", bench_energy(args.device, args.samples))
     return 0
 
 
@@ -236,9 +254,39 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .fleet_demo import run_demo
+
+    report = run_demo(args.agents, args.duration, seed=args.seed, out_dir=Path(args.out),
+                      attention=not args.no_attention, mode=args.mode, real_time_factor=args.real_time_factor,
+                      log=lambda line: print(line, file=sys.stderr), live=not args.json)
+    if args.json:
+        _print_json(report)
+    else:
+        keys = ("agents", "duration_s", "decisions", "e2e_latency_ms", "steps_mean", "t_max", "early_exit_saving",
+                "energy_per_decision_uj", "events_per_decision", "synops_per_decision", "collisions", "coverage")
+        _print_table("demo report", {k: report[k] for k in keys})
+        print(f"report: {Path(args.out) / 'report.json'}; plots, recording and logs beside it")
+    return 0 if report["launcher_exit_status"] == 0 else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
     return run_replay_demo(Path(args.bag) if args.bag else None, realtime=args.realtime)
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Run the launch plan without launch_ros: one process group per node (snn_autonomy.launcher)."""
+    from .launch_plan import build_plan, load_launch_config
+    from .launcher import run_plan
+
+    plan = build_plan(load_launch_config(args.config, args.robots))
+    launcher = run_plan(plan, Path(args.log_dir) if args.log_dir else None, duration_s=args.duration,
+                        grace_s=args.grace, console="events" if args.json else args.console,
+                        stream=sys.stderr if args.json else None)
+    summary = launcher.summary()
+    _report(args, "launch", summary, table_skip=("states",) if args.console == "table" else ())
+    return summary["exit_status"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,10 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the main job")
-    demo.add_argument("--bag", help="EventPacket bag to replay (default: the shipped evt3 recording)")
-    demo.add_argument("--realtime", action="store_true", help="replay at the recorded pace")
+    demo = sub.add_parser("demo", help="the main job: the fleet in the built-in world over ROS 2, report and plots")
+    demo.add_argument("--agents", type=int, default=3)
+    demo.add_argument("--duration", type=float, default=60.0, help="wall seconds after the first decision")
+    demo.add_argument("--seed", type=int, help="world seed (arena layout; default: the world file's)")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    demo.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
+    demo.add_argument("--mode", default="fused", choices=["fused", "split"],
+                      help="fused: one robot node per robot (default); split: sensor, perception, control, "
+                           "attention nodes")
+    demo.add_argument("--real-time-factor", type=float, default=0.5, help="world speed (default 0.5)")
+    demo.add_argument("--json", action="store_true", help="print the report as JSON (no live table)")
     demo.set_defaults(func=cmd_demo)
+
+    rep = sub.add_parser("replay", help="replay an EventPacket bag through the event core")
+    rep.add_argument("--bag", help="EventPacket bag to replay (default: the shipped evt3 recording)")
+    rep.add_argument("--realtime", action="store_true", help="replay at the recorded pace")
+    rep.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser("sim", help="run the built-in world with its event cameras, headless")
     sim.add_argument("--agents", type=int, default=4)
@@ -323,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--int8", action="store_true", help="onnx: quantise weights to int8")
     exp.set_defaults(func=cmd_export)
 
+    lau = sub.add_parser("launch", help="run the launch plan's nodes here (no launch_ros needed); Ctrl-C stops")
+    lau.add_argument("config", nargs="?", help="launch plan YAML (default: config/sim.yaml)")
+    lau.add_argument("--robots", type=int, help="number of robots (default: from the plan)")
+    lau.add_argument("--log-dir", help="node logs and params files (default: $ROS_LOG_DIR/snn_launch_<time>_<pid>)")
+    lau.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    lau.add_argument("--grace", type=float, default=10.0, help="seconds from SIGINT to SIGTERM at shutdown")
+    lau.add_argument("--console", default="lines", choices=["lines", "events", "table"],
+                     help="node output prefixed by node (lines), runner events only, or a live table")
+    lau.add_argument("--json", action="store_true", help="summary as JSON on stdout (runner events on stderr)")
+    lau.set_defaults(func=cmd_launch)
+
     events = sub.add_parser("events", help="event recordings")
     ev_sub = events.add_subparsers(dest="events_command", required=True)
     info = ev_sub.add_parser("info", help="summarise a RAW file or a rosbag2 directory of EventPackets")
@@ -348,6 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
     emu = b_sub.add_parser("emulator", help="DVS emulator throughput")
     emu.add_argument("--json", action="store_true")
     emu.set_defaults(func=cmd_bench_emulator)
+    bl = b_sub.add_parser("loop", help="sensing-to-action latency of one agent: fused and split over DDS")
+    bl.add_argument("--duration", type=float, default=10.0, help="seconds measured per mode")
+    bl.add_argument("--fused-only", action="store_true", help="skip the split nodes")
+    bl.add_argument("--json", action="store_true")
+    bl.set_defaults(func=cmd_bench_loop)
+    be = b_sub.add_parser("energy", help="energy per decision: this machine's meters and the estimate")
+    be.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    be.add_argument("--samples", type=int, default=500)
+    be.add_argument("--json", action="store_true")
+    be.set_defaults(func=cmd_bench_energy)
     bb = b_sub.add_parser("backends", help="SNN step latency of every back end and of snnTorch, Norse, SpikingJelly")
     bb.add_argument("--steps", type=int, default=3000, help="timed steps per back end")
     bb.add_argument("--no-peers", action="store_true", help="skip the peer libraries")

@@ -50,8 +50,8 @@ def test_bench_codec_json_keys():
     assert "evt3_trigger_bag" in r["recordings"]
 
 
-def test_demo_replays_the_bag():
-    p = run_cli("demo")
+def test_replay_replays_the_bag():
+    p = run_cli("replay")
     assert p.returncode == 0, p.stderr
     assert "82469" in p.stdout and "external triggers" in p.stdout
 

@@ -44,10 +44,10 @@ def register_msg(type_name: str, msg_text: str) -> None:
 def _interface_share_dirs(package: str) -> List[Path]:
     dirs = []
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory
 
         dirs.append(Path(get_package_share_directory(package)))
-    except (ImportError, LookupError, PackageNotFoundError):
+    except (ImportError, LookupError, OSError):   # OSError: no AMENT_PREFIX_PATH (a plain venv)
         pass
     dirs.append(Path(sys.prefix) / "share" / package)  # interfaces built into a virtual environment
     return dirs

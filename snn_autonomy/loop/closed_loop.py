@@ -21,26 +21,10 @@ from ..sensors.world_camera import WorldCamera
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
 from ..control.watchdog import STALE
+from .coverage import RegionCoverage
 from .fused import FusedAgent
 
 CONTROL_TICK_US = 10_000    # the watchdog's clock between decisions
-COVERAGE_CELL_M = 0.5       # coverage: share of a region's 0.5 m cells the robot passed within 0.35 m of
-
-
-class _Coverage:
-    def __init__(self, boundary: np.ndarray) -> None:
-        lo, hi = boundary.min(0), boundary.max(0)
-        xs = np.arange(lo[0] + COVERAGE_CELL_M / 2, hi[0], COVERAGE_CELL_M)
-        ys = np.arange(lo[1] + COVERAGE_CELL_M / 2, hi[1], COVERAGE_CELL_M)
-        self.cells = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-        self.seen = np.zeros(len(self.cells), dtype=bool)
-
-    def visit(self, x: float, y: float) -> None:
-        self.seen |= np.hypot(self.cells[:, 0] - x, self.cells[:, 1] - y) < 0.35
-
-    @property
-    def fraction(self) -> float:
-        return float(self.seen.mean()) if len(self.cells) else 0.0
 
 
 def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool = True, world: str = "",
@@ -72,7 +56,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     for i, lp in enumerate(loops):
         region = regions[plan[i]]
         lp.control.patrol.assign(region.region_id, region.waypoints, poses[i])
-        coverage.append(_Coverage(np.asarray(region.boundary, dtype=float)))
+        coverage.append(RegionCoverage(region.boundary))
     steps = int(round(duration_s * 1e6 / w.dt_us))
     collisions: List = []
     stale_collisions = 0

@@ -49,7 +49,9 @@ class TopicRecorder:
         for name, types in self.node.get_topic_names_and_types():
             if name in self.subs or not types:
                 continue
-            if name in self.wanted or types[0] in self.types:
+            # only once a publisher exists: its QoS decides how to subscribe (a latched topic seen
+            # first through its subscribers must not be subscribed volatile)
+            if (name in self.wanted or types[0] in self.types) and self.node.count_publishers(name) > 0:
                 self._subscribe(name, types[0])
                 new.append(name)
         return new
@@ -65,7 +67,16 @@ class TopicRecorder:
                 self.writer.write_raw(topic, msgtype, data, time.time_ns())
                 self.counts[topic] += 1
 
-        self.subs[topic] = self.node.create_subscription(cls, topic, on_msg, RECORD_QOS, raw=True)
+        self.subs[topic] = self.node.create_subscription(cls, topic, on_msg, self._qos_for(topic), raw=True)
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        """Best effort in general; reliable and transient local where a publisher latches (a
+        plan, an assignment), so that what was published before the recorder joined is kept."""
+        infos = self.node.get_publishers_info_by_topic(topic)
+        if infos and any(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos):
+            return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return RECORD_QOS
 
     def close(self) -> Dict[str, int]:
         with self._lock:

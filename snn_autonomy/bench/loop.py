@@ -1,0 +1,117 @@
+"""`snn-autonomy bench loop`: sensing-to-action latency of one agent in the built-in world.
+
+fused   sensor filter -> perception -> control in one process (`loop.fused.FusedAgent`): per
+        camera batch that completes a decision, the wall time from the batch's events being
+        available to the velocity command returned. The world itself is not timed.
+split   event_sensor, perception and control as separate node processes over DDS with the
+        world node at real time: e2e from each decision's DecisionTrace (newest EventPacket
+        published -> cmd_vel published, DDS source timestamps on one host).
+Both at the default event rate (attention off: its node is not on the path and its budgets
+would lower the rate). Budgets on a 2-core machine: fused p99 <= 2 ms, split p99 <= 5 ms.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List
+
+from ..monitor.latency import percentiles
+from ..paths import model_path
+
+
+def _ms(values: List[float]) -> Dict[str, Any]:
+    p = percentiles(values)
+    return {"p50_ms": p["p50"], "p95_ms": p["p95"], "p99_ms": p["p99"], "decisions": p["n"]}
+
+
+def fused_latency(duration_s: float = 10.0, seed: int = 7) -> Dict[str, Any]:
+    from dataclasses import replace
+
+    from ..loop.fused import FusedAgent
+    from ..perception.runtime import StreamingPerception
+    from ..sensors.world_camera import WorldCamera
+    from ..sim.config import load_world_config, with_robot_count
+    from ..sim.world import World
+
+    cfg = with_robot_count(replace(load_world_config(None), seed=seed), 1)
+    world = World(cfg)
+    cam = WorldCamera(world, 0)
+    cam.capture()
+    perception = StreamingPerception.from_file(model_path("perception_default.npz"), backend="onnxruntime",
+                                               threads=1)
+    agent = FusedAgent(perception, cfg.camera.width, cfg.camera.height, cfg.camera.hfov_deg, attention=False)
+    lat: List[float] = []
+    for s in range(int(duration_s * 1e6 / world.dt_us)):
+        world.step()
+        if cam.frame_due():
+            batch = cam.capture()
+            pose = tuple(map(float, world.pose[0]))
+            t0 = time.perf_counter_ns()
+            cmd = agent.on_events(batch, world.time_us, pose)
+            if cmd is not None:
+                lat.append((time.perf_counter_ns() - t0) * 1e-6)
+                world.set_command(0, *cmd)
+        if s % 10 == 0:
+            stop = agent.on_tick(world.time_us)
+            if stop is not None:
+                world.set_command(0, *stop)
+    return {**_ms(lat), "events_per_decision": round(agent.stats.events_used / max(agent.stats.decisions, 1), 1)}
+
+
+def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0) -> Dict[str, Any]:
+    """Starts the nodes with the project's launcher and listens to their decision traces."""
+    import tempfile
+    from pathlib import Path
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from snn_autonomy_msgs.msg import DecisionTrace
+
+    from ..launch_plan import LaunchConfig, build_plan
+    from ..launcher import Launcher
+    from ..ros import qos
+
+    plan = build_plan(LaunchConfig(robots=1, attention=False, fleet=False, respawn_perception=False,
+                                   world_parameters={"wait_for_subscribers": 1},
+                                   perception_parameters={"backend": "onnxruntime"}))
+    rclpy.init()
+    node = rclpy.create_node("bench_loop_probe")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    traces: List[float] = []
+    node.create_subscription(DecisionTrace, "/robot_0/decision_trace",
+                             lambda m: traces.append(float(m.e2e_latency_ms)), qos.COMMAND)
+    clock = {"start": time.monotonic(), "first": None}
+    launcher = Launcher(plan, Path(tempfile.mkdtemp(prefix="snn_bench_loop_")), echo=lambda line: None,
+                        node_output=False)
+
+    def tick() -> None:
+        ex.spin_once(timeout_sec=0.0)
+        now = time.monotonic()
+        if clock["first"] is None and traces:
+            clock["first"] = now
+        elif clock["first"] is not None and now - clock["first"] < warmup_s:
+            traces.clear()          # the first seconds: nodes still settling
+        if clock["first"] is None and now - clock["start"] > 90:
+            launcher.stop_reason = "no decision traces within 90 s"
+        elif clock["first"] is not None and now - clock["first"] >= warmup_s + duration_s:
+            launcher.stop_reason = "done"
+
+    try:
+        launcher.run(None, on_tick=tick, tick_s=0.005)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if not traces:
+        raise RuntimeError(f"no decision traces from the split nodes; logs in {launcher.log_dir}")
+    return _ms(traces)
+
+
+def bench_loop(duration_s: float = 10.0, split: bool = True) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"fused": fused_latency(duration_s)}
+    if split:
+        out["split"] = split_latency(duration_s)
+    out["budgets_ms"] = {"fused_p99": 2.0, "split_p99": 5.0}
+    out["within_budget"] = {"fused": bool(out["fused"]["p99_ms"] <= 2.0),
+                            **({"split": bool(out["split"]["p99_ms"] <= 5.0)} if split else {})}
+    return out
+

@@ -1,0 +1,170 @@
+"""The main job (`snn-autonomy demo`): the whole fleet graph of the built-in world as ROS 2 nodes
+over DDS, watched live, recorded, and reported.
+
+The launch plan (one `robot` node per robot in fused mode, or event_sensor, perception,
+control and attention nodes in split mode; fleet agents, the coordinator, the world) runs
+under the project's launcher. An in-process monitor node records every robot's decisions,
+decision traces, ground truth, commands and collisions, and the fleet's plans and
+detections, to an MCAP file, and shows per robot: decisions/s, e2e latency p99, energy per
+decision, early-exit saving. At the end it writes, under the output directory:
+
+    report.json   figures computed from the recording (snn_autonomy.report.summary)
+    *.png         latency per stage, steps per decision, energy per decision, trajectories
+    recording/    the MCAP rosbag2 (Foxglove, `ros2 bag`, rosbags)
+    logs/         one log per node and the launcher's own
+
+The world runs at `real_time_factor` (default 0.5): every node of three robots shares the
+CPU with the world, and at full speed two cores cannot keep up with three 1 kHz cameras.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import yaml
+
+from .launch_plan import LaunchConfig, build_plan
+from .paths import config_path, model_path
+from .perception.model_io import read_manifest
+
+RECORD = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel", "odom", "assignment")
+
+
+def _world_yaml(out: Path, agents: int, seed: Optional[int]) -> Path:
+    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
+    doc["world"]["robots"]["count"] = agents
+    if seed is not None:
+        doc["world"]["seed"] = int(seed)
+    path = out / "world.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class _Live:
+    """Per-robot figures over the last few seconds, from the monitor's subscriptions."""
+
+    def __init__(self) -> None:
+        self.decisions: Dict[str, deque] = defaultdict(lambda: deque(maxlen=2000))
+        self.e2e: Dict[str, deque] = defaultdict(lambda: deque(maxlen=500))
+        self.first_decision_s: Optional[float] = None
+
+    def on_perception(self, msg) -> None:
+        now = time.monotonic()
+        self.first_decision_s = self.first_decision_s or now
+        self.decisions[msg.agent_id].append((now, msg.steps_used, msg.t_max, msg.energy_estimated_uj))
+
+    def on_trace(self, msg) -> None:
+        self.e2e[msg.agent_id].append(msg.e2e_latency_ms)
+
+    def table(self, model_t_max: int, elapsed: float, duration: float):
+        import numpy as np
+        from rich.table import Table
+
+        t = Table(title=f"snn-autonomy demo: {elapsed:.0f} / {duration:.0f} s")
+        for col in ("robot", "decisions/s", "e2e p99 ms", "energy/decision uJ", "steps", "early-exit saving"):
+            t.add_column(col)
+        now = time.monotonic()
+        for robot in sorted(self.decisions):
+            recent = [d for d in self.decisions[robot] if now - d[0] < 5.0]
+            steps = np.mean([d[1] for d in recent]) if recent else float("nan")
+            e2e = np.percentile(list(self.e2e[robot]), 99) if self.e2e[robot] else float("nan")
+            t.add_row(robot, f"{len(recent) / 5.0:.0f}", f"{e2e:.2f}",
+                      f"{np.mean([d[3] for d in recent]):.2f}" if recent else "-", f"{steps:.1f}",
+                      f"{100 * (1 - steps / model_t_max):.0f} %" if recent else "-")
+        return t
+
+
+def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = None, out_dir: Path = Path("runs/demo"),
+             attention: bool = True, mode: str = "fused", real_time_factor: float = 0.5,
+             log: Callable[[str], None] = print, live: bool = True) -> Dict[str, Any]:
+    """Run the fleet for `duration_s` wall seconds after its first decision; returns the report."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from snn_autonomy_msgs.msg import DecisionTrace, Perception
+
+    from .launcher import Launcher
+    from .report.plots import plot_energy, plot_latency, plot_steps, plot_trajectories
+    from .report.summary import FLEET_TOPICS, summarise
+    from .ros import qos
+    from .ros.recorder import TopicRecorder
+    from .sim.config import load_world_config
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = out / "recording"
+    if bag.exists():
+        import shutil
+
+        shutil.rmtree(bag)
+    world_yaml = _world_yaml(out, agents, seed)
+    cfg = LaunchConfig(robots=agents, mode=mode, attention=attention, world_config=str(world_yaml),
+                       world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents},
+                       perception_parameters={"backend": "onnxruntime"} if mode == "split" else {})
+    plan = build_plan(cfg)
+    model_t_max = int(read_manifest(model_path("perception_default.npz"))["t_max"])
+    robots = [f"robot_{i}" for i in range(agents)]
+    rclpy.init()
+    node = rclpy.create_node("demo_monitor")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    recorder = TopicRecorder(node, bag, topics=[f"/{r}/{leaf}" for r in robots for leaf in RECORD] + list(FLEET_TOPICS))
+    watch = _Live()
+    for r in robots:
+        node.create_subscription(Perception, f"/{r}/perception", watch.on_perception, qos.COMMAND)
+        node.create_subscription(DecisionTrace, f"/{r}/decision_trace", watch.on_trace, qos.COMMAND)
+    launcher = Launcher(plan, out / "logs", echo=lambda line: None, node_output=False)
+    started = time.monotonic()
+    state = {"next_discover": 0.0}
+
+    # the monitor's callbacks run in their own thread: the launcher's loop only supervises
+    spinner = threading.Thread(target=ex.spin, name="demo-monitor", daemon=True)
+    spinner.start()
+
+    def tick(view=None) -> None:
+        now = time.monotonic()
+        if now >= state["next_discover"]:
+            recorder.discover()
+            state["next_discover"] = now + 0.5
+        first = watch.first_decision_s
+        if first is not None and now - first >= duration_s and not launcher.stop_reason:
+            launcher.stop_reason = "demo duration reached"
+        elif first is None and now - started > 180 and not launcher.stop_reason:
+            launcher.stop_reason = "no decision within 180 s"
+        if view is not None:
+            view.update(watch.table(model_t_max, 0.0 if first is None else now - first, duration_s), refresh=True)
+
+    log(f"demo: {agents} robots, {mode} mode, attention {'on' if attention else 'off'}, {duration_s:g} s; "
+        f"output in {out}")
+    try:
+        if live:
+            from rich.console import Console
+            from rich.live import Live
+
+            with Live(watch.table(model_t_max, 0, duration_s), console=Console(stderr=True),
+                      auto_refresh=False) as view:
+                status = launcher.run(None, on_tick=lambda: tick(view), tick_s=0.02)
+        else:
+            status = launcher.run(None, on_tick=tick, tick_s=0.02)
+    finally:
+        counts = recorder.close()
+        ex.shutdown(timeout_sec=2.0)
+        spinner.join(timeout=2.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    if watch.first_decision_s is None:
+        raise RuntimeError(f"the fleet made no decision; see the node logs in {out / 'logs'}")
+    report, run = summarise(bag, agents, duration_s, model_t_max, extra={
+        "mode": mode, "attention": attention, "seed": load_world_config(str(world_yaml)).seed,
+        "real_time_factor": real_time_factor, "launcher_exit_status": status,
+        "recorded_messages": sum(counts.values()), "recording": str(bag)})
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    size = load_world_config(str(world_yaml)).arena.size_m
+    plot_latency(run, out / "latency_per_stage.png")
+    plot_steps(run, model_t_max, out / "early_exit_steps.png")
+    plot_energy(run, out / "energy_per_decision.png")
+    plot_trajectories(run, size, out / "trajectories.png")
+    return report

@@ -1,0 +1,1 @@
+"""The run report: figures and plots computed from a run's MCAP recording."""

@@ -1,0 +1,58 @@
+"""The main job end to end: the fleet as ROS 2 node processes, the report, plots and MCAP, and
+the report's figures recomputed from the recorded messages."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snn_autonomy.events.bag import read_messages
+
+KEYS = ("agents", "duration_s", "decisions", "e2e_latency_ms", "stage_latency_ms", "steps_mean", "t_max",
+        "early_exit_saving", "energy_per_decision_uj", "events_per_decision", "synops_per_decision",
+        "collisions", "coverage")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "demo", "--agents", "2", "--duration", "8",
+                        "--out", str(out), "--json"], capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return out, json.loads(p.stdout)
+
+
+def test_demo_writes_report_plots_recording_and_logs(demo):
+    out, report = demo
+    assert json.loads((out / "report.json").read_text()) == report
+    for k in KEYS:
+        assert k in report, k
+    assert report["agents"] == 2 and report["t_max"] == 16 and report["launcher_exit_status"] == 0
+    assert report["decisions"] > 100 and report["e2e_latency_ms"]["p50"] > 0
+    assert 0 < report["early_exit_saving"] < 1 and report["energy_per_decision_uj"]["estimated"] > 0
+    assert report["energy_per_decision_uj"]["measured"] is None      # no meter on this machine
+    assert report["plans"] >= 1 and 0 <= report["coverage"] <= 1
+    for png in ("latency_per_stage", "early_exit_steps", "energy_per_decision", "trajectories"):
+        assert (out / f"{png}.png").stat().st_size > 5000
+    assert list((out / "recording").glob("*.mcap")) and (out / "logs" / "launch.log").exists()
+
+
+def test_report_agrees_with_the_recorded_messages(demo):
+    out, report = demo
+    perception, traces, collisions = [], [], 0
+    for topic, _t, _type, msg in read_messages(out / "recording"):
+        if topic.endswith("/perception"):
+            perception.append(msg)
+        elif topic.endswith("/decision_trace"):
+            traces.append(msg.e2e_latency_ms)
+        elif topic.endswith("/collisions"):
+            collisions += 1
+    assert report["decisions"] == len(perception)
+    assert report["collisions"] == collisions
+    assert report["steps_mean"] == pytest.approx(np.mean([m.steps_used for m in perception]), abs=1e-3)
+    assert report["e2e_latency_ms"]["p50"] == pytest.approx(np.percentile(traces, 50), abs=1e-3)
+    assert report["events_per_decision"] == pytest.approx(np.mean([m.events_used for m in perception]), abs=1e-2)
+    assert report["early_exit_saving"] == pytest.approx(1 - report["steps_mean"] / 16, abs=1e-3)
