@@ -26,6 +26,8 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         try:
             node = factory()
         except STARTUP_ERRORS as exc:
+            if not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown, not a configuration error
+                return code
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
             code = 2
             return code
