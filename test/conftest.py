@@ -34,3 +34,17 @@ def evt3_bag(recordings: Path) -> Path:
 @pytest.fixture(scope="session")
 def raw_files(recordings: Path) -> dict:
     return {p.name: p for p in sorted((recordings / "raw").glob("*.raw"))}
+
+
+@pytest.fixture(scope="session")
+def open_floor_world(tmp_path_factory) -> str:
+    """The default world with one robot at (1, 4) heading +x: about 2 m of open floor ahead."""
+    import yaml
+
+    from snn_autonomy.paths import config_path
+
+    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
+    doc["world"]["robots"].update(count=1, start_poses=[[1.0, 4.0, 0.0]])
+    path = tmp_path_factory.mktemp("world") / "open_floor.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)

@@ -101,6 +101,9 @@ class Probe:
 WORLD = "snn_autonomy.ros.world_node"
 SENSOR = "snn_autonomy.ros.event_sensor_node"
 PERCEPTION = "snn_autonomy.ros.perception_node"
+CONTROL = "snn_autonomy.ros.control_node"
+ATTENTION = "snn_autonomy.ros.attention_node"
+ROBOT = "snn_autonomy.ros.robot_node"
 
 # best effort like the publishers, but deep: a Python probe must not lose a burst
 PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)

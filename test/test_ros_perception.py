@@ -13,7 +13,7 @@ from snn_autonomy.ros import qos
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
+def test_perception_matches_ground_truth_in_clear_cases(open_floor_world, backend):
     """Default world, robot 0 starts at (1, 4) heading +x with open floor ahead. Every decision is
     compared with the ground truth of the world state at its stamp."""
     from snn_autonomy_msgs.msg import WorldState
@@ -32,23 +32,15 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
                           qos.STATE)
     cmd = n.create_publisher(Twist, "/robot_0/cmd_vel", qos.COMMAND)
     att = n.create_publisher(AttentionCommand, "/robot_0/attention", qos.COMMAND)
-    import yaml
-
-    from snn_autonomy.paths import config_path
-
-    # the default world with robot 0 at (1, 4) heading +x: open floor ahead
-    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
-    doc["world"]["robots"].update(count=1, start_poses=[[1.0, 4.0, 0.0]])
-    world_yaml = tmp_path / "world.yaml"
-    world_yaml.write_text(yaml.safe_dump(doc))
+    world_yaml = open_floor_world
     procs = [NodeProcess(PERCEPTION, {"backend": backend}, namespace="/robot_0").start(),
-             NodeProcess(SENSOR, {"world_config": str(world_yaml)}, namespace="/robot_0").start()]
+             NodeProcess(SENSOR, {"world_config": world_yaml}, namespace="/robot_0").start()]
     try:
         probe.spin_until(lambda: n.count_publishers("/robot_0/perception") > 0
                          and n.count_publishers("/robot_0/events") > 0, 60, "perception and sensor")
         # half real time: world, sensor, perception and this probe share two cores; at full speed
         # the perception node falls behind and drops packets (counted on /diagnostics)
-        procs.append(NodeProcess(WORLD, {"world_config": str(world_yaml), "wait_for_subscribers": 2,
+        procs.append(NodeProcess(WORLD, {"world_config": world_yaml, "wait_for_subscribers": 2,
                                          "real_time_factor": 0.5}).start())
         fwd = Twist()
         fwd.linear.x = 0.35
@@ -57,7 +49,7 @@ def test_perception_matches_ground_truth_in_clear_cases(tmp_path, backend):
             cmd.publish(fwd)
             probe.spin_for(0.05)
         assert len(got) >= 100, procs[0].log()[-3000:]
-        world = World(with_robot_count(load_world_config(str(world_yaml)), 1))
+        world = World(with_robot_count(load_world_config(world_yaml), 1))
         cfg = LabelConfig()
         agree = total = 0
         for m in got[5:]:

@@ -23,12 +23,12 @@ from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
 from ..attention.policy import CALM, AttentionConfig, AttentionInputs, AttentionPolicy
-from ..fleet.agent import compose, start_pose_in_world
+from ..fleet.agent import start_pose_in_world
 from ..paths import model_path
 from ..perception.model_io import read_manifest
 from ..sim.config import load_world_config
 from . import qos
-from .convert import quat_yaw, stamp_to_ns
+from .convert import odom_in_map, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import OK, Status, Updater
 from .params import declare_config, read_config
@@ -70,8 +70,7 @@ class AttentionNode(Node):
             self.cmd = (msg.linear.x, msg.angular.z)
 
     def _on_odom(self, msg: Odometry) -> None:
-        p = msg.pose.pose
-        self.pose = compose(self.origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+        self.pose = odom_in_map(self.origin, msg)
 
     def _on_shared(self, msg: SharedDetections) -> None:
         now = self.get_clock().now().nanoseconds

@@ -25,16 +25,16 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception, StageLatency
+from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception
 
 from ..control.limits import LimitsConfig
 from ..control.loop import RobotController
 from ..control.policy import PatrolConfig
 from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
-from ..fleet.agent import compose, start_pose_in_world
+from ..fleet.agent import start_pose_in_world
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from . import qos
-from .convert import ns_to_stamp, quat_yaw
+from .convert import decision_trace_msg, odom_in_map
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
 from .params import declare_config, read_config
@@ -103,18 +103,12 @@ class ControlNode(Node):
         stages["control"] = (now_ns - perception_wall_ns) * 1e-6
         e2e = stages.get("decision", math.nan) + stages["control"]
         self.latency.add(now_ns * 1e-9, e2e, stages)
-        t = DecisionTrace()
-        t.header = msg.header
-        t.agent_id, t.decision_id = msg.agent_id or self.agent_id, msg.decision_id
-        t.cmd_vel_stamp = ns_to_stamp(now_ns)
-        t.e2e_latency_ms = e2e
-        t.stage_latencies = [StageLatency(stage=k, duration_ms=v) for k, v in stages.items()]
-        t.energy_estimated_uj, t.energy_measured_uj = msg.energy_estimated_uj, msg.energy_measured_uj
+        t = decision_trace_msg(msg.header, msg.agent_id or self.agent_id, msg.decision_id, now_ns, e2e,
+                               stages.items(), msg.energy_estimated_uj, msg.energy_measured_uj)
         self._trace_pub.publish(t)
 
     def _on_odom(self, msg: Odometry) -> None:
-        p = msg.pose.pose
-        self.pose = compose(self.origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+        self.pose = odom_in_map(self.origin, msg)
 
     def _on_assignment(self, msg: Assignment) -> None:
         wps = [(w.x, w.y) for w in msg.region.waypoints]

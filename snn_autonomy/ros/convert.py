@@ -128,3 +128,27 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
     m.backend = engine.stepper.name
     m.stage_latencies = [StageLatency(stage=s, duration_ms=float(ms)) for s, ms in stages]
     return m
+
+
+def odom_in_map(origin, msg) -> tuple:
+    """(x, y, yaw) in the map frame of a nav_msgs/Odometry whose odom frame starts at `origin`
+    (x, y, yaw in the map), as the built-in world publishes it."""
+    from ..fleet.agent import compose
+
+    p = msg.pose.pose
+    return compose(origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+
+
+def decision_trace_msg(header, agent_id: str, decision_id: int, cmd_vel_ns: int, e2e_ms: float, stages,
+                       energy_estimated_uj: float, energy_measured_uj: float):
+    """snn_autonomy_msgs/DecisionTrace; `stages` is a list of (stage, ms)."""
+    from snn_autonomy_msgs.msg import DecisionTrace, StageLatency
+
+    t = DecisionTrace()
+    t.header = header
+    t.agent_id, t.decision_id = agent_id, int(decision_id)
+    t.cmd_vel_stamp = ns_to_stamp(cmd_vel_ns)
+    t.e2e_latency_ms = float(e2e_ms)
+    t.stage_latencies = [StageLatency(stage=k, duration_ms=float(v)) for k, v in stages]
+    t.energy_estimated_uj, t.energy_measured_uj = float(energy_estimated_uj), float(energy_measured_uj)
+    return t

@@ -20,13 +20,12 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception, SharedDetections, StageLatency, WorldState
+from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception, SharedDetections, WorldState
 
 from ..attention.policy import AttentionConfig
 from ..control.limits import LimitsConfig
 from ..control.policy import PatrolConfig
 from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
-from ..fleet.agent import compose
 from ..loop.fused import FusedAgent
 from ..monitor.energy import EnergyAccountant
 from ..monitor.latency import LatencyBudgets, LatencyTracker
@@ -37,7 +36,7 @@ from ..sensors.dvs import DvsConfig
 from ..sensors.world_follower import WorldFollower
 from ..sim.config import load_world_config
 from . import qos
-from .convert import apply_world_state, ns_to_stamp, perception_msg, quat_yaw, stamp_to_ns
+from .convert import apply_world_state, decision_trace_msg, odom_in_map, perception_msg, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
@@ -130,18 +129,12 @@ class RobotNode(Node):
                                                     self.agent.stats.decisions, stages,
                                                     energy.estimated_uj, energy.measured_uj))
         self.latency.add(time.time_ns() * 1e-9, e2e, {"loop": e2e})
-        t = DecisionTrace()
-        t.header.stamp = msg.header.stamp
-        t.agent_id, t.decision_id = self.agent_id, self.agent.stats.decisions
-        t.cmd_vel_stamp = ns_to_stamp(time.time_ns())
-        t.e2e_latency_ms = e2e
-        t.stage_latencies = [StageLatency(stage="loop", duration_ms=e2e)]
-        t.energy_estimated_uj, t.energy_measured_uj = energy.estimated_uj, energy.measured_uj
+        t = decision_trace_msg(msg.header, self.agent_id, self.agent.stats.decisions, time.time_ns(), e2e, stages,
+                               energy.estimated_uj, energy.measured_uj)
         self._trace_pub.publish(t)
 
     def _on_odom(self, msg: Odometry) -> None:
-        p = msg.pose.pose
-        self.pose = compose(self.origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+        self.pose = odom_in_map(self.origin, msg)
 
     def _on_assignment(self, msg: Assignment) -> None:
         self.agent.control.patrol.assign(msg.region.region_id, [(w.x, w.y) for w in msg.region.waypoints], self.pose)
