@@ -51,14 +51,17 @@ class _Live:
         self.decisions: Dict[str, deque] = defaultdict(lambda: deque(maxlen=2000))
         self.e2e: Dict[str, deque] = defaultdict(lambda: deque(maxlen=500))
         self.first_decision_s: Optional[float] = None
+        self._lock = threading.Lock()   # callbacks run in the monitor's thread, the table in the main one
 
     def on_perception(self, msg) -> None:
         now = time.monotonic()
-        self.first_decision_s = self.first_decision_s or now
-        self.decisions[msg.agent_id].append((now, msg.steps_used, msg.t_max, msg.energy_estimated_uj))
+        with self._lock:
+            self.first_decision_s = self.first_decision_s or now
+            self.decisions[msg.agent_id].append((now, msg.steps_used, msg.t_max, msg.energy_estimated_uj))
 
     def on_trace(self, msg) -> None:
-        self.e2e[msg.agent_id].append(msg.e2e_latency_ms)
+        with self._lock:
+            self.e2e[msg.agent_id].append(msg.e2e_latency_ms)
 
     def table(self, model_t_max: int, elapsed: float, duration: float):
         import numpy as np
@@ -68,10 +71,12 @@ class _Live:
         for col in ("robot", "decisions/s", "e2e p99 ms", "energy/decision uJ", "steps", "early-exit saving"):
             t.add_column(col)
         now = time.monotonic()
-        for robot in sorted(self.decisions):
-            recent = [d for d in self.decisions[robot] if now - d[0] < 5.0]
+        with self._lock:
+            snapshot = {r: (list(d), list(self.e2e[r])) for r, d in self.decisions.items()}
+        for robot, (decisions, lat) in sorted(snapshot.items()):
+            recent = [d for d in decisions if now - d[0] < 5.0]
             steps = np.mean([d[1] for d in recent]) if recent else float("nan")
-            e2e = np.percentile(list(self.e2e[robot]), 99) if self.e2e[robot] else float("nan")
+            e2e = np.percentile(lat, 99) if lat else float("nan")
             t.add_row(robot, f"{len(recent) / 5.0:.0f}", f"{e2e:.2f}",
                       f"{np.mean([d[3] for d in recent]):.2f}" if recent else "-", f"{steps:.1f}",
                       f"{100 * (1 - steps / model_t_max):.0f} %" if recent else "-")

@@ -19,15 +19,16 @@ KEYS = ("agents", "duration_s", "decisions", "e2e_latency_ms", "stage_latency_ms
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
+    # as `make demo` runs it (live table on stderr), shorter and with two robots
     p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "demo", "--agents", "2", "--duration", "8",
-                        "--out", str(out), "--json"], capture_output=True, text=True, timeout=400)
+                        "--out", str(out)], capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
-    return out, json.loads(p.stdout)
+    assert "report.json" in p.stdout and "decisions" in p.stdout
+    return out, json.loads((out / "report.json").read_text())
 
 
 def test_demo_writes_report_plots_recording_and_logs(demo):
     out, report = demo
-    assert json.loads((out / "report.json").read_text()) == report
     for k in KEYS:
         assert k in report, k
     assert report["agents"] == 2 and report["t_max"] == 16 and report["launcher_exit_status"] == 0
