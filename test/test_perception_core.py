@@ -139,3 +139,14 @@ def test_run_until_exit_agrees_with_exit_on_the_whole_sequence():
         assert steps == int(ref.steps[0])
         assert int(result.logits[:-1].argmax()) == int(ref.prediction[0])
         assert result.synops > 0 and result.neuron_updates == model.neurons()
+
+
+def test_per_step_confidence_equals_the_vectorised_one():
+    from snn_autonomy.perception.early_exit import confidence, confidence_of
+
+    rng = np.random.default_rng(0)
+    for logits in rng.normal(0.0, 5.0, (500, 4)):
+        for measure in ("max_softmax", "entropy"):
+            assert abs(confidence(logits[None], measure)[0] - confidence_of(logits, measure)) < 1e-9
+    with pytest.raises(ValueError, match="unknown confidence measure"):
+        confidence_of([0.0, 1.0], "margin")

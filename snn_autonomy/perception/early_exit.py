@@ -38,6 +38,21 @@ def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax") -> np
     raise ValueError(f"unknown confidence measure {measure!r}; use max_softmax or entropy")
 
 
+def confidence_of(class_logits, measure: Measure = "max_softmax") -> float:
+    """`confidence` of one sample's class logits with plain floats: the per-step path of the
+    early-exit loop, where numpy's call overhead would cost more than the arithmetic."""
+    z = [float(v) for v in class_logits]
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    total = sum(e)
+    if measure == "max_softmax":
+        return 1.0 / total            # the largest term is exp(0) = 1
+    if measure == "entropy":
+        h = -sum((x / total) * math.log(max(x / total, 1e-12)) for x in e)
+        return 1.0 - h / math.log(len(e))
+    raise ValueError(f"unknown confidence measure {measure!r}; use max_softmax or entropy")
+
+
 @dataclass
 class ExitResult:
     prediction: np.ndarray   # (N,) class at exit

@@ -24,7 +24,7 @@ from ..events.batch import EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
-from .early_exit import confidence, softmax
+from .early_exit import confidence_of, softmax
 from .model import ConvSNN, synaptic_ops
 
 
@@ -64,7 +64,7 @@ class Stepper:
         t_max = min(t_max or len(frames), len(frames))
         for t in range(t_max):
             r = self.step(frames[t])
-            conf = float(confidence(r.logits[None, :-1], measure)[0])
+            conf = confidence_of(r.logits[:-1], measure)
             if conf >= threshold or t == t_max - 1:
                 return r, t + 1, conf
         raise ValueError("no frames")
@@ -180,7 +180,7 @@ class StreamingPerception:
         acc.events_in += n_in
         acc.events_used += int(frame.sum())
         cls_logits = r.logits[:-1]
-        conf = float(confidence(cls_logits[None], self.measure)[0])
+        conf = confidence_of(cls_logits, self.measure)
         steps_cap = min(self.t_max, 10 * self.model_t_max)
         if conf < self.threshold and acc.steps < steps_cap:
             return None
