@@ -20,8 +20,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import (GAZEBO_OVERRIDES, build_plan, load_launch_config, parse_robots_argument,
-                                     robot_ids)
+from snn_autonomy.launch_plan import (GAZEBO_OVERRIDES, build_plan, launch_ros_security, load_launch_config,
+                                     parse_robots_argument, robot_ids, security_overrides)
 
 
 def _actions(context, *args, **kwargs):
@@ -30,6 +30,8 @@ def _actions(context, *args, **kwargs):
     overrides = {**GAZEBO_OVERRIDES, **robots}
     if arg("bridge_config"):
         overrides["gz_bridge_config"] = arg("bridge_config")
+    overrides.update(security_overrides(arg("security"), arg("security_strategy"), arg("keystore"),
+                                        arg("enclave_prefix")))
     cfg = load_launch_config(arg("config") or None, overrides=overrides)
     plan = build_plan(cfg)
     actions = [LogInfo(msg=f"snn_autonomy gazebo: {len(plan)} nodes")]
@@ -50,7 +52,8 @@ def _actions(context, *args, **kwargs):
                                 arguments=["-name", rid, "-file", arg("robot_sdf"), *pose_args]))
     actions += [Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
                      parameters=[n.parameters], remappings=list(n.remappings), respawn=n.respawn,
-                     respawn_delay=n.respawn_delay_s, output="screen")
+                     respawn_delay=n.respawn_delay_s, output="screen",
+                     **launch_ros_security(cfg, n))
                 for n in plan]
     return actions
 
@@ -68,5 +71,10 @@ def generate_launch_description():
                               description="robot model to spawn per robot ('' = the world file has the robots)"),
         DeclareLaunchArgument("bridge_config", default_value="",
                               description="ros_gz_bridge template (default: config/gz_bridge.yaml)"),
+        DeclareLaunchArgument("security", default_value="",
+                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
+        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
+        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
+        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
         OpaqueFunction(function=_actions),
     ])

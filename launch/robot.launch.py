@@ -14,7 +14,8 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import build_plan, load_launch_config, parse_robots_argument
+from snn_autonomy.launch_plan import (build_plan, launch_ros_security, load_launch_config, parse_robots_argument,
+                                     security_overrides)
 from snn_autonomy.paths import config_path
 
 
@@ -25,13 +26,16 @@ def _nodes(context, *args, **kwargs):
         overrides["event_driver"] = arg("driver")
     if arg("coordinator"):
         overrides["coordinator"] = arg("coordinator").lower() in ("true", "1", "yes")
+    overrides.update(security_overrides(arg("security"), arg("security_strategy"), arg("keystore"),
+                                        arg("enclave_prefix")))
     cfg = load_launch_config(arg("config") or str(config_path("robot.yaml")), namespace=arg("namespace") or None,
                              overrides=overrides or None)
     plan = build_plan(cfg)
     return [LogInfo(msg=f"snn_autonomy robot: {len(plan)} nodes, driver {cfg.event_driver}")] + [
         Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
              parameters=[n.parameters], remappings=list(n.remappings), respawn=n.respawn,
-             respawn_delay=n.respawn_delay_s, output="screen")
+             respawn_delay=n.respawn_delay_s, output="screen",
+             **launch_ros_security(cfg, n))
         for n in plan]
 
 
@@ -47,5 +51,10 @@ def generate_launch_description():
                               description="metavision_driver | libcaer_driver (default: from the plan)"),
         DeclareLaunchArgument("coordinator", default_value="",
                               description="true: also run the fleet coordinator here (default: from the plan)"),
+        DeclareLaunchArgument("security", default_value="",
+                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
+        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
+        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
+        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
         OpaqueFunction(function=_nodes),
     ])

@@ -10,15 +10,19 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import build_plan, load_launch_config
+from snn_autonomy.launch_plan import build_plan, launch_ros_security, load_launch_config, security_overrides
 
 
 def _nodes(context, *args, **kwargs):
     config = LaunchConfiguration("config").perform(context) or None
     robots = LaunchConfiguration("robots").perform(context)
-    plan = build_plan(load_launch_config(config, int(robots) if robots else None))
+    sec = [LaunchConfiguration(a).perform(context).strip()
+           for a in ("security", "security_strategy", "keystore", "enclave_prefix")]
+    cfg = load_launch_config(config, int(robots) if robots else None, overrides=security_overrides(*sec) or None)
+    plan = build_plan(cfg)
     return [Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
-                 parameters=[n.parameters], respawn=n.respawn, respawn_delay=n.respawn_delay_s, output="screen")
+                 parameters=[n.parameters], respawn=n.respawn, respawn_delay=n.respawn_delay_s, output="screen",
+             **launch_ros_security(cfg, n))
             for n in plan]
 
 
@@ -26,5 +30,10 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value="", description="launch plan YAML (default: config/sim.yaml)"),
         DeclareLaunchArgument("robots", default_value="", description="number of robots (default: from the plan)"),
+        DeclareLaunchArgument("security", default_value="",
+                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
+        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
+        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
+        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
         OpaqueFunction(function=_nodes),
     ])

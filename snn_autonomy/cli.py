@@ -277,13 +277,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     """Run the launch plan without launch_ros: one process group per node (snn_autonomy.launcher)."""
-    from .launch_plan import build_plan, load_launch_config
+    from .launch_plan import build_plan, load_launch_config, security_environment
     from .launcher import run_plan
 
-    plan = build_plan(load_launch_config(args.config, args.robots))
+    cfg = load_launch_config(args.config, args.robots)
+    plan = build_plan(cfg)
     launcher = run_plan(plan, Path(args.log_dir) if args.log_dir else None, duration_s=args.duration,
                         grace_s=args.grace, console="events" if args.json else args.console,
-                        stream=sys.stderr if args.json else None)
+                        stream=sys.stderr if args.json else None, env=security_environment(cfg))
     summary = launcher.summary()
     _report(args, "launch", summary, table_skip=("states",) if args.console == "table" else ())
     return summary["exit_status"]

@@ -37,11 +37,35 @@ class NodeSpec:
     respawn_delay_s: float = 1.0
     package: str = "snn_autonomy"
     remappings: Tuple[Tuple[str, str], ...] = ()   # (from, to) topic remappings
+    enclave: str = ""               # SROS2 enclave (`--enclave`), set when the plan's security is on
 
 
 EVENT_DRIVERS = ("metavision_driver", "libcaer_driver")   # both: executable driver_node, topic ~/events
 DRIVER_NODE_NAME = "event_camera"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+SECURITY_STRATEGIES = ("Enforce", "Permissive")
+
+
+@dataclass(frozen=True)
+class SecurityLaunchConfig:
+    """SROS2 for every node of the plan (procedure: snn_autonomy/ros/security.py). When on, each
+    node gets ROS_SECURITY_* in its environment and the enclave `<enclave_prefix>/<ns>/<node>`."""
+
+    enable: bool = False
+    strategy: str = "Enforce"       # Enforce | Permissive (Permissive may run nodes unsecured)
+    keystore: str = ""              # `ros2 security create_keystore` directory (required when enabled)
+    enclave_prefix: str = ""        # e.g. /fleet_a: enclaves /fleet_a/robot_0/perception ...
+
+    def validate(self) -> None:
+        if self.strategy not in SECURITY_STRATEGIES:
+            raise ConfigError(f"security.strategy: {self.strategy!r} is not one of {', '.join(SECURITY_STRATEGIES)}")
+        if self.enable and not self.keystore:
+            raise ConfigError("security.keystore: '' but security.enable is true; give the keystore directory")
+        if self.enclave_prefix and not re.match(r"^(/[A-Za-z_][A-Za-z0-9_]*)+$", self.enclave_prefix):
+            raise ConfigError(f"security.enclave_prefix: {self.enclave_prefix!r} is not an absolute ROS name "
+                              "such as /fleet_a")
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class LaunchConfig:
     use_sim_time: bool = False      # every node follows /clock (Gazebo)
     gz_bridge: bool = False         # ros_gz_bridge parameter_bridge for every robot (Gazebo)
     gz_bridge_config: str = ""      # bridge template ('' = config/gz_bridge.yaml)
+    security: SecurityLaunchConfig = field(default_factory=SecurityLaunchConfig)   # SROS2 (off by default)
 
     def validate(self) -> None:
         if self.sensor_source not in ("world", "image", "bag", "raw", "camera", "driver"):
@@ -233,7 +258,43 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
             "world_config": cfg.world_config, "allowed_agents": allowed, **cfg.coordinator_parameters}))
     if cfg.use_sim_time:
         nodes = [replace(n, parameters={**n.parameters, "use_sim_time": True}) for n in nodes]
+    if cfg.security.enable:
+        nodes = [replace(n, enclave=node_enclave(cfg, n)) for n in nodes]
     return nodes
+
+
+# ---------------------------------------------------------------------------- SROS2
+def node_enclave(cfg: LaunchConfig, node: NodeSpec) -> str:
+    """`<enclave_prefix>/<ns>/<node>`: the enclave `ros2 security create_enclave` makes for the node."""
+    parts = [p for part in (cfg.security.enclave_prefix, node.namespace, node.name) for p in part.split("/") if p]
+    return "/" + "/".join(parts)
+
+
+def security_environment(cfg: LaunchConfig) -> Dict[str, str]:
+    """The ROS_SECURITY_* variables of every node ({} when the plan's security is off)."""
+    if not cfg.security.enable:
+        return {}
+    return {"ROS_SECURITY_ENABLE": "true", "ROS_SECURITY_STRATEGY": cfg.security.strategy,
+            "ROS_SECURITY_KEYSTORE": os.path.abspath(os.path.expanduser(cfg.security.keystore))}
+
+
+def security_overrides(enable: str, strategy: str = "", keystore: str = "", enclave_prefix: str = "") -> Dict[str, Any]:
+    """Plan overrides from launch arguments (`security:=true keystore:=... security_strategy:=...`);
+    empty arguments keep the plan's values."""
+    sec: Dict[str, Any] = {}
+    if enable.strip():
+        sec["enable"] = enable.strip().lower() in ("true", "1", "yes")
+    for key, value in (("strategy", strategy), ("keystore", keystore), ("enclave_prefix", enclave_prefix)):
+        if value.strip():
+            sec[key] = value.strip()
+    return {"security": sec} if sec else {}
+
+
+def launch_ros_security(cfg: LaunchConfig, node: NodeSpec) -> Dict[str, Any]:
+    """Extra launch_ros `Node` arguments for a plan node: its enclave and the security environment."""
+    if not node.enclave:
+        return {}
+    return {"ros_arguments": ["--enclave", node.enclave], "additional_env": security_environment(cfg)}
 
 
 # ---------------------------------------------------------------------------- Gazebo bridge

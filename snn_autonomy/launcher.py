@@ -165,6 +165,8 @@ def node_command(spec: NodeSpec, params_file: Optional[str]) -> List[str]:
         cmd += ["-r", f"{src}:={dst}"]
     if params_file:
         cmd += ["--params-file", params_file]
+    if spec.enclave:   # DDS Security: this node's enclave in the keystore
+        cmd += ["--enclave", spec.enclave]
     return cmd
 
 
@@ -252,7 +254,8 @@ class Launcher:
 
     def __init__(self, plan: Sequence[NodeSpec], log_dir: Path, *, grace_s: float = 10.0, term_s: float = 3.0,
                  echo: Optional[Callable[[str], None]] = None, node_output: bool = True,
-                 command: Callable[[NodeSpec, Optional[str]], List[str]] = node_command) -> None:
+                 command: Callable[[NodeSpec, Optional[str]], List[str]] = node_command,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.log_dir = Path(log_dir)
         self.grace_s = grace_s      # SIGINT -> SIGTERM
         self.term_s = term_s        # SIGTERM -> SIGKILL
@@ -274,7 +277,7 @@ class Launcher:
             params_file.write_text(params_yaml(spec))
             self.nodes.append(NodeRun(spec, label, command(spec, str(params_file)), self.log_dir / f"{stem}.log"))
         self._events = open(self.log_dir / "launch.log", "a", buffering=1)
-        self._env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))   # env: e.g. ROS_SECURITY_*
         self._env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
         self._env.setdefault("ROS_LOG_DIR", str(self.log_dir / "ros"))
 
@@ -491,7 +494,8 @@ def state_table(launcher: Launcher):
 
 
 def run_plan(plan: Sequence[NodeSpec], log_dir: Optional[Path] = None, *, duration_s: Optional[float] = None,
-             grace_s: float = 10.0, console: str = "lines", stream=None) -> Launcher:
+             grace_s: float = 10.0, console: str = "lines", stream=None,
+             env: Optional[Dict[str, str]] = None) -> Launcher:
     """Run `plan` until a signal or `duration_s`; the finished Launcher (see `exit_status()`).
 
     console: "lines" (node output prefixed with its name), "events" (only the runner's own
@@ -508,7 +512,7 @@ def run_plan(plan: Sequence[NodeSpec], log_dir: Optional[Path] = None, *, durati
         from rich.live import Live
 
         rich_console = Console(file=stream)
-        launcher = Launcher(plan, log_dir, grace_s=grace_s, node_output=False, echo=lambda line: None)
+        launcher = Launcher(plan, log_dir, grace_s=grace_s, node_output=False, echo=lambda line: None, env=env)
         last = [0.0]
 
         def redraw() -> None:       # from the main loop: no refresh thread (the nodes fork from it)
@@ -521,7 +525,7 @@ def run_plan(plan: Sequence[NodeSpec], log_dir: Optional[Path] = None, *, durati
         if not rich_console.is_terminal:
             rich_console.line()
         return launcher
-    launcher = Launcher(plan, log_dir, grace_s=grace_s, node_output=console == "lines",
+    launcher = Launcher(plan, log_dir, grace_s=grace_s, node_output=console == "lines", env=env,
                         echo=lambda line: print(line, file=stream, flush=True))
     launcher.run(duration_s)
     return launcher

@@ -362,3 +362,73 @@ def test_agent_config_validation():
         from_dict({"start_pose": [1.0, 2.0]}, AgentConfig)
     assert from_dict({"start_pose": [1.0, 2.0, 0.0]}, AgentConfig).start_pose == [1.0, 2.0, 0.0]
     assert HEALTH_OK == 0
+
+
+# ---------------------------------------------------------------- rate limits and field bounds
+
+def test_heartbeat_flood_is_rate_limited_per_agent_and_counted():
+    c = Coordinator(_cfg(heartbeat_rate_limit_hz=20.0, heartbeat_burst=4), ARENA)
+    seqs: dict = {}
+    flood = [_beat(c, seqs, "robot_0", 1.0) for _ in range(10)]            # 10 at once: the burst passes
+    assert flood.count(None) == 4 and flood.count("rate_limited") == 6
+    assert _beat(c, seqs, "robot_1", 1.0) is None                          # another agent is not affected
+    assert _beat(c, seqs, "robot_0", 1.05) is None                         # 0.05 s refills one token
+    assert _beat(c, seqs, "robot_0", 1.05) == "rate_limited"
+    # at the nominal 5 Hz nothing is ever limited
+    assert all(_beat(c, seqs, "robot_1", 2.0 + 0.2 * k) is None for k in range(50))
+    s = c.stats()
+    assert s["rejected_rate_limited"] == 7 and s["rejected_total"] == 7
+    # a clock jumping back refills nothing
+    c2 = Coordinator(_cfg(heartbeat_rate_limit_hz=20.0, heartbeat_burst=1), ARENA)
+    assert _beat(c2, {}, "robot_0", 5.0) is None
+    assert _beat(c2, {"robot_0": 0}, "robot_0", 1.0) == "rate_limited"
+
+
+def test_detection_flood_is_rate_limited_per_agent_and_counted():
+    c = Coordinator(_cfg(detection_rate_limit_hz=10.0, detection_burst=5), ARENA)
+    out = [c.on_sighting(_seen("robot_0", 1, 1, 10.0), 10.0) for _ in range(8)]
+    assert out.count(None) == 5 and out.count("rate_limited") == 3
+    assert c.on_sighting(_seen("robot_1", 5, 5, 10.0), 10.0) is None
+    assert c.on_sighting(_seen("robot_0", 1, 1, 10.1), 10.1) is None       # 0.1 s at 10 Hz: one token
+    s = c.stats()
+    assert s["detections_dropped_rate_limited"] == 3 and s["detections_accepted"] == 7
+
+
+def test_rate_limit_buckets_stay_bounded_under_made_up_ids():
+    c = Coordinator(from_dict({"allowed_agents": ["*"], "max_agents": 2}, FleetConfig), ARENA)
+    for i in range(100):
+        c.on_sighting(_seen(f"spoof_{i}", 1, 1, 10.0 + 0.01 * i), 10.0 + 0.01 * i)
+    assert len(c._detection_buckets) <= 8
+
+
+def test_every_heartbeat_and_detection_field_is_bounded():
+    c = Coordinator(_cfg(), ARENA)
+    good = AgentReport("robot_0", 1, 1.0, 1.0, capabilities=("event_camera",))
+    cases = {
+        "bad_text": [replace(good, health_message="x" * 257), replace(good, health_message="a\x00b"),
+                     replace(good, assigned_region_id="r" * 200)],
+        "bad_capabilities": [replace(good, capabilities=("c",) * 33), replace(good, capabilities=("",)),
+                             replace(good, capabilities=("x" * 129,))],
+        "bad_stamp": [replace(good, stamp_s=float("inf"))],
+        "bad_seq": [replace(good, seq=2 ** 64), replace(good, seq=-1)],
+        "bad_energy": [replace(good, energy_budget_j=-1.0), replace(good, energy_budget_j=float("inf")),
+                       replace(good, energy_used_j=float("nan"))],
+    }
+    t = 0.0
+    for reason, reports in cases.items():
+        for r in reports:
+            t += 1.0          # apart, so no rate limit interferes
+            assert c.on_agent_state(r, t) == reason, (reason, r)
+    assert c.on_agent_state(replace(good, health_message="ok", capabilities=("c",) * 32), t + 1) is None
+    assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), label_name="n" * 129), t) == "bad_label"
+    assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), label=2 ** 40), t) == "bad_label"
+    assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), radius_m=-0.1), t) == "bad_radius"
+    s = c.stats()
+    assert s["rejected_bad_text"] == 3 and s["rejected_bad_capabilities"] == 3 and s["detections_dropped_bad_label"] == 2
+
+
+def test_rate_limit_config_is_validated():
+    with pytest.raises(ConfigError, match="heartbeat_rate_limit_hz"):
+        from_dict({"heartbeat_rate_limit_hz": 0.0}, FleetConfig)
+    with pytest.raises(ConfigError, match="detection_burst"):
+        from_dict({"detection_burst": 0}, FleetConfig)

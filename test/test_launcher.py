@@ -302,3 +302,17 @@ def test_launch_files_build_their_nodes_from_the_plan(monkeypatch):
     assert control["parameters"][0]["start_pose"] == [1.0, 2.0, 0.5]
     coordinator = next(n for n in plan_nodes if n["executable"] == "coordinator")
     assert coordinator["parameters"][0]["allowed_agents"] == ["robot_0", "robot_1"]
+
+
+def test_secured_plan_gives_each_node_its_enclave_and_the_security_environment(tmp_path):
+    from snn_autonomy.launch_plan import build_plan, load_launch_config, security_environment
+    from snn_autonomy.launcher import node_command
+
+    p = tmp_path / "plan.yaml"
+    p.write_text(f"launch:\n  robots: 1\n  security: {{enable: true, strategy: Enforce, keystore: {tmp_path}}}\n")
+    cfg = load_launch_config(str(p))
+    env = security_environment(cfg)
+    assert env["ROS_SECURITY_ENABLE"] == "true" and env["ROS_SECURITY_STRATEGY"] == "Enforce"
+    for spec in build_plan(cfg):
+        cmd = node_command(spec, None)
+        assert cmd[cmd.index("--enclave") + 1] == spec.enclave and spec.enclave.endswith(spec.name)

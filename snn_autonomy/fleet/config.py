@@ -50,6 +50,15 @@ class FleetConfig:
                                  help="detections of one label closer than this are one object", unit="m")
     max_detections: int = spec(2000, lo=1, hi=1_000_000, help="detections kept for merging; the oldest go first")
     detections_period_s: float = spec(0.1, lo=0.01, hi=10.0, help="merged detections publishing period", unit="s")
+    # per-agent token buckets: a flooding (or babbling) agent cannot starve the others or the planner
+    heartbeat_rate_limit_hz: float = spec(20.0, lo=0.1, hi=10000.0,
+                                          help="heartbeats accepted per agent per second (4x the nominal 5 Hz); "
+                                               "excess rejected as rate_limited", unit="Hz")
+    heartbeat_burst: int = spec(8, lo=1, hi=100000, help="heartbeats an agent may send at once above the rate")
+    detection_rate_limit_hz: float = spec(200.0, lo=0.1, hi=1_000_000.0,
+                                          help="detections accepted per agent per second; excess dropped as "
+                                               "rate_limited", unit="Hz")
+    detection_burst: int = spec(400, lo=1, hi=1_000_000, help="detections an agent may send at once above the rate")
 
     def validate(self) -> None:
         if not self.allowed_agents:

@@ -11,7 +11,11 @@ a loss or an availability change (health ERROR/STALE, too little energy, missing
 is planned at once. Every `replan_period_s` the plan is re-optimised for where the agents are
 now and published only if the assignment changes.
 
-Rejected heartbeats (`REJECT_REASONS`) are counted, never raised. A restarted agent whose
+Rejected heartbeats (`REJECT_REASONS`) are counted, never raised. Every field of a heartbeat or
+detection is bounded (ids, texts and capability lists by length, numbers finite and in range), and
+each agent id has a token bucket for heartbeats and one for detections (`*_rate_limit_hz`,
+`*_burst`): what exceeds it is dropped as `rate_limited`, so one flooding agent costs the others
+nothing. A restarted agent whose
 sequence numbers start again is rejected (`seq_not_increasing`) until it is declared lost,
 and then joins anew — at most one timeout later.
 """
@@ -26,14 +30,81 @@ from typing import Dict, List, Optional, Tuple
 from .assignment import optimal_assignment, travel_costs, with_keep_bonus
 from .config import FleetConfig
 from .detections import DetectionMerger, Sighting
+from .state import MAX_ID_LENGTH
 from .plan import Assignment, Plan
 from .regions import partition
 from .state import HEALTH_ERROR, AgentReport, id_problem, report_problem
 
-REJECT_REASONS = ("empty_id", "bad_id", "not_allowed", "non_finite_pose", "bad_orientation", "out_of_arena",
-                  "non_finite_velocity", "bad_health", "bad_energy", "bad_seq", "seq_not_increasing", "fleet_full")
-DETECTION_DROP_REASONS = ("empty_id", "bad_id", "not_allowed", "non_finite", "bad_confidence", "bad_radius",
-                          "stale", "from_future", "overflow")
+REJECT_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "non_finite_pose", "bad_orientation",
+                  "out_of_arena", "non_finite_velocity", "bad_health", "bad_energy", "bad_seq", "bad_text",
+                  "bad_capabilities", "bad_stamp", "seq_not_increasing", "fleet_full")
+DETECTION_DROP_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "bad_label", "non_finite",
+                          "bad_confidence", "bad_radius", "stale", "from_future", "overflow")
+MAX_TEXT_LENGTH = 256          # health_message
+MAX_CAPABILITIES = 32          # entries of AgentState.capabilities, each at most MAX_ID_LENGTH
+MAX_SEQ = 2 ** 64 - 1          # heartbeat_seq is a uint64
+LABEL_RANGE = (-(2 ** 31), 2 ** 31 - 1)
+
+
+def _text_ok(text: str, limit: int) -> bool:
+    return len(text) <= limit and text.isprintable()
+
+
+def report_field_problem(r: AgentReport) -> Optional[str]:
+    """Bounds of the fields `report_problem` does not check (texts, lists, seq range, stamp), or None."""
+    if r.seq > MAX_SEQ:
+        return "bad_seq"
+    if not _text_ok(r.health_message, MAX_TEXT_LENGTH) or not _text_ok(r.assigned_region_id, MAX_ID_LENGTH):
+        return "bad_text"
+    if len(r.capabilities) > MAX_CAPABILITIES or any(not c or not _text_ok(c, MAX_ID_LENGTH) for c in r.capabilities):
+        return "bad_capabilities"
+    if not math.isfinite(r.stamp_s):
+        return "bad_stamp"
+    return None
+
+
+def sighting_field_problem(s: Sighting) -> Optional[str]:
+    """Bounds of the label fields (the numbers are checked by `sighting_problem`), or None."""
+    if not LABEL_RANGE[0] <= s.label <= LABEL_RANGE[1] or not _text_ok(s.label_name, MAX_ID_LENGTH):
+        return "bad_label"
+    return None
+
+
+class TokenBuckets:
+    """One token bucket per key: `rate` tokens per second, at most `burst` saved; a call takes one.
+
+    Keys unseen for long enough to have refilled are forgotten once more than `max_keys` are held,
+    so ids made up by a flooder cannot grow it without bound. A clock going back refills nothing."""
+
+    def __init__(self, rate_hz: float, burst: int, max_keys: int) -> None:
+        self.rate_hz = float(rate_hz)
+        self.burst = float(burst)
+        self.max_keys = max_keys
+        self._buckets: Dict[str, List[float]] = {}    # key -> [tokens, last refill time]
+
+    def take(self, key: str, now_s: float) -> bool:
+        b = self._buckets.get(key)
+        if b is None:
+            if len(self._buckets) >= self.max_keys:
+                self._prune(now_s)
+            b = self._buckets[key] = [self.burst, now_s]
+        else:
+            b[0] = min(self.burst, b[0] + max(0.0, now_s - b[1]) * self.rate_hz)
+            b[1] = now_s
+        if b[0] >= 1.0 - 1e-9:     # 0.1 s at 10 Hz is a whole token despite rounding
+            b[0] -= 1.0
+            return True
+        return False
+
+    def _prune(self, now_s: float) -> None:
+        full_after = self.burst / self.rate_hz
+        for k in [k for k, (_, t) in self._buckets.items() if now_s - t >= full_after]:
+            del self._buckets[k]
+        if len(self._buckets) >= self.max_keys:      # still full: forget the longest idle
+            del self._buckets[min(self._buckets, key=lambda k: self._buckets[k][1])]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 @dataclass
@@ -80,6 +151,8 @@ class Coordinator:
         self._lost: List[Tuple[str, float]] = []   # (agent id, last seen) since the previous plan
         self._next_periodic_s = math.inf
         self._now_s = -math.inf
+        self._beat_buckets = TokenBuckets(cfg.heartbeat_rate_limit_hz, cfg.heartbeat_burst, 4 * cfg.max_agents)
+        self._detection_buckets = TokenBuckets(cfg.detection_rate_limit_hz, cfg.detection_burst, 4 * cfg.max_agents)
 
     # ------------------------------------------------------------------ inputs
     def allowed(self, agent_id: str) -> bool:
@@ -91,7 +164,9 @@ class Coordinator:
         why = id_problem(r.agent_id)
         if why is None and not self.allowed(r.agent_id):
             why = "not_allowed"
-        why = why or report_problem(r, self.arena_size_m, self.cfg.arena_margin_m)
+        if why is None and not self._beat_buckets.take(r.agent_id, now_s):
+            why = "rate_limited"
+        why = why or report_problem(r, self.arena_size_m, self.cfg.arena_margin_m) or report_field_problem(r)
         m = self.members.get(r.agent_id)
         if why is None and m is not None and r.seq <= m.report.seq:
             why = "seq_not_increasing"
@@ -119,6 +194,9 @@ class Coordinator:
         why = id_problem(s.source_agent_id)
         if why is None and not self.allowed(s.source_agent_id):
             why = "not_allowed"
+        if why is None and not self._detection_buckets.take(s.source_agent_id, now_s):
+            why = "rate_limited"
+        why = why or sighting_field_problem(s)
         if why is not None:
             self.detections.dropped[why] += 1
             return why

@@ -14,11 +14,21 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
+from .security import SecurityError, check_security
 
 STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError)
 
 
 def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None) -> int:
+    try:   # DDS Security requested but impossible: fail closed, before any participant exists
+        status = check_security(args)
+    except SecurityError as exc:
+        from rclpy.logging import get_logger
+        get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
+        return 2
+    if status.warning:
+        from rclpy.logging import get_logger
+        get_logger("snn_autonomy").warning(status.warning)
     rclpy.init(args=args)
     node = None
     code = 0
