@@ -39,7 +39,7 @@ the security plugins; `sros2` provides `ros2 security`)
        ros2 security create_keystore ~/snn_keystore
 
 2. One enclave per node, named like the node, `/<namespace>/<node>` (the names in the
-   launch plan: `snn-autonomy launch --dry-run` or `build_plan` lists them), for example:
+   launch plan; `snn_autonomy.launch_plan.build_plan` lists them), for example:
 
        for r in robot_0 robot_1 robot_2; do
          for n in event_sensor perception control attention fleet_agent; do
