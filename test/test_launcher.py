@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 import rclpy
 import yaml
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import GetParameters
-from snn_autonomy_msgs.msg import WorldState
+from snn_autonomy_msgs.msg import Perception, WorldState
 
 from conftest import ROOT
 from ros_helpers import PROBE_QOS, Probe
 from snn_autonomy.config import ConfigError
 from snn_autonomy.launch_plan import GAZEBO_OVERRIDES, NodeSpec, build_plan, load_launch_config
 from snn_autonomy.launcher import Launcher, live_groups, node_command, params_yaml
+from snn_autonomy.ros import qos
 
 
 def _groups_left(pids) -> set:
@@ -182,6 +185,14 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
     probe = Probe("launch_probe")
     states = []
     probe.node.create_subscription(WorldState, "/world/state", states.append, PROBE_QOS)
+    cmds, speeds, decided = [], [], []
+    probe.node.create_subscription(Twist, "/robot_0/cmd_vel", lambda m: cmds.append((time.monotonic(), m)),
+                                   qos.COMMAND)
+    probe.node.create_subscription(Odometry, "/robot_0/ground_truth",
+                                   lambda m: speeds.append((time.monotonic(), abs(m.twist.twist.linear.x))),
+                                   qos.COMMAND)
+    probe.node.create_subscription(Perception, "/robot_0/perception", lambda m: decided.append(time.monotonic()),
+                                   qos.COMMAND)
     pids: set = set()
     try:
         # every node of the plan comes up, under its name and namespace
@@ -198,12 +209,21 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
         # a respawning node killed with SIGKILL comes back
         first = _nodes_json(log_dir)["/robot_0/perception"]
         assert first["state"] == "running" and first["respawns"] == 0
+        probe.spin_until(lambda: decided and any(v > 0.05 for _t, v in speeds[-20:]), 30.0,
+                         "the robot driving on its perception")
         os.kill(first["pid"], signal.SIGKILL)
+        t_kill = time.monotonic()
 
         def respawned() -> bool:
             now = _nodes_json(log_dir).get("/robot_0/perception", {})
             return now.get("respawns") == 1 and now.get("state") == "running" and now.get("pid") != first["pid"]
         probe.spin_until(respawned, 20.0, "perception respawned")
+        # the robot is held stopped while perception is gone: the watchdog (deadline 0.25 s here)
+        probe.spin_until(lambda: decided[-1] > t_kill + 0.5, 30.0, "decisions from the respawned perception")
+        back = next(t for t in decided if t > t_kill + 0.5)
+        held = [m for t, m in cmds if t_kill + 0.6 < t < back]
+        assert held and all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in held), "moved without perception"
+        assert all(v < 1e-3 for t, v in speeds if t_kill + 1.0 < t < back), "the robot kept moving"
         probe.spin_for(1.0)
         assert _nodes_json(log_dir)["/robot_0/perception"]["state"] == "running", _nodes_json(log_dir)
 

@@ -45,9 +45,9 @@ def fleet():
     rec["odom_pub"] = n.create_publisher(Odometry, "/robot_1/odom", qos.COMMAND)
     coord = NodeProcess(COORDINATOR, {"heartbeat_timeout_s": TIMEOUT_S}).start()
     agents = {r: NodeProcess(AGENT, {"heartbeat_period_s": 0.2}, namespace=f"/{r}").start() for r in ROBOTS}
-    rec.update(probe=probe, agents=agents, killed=set())
+    rec.update(probe=probe, agents=agents, killed=set(), coordinator=coord)
     yield rec
-    procs = {**agents, "coordinator": coord}
+    procs = {**agents, "coordinator": rec["coordinator"]}
     codes = {name: p.stop() for name, p in procs.items()}
     probe.close()
     bad = {name: c for name, c in codes.items() if c != 0 and name not in rec["killed"]}
@@ -202,3 +202,28 @@ def test_an_agents_confident_obstacle_decision_reaches_the_fleet(fleet):
     assert d.label == CENTER and d.label_name == "obstacle_center"
     # 0.6 m straight ahead of the robot's pose
     assert math.hypot(d.position.x - (x + 0.6 * math.cos(yaw)), d.position.y - (y + 0.6 * math.sin(yaw))) < 0.05
+
+
+def test_coordinator_killed_and_restarted_recovers_the_assignments(fleet):
+    """A coordinator crash: agents keep working on the regions they hold (their latched
+    assignments stay), and a restarted coordinator plans the same regions for them again."""
+    probe = fleet["probe"]
+    before = {a.agent_id: a.region.region_id for a in _latest_plan(fleet).assignments}
+    alive = sorted(before)
+    coord = fleet["coordinator"]
+    os.killpg(coord.proc.pid, signal.SIGKILL)
+    coord.proc.wait(5)
+    fleet["plans"].clear()
+    probe.spin_for(2.0)                                   # no coordinator: no plan, agents carry on
+    assert not fleet["plans"]
+    for r in alive:
+        assert fleet["assignment"][r][-1].region.region_id == before[r]
+    assert {m.agent_id for t, m in fleet["states"] if t > time.monotonic() - 1.0} >= set(alive)
+    t0 = time.monotonic()
+    fleet["coordinator"] = NodeProcess(COORDINATOR, {"heartbeat_timeout_s": TIMEOUT_S}).start()
+    probe.spin_until(lambda: _latest_plan(fleet) is not None and sorted(a.agent_id for a in _latest_plan(fleet)
+                                                                         .assignments) == alive, 30,
+                     "a plan from the restarted coordinator")
+    after = {a.agent_id: a.region.region_id for a in _latest_plan(fleet).assignments}
+    print(f"\ncoordinator restart: plan {time.monotonic() - t0:.2f} s after the new process started")
+    assert after == before
