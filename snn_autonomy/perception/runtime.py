@@ -146,6 +146,11 @@ class StreamingPerception:
     def set_roi(self, roi: Optional[Roi]) -> None:
         self.roi = roi
 
+    def restart(self) -> None:
+        """Forget the stream's time line and the decision in progress (after a time jump)."""
+        self._bins = None
+        self._acc = _Accum()
+
     # ------------------------------------------------------------------ data
     def push(self, batch: EventBatch, now_us: int, packet_seq: int = -1, stamp_ns: int = 0) -> List[Decision]:
         """Add events up to sensor time `now_us`; returns the decisions completed."""

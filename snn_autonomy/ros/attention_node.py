@@ -30,7 +30,7 @@ from ..sim.config import load_world_config
 from . import qos
 from .convert import odom_in_map, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
-from .diagnostics import OK, Status, Updater
+from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_config, read_config
 from .spin import exit_with, spin_node
 
@@ -57,6 +57,7 @@ class AttentionNode(Node):
         self.shared: list = []
         self.sent = {"calm": 0, "alert": 0}
         self.last_reason = ""
+        self.rejected = {"cmd_vel": 0, "odom": 0, "perception": 0, "detections": 0}   # bad input, dropped
         self._pub = self.create_publisher(AttentionCommand, "attention", qos.COMMAND)
         self.create_subscription(Twist, "cmd_vel", self._on_cmd, qos.COMMAND)
         self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
@@ -65,20 +66,38 @@ class AttentionNode(Node):
         self.diag = Updater(self, hardware_id=f"attention_{self.agent_id}")
         self.diag.add("attention", self._diagnose)
 
+    def _reject(self, what: str, text: str, n: int = 1) -> None:
+        self.rejected[what] += n
+        self.get_logger().warning(text, throttle_duration_sec=1.0)
+
     def _on_cmd(self, msg: Twist) -> None:
         if math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z):
             self.cmd = (msg.linear.x, msg.angular.z)
+        else:
+            self._reject("cmd_vel", "non-finite cmd_vel dropped")
 
     def _on_odom(self, msg: Odometry) -> None:
-        self.pose = odom_in_map(self.origin, msg)
+        pose = odom_in_map(self.origin, msg)
+        if not all(math.isfinite(v) for v in (*pose, msg.twist.twist.linear.x, msg.twist.twist.angular.z)):
+            self._reject("odom", "non-finite odometry dropped")
+            return
+        self.pose = pose
 
     def _on_shared(self, msg: SharedDetections) -> None:
         now = self.get_clock().now().nanoseconds
+        ok = [d for d in msg.detections if math.isfinite(d.position.x) and math.isfinite(d.position.y)]
+        if len(ok) < len(msg.detections):
+            n = len(msg.detections) - len(ok)
+            self._reject("detections", f"{n} shared detections with non-finite positions dropped", n)
         self.shared = [(d.position.x, d.position.y, (now - stamp_to_ns(d.header.stamp)) * 1e-9, d.source_agent_id)
-                       for d in msg.detections]
+                       for d in ok]
 
     def _on_perception(self, msg: Perception) -> None:
         if not self.enabled:
+            return
+        if msg.label >= len(msg.class_names) or not 0.0 <= msg.confidence <= 1.0:
+            self._reject("perception", f"perception label {msg.label} outside {list(msg.class_names)} or "
+                                       f"confidence {msg.confidence} outside [0, 1] dropped")
             return
         a = self.policy.decide(AttentionInputs(self.cmd[0], self.cmd[1], int(msg.label), float(msg.confidence),
                                                bool(msg.approaching), pose=self.pose, shared=self.shared,
@@ -98,9 +117,12 @@ class AttentionNode(Node):
 
     def _diagnose(self, st: Status) -> None:
         st.summary(OK, "on" if self.enabled else "off (full budget)")
+        if any(self.rejected.values()):
+            st.merge(WARN, "bad input dropped: " + ", ".join(f"{n} {k}" for k, n in self.rejected.items() if n))
         total = max(1, sum(self.sent.values()))
         st.add_all({"commands": sum(self.sent.values()), "calm_fraction": round(self.sent[CALM] / total, 3),
-                    "last_reason": self.last_reason, "shared_detections": len(self.shared)})
+                    "last_reason": self.last_reason, "shared_detections": len(self.shared),
+                    **{f"rejected_{k}": n for k, n in self.rejected.items()}})
 
 
 def main(args: Optional[List[str]] = None) -> None:

@@ -67,6 +67,7 @@ class ControlNode(Node):
         self.pose = self.origin
         self.decisions = 0
         self.bad_decisions = 0
+        self.odom_rejected = 0
         self._pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
         self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)
         declare_config(self, LatencyBudgets, "latency.")
@@ -88,10 +89,10 @@ class ControlNode(Node):
         self._pub.publish(t)
 
     def _on_perception(self, msg: Perception, info) -> None:
-        if msg.label >= len(msg.class_names) or not msg.class_names:
+        if msg.label >= len(msg.class_names) or not msg.class_names or not 0.0 <= msg.confidence <= 1.0:
             self.bad_decisions += 1   # a decision this controller cannot read: it does not feed the watchdog
-            self.get_logger().warning(f"perception label {msg.label} outside {list(msg.class_names)}",
-                                      throttle_duration_sec=1.0)
+            self.get_logger().warning(f"perception label {msg.label} outside {list(msg.class_names)} or "
+                                      f"confidence {msg.confidence} outside [0, 1]", throttle_duration_sec=1.0)
             return
         self.decisions += 1
         self._send(self.control.on_decision(self._now(), self.pose, int(msg.label), bool(msg.approaching)))
@@ -108,7 +109,12 @@ class ControlNode(Node):
         self._trace_pub.publish(t)
 
     def _on_odom(self, msg: Odometry) -> None:
-        self.pose = odom_in_map(self.origin, msg)
+        pose = odom_in_map(self.origin, msg)
+        if not all(math.isfinite(v) for v in (*pose, msg.twist.twist.linear.x, msg.twist.twist.angular.z)):
+            self.odom_rejected += 1
+            self.get_logger().warning("non-finite odometry dropped", throttle_duration_sec=1.0)
+            return
+        self.pose = pose
 
     def _on_assignment(self, msg: Assignment) -> None:
         wps = [(w.x, w.y) for w in msg.region.waypoints]
@@ -134,7 +140,8 @@ class ControlNode(Node):
         st.add_all({"mode": c.mode, "region": c.patrol.region_id, "perception_age_ms": round(age * 1e3, 1),
                     "stops_stale": w.counters.stops[STALE], "stops_imminent": w.counters.stops[IMMINENT],
                     "stopped_s": round(w.counters.stopped_s, 2), "decisions": self.decisions,
-                    "bad_decisions": self.bad_decisions, "linear": round(c.command[0], 3),
+                    "bad_decisions": self.bad_decisions, "odom_rejected": self.odom_rejected,
+                    "linear": round(c.command[0], 3),
                     "angular": round(c.command[1], 3)})
 
     def _diagnose_latency(self, st: Status) -> None:
