@@ -20,8 +20,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import (GAZEBO_OVERRIDES, build_plan, launch_ros_security, load_launch_config,
-                                     parse_robots_argument, robot_ids, security_overrides)
+from snn_autonomy.launch_plan import (GAZEBO_OVERRIDES, SECURITY_LAUNCH_ARGUMENTS, build_plan, launch_ros_security,
+                                      load_launch_config, parse_robots_argument, robot_ids, security_overrides)
 
 
 def _actions(context, *args, **kwargs):
@@ -71,10 +71,6 @@ def generate_launch_description():
                               description="robot model to spawn per robot ('' = the world file has the robots)"),
         DeclareLaunchArgument("bridge_config", default_value="",
                               description="ros_gz_bridge template (default: config/gz_bridge.yaml)"),
-        DeclareLaunchArgument("security", default_value="",
-                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
-        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
-        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
-        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
+        *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in SECURITY_LAUNCH_ARGUMENTS),
         OpaqueFunction(function=_actions),
     ])

@@ -14,8 +14,8 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import (build_plan, launch_ros_security, load_launch_config, parse_robots_argument,
-                                     security_overrides)
+from snn_autonomy.launch_plan import (SECURITY_LAUNCH_ARGUMENTS, build_plan, launch_ros_security, load_launch_config,
+                                      parse_robots_argument, security_overrides)
 from snn_autonomy.paths import config_path
 
 
@@ -51,10 +51,6 @@ def generate_launch_description():
                               description="metavision_driver | libcaer_driver (default: from the plan)"),
         DeclareLaunchArgument("coordinator", default_value="",
                               description="true: also run the fleet coordinator here (default: from the plan)"),
-        DeclareLaunchArgument("security", default_value="",
-                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
-        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
-        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
-        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
+        *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in SECURITY_LAUNCH_ARGUMENTS),
         OpaqueFunction(function=_nodes),
     ])

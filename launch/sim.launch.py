@@ -10,7 +10,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from snn_autonomy.launch_plan import build_plan, launch_ros_security, load_launch_config, security_overrides
+from snn_autonomy.launch_plan import (SECURITY_LAUNCH_ARGUMENTS, build_plan, launch_ros_security, load_launch_config,
+                                      security_overrides)
 
 
 def _nodes(context, *args, **kwargs):
@@ -30,10 +31,6 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value="", description="launch plan YAML (default: config/sim.yaml)"),
         DeclareLaunchArgument("robots", default_value="", description="number of robots (default: from the plan)"),
-        DeclareLaunchArgument("security", default_value="",
-                              description="true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
-        DeclareLaunchArgument("keystore", default_value="", description="SROS2 keystore directory (with security)"),
-        DeclareLaunchArgument("security_strategy", default_value="", description="Enforce | Permissive"),
-        DeclareLaunchArgument("enclave_prefix", default_value="", description="prefix of every node's enclave"),
+        *(DeclareLaunchArgument(name, default_value="", description=text) for name, text in SECURITY_LAUNCH_ARGUMENTS),
         OpaqueFunction(function=_nodes),
     ])

@@ -162,12 +162,13 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
         rclpy.try_shutdown()
     if watch.first_decision_s is None:
         raise RuntimeError(f"the fleet made no decision; see the node logs in {out / 'logs'}")
+    world_cfg = load_world_config(str(world_yaml))
     report, run = summarise(bag, agents, duration_s, model_t_max, extra={
-        "mode": mode, "attention": attention, "seed": load_world_config(str(world_yaml)).seed,
+        "mode": mode, "attention": attention, "seed": world_cfg.seed,
         "real_time_factor": real_time_factor, "launcher_exit_status": status,
         "recorded_messages": sum(counts.values()), "recording": str(bag)})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    size = load_world_config(str(world_yaml)).arena.size_m
+    size = world_cfg.arena.size_m
     plot_latency(run, out / "latency_per_stage.png")
     plot_steps(run, model_t_max, out / "early_exit_steps.png")
     plot_energy(run, out / "energy_per_decision.png")

@@ -290,6 +290,15 @@ def security_overrides(enable: str, strategy: str = "", keystore: str = "", encl
     return {"security": sec} if sec else {}
 
 
+# The launch arguments every launch file takes for SROS2 (name, description), read by security_overrides.
+SECURITY_LAUNCH_ARGUMENTS = (
+    ("security", "true: SROS2 for every node, enclave /<ns>/<node> (default: from the plan)"),
+    ("keystore", "SROS2 keystore directory (with security)"),
+    ("security_strategy", "Enforce | Permissive"),
+    ("enclave_prefix", "prefix of every node's enclave"),
+)
+
+
 def launch_ros_security(cfg: LaunchConfig, node: NodeSpec) -> Dict[str, Any]:
     """Extra launch_ros `Node` arguments for a plan node: its enclave and the security environment."""
     if not node.enclave:

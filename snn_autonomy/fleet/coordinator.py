@@ -158,15 +158,20 @@ class Coordinator:
     def allowed(self, agent_id: str) -> bool:
         return any(fnmatchcase(agent_id, pattern) for pattern in self.cfg.allowed_agents)
 
+    def _admit(self, agent_id: str, buckets: TokenBuckets, now_s: float) -> Optional[str]:
+        """Why a message from `agent_id` is refused before its fields are looked at, or None:
+        a malformed id, an id off the allow-list, or over its rate limit."""
+        self._observe_clock(now_s)
+        why = id_problem(agent_id)
+        if why is None and not self.allowed(agent_id):
+            why = "not_allowed"
+        if why is None and not buckets.take(agent_id, now_s):
+            why = "rate_limited"
+        return why
+
     def on_agent_state(self, r: AgentReport, now_s: float) -> Optional[str]:
         """Take a heartbeat; returns why it was rejected (also counted in `rejected`), or None."""
-        self._observe_clock(now_s)
-        why = id_problem(r.agent_id)
-        if why is None and not self.allowed(r.agent_id):
-            why = "not_allowed"
-        if why is None and not self._beat_buckets.take(r.agent_id, now_s):
-            why = "rate_limited"
-        why = why or report_problem(r, self.arena_size_m, self.cfg.arena_margin_m) or report_field_problem(r)
+        why = self._admit(r.agent_id, self._beat_buckets, now_s) or report_problem(r, self.arena_size_m, self.cfg.arena_margin_m) or report_field_problem(r)
         m = self.members.get(r.agent_id)
         if why is None and m is not None and r.seq <= m.report.seq:
             why = "seq_not_increasing"
@@ -190,13 +195,7 @@ class Coordinator:
 
     def on_sighting(self, s: Sighting, now_s: float) -> Optional[str]:
         """Take one shared detection; returns why it was dropped (counted in `detections.dropped`), or None."""
-        self._observe_clock(now_s)
-        why = id_problem(s.source_agent_id)
-        if why is None and not self.allowed(s.source_agent_id):
-            why = "not_allowed"
-        if why is None and not self._detection_buckets.take(s.source_agent_id, now_s):
-            why = "rate_limited"
-        why = why or sighting_field_problem(s)
+        why = self._admit(s.source_agent_id, self._detection_buckets, now_s) or sighting_field_problem(s)
         if why is not None:
             self.detections.dropped[why] += 1
             return why

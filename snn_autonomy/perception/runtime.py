@@ -100,9 +100,13 @@ class _Accum:
     steps: int = 0
 
 
+MAX_TIME_JUMP_US = 1_000_000   # sensor time may not leap further in one push (else: stream restarted)
+
+
 class StreamingPerception:
     def __init__(self, stepper: Stepper, manifest: Dict, roi: Optional[Roi] = None) -> None:
         inp = manifest["input"]
+        self.manifest = manifest
         self.stepper = stepper
         self.classes: List[str] = list(manifest["classes"])
         self.sensor = tuple(inp["sensor"])
@@ -117,6 +121,8 @@ class StreamingPerception:
         self._acc = _Accum()
         self._last_seq = -1
         self._last_stamp = 0
+        self._last_now_us: Optional[int] = None
+        self.time_jumps = 0
         self.decisions = 0
 
     @classmethod
@@ -150,10 +156,25 @@ class StreamingPerception:
         """Forget the stream's time line and the decision in progress (after a time jump)."""
         self._bins = None
         self._acc = _Accum()
+        self._last_now_us = None
 
     # ------------------------------------------------------------------ data
     def push(self, batch: EventBatch, now_us: int, packet_seq: int = -1, stamp_ns: int = 0) -> List[Decision]:
-        """Add events up to sensor time `now_us`; returns the decisions completed."""
+        """Add events up to sensor time `now_us`; returns the decisions completed.
+
+        Sensor time leaping more than MAX_TIME_JUMP_US from the last push, or a batch spanning
+        more than that, would mean stepping the network through every bin of the gap: such a
+        batch is dropped, counted in `time_jumps`, and the stream starts afresh. Small jitter
+        backwards is clamped: the stream's time line never runs back."""
+        last = self._last_now_us
+        if (last is not None and abs(now_us - last) > MAX_TIME_JUMP_US) or \
+                (len(batch) and now_us - batch.t_first > MAX_TIME_JUMP_US):
+            self.time_jumps += 1
+            self.restart()
+            return []
+        if last is not None:
+            now_us = max(now_us, last)
+        self._last_now_us = now_us
         if packet_seq >= 0:
             if self._acc.first_seq < 0:
                 self._acc.first_seq = packet_seq

@@ -7,8 +7,10 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
+from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency
 
 from ..events.packet import EventPacketData
+from ..fleet.agent import compose
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -104,8 +106,6 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
                    energy_measured_uj: float = math.nan):
     """snn_autonomy_msgs/Perception of one Decision (perception.runtime) of `engine`
     (a StreamingPerception); `stages` is a list of (stage, ms)."""
-    from snn_autonomy_msgs.msg import Perception, StageLatency
-
     m = Perception()
     m.header.stamp = ns_to_stamp(d.stamp_ns)
     m.header.frame_id = "camera"
@@ -133,8 +133,6 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
 def odom_in_map(origin, msg) -> tuple:
     """(x, y, yaw) in the map frame of a nav_msgs/Odometry whose odom frame starts at `origin`
     (x, y, yaw in the map), as the built-in world publishes it."""
-    from ..fleet.agent import compose
-
     p = msg.pose.pose
     return compose(origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
 
@@ -142,8 +140,6 @@ def odom_in_map(origin, msg) -> tuple:
 def decision_trace_msg(header, agent_id: str, decision_id: int, cmd_vel_ns: int, e2e_ms: float, stages,
                        energy_estimated_uj: float, energy_measured_uj: float):
     """snn_autonomy_msgs/DecisionTrace; `stages` is a list of (stage, ms)."""
-    from snn_autonomy_msgs.msg import DecisionTrace, StageLatency
-
     t = DecisionTrace()
     t.header = header
     t.agent_id, t.decision_id = agent_id, int(decision_id)

@@ -32,7 +32,6 @@ from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
 from ..monitor.energy import DecisionEnergy, EnergyAccountant
 from ..paths import model_path
-from ..perception.model_io import read_manifest
 from ..perception.runtime import Decision, StreamingPerception
 from . import qos
 from .convert import msg_to_packet, perception_msg
@@ -40,7 +39,6 @@ from .diagnostics import OK, WARN, Status, Updater
 from .spin import exit_with, spin_node
 
 DEFAULT_MODEL = "perception_default.npz"
-MAX_TIME_JUMP_US = 1_000_000   # sensor time may not leap further in one packet (else: stream restarted)
 
 
 class PerceptionNode(LifecycleNode):
@@ -69,8 +67,6 @@ class PerceptionNode(LifecycleNode):
         self._pub = None
         self._subs: List = []
         self._offset_us: Optional[int] = None   # packet stamp minus sensor time
-        self._last_now_us: Optional[int] = None
-        self.time_jumps = 0
         self._decode_ms = 0.0
         self._transport_ms = math.nan
         self._packet_wall_ns = 0      # when the newest packet was published (DDS source timestamp)
@@ -106,7 +102,7 @@ class PerceptionNode(LifecycleNode):
         try:
             self.energy = EnergyAccountant.create(self.get_parameter("energy_profile").value,
                                                   self.get_parameter("energy_meter").value,
-                                                  read_manifest(path).get("dense_macs_per_step"))
+                                                  self.engine.manifest.get("dense_macs_per_step"))
         except ConfigError as exc:
             self.get_logger().error(str(exc))
             self.engine = None
@@ -178,25 +174,17 @@ class PerceptionNode(LifecycleNode):
         now_us = stamp_us - (self._offset_us or 0)
         if len(batch):
             now_us = max(now_us, batch.t_last)
-        last = self._last_now_us
-        if (last is not None and abs(now_us - last) > MAX_TIME_JUMP_US) or \
-                (len(batch) and now_us - batch.t_first > MAX_TIME_JUMP_US):
-            # a leap forwards or backwards (or a packet spanning more than that): stepping through every
-            # bin of it would stall the node; drop the packet and start the stream's time line afresh
-            self.time_jumps += 1
-            self.last_problem = f"packet {pkt.seq}: sensor time jumped from {last} to {now_us} us; stream restarted"
-            self.get_logger().warning(self.last_problem, throttle_duration_sec=1.0)
-            self._offset_us = self._last_now_us = None
-            self.engine.restart()
-            return
-        if last is not None:
-            now_us = max(now_us, last)   # jitter backwards: the stream's time line never runs back
-        self._last_now_us = now_us
         t1 = time.perf_counter()
         self._decode_ms = (t1 - t0) * 1e3
         self.energy.begin()
+        jumps = self.engine.time_jumps
         decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns)
         self.energy.end()
+        if self.engine.time_jumps > jumps:   # dropped by the engine, which restarted its time line
+            self.last_problem = f"packet {pkt.seq}: sensor time jumped to {now_us} us; stream restarted"
+            self.get_logger().warning(self.last_problem, throttle_duration_sec=1.0)
+            self._offset_us = None
+            return
         for d, energy in zip(decisions, self.energy.assign(decisions)):
             self._publish(d, (time.perf_counter() - t1) * 1e3, energy)
 
@@ -222,14 +210,14 @@ class PerceptionNode(LifecycleNode):
         rejected = c.rejected_encoding + c.rejected_big_endian + c.rejected_geometry
         if stats.dropped_events or rejected:
             st.merge(WARN, "; ".join(stats.problems()) or c.last_problem)
-        if self.time_jumps:
-            st.merge(WARN, f"{self.time_jumps} packets with sensor time jumps dropped")
+        if e.time_jumps:
+            st.merge(WARN, f"{e.time_jumps} packets with sensor time jumps dropped")
         st.add_all({"decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
-                    "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "time_jumps": self.time_jumps})
+                    "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "time_jumps": e.time_jumps})
 
     def _diagnose_energy(self, st: Status) -> None:
         if self.energy is None:

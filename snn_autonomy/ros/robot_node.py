@@ -30,7 +30,6 @@ from ..loop.fused import FusedAgent
 from ..monitor.energy import EnergyAccountant
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from ..paths import model_path
-from ..perception.model_io import read_manifest
 from ..perception.runtime import StreamingPerception
 from ..sensors.dvs import DvsConfig
 from ..sensors.world_follower import WorldFollower
@@ -68,8 +67,7 @@ class RobotNode(Node):
         perception = StreamingPerception.from_file(g("model") or model_path("perception_default.npz"), backend,
                                                    **({"threads": 1} if backend == "onnxruntime" else {}))
         self.energy = EnergyAccountant.create(g("energy_profile"), g("energy_meter"),
-                                              read_manifest(g("model") or model_path("perception_default.npz"))
-                                              .get("dense_macs_per_step"))
+                                              perception.manifest.get("dense_macs_per_step"))
         cam = world_cfg.camera
         self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=bool(g("attention")),
                                 patrol=read_config(self, PatrolConfig, "patrol."),
