@@ -80,7 +80,7 @@ def test_sparse_and_dense_graphs_agree_step_for_step():
     real test-split frames, on all-zero frames from a fresh state (nothing active anywhere: empty
     index lists) and on a dense random frame."""
     path = model_path("perception_default.npz")
-    sparse, _ = make_stepper("onnxruntime", path)
+    sparse, _ = make_stepper("onnxruntime", path, dense_fallback=False)
     dense, _ = make_stepper("onnxruntime", path, sparse=False)
     assert dense.name == "onnxruntime-dense"
     data = generate(split_spec("test"))
@@ -102,6 +102,27 @@ def test_sparse_and_dense_graphs_agree_step_for_step():
         for k in ("v1", "v2", "v3", "acc"):
             np.testing.assert_allclose(sparse.state[k], dense.state[k], rtol=1e-5, atol=1e-4, err_msg=f"{k} step {t}")
     print(f"sparse vs dense over {len(frames)} steps: max logit diff {worst:.2e}")
+
+
+def test_busy_frames_take_the_dense_graph_and_the_state_carries_over():
+    """A burst (scattered noise on most pixels) in the middle of real frames: the default stepper
+    runs those steps in the dense graph and continues in the event-driven one from the same state."""
+    from snn_autonomy.backends.onnx_backend import DENSE_ABOVE
+
+    path = model_path("perception_default.npz")
+    mixed, _ = make_stepper("onnxruntime", path)
+    torch_s, _ = make_stepper("torch", path)
+    real = generate(split_spec("test")).x[:2].reshape(-1, 2, 48, 64).astype(np.float32)
+    noise = np.random.default_rng(5).poisson(0.3, (6, 2, 48, 64)).astype(np.float32)
+    assert all(np.count_nonzero(f) > DENSE_ABOVE for f in noise)
+    assert all(np.count_nonzero(f) <= DENSE_ABOVE for f in real[:10])
+    frames = list(real[:10]) + list(noise) + list(real[10:20])
+    mixed.reset()
+    torch_s.reset()
+    for t, f in enumerate(frames):
+        a, b = mixed.step(f), torch_s.step(f)
+        assert np.abs(a.logits - b.logits).max() < LOGIT_TOL, t
+    assert mixed.dense_steps == len(noise)
 
 
 def test_sparse_graph_is_the_default_and_int8_is_dense():

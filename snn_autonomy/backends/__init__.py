@@ -16,7 +16,8 @@ def make_stepper(name: str, model_file: Path, **options) -> Tuple[object, Dict]:
     """(stepper, manifest) of the model in `model_file` on back end `name`.
 
     Options of onnxruntime: providers (list), threads (int), int8 (bool), sparse (bool or None: the
-    event-driven graph where it is exact, i.e. one thread on the CPU provider; else the dense one).
+    event-driven graph where it is exact, i.e. one thread on the CPU provider; else the dense one),
+    dense_fallback (bool, default true: the event-driven graph hands busy frames to the dense one).
     Options of lava: tag ("floating_pt" or "fixed_pt"), max_steps (int, default the model's t_max),
     taps ("relay" or "delaydense"), timeout_s (float, per request), python (the Lava interpreter)."""
     from ..perception.model_io import load_model
