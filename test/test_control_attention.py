@@ -110,3 +110,35 @@ def test_fused_closed_loop_patrols_with_real_perception():
     assert 1.0 <= r["steps_per_decision"] <= 8.0         # attention caps at 8 steps
     assert r["watchdog_stops"][STALE] <= 2 * 1           # only the start, before the first decision
     assert np.isfinite(r["synops_per_decision"]) and r["synops_per_decision"] > 0
+
+
+# ---------------------------------------------------------------- clock jumps
+
+
+def test_watchdog_forgets_decisions_from_before_a_clock_jump():
+    w = SafetyWatchdog(WatchdogConfig(deadline_s=0.1))
+    w.feed(10.0, False, False)
+    assert w.check(10.05) is None
+    w.on_clock_jump(10.06)                            # announced (the node's jump callback), even a small one
+    assert w.check(10.06) == STALE and w.age_s(10.06) == float("inf")
+    w.feed(10.07, False, False)
+    assert w.check(10.08) is None
+    # unannounced: the clock reads earlier than the last decision; it never counts again,
+    # not even once the clock has caught up with it
+    assert w.check(3.0) == STALE and w.check(10.08) == STALE
+    assert w.clock_jumps == 2 and w.counters.stops[STALE] == 2
+    w.feed(4.0, False, False)
+    assert w.check(4.05) is None
+    assert w.counters.stopped_s >= 0.0                # time stopped across a jump is never negative
+
+
+@pytest.mark.parametrize("jump_to", [2.0, 500.0])
+def test_controller_stops_at_a_clock_jump_and_starts_again_from_rest(jump_to):
+    c = RobotController()
+    for k in range(60):
+        v, _ = c.on_decision(100.0 + 0.02 * k, (0.0, 0.0, 0.0), CLEAR, False)
+    assert v > 0.3
+    assert c.on_clock_jump(jump_to) == (0.0, 0.0) and c.mode == STALE
+    assert c.on_tick(jump_to + 0.01) == (0.0, 0.0)     # no decision since the jump: still stopped
+    v, w = c.on_decision(jump_to + 0.02, (0.0, 0.0, 0.0), CLEAR, False)
+    assert 0.0 < v <= LimitsConfig().max_linear_accel * 0.02 + 1e-9 and c.mode != STALE   # from rest, limited

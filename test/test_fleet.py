@@ -432,3 +432,24 @@ def test_rate_limit_config_is_validated():
         from_dict({"heartbeat_rate_limit_hz": 0.0}, FleetConfig)
     with pytest.raises(ConfigError, match="detection_burst"):
         from_dict({"detection_burst": 0}, FleetConfig)
+
+
+# ---------------------------------------------------------------- clock jumps
+
+
+@pytest.mark.parametrize("jump_s", [100.0, -95.0])
+def test_a_clock_jump_keeps_the_plan_and_a_dead_agent_is_still_lost(jump_s):
+    c = Coordinator(_cfg(), ARENA)
+    seqs: dict = {}
+    agents = {"robot_0": (1, 1), "robot_1": (9, 7)}
+    first = _run(c, seqs, agents, 100.0, 101.0)
+    assert len(first) == 1 and c.on_sighting(_seen("robot_0", 2, 2, 101.0), 101.0) is None
+    t = 101.0 + jump_s
+    c.on_clock_jump(t)                                 # the node's jump callback
+    assert _run(c, seqs, agents, t, t + 3.0) == []     # no re-plan, nobody lost or rejected
+    assert c.clock_jumps == 1 and sorted(c.members) == ["robot_0", "robot_1"] and not c.rejected
+    s = c.stats()   # the sighting was stamped on the old time line
+    assert s["detections_kept"] == 0 and s["detections_dropped_clock_jump"] == 1 and s["detections_accepted"] == 1
+    plans = _run(c, seqs, {"robot_0": (1, 1)}, t + 3.05, t + 5.0)
+    assert [p.lost_agent_ids for p in plans] == [("robot_1",)]
+    assert c.last_loss.silence_s <= c.cfg.heartbeat_timeout_s + c.cfg.tick_period_s + 1e-9

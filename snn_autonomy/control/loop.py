@@ -37,6 +37,12 @@ class RobotController:
         self.command = self.limiter.limit(c.linear, c.angular, now_s)
         return self.command
 
+    def on_clock_jump(self, now_s: float) -> Optional[Twist2]:
+        """The clock jumped to `now_s`: stop at once (stale) until a decision on the new time line;
+        the limiter's time restarts there, so the first command after it is acceleration-limited."""
+        self.watchdog.on_clock_jump(now_s)
+        return self.on_tick(now_s)
+
     def on_tick(self, now_s: float) -> Optional[Twist2]:
         """The watchdog's clock between decisions: a stop command when perception went stale."""
         if self.watchdog.check(now_s) == STALE:

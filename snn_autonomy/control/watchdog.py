@@ -10,6 +10,11 @@ halts forward motion and leaves turning in place to the controller: a round
 differential-drive base turning on the spot moves no part of itself toward what is
 ahead, and turning is how it gets the obstacle out of its path. Stops are counted by
 reason, with the time spent stopped.
+
+Clock jumps (simulation time reset or fast-forwarded): `on_clock_jump` forgets the last
+decision, so the robot stays stopped until a decision arrives on the new time line. As a
+second line of defence, `check` at a time before the last decision (the clock went back
+without the caller saying so) is taken as such a jump too.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ class SafetyWatchdog:
         self._imminent = False
         self._stopped_since: Optional[float] = None
         self._reason = ""
+        self.clock_jumps = 0
 
     def feed(self, now_s: float, label_center: bool, approaching: bool) -> None:
         self._last_feed = now_s
@@ -51,6 +57,8 @@ class SafetyWatchdog:
 
     def check(self, now_s: float) -> Optional[str]:
         """None when the robot may move; else why it must stop (a new stop is counted once)."""
+        if self._last_feed is not None and now_s < self._last_feed:
+            self.on_clock_jump(now_s)   # the clock went back unannounced: the last decision is from another time line
         if self._last_feed is None or now_s - self._last_feed > self.cfg.deadline_s:
             reason = STALE
         elif self._imminent:
@@ -61,7 +69,7 @@ class SafetyWatchdog:
             self.counters.stops[reason] += 1
             self.counters.last_reason = reason
         if reason is None and self._stopped_since is not None:
-            self.counters.stopped_s += now_s - self._stopped_since
+            self.counters.stopped_s += max(0.0, now_s - self._stopped_since)
             self._stopped_since = None
         elif reason is not None and self._stopped_since is None:
             self._stopped_since = now_s
@@ -69,4 +77,14 @@ class SafetyWatchdog:
         return reason
 
     def age_s(self, now_s: float) -> float:
+        """Seconds since the last decision that counts (inf if none)."""
         return float("inf") if self._last_feed is None else now_s - self._last_feed
+
+    def on_clock_jump(self, now_s: float) -> None:
+        """The clock jumped to `now_s`: decisions fed before no longer count, and time spent
+        stopped is measured on the new time line from here."""
+        self.clock_jumps += 1
+        self._last_feed = None
+        self._imminent = False
+        if self._stopped_since is not None:
+            self._stopped_since = now_s

@@ -18,6 +18,11 @@ each agent id has a token bucket for heartbeats and one for detections (`*_rate_
 nothing. A restarted agent whose
 sequence numbers start again is rejected (`seq_not_increasing`) until it is declared lost,
 and then joins anew — at most one timeout later.
+
+Clock jumps (simulation time reset or fast-forwarded): `on_clock_jump` rebases the time-dependent
+state on the new time line — every member counts as seen at the jump, so a forward jump does not
+lose the whole fleet and a backward one does not keep a silent agent alive; a dead agent is lost one
+timeout after the jump. A clock seen going back between calls is taken as a jump too.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ REJECT_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "non_fini
                   "out_of_arena", "non_finite_velocity", "bad_health", "bad_energy", "bad_seq", "bad_text",
                   "bad_capabilities", "bad_stamp", "seq_not_increasing", "fleet_full")
 DETECTION_DROP_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "bad_label", "non_finite",
-                          "bad_confidence", "bad_radius", "stale", "from_future", "overflow")
+                          "bad_confidence", "bad_radius", "stale", "from_future", "overflow", "clock_jump")
 MAX_TEXT_LENGTH = 256          # health_message
 MAX_CAPABILITIES = 32          # entries of AgentState.capabilities, each at most MAX_ID_LENGTH
 MAX_SEQ = 2 ** 64 - 1          # heartbeat_seq is a uint64
@@ -96,6 +101,11 @@ class TokenBuckets:
             return True
         return False
 
+    def rebase(self, now_s: float) -> None:
+        """The clock jumped to `now_s`: every bucket keeps its tokens and refills from there."""
+        for b in self._buckets.values():
+            b[1] = now_s
+
     def _prune(self, now_s: float) -> None:
         full_after = self.burst / self.rate_hz
         for k in [k for k, (_, t) in self._buckets.items() if now_s - t >= full_after]:
@@ -144,8 +154,7 @@ class Coordinator:
         self.losses = 0
         self.clock_jumps = 0
         self.last_loss: Optional[Loss] = None
-        self.detections = DetectionMerger(cfg.detection_horizon_s, cfg.merge_radius_m, cfg.future_tolerance_s,
-                                          cfg.max_detections)
+        self.detections = self._new_merger()
         self._reasons: List[str] = []
         self._due_s: Optional[float] = None
         self._lost: List[Tuple[str, float]] = []   # (agent id, last seen) since the previous plan
@@ -153,6 +162,10 @@ class Coordinator:
         self._now_s = -math.inf
         self._beat_buckets = TokenBuckets(cfg.heartbeat_rate_limit_hz, cfg.heartbeat_burst, 4 * cfg.max_agents)
         self._detection_buckets = TokenBuckets(cfg.detection_rate_limit_hz, cfg.detection_burst, 4 * cfg.max_agents)
+
+    def _new_merger(self) -> DetectionMerger:
+        c = self.cfg
+        return DetectionMerger(c.detection_horizon_s, c.merge_radius_m, c.future_tolerance_s, c.max_detections)
 
     # ------------------------------------------------------------------ inputs
     def allowed(self, agent_id: str) -> bool:
@@ -267,15 +280,31 @@ class Coordinator:
             self._reasons.append(reason)
         self._due_s = due_s if self._due_s is None else min(self._due_s, due_s)
 
+    def on_clock_jump(self, now_s: float) -> None:
+        """The clock jumped (either way) to `now_s`: rebase what was timed on the old time line.
+
+        Members count as seen now (each gets one full timeout to be heard again); a pending plan
+        and the periodic re-plan fall due from now; rate limits keep their tokens; sightings
+        stamped on the old time line are dropped (counted as `clock_jump`)."""
+        self.clock_jumps += 1
+        for m in self.members.values():
+            m.last_seen_s = now_s
+        if self._due_s is not None:
+            self._due_s = min(self._due_s, now_s)
+        if math.isfinite(self._next_periodic_s):
+            self._next_periodic_s = now_s + self.cfg.replan_period_s
+        self._beat_buckets.rebase(now_s)
+        self._detection_buckets.rebase(now_s)
+        old, self.detections = self.detections, self._new_merger()
+        self.detections.accepted, self.detections.dropped = old.accepted, old.dropped
+        self.detections.dropped["clock_jump"] += len(old)
+        self._now_s = now_s
+
     def _observe_clock(self, now_s: float) -> None:
-        """A clock that jumps back (simulation reset) must not make agents look alive for ages."""
+        """A clock seen going back (simulation reset) is a jump, even if nobody said so: it must
+        not make agents look alive for ages. (A jump forward looks like a pause: the caller says.)"""
         if now_s < self._now_s - 1e-6:
-            self.clock_jumps += 1
-            for m in self.members.values():
-                m.last_seen_s = min(m.last_seen_s, now_s)
-            if self._due_s is not None:
-                self._due_s = min(self._due_s, now_s)
-            self._next_periodic_s = min(self._next_periodic_s, now_s + self.cfg.replan_period_s)
+            self.on_clock_jump(now_s)
         self._now_s = now_s
 
     # ------------------------------------------------------------------ health

@@ -11,8 +11,11 @@ Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick
                        the perception stages plus `control`, and e2e = newest packet published ->
                        cmd_vel published (wall clock, DDS source timestamps; synchronised clocks
                        across hosts)
-           /diagnostics: mode, perception age, stops by reason; latency percentiles per stage
-                       graded against the budgets (OK / WARN / ERROR / STALE)
+           /diagnostics: mode, perception age, stops by reason, clock jumps; latency percentiles
+                       per stage graded against the budgets (OK / WARN / ERROR / STALE)
+Clock jumps (use_sim_time and the simulator reset or fast-forwarded, more than
+`clock_jump_threshold_s` either way): the robot stops at once and stays stopped until a
+decision arrives after the jump (decisions from before it no longer count).
 The logic is snn_autonomy.control.loop.RobotController; this node only converts messages.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
 from ..fleet.agent import start_pose_in_world
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from . import qos
+from .clock import on_clock_jumps
 from .convert import decision_trace_msg, odom_in_map
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
@@ -51,6 +55,8 @@ class ControlNode(Node):
         self.declare_parameter("start_pose", [0.0], d(description="x, y, yaw of the odom origin in the map "
                                                                   "frame ([0.0] = from world_config)"))
         self.declare_parameter("tick_hz", 50.0, d(description="watchdog check rate [Hz]"))
+        self.declare_parameter("clock_jump_threshold_s", 0.5, d(
+            description="a clock jump larger than this either way stops the robot until a new decision [s]"))
         for prefix, cls in (("patrol.", PatrolConfig), ("limits.", LimitsConfig), ("watchdog.", WatchdogConfig)):
             declare_config(self, cls, prefix)
         self.control = RobotController(read_config(self, PatrolConfig, "patrol."),
@@ -76,6 +82,9 @@ class ControlNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         self.create_subscription(Assignment, "assignment", self._on_assignment, qos.LATCHED)
         self.create_timer(1.0 / max(1.0, float(self.get_parameter("tick_hz").value)), self._tick)
+        self.last_clock_jump_s = 0.0
+        self._jumps = on_clock_jumps(self, float(self.get_parameter("clock_jump_threshold_s").value),
+                                     self._on_clock_jump)
         self.diag = Updater(self, hardware_id=f"control_{self.agent_id}")
         self.diag.add("control", self._diagnose)
         self.diag.add("latency", self._diagnose_latency)
@@ -126,13 +135,23 @@ class ControlNode(Node):
         if stop is not None:
             self._send(stop)
 
+    def _on_clock_jump(self, now_s: float, delta_s: float) -> None:
+        self.last_clock_jump_s = delta_s
+        stop = self.control.on_clock_jump(now_s)
+        if stop is not None:
+            self._send(stop)
+        self.get_logger().warning(f"clock jumped {delta_s:+.3f} s to {now_s:.3f} s: stopped until the next decision")
+
     def _diagnose(self, st: Status) -> None:
         c = self.control
         w = c.watchdog
         age = w.age_s(self._now())
-        if c.mode == STALE:
+        if c.mode == STALE and age == float("inf"):
+            st.summary(WARN, "stopped: no perception since the clock jump" if w.clock_jumps
+                       else "stopped: no perception yet")
+        elif c.mode == STALE:
             st.summary(WARN, f"stopped: no perception for {age * 1e3:.0f} ms (deadline "
-                             f"{w.cfg.deadline_s * 1e3:.0f} ms)" if age != float("inf") else "stopped: no perception yet")
+                             f"{w.cfg.deadline_s * 1e3:.0f} ms)")
         elif c.mode == IMMINENT:
             st.summary(WARN, "halted: obstacle ahead and approaching")
         else:
@@ -141,6 +160,7 @@ class ControlNode(Node):
                     "stops_stale": w.counters.stops[STALE], "stops_imminent": w.counters.stops[IMMINENT],
                     "stopped_s": round(w.counters.stopped_s, 2), "decisions": self.decisions,
                     "bad_decisions": self.bad_decisions, "odom_rejected": self.odom_rejected,
+                    "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(self.last_clock_jump_s, 3),
                     "linear": round(c.command[0], 3),
                     "angular": round(c.command[1], 3)})
 

@@ -9,7 +9,10 @@ Publishes  /fleet/plan           snn_autonomy_msgs/FleetPlan, reliable and trans
 Parameters: those of snn_autonomy.fleet.config.FleetConfig (allowed_agents: explicit ids or
 patterns; the default admits robot_0..robot_2 of the built-in world), and world_config for the
 arena size. Runs on any host of the fleet's DDS domain; run one coordinator per domain.
-Liveness and staleness use the node's clock (simulation time when use_sim_time is set).
+Liveness and staleness use the node's clock (simulation time when use_sim_time is set). A jump of
+that clock by more than `clock_jump_threshold_s` either way (simulator reset or fast-forwarded)
+rebases liveness and rate limits on the new time line (Coordinator.on_clock_jump): no re-plan of the
+whole fleet, no rejections; counted on /diagnostics as clock_jumps.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from ..fleet.regions import PatrolRegion
 from ..fleet.state import AgentReport
 from ..sim.config import load_world_config
 from . import qos
+from .clock import on_clock_jumps
 from .convert import ns_to_stamp, stamp_to_ns
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_config, read_config
@@ -113,6 +117,8 @@ class CoordinatorNode(Node):
         super().__init__("coordinator", **kwargs)
         self.declare_parameter("world_config", "", ParameterDescriptor(
             description="world YAML whose arena is partitioned ('' = the shipped default world)"))
+        self.declare_parameter("clock_jump_threshold_s", 0.5, ParameterDescriptor(
+            description="a clock jump larger than this either way rebases liveness on the new time line [s]"))
         declare_config(self, FleetConfig)
         cfg = read_config(self, FleetConfig)
         arena = load_world_config(self.get_parameter("world_config").value or None).arena.size_m
@@ -124,6 +130,9 @@ class CoordinatorNode(Node):
         self.create_timer(cfg.tick_period_s, self._tick)
         self.create_timer(cfg.detections_period_s, self._publish_detections)
         self._last_published_count = 0
+        self.last_clock_jump_s = 0.0
+        self._jumps = on_clock_jumps(self, float(self.get_parameter("clock_jump_threshold_s").value),
+                                     self._on_clock_jump)
         self.diag = Updater(self, hardware_id="fleet_coordinator")
         self.diag.add("fleet", self._diagnose)
         self.get_logger().info(
@@ -132,6 +141,12 @@ class CoordinatorNode(Node):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_clock_jump(self, now_s: float, delta_s: float) -> None:
+        self.last_clock_jump_s = delta_s
+        self.core.on_clock_jump(now_s)
+        self.get_logger().warning(f"clock jumped {delta_s:+.3f} s to {now_s:.3f} s: liveness rebased "
+                                  f"({len(self.core.members)} agents kept)")
 
     def _on_state(self, msg: AgentState) -> None:
         now = self._now()
@@ -185,6 +200,7 @@ class CoordinatorNode(Node):
         if s["detections_dropped_total"] - s["detections_dropped_stale"]:
             st.merge(WARN, "detections dropped (see counters)")
         st.add_all(s)
+        st.add("last_clock_jump_s", round(self.last_clock_jump_s, 3))
 
 
 def main(args: Optional[List[str]] = None) -> None:

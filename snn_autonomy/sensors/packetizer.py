@@ -22,8 +22,21 @@ class Packetizer:
         self.width, self.height, self.period_us = int(width), int(height), int(period_us)
         self._pending: List[EventBatch] = []
         self._window_start: Optional[int] = None
+        self.restarts = 0             # times the stream's time ran back (its source restarted)
+        self.dropped_on_restart = 0   # events of the unfinished window of the old time line
+
+    @property
+    def pending_events(self) -> int:
+        """Events held for the window that has not ended yet."""
+        return sum(len(b) for b in self._pending)
 
     def push(self, batch: EventBatch, now_us: int) -> List[Tuple[int, EventBatch]]:
+        if self._window_start is not None and now_us < self._window_start:
+            # time ran back (a restarted simulator or driver): the old line's last window can never
+            # close; drop it (counted) and start windows on the new time line
+            self.restarts += 1
+            self.dropped_on_restart += self.pending_events
+            self._pending, self._window_start = [], None
         if self._window_start is None:
             self._window_start = (int(now_us) // self.period_us) * self.period_us
             if len(batch):

@@ -1,5 +1,9 @@
 """One robot's camera in a local copy of the built-in world that follows the world node's
-published states: what the `world` source of the event sensor and the fused robot node share."""
+published states: what the `world` source of the event sensor and the fused robot node share.
+
+A world whose step count goes back (the world node restarted, simulation time from 0 again)
+starts a new time line: the camera and its pixels start afresh (counted in `time_resets`),
+or the camera would wait for the old time of its next frame and stay silent until then."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -18,6 +22,7 @@ class WorldFollower:
         self.world: World
         self.camera: WorldCamera
         self.missed_states = 0   # states that never arrived (the camera skipped frames)
+        self.time_resets = 0     # times the world's step went back (a restarted world)
         self._last_step: Optional[int] = None
         self.build(cfg.robots.count)
 
@@ -41,7 +46,10 @@ class WorldFollower:
         if n_robots != len(self.world.robot_ids):   # the world node overrides the count
             self.build(n_robots)
         apply(self.world)
-        if self._last_step is not None and step != self._last_step + 1:
-            self.missed_states += max(0, step - self._last_step - 1)
+        if self._last_step is not None and step <= self._last_step:
+            self.time_resets += 1
+            self.camera = WorldCamera(self.world, self.index, self.dvs)   # a new time line: fresh pixels
+        elif self._last_step is not None:
+            self.missed_states += step - self._last_step - 1
         self._last_step = step
         return self.camera.capture() if self.camera.frame_due() else None
