@@ -87,6 +87,8 @@ class StreamCounters:
     rejected_geometry: int = 0       # width/height of 0 or beyond 2048
     geometry_changes: int = 0        # decoder restarted for a new sensor size
     seq_restarts: int = 0            # seq went backwards: the driver restarted
+    first_seq: int = -1              # seq of the first packet heard (a driver counts from 0: the
+                                     # packets it sent before this subscriber joined)
     last_problem: str = ""
 
     def as_dict(self) -> dict:
@@ -139,7 +141,9 @@ class PacketStreamDecoder:
                 c.geometry_changes += 1
                 c.last_problem = f"packet {pkt.seq}: stream changed to {key[0]} {key[1]}x{key[2]}; decoder restarted"
             self._decoder, self._key = decoder, key
-        if self._last_seq is not None:
+        if self._last_seq is None:
+            c.first_seq = int(pkt.seq)
+        else:
             if pkt.seq > self._last_seq + 1:
                 c.lost_packets += int(pkt.seq - self._last_seq - 1)
             elif pkt.seq <= self._last_seq:

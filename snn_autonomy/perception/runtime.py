@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ..events.batch import EventBatch
+from ..events.batch import EVENT_DTYPE, EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
@@ -123,6 +123,7 @@ class StreamingPerception:
         self._last_stamp = 0
         self._last_now_us: Optional[int] = None
         self.time_jumps = 0
+        self.loss_restarts = 0
         self.decisions = 0
 
     @classmethod
@@ -152,6 +153,19 @@ class StreamingPerception:
     def set_roi(self, roi: Optional[Roi]) -> None:
         self.roi = roi
 
+    def warm_up(self, steps: int = 4) -> None:
+        """Run a few steps on a synthetic stream and forget them: first-run costs (the back end's
+        allocations, kernel loads) are paid before real data flows, not on its first packet."""
+        w, h = self.sensor
+        rng = np.random.default_rng(0)
+        ev = np.zeros(64, EVENT_DTYPE)
+        ev["x"], ev["y"], ev["p"] = rng.integers(0, w, 64), rng.integers(0, h, 64), rng.integers(0, 2, 64)
+        for k in range(steps):
+            ev["t"] = np.sort(rng.integers(k * self.bin_us, (k + 1) * self.bin_us, 64))
+            self.push(EventBatch(ev.copy(), w, h), (k + 1) * self.bin_us)
+        self.restart()
+        self.decisions = 0
+
     def restart(self) -> None:
         """Forget the stream's time line and the decision in progress (after a time jump)."""
         self._bins = None
@@ -159,19 +173,29 @@ class StreamingPerception:
         self._last_now_us = None
 
     # ------------------------------------------------------------------ data
-    def push(self, batch: EventBatch, now_us: int, packet_seq: int = -1, stamp_ns: int = 0) -> List[Decision]:
+    def push(self, batch: EventBatch, now_us: int, packet_seq: int = -1, stamp_ns: int = 0,
+             lost_before: int = 0) -> List[Decision]:
         """Add events up to sensor time `now_us`; returns the decisions completed.
 
         Sensor time leaping more than MAX_TIME_JUMP_US from the last push, or a batch spanning
         more than that, would mean stepping the network through every bin of the gap: such a
         batch is dropped, counted in `time_jumps`, and the stream starts afresh. Small jitter
-        backwards is clamped: the stream's time line never runs back."""
+        backwards is clamped: the stream's time line never runs back.
+        lost_before: packets lost in transport just before this one. When they took more than
+        one time step of sensor time, that step was not seen, not empty: stepping it as empty
+        would tell the network nothing happened, so the decision in progress is dropped and the
+        stream starts afresh with this batch (counted in `loss_restarts`). Shorter losses thin
+        one step's input, as the rate cap does."""
         last = self._last_now_us
         if (last is not None and abs(now_us - last) > MAX_TIME_JUMP_US) or \
                 (len(batch) and now_us - batch.t_first > MAX_TIME_JUMP_US):
             self.time_jumps += 1
             self.restart()
             return []
+        if lost_before and last is not None and now_us - last > self.bin_us:
+            self.loss_restarts += 1
+            self.restart()
+            last = None
         if last is not None:
             now_us = max(now_us, last)
         self._last_now_us = now_us

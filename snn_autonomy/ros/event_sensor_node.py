@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict
 from typing import List, Optional
 
 from event_camera_msgs.msg import EventPacket
@@ -24,6 +25,7 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
+from ..config import ConfigError, from_dict
 from ..events.batch import EventBatch
 from ..events.packet import PacketEncoder, PacketStreamDecoder
 from ..sensors.controls import EventFilter
@@ -39,6 +41,9 @@ from .params import declare_config, read_config
 from .spin import exit_with, spin_node
 
 SOURCES = ("world", "image", "bag", "raw", "camera")
+# the emulator's noise rates change while streaming (as a real camera's biases do); the other
+# dvs.* parameters shape the pixel array and take effect at the next configure
+LIVE_DVS = ("dvs.leak_rate_hz", "dvs.shot_noise_rate_hz")
 
 
 class EventSensorNode(LifecycleNode):
@@ -200,6 +205,10 @@ class EventSensorNode(LifecycleNode):
 
     def _on_params(self, params) -> SetParametersResult:
         names = {p.name: p.value for p in params}
+        if self._filter is not None and any(n.startswith("dvs.") for n in names):
+            result = self._set_noise(names)
+            if not result.successful:
+                return result
         knobs = {"roi", "erc_mode", "erc_rate", "subsample"}
         if not knobs & set(names) or self._filter is None:
             return SetParametersResult(successful=True)
@@ -211,6 +220,32 @@ class EventSensorNode(LifecycleNode):
             warnings = self._apply_controls(cur("roi"), cur("erc_mode"), cur("erc_rate"), cur("subsample"))
             rejected = self._filter.counters.commands_rejected > before
         return SetParametersResult(successful=not rejected, reason="; ".join(warnings))
+
+    def _set_noise(self, names: dict) -> SetParametersResult:
+        """Live change of the emulated pixels' noise rates (validated as at configure)."""
+        fixed = sorted(n for n in names if n.startswith("dvs.") and n not in LIVE_DVS)
+        if fixed:
+            return SetParametersResult(successful=False, reason=f"{', '.join(fixed)} take effect at configure "
+                                                                "(deactivate, clean up, configure again)")
+        if self.source not in ("world", "image"):
+            return SetParametersResult(successful=False, reason=f"source {self.source} is a real sensor: "
+                                                                "no emulated noise to change")
+        try:
+            cfg = from_dict({**asdict(self.dvs), **{n[len("dvs."):]: v for n, v in names.items() if n in LIVE_DVS}},
+                            DvsConfig, "dvs")
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.dvs = cfg
+        if self.follower is not None:       # also what a rebuilt camera starts from
+            self.follower.dvs = cfg
+            self.follower.camera.emulator.set_noise(cfg.leak_rate_hz, cfg.shot_noise_rate_hz)
+        else:
+            self.images.dvs = cfg
+            if self.images.emulator is not None:
+                self.images.emulator.set_noise(cfg.leak_rate_hz, cfg.shot_noise_rate_hz)
+        self.get_logger().info(f"noise now: leak {cfg.leak_rate_hz} Hz, shot noise {cfg.shot_noise_rate_hz} Hz "
+                               "per pixel")
+        return SetParametersResult(successful=True)
 
     def _on_attention(self, msg: AttentionCommand) -> None:
         roi = [msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height]
@@ -325,7 +360,9 @@ class EventSensorNode(LifecycleNode):
         roi = ctl.roi
         st.add_all({
             "source": self.source, "sensor": f"{self.width}x{self.height}", "packets": self.packets,
-            "events_in": c.events_in, "events_out": self.events_out, "dropped_roi": c.dropped_roi,
+            "events_in": c.events_in, "events_out": self.events_out,
+            "events_pending": self._packetizer.pending_events if self._packetizer is not None else 0,
+            "dropped_time_reset": self._packetizer.dropped_on_restart if self._packetizer is not None else 0, "dropped_roi": c.dropped_roi,
             "dropped_subsample": c.dropped_subsample, "dropped_rate_cap": c.dropped_rate_cap,
             "roi": "full" if roi is None else f"{roi.x_offset},{roi.y_offset},{roi.width},{roi.height}",
             "rate_cap_ev_s": ctl.rate_cap_ev_s, "subsample": ctl.subsample,
@@ -335,6 +372,7 @@ class EventSensorNode(LifecycleNode):
         if self.source == "world" and self.follower is not None:
             missed = self.follower.missed_states
             st.add("missed_world_states", missed)
+            st.add("world_time_resets", self.follower.time_resets)
             if missed:
                 st.merge(WARN, f"{missed} world states missed (frames skipped)")
         if self.source == "image":

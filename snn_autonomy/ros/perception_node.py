@@ -33,6 +33,7 @@ from ..events.roi import Roi
 from ..monitor.energy import DecisionEnergy, EnergyAccountant
 from ..paths import model_path
 from ..perception.runtime import Decision, StreamingPerception
+from ..sensors.warmup import warm_up
 from . import qos
 from .convert import msg_to_packet, perception_msg
 from .diagnostics import OK, WARN, Status, Updater
@@ -99,6 +100,8 @@ class PerceptionNode(LifecycleNode):
                                           self.get_parameter("confidence_threshold").value or None)
         for p in problems:
             self.get_logger().warning(p)
+        warm_up()                  # the decoders' kernels
+        self.engine.warm_up()      # the back end's first runs
         try:
             self.energy = EnergyAccountant.create(self.get_parameter("energy_profile").value,
                                                   self.get_parameter("energy_meter").value,
@@ -162,7 +165,9 @@ class PerceptionNode(LifecycleNode):
         self._packet_wall_ns = int(info["source_timestamp"])
         self._transport_ms = (int(info["received_timestamp"]) - self._packet_wall_ns) * 1e-6
         pkt = msg_to_packet(msg)
+        lost = self.decoder.counters.lost_packets
         batch = self.decoder.decode(pkt)
+        lost = self.decoder.counters.lost_packets - lost
         self.packets += 1
         if batch is None:
             self.last_problem = self.decoder.counters.last_problem
@@ -178,7 +183,7 @@ class PerceptionNode(LifecycleNode):
         self._decode_ms = (t1 - t0) * 1e3
         self.energy.begin()
         jumps = self.engine.time_jumps
-        decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns)
+        decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns, lost_before=lost)
         self.energy.end()
         if self.engine.time_jumps > jumps:   # dropped by the engine, which restarted its time line
             self.last_problem = f"packet {pkt.seq}: sensor time jumped to {now_us} us; stream restarted"
@@ -212,12 +217,15 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, "; ".join(stats.problems()) or c.last_problem)
         if e.time_jumps:
             st.merge(WARN, f"{e.time_jumps} packets with sensor time jumps dropped")
+        if e.loss_restarts:
+            st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
         st.add_all({"decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
-                    "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "time_jumps": e.time_jumps})
+                    "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "first_seq": c.first_seq, "time_jumps": e.time_jumps,
+                    "loss_restarts": e.loss_restarts})
 
     def _diagnose_energy(self, st: Status) -> None:
         if self.energy is None:

@@ -15,7 +15,7 @@ Units: time in integer microseconds, intensity linear in (0, 1].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -146,6 +146,11 @@ class DvsEmulator:
         self.t_us: Optional[int] = None
         self.frames = 0
         self.events = 0
+
+    def set_noise(self, leak_rate_hz: float, shot_noise_rate_hz: float) -> None:
+        """Change the noise rates from the next frame on (as a real camera's biases can be changed
+        while it streams); thresholds, mismatch and the random stream stay as they are."""
+        self.cfg = replace(self.cfg, leak_rate_hz=float(leak_rate_hz), shot_noise_rate_hz=float(shot_noise_rate_hz))
 
     def reset(self) -> None:
         """Forget the last frame (the next frame sets new references)."""
