@@ -269,6 +269,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report["launcher_exit_status"] == 0 else 1
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from .chaos.run import FAULTS, run_chaos
+
+    faults = args.faults.split(",") if args.faults else list(FAULTS)
+    result = run_chaos(args.agents, faults, out_dir=Path(args.out), seed=args.seed,
+                       real_time_factor=args.real_time_factor, log=lambda line: print(line, file=sys.stderr))
+    if args.json:
+        _print_json(result)
+    else:
+        rows = {name: ("survived" if r["survived"] else "NOT SURVIVED") + f": {r['what_happened']}"
+                for name, r in result["faults"].items()}
+        rows["unsafe commands"] = result["unsafe_commands"]
+        _print_table("chaos", rows)
+    return 0 if result["all_survived"] else 1
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
@@ -307,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--real-time-factor", type=float, default=0.5, help="world speed (default 0.5)")
     demo.add_argument("--json", action="store_true", help="print the report as JSON (no live table)")
     demo.set_defaults(func=cmd_demo)
+
+    ch = sub.add_parser("chaos", help="the fault catalogue against a live fleet: survived or not, and the figures")
+    ch.add_argument("--agents", type=int, default=2)
+    ch.add_argument("--faults", default="", help="comma-separated subset of the catalogue (default: all)")
+    ch.add_argument("--seed", type=int, help="world seed (default: the world file's)")
+    ch.add_argument("--out", default="runs/chaos", help="output directory for logs (default: runs/chaos)")
+    ch.add_argument("--real-time-factor", type=float, default=0.25, help="world speed (default 0.25: see "
+                                                                          "snn_autonomy/chaos/run.py)")
+    ch.add_argument("--json", action="store_true")
+    ch.set_defaults(func=cmd_chaos)
 
     rep = sub.add_parser("replay", help="replay an EventPacket bag through the event core")
     rep.add_argument("--bag", help="EventPacket bag to replay (default: the shipped evt3 recording)")

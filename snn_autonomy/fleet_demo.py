@@ -34,7 +34,7 @@ from .perception.model_io import read_manifest
 RECORD = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel", "odom", "assignment")
 
 
-def _world_yaml(out: Path, agents: int, seed: Optional[int]) -> Path:
+def world_yaml(out: Path, agents: int, seed: Optional[int]) -> Path:
     doc = yaml.safe_load(config_path("world_default.yaml").read_text())
     doc["world"]["robots"]["count"] = agents
     if seed is not None:
@@ -105,8 +105,8 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
         import shutil
 
         shutil.rmtree(bag)
-    world_yaml = _world_yaml(out, agents, seed)
-    cfg = LaunchConfig(robots=agents, mode=mode, attention=attention, world_config=str(world_yaml),
+    world_path = world_yaml(out, agents, seed)
+    cfg = LaunchConfig(robots=agents, mode=mode, attention=attention, world_config=str(world_path),
                        world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents},
                        perception_parameters={"backend": "onnxruntime"} if mode == "split" else {})
     plan = build_plan(cfg)
@@ -162,7 +162,7 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
         rclpy.try_shutdown()
     if watch.first_decision_s is None:
         raise RuntimeError(f"the fleet made no decision; see the node logs in {out / 'logs'}")
-    world_cfg = load_world_config(str(world_yaml))
+    world_cfg = load_world_config(str(world_path))
     report, run = summarise(bag, agents, duration_s, model_t_max, extra={
         "mode": mode, "attention": attention, "seed": world_cfg.seed,
         "real_time_factor": real_time_factor, "launcher_exit_status": status,

@@ -388,17 +388,35 @@ class Launcher:
         return old
 
     # ------------------------------------------------------------------ run / stop
+    def start(self) -> None:
+        """Start every node of the plan (in plan order); then `poll()` supervises and `shutdown()` stops."""
+        self.say(f"{len(self.nodes)} nodes, logs in {self.log_dir}")
+        for n in self.nodes:
+            if self.stop_reason:
+                break
+            self._start(n)
+        self._write_state()
+
+    def node(self, label: str) -> NodeRun:
+        """The node run of `label` (its fully qualified name without the leading slash)."""
+        for n in self.nodes:
+            if n.label == label.lstrip("/"):
+                return n
+        raise KeyError(f"no node {label!r} in the plan (nodes: {', '.join(n.label for n in self.nodes)})")
+
+    def signal_node(self, label: str, sig: int) -> None:
+        """Send `sig` to the running node's whole process group (SIGSTOP / SIGCONT / SIGKILL for faults)."""
+        n = self.node(label)
+        if n.state != "running":
+            raise RuntimeError(f"{label} is {n.state}, not running")
+        _signal_group(n.proc.pid, sig)
+
     def run(self, duration_s: Optional[float] = None, on_tick: Optional[Callable[[], None]] = None,
             tick_s: float = 0.1) -> int:
         """Start every node, supervise until a signal, `duration_s` or no node left; stop; exit status."""
         old = self._install_signals()
         try:
-            self.say(f"{len(self.nodes)} nodes, logs in {self.log_dir}")
-            for n in self.nodes:
-                if self.stop_reason:
-                    break
-                self._start(n)
-            self._write_state()
+            self.start()
             t_end = None if duration_s is None else time.monotonic() + duration_s
             while not self.stop_reason:
                 if not self.poll():

@@ -68,10 +68,11 @@ def chain(open_floor_world):
 
 
 def _events_in_rate(rec, since: float) -> float:
-    """The sensor's emitted event rate [ev/s] from its counters on /diagnostics after `since`."""
-    pts = [(t, int(diag_values([m], "event_sensor: event stream")["events_in"]))
-           for t, m in rec["diag"] if t >= since and diag_values([m], "event_sensor: event stream")]
-    assert len(pts) >= 2, "too few sensor diagnostics in the window"
+    """The sensor's event rate per second of simulation time (the packets' stamps) from its
+    counters on /diagnostics after `since`."""
+    vals = [diag_values([m], "event_sensor: event stream") for t, m in rec["diag"] if t >= since]
+    pts = [(float(v["stamp_s"]), int(v["events_in"])) for v in vals if v]
+    assert len(pts) >= 2 and pts[-1][0] > pts[0][0], "too few sensor diagnostics in the window"
     (t0, e0), (t1, e1) = pts[0], pts[-1]
     return (e1 - e0) / (t1 - t0)
 

@@ -43,6 +43,8 @@ class AttentionNode(Node):
         self.declare_parameter("agent_id", "", d(description="robot id ('' = the namespace)"))
         self.declare_parameter("model", "", d(description="model whose T_max and threshold are the full budget"))
         self.declare_parameter("world_config", "", d(description="world YAML: camera geometry and start pose"))
+        self.declare_parameter("republish_s", 1.0, d(description="an unchanged command is sent again after this "
+                                                                 "long (changes are sent at once) [s]"))
         declare_config(self, AttentionConfig)
         world = self.get_parameter("world_config").value or None
         cam = load_world_config(world).camera
@@ -55,7 +57,11 @@ class AttentionNode(Node):
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
-        self.sent = {"calm": 0, "alert": 0}
+        self.sent = {"calm": 0, "alert": 0}     # decisions by the budget they chose
+        self.published = 0
+        self.republish_ns = int(float(self.get_parameter("republish_s").value) * 1e9)
+        self._last_sent: Optional[tuple] = None
+        self._last_sent_ns = 0
         self.last_reason = ""
         self.rejected = {"cmd_vel": 0, "odom": 0, "perception": 0, "detections": 0}   # bad input, dropped
         self._pub = self.create_publisher(AttentionCommand, "attention", qos.COMMAND)
@@ -102,6 +108,15 @@ class AttentionNode(Node):
         a = self.policy.decide(AttentionInputs(self.cmd[0], self.cmd[1], int(msg.label), float(msg.confidence),
                                                bool(msg.approaching), pose=self.pose, shared=self.shared,
                                                agent_id=self.agent_id))
+        self.sent[a.mode] += 1
+        # Only a change is news to the sensor and perception (each command costs both a callback,
+        # and decisions come at up to a few hundred per second); an unchanged one is refreshed
+        # now and then for subscribers that joined late.
+        key = (tuple(a.roi), a.rate_cap_ev_s, a.t_max, a.threshold)
+        now_ns = self.get_clock().now().nanoseconds
+        if key == self._last_sent and now_ns - self._last_sent_ns < self.republish_ns:
+            return
+        self._last_sent, self._last_sent_ns = key, now_ns
         m = AttentionCommand()
         m.header.stamp = msg.header.stamp
         m.agent_id = self.agent_id
@@ -111,8 +126,8 @@ class AttentionNode(Node):
         m.t_max = int(a.t_max)
         m.confidence_threshold = float(a.threshold)
         m.reason = f"{a.mode}: {a.reason}"
-        self.sent[a.mode] += 1
         self.last_reason = m.reason
+        self.published += 1
         self._pub.publish(m)
 
     def _diagnose(self, st: Status) -> None:
@@ -120,7 +135,8 @@ class AttentionNode(Node):
         if any(self.rejected.values()):
             st.merge(WARN, "bad input dropped: " + ", ".join(f"{n} {k}" for k, n in self.rejected.items() if n))
         total = max(1, sum(self.sent.values()))
-        st.add_all({"commands": sum(self.sent.values()), "calm_fraction": round(self.sent[CALM] / total, 3),
+        st.add_all({"decisions": sum(self.sent.values()), "commands": self.published,
+                    "calm_fraction": round(self.sent[CALM] / total, 3),
                     "last_reason": self.last_reason, "shared_detections": len(self.shared),
                     **{f"rejected_{k}": n for k, n in self.rejected.items()}})
 

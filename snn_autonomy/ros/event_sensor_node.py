@@ -86,6 +86,7 @@ class EventSensorNode(LifecycleNode):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.packets = 0
+        self.last_stamp_ns = 0      # of the newest packet: the source's time (simulation time for the world)
         self.events_out = 0
         self.source_problems = 0
         self.last_problem = ""
@@ -264,6 +265,7 @@ class EventSensorNode(LifecycleNode):
     def _publish(self, batch: EventBatch, stamp_ns: int) -> None:
         """Encode one packet and publish it (caller holds the lock)."""
         pkt = self._encoder.encode(batch, stamp_ns=stamp_ns)
+        self.last_stamp_ns = stamp_ns
         if self._pub is not None:
             self._pub.publish(packet_to_msg(pkt))
         self.packets += 1
@@ -360,6 +362,7 @@ class EventSensorNode(LifecycleNode):
         roi = ctl.roi
         st.add_all({
             "source": self.source, "sensor": f"{self.width}x{self.height}", "packets": self.packets,
+            "stamp_s": f"{self.last_stamp_ns * 1e-9:.6f}",
             "events_in": c.events_in, "events_out": self.events_out,
             "events_pending": self._packetizer.pending_events if self._packetizer is not None else 0,
             "dropped_time_reset": self._packetizer.dropped_on_restart if self._packetizer is not None else 0, "dropped_roi": c.dropped_roi,

@@ -10,13 +10,17 @@ import sys
 from typing import Callable, List, Optional
 
 import rclpy
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
 from .security import SecurityError, check_security
 
-STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError)
+# a value out of a parameter's declared range or of the wrong type, a bad node or topic name:
+# configuration errors too, raised by rclpy while the node declares its parameters
+STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError, ParameterException,
+                  NameValidationException)
 
 
 def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None) -> int:
@@ -48,8 +52,9 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         pass
     except Exception:
         # A callback that was publishing when SIGINT/SIGTERM shut the context down
-        # fails with "context is invalid": that is a normal shutdown, anything else is not.
-        if node is not None and node.context.ok():
+        # fails with "context is invalid": that is a normal shutdown, anything else is not
+        # (and neither is any other error while the node was being built).
+        if node.context.ok() if node is not None else rclpy.ok():
             raise
     finally:
         if node is not None:

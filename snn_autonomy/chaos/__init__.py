@@ -1,0 +1,1 @@
+"""Fault injection against a live fleet (`snn-autonomy chaos`)."""

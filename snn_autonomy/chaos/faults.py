@@ -1,0 +1,375 @@
+"""The fault catalogue, each run against a live fleet (`LiveFleet`) and judged on what the
+probe recorded. Every fault returns a dict: `survived` (bool), its measured figures, and
+`what_happened` (one line). Faults leave the fleet running for the next one.
+
+Signals stand in for the faults they cause: SIGSTOP of a node freezes it as a hung driver
+or a host that stopped scheduling it would (its peers see silence; for the coordinator, an
+agent silenced this way is one whose link was cut); SIGKILL is a crash.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..control.limits import LimitsConfig
+from ..control.watchdog import WatchdogConfig
+from ..monitor.latency import LatencyBudgets
+from ..sensors.dvs import DvsConfig
+from .live import CONTROL, PERCEPTION, STREAM, LiveFleet
+
+# Allowances on top of the watchdog deadline for a stop to count as in time: one control
+# tick (50 Hz) and DDS delivery and scheduling with every node of the fleet on two cores.
+STOP_SLACK_S = 0.02 + 0.2
+BURST = 20                     # x the nominal event rate
+STANDSTILL_MPS = 0.02
+HOSTILE_MARK = -12345.0        # linear.z of the hostile fault's own Twists (the probe records apart)
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _stop_after(f: LiveFleet, robot: str, t0: float, t_end: float) -> Optional[float]:
+    """When, after t0, the robot's commands became zero and stayed zero up to t_end."""
+    cmds = [c for c in f.cmd[robot] if t0 <= c[0] <= t_end]
+    moving = [t for t, v, w in cmds if v != 0.0 or w != 0.0]
+    after = moving[-1] if moving else t0
+    zeros = [t for t, v, w in cmds if t >= after and v == 0.0 and w == 0.0]
+    return zeros[0] if zeros else None
+
+
+def _standstill(f: LiveFleet, robot: str, t0: float) -> bool:
+    return any(t > t0 and s < STANDSTILL_MPS for t, s in f.speed[robot])
+
+
+def _deciding(f: LiveFleet, robot: str, since: float) -> bool:
+    return any(t > since for t in f.decisions[robot])
+
+
+def settle(f: LiveFleet, timeout_s: float = 20.0) -> bool:
+    """Every robot decided in the last half second (the fleet is back to normal)."""
+    return f.wait_until(lambda: all(_deciding(f, r, _now() - 0.5) for r in f.robots), timeout_s) is not None
+
+
+def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float) -> Dict[str, Any]:
+    """Stop or kill `robot`'s `node` (sensing or perception): the robot must come to a stop
+    within the watchdog deadline and stay stopped until decisions resume."""
+    deadline = WatchdogConfig().deadline_s
+    label = f"{robot}/{node}"
+    respawns = f.launcher.node(label).respawns
+    t0 = _now()
+    f.launcher.signal_node(label, sig)
+    try:
+        f.wait(hold_s)
+        t_hold = _now()
+        stop = _stop_after(f, robot, t0, t_hold)
+        stand = f.wait_until(lambda: _standstill(f, robot, t0), 3.0)
+    finally:
+        if sig == signal.SIGSTOP:
+            f.launcher.signal_node(label, signal.SIGCONT)
+    t_release = _now()
+    recover = f.wait_until(lambda: _deciding(f, robot, t_release), 30.0)
+    t_back = _now()
+    moved = blind_moves(f, robot, t0, t_back)
+    out: Dict[str, Any] = {
+        "time_to_stop_s": None if stop is None else round(stop - t0, 3),
+        "time_to_standstill_s": None if stand is None else round(t_hold - t0 + stand, 3),
+        "time_to_recover_s": None if recover is None else round(t_release - t0 + recover, 3),
+        "moved_while_blind": moved,
+        "collisions": sum(1 for t in f.collisions[robot] if t0 <= t <= t_back),
+    }
+    if sig == signal.SIGKILL:
+        out["respawned"] = f.launcher.node(label).respawns > respawns
+    in_time = stop is not None and stop - t0 <= deadline + STOP_SLACK_S
+    out["survived"] = bool(in_time and not moved and recover is not None and out["collisions"] == 0
+                           and out.get("respawned", True))
+    return out
+
+
+REORDER_S = 0.05               # the probe may hear a command before the decision that caused it
+
+
+def blind_moves(f: LiveFleet, robot: str, t0: float, t1: float) -> int:
+    """Commands to move in [t0, t1] that no decision of the last deadline (plus slack) backed."""
+    window = WatchdogConfig().deadline_s + STOP_SLACK_S
+    decided = np.asarray(f.decisions[robot])
+    n = 0
+    for t, v, _ in f.cmd[robot]:
+        if t0 <= t <= t1 and v != 0.0 and not np.any((decided > t - window) & (decided <= t + REORDER_S)):
+            n += 1
+    return n
+
+
+def sensor_stall(f: LiveFleet, robot: str) -> Dict[str, Any]:
+    out = _silenced_robot(f, robot, "event_sensor", signal.SIGSTOP, hold_s=1.5)
+    out["what_happened"] = (f"{robot}'s event sensor frozen 1.5 s: commands zero after {out['time_to_stop_s']} s "
+                            f"(watchdog deadline {WatchdogConfig().deadline_s} s), deciding again "
+                            f"{out['time_to_recover_s']} s after the stall began")
+    return out
+
+
+def perception_killed(f: LiveFleet, robot: str) -> Dict[str, Any]:
+    out = _silenced_robot(f, robot, "perception", signal.SIGKILL, hold_s=0.8)
+    out["what_happened"] = (f"{robot}'s perception killed: commands zero after {out['time_to_stop_s']} s, "
+                            f"respawned, deciding again after {out['time_to_recover_s']} s; "
+                            f"{out['moved_while_blind']} commands to move while blind")
+    return out
+
+
+def _event_rate(f: LiveFleet, stream: str, since: float) -> Optional[float]:
+    """Events per second of the sensor's own time (simulation time for the world: the rate the
+    network sees, whatever the real-time factor) from its /diagnostics after `since`."""
+    pts = [(float(v["stamp_s"]), float(v["events_in"])) for _, v in f.diag_values(stream, since) if "stamp_s" in v]
+    if len(pts) < 2 or pts[-1][0] <= pts[0][0]:
+        return None
+    (t0, a), (t1, b) = pts[0], pts[-1]
+    return (b - a) / (t1 - t0)
+
+
+def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
+    """The sensor's shot noise raised to give 20x the nominal event rate for 4 s."""
+    sensor, stream, perc = f"/{robot}/event_sensor", f"{robot}/{STREAM}", f"{robot}/{PERCEPTION}"
+    t0 = _now()
+    f.wait(3.2)
+    nominal = _event_rate(f, stream, t0)
+    if not nominal:
+        return {"survived": False, "what_happened": "no sensor diagnostics to measure the nominal rate"}
+    base = DvsConfig().shot_noise_rate_hz
+    w, h = (int(v) for v in f.diag_values(stream)[-1][1]["sensor"].split("x"))
+    lost0, cap0 = f.counter(perc, "lost_packets"), f.counter(stream, "dropped_rate_cap")
+    ok, why = f.set_parameter(sensor, "dvs.shot_noise_rate_hz", base + (BURST - 1) * nominal / (w * h))
+    if not ok:
+        return {"survived": False, "what_happened": f"the sensor refused the noise setting: {why}"}
+    tb = _now()
+    f.wait(4.2)
+    te = _now()
+    f.set_parameter(sensor, "dvs.shot_noise_rate_hz", base)
+    burst = _event_rate(f, stream, tb + 0.2) or 0.0
+    e2e = [ms for t, ms in f.e2e[robot] if tb + 0.5 <= t <= te]
+    p99 = float(np.percentile(e2e, 99)) if e2e else math.inf
+    before = [ms for t, ms in f.e2e[robot] if t0 <= t <= tb]
+    budget = 2 * LatencyBudgets().error_p99_ms
+    # the sensor's books balance at every report: what came in went out, waits, or was dropped (counted)
+    last = f.diag_values(stream, te)[-1][1] if f.diag_values(stream, te) else f.diag_values(stream)[-1][1]
+    balanced = int(last["events_in"]) == sum(int(last[k]) for k in ("events_out", "events_pending", "dropped_roi",
+                                                                    "dropped_subsample", "dropped_rate_cap",
+                                                                    "dropped_time_reset"))
+    out = {"nominal_ev_s": round(nominal), "burst_ev_s": round(burst), "ratio": round(burst / nominal, 1),
+           "decisions_per_s": round(len(e2e) / max(te - tb - 0.5, 1e-9), 1),
+           "e2e_p99_ms": round(p99, 2), "e2e_budget_ms": budget,
+           "e2e_p99_before_ms": round(float(np.percentile(before, 99)), 2) if before else None,
+           "dropped_rate_cap": (f.counter(stream, "dropped_rate_cap") or 0) - (cap0 or 0),
+           "lost_packets": (f.counter(perc, "lost_packets") or 0) - (lost0 or 0),
+           "sensor_counts_balance": balanced}
+    out["survived"] = bool(burst >= 0.75 * BURST * nominal and p99 <= budget and out["decisions_per_s"] >= 5
+                           and balanced)
+    out["what_happened"] = (f"{out['ratio']}x the nominal {out['nominal_ev_s']} ev/s for 4 s: "
+                            f"{out['decisions_per_s']} decisions/s, e2e p99 {out['e2e_p99_ms']} ms (budget {budget}), "
+                            f"{out['dropped_rate_cap']} events over the rate cap and {out['lost_packets']} packets "
+                            "dropped, all counted")
+    return out
+
+
+def _plan_after(f: LiveFleet, t0: float, cond) -> Optional[float]:
+    for t, m in f.plans:
+        if t > t0 and cond(m):
+            return t
+    return None
+
+
+def agent_link_cut(f: LiveFleet, robot: str, hold_s: float = 3.0) -> Dict[str, Any]:
+    """`robot`'s fleet agent silenced (as a cut link looks to the coordinator), then back."""
+    label = f"{robot}/fleet_agent"
+    t0 = _now()
+    f.launcher.signal_node(label, signal.SIGSTOP)
+    try:
+        lost = f.wait_until(lambda: _plan_after(f, t0, lambda m: robot in m.lost_agent_ids) is not None, hold_s + 5)
+        f.wait(max(0.0, hold_s - (_now() - t0)))
+    finally:
+        f.launcher.signal_node(label, signal.SIGCONT)
+    t1 = _now()
+    back = f.wait_until(lambda: _plan_after(
+        f, t1, lambda m: robot in [a.agent_id for a in m.assignments]) is not None, 10.0)
+    others = [r for r in f.robots if r != robot]
+    covered = bool(_plan_after(f, t0, lambda m: robot in m.lost_agent_ids and
+                               {a.agent_id for a in m.assignments} >= set(others)))
+    out = {"time_to_replan_s": None if lost is None else round(lost, 3),
+           "time_to_rejoin_s": None if back is None else round(back, 3), "others_reassigned": covered}
+    out["survived"] = bool(lost is not None and lost <= 3.0 and back is not None and covered)
+    out["what_happened"] = (f"{robot}'s agent silent {hold_s:.0f} s: the coordinator re-planned without it after "
+                            f"{out['time_to_replan_s']} s and took it back {out['time_to_rejoin_s']} s after it "
+                            "spoke again")
+    return out
+
+
+def coordinator_restart(f: LiveFleet) -> Dict[str, Any]:
+    respawns = f.launcher.node("coordinator").respawns
+    t0 = _now()
+    f.launcher.signal_node("coordinator", signal.SIGKILL)
+    everyone = set(f.robots)
+    replan = f.wait_until(lambda: _plan_after(f, t0, lambda m: {a.agent_id for a in m.assignments} >= everyone)
+                          is not None, 30.0)
+    t1 = _now()
+    kept_deciding = all(_deciding(f, r, t0) for r in f.robots)
+    out = {"time_to_replan_s": None if replan is None else round(replan, 3),
+           "respawned": f.launcher.node("coordinator").respawns > respawns,
+           "robots_kept_deciding": kept_deciding,
+           "collisions": sum(1 for r in f.robots for t in f.collisions[r] if t0 <= t <= t1)}
+    out["survived"] = bool(replan is not None and out["respawned"] and kept_deciding)
+    out["what_happened"] = (f"coordinator killed: robots kept driving on their last assignments; the respawned "
+                            f"coordinator assigned every robot {out['time_to_replan_s']} s after the kill")
+    return out
+
+
+def sim_clock_jump(f: LiveFleet) -> Dict[str, Any]:
+    """The world restarted: simulation time jumps back to 0 and robots to their start poses."""
+    respawns = f.launcher.node("world").respawns
+    t0 = _now()
+    f.launcher.signal_node("world", signal.SIGKILL)
+    up = f.wait_until(lambda: f.launcher.node("world").respawns > respawns
+                      and f.launcher.node("world").state == "running", 20.0)
+    t_up = _now()
+    back = f.wait_until(lambda: all(_deciding(f, r, t_up + 0.3) for r in f.robots), 30.0)
+    t1 = _now()
+    moved = sum(blind_moves(f, r, t0, t1) for r in f.robots)
+    out = {"world_respawned": up is not None,
+           "time_to_decide_again_s": None if back is None else round(t1 - t0, 3),
+           "moved_while_blind": moved}
+    out["survived"] = bool(up is not None and back is not None and moved == 0)
+    out["what_happened"] = (f"world killed and restarted (simulation time back to 0): every robot deciding again "
+                            f"{out['time_to_decide_again_s']} s after the kill, {moved} commands to move while blind")
+    return out
+
+
+def hostile_input(f: LiveFleet, robot: str, seconds: float = 2.0) -> Dict[str, Any]:
+    """Fuzzed EventPackets, NaN / inf in Twist, odometry and AttentionCommand on the robot's topics."""
+    from event_camera_msgs.msg import EventPacket
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from snn_autonomy_msgs.msg import AttentionCommand
+
+    from ..ros import qos
+
+    n = f.node
+    pubs = {"events": n.create_publisher(EventPacket, f"/{robot}/events", qos.SENSOR),
+            "cmd": n.create_publisher(Twist, f"/{robot}/cmd_vel", qos.COMMAND),
+            "odom": n.create_publisher(Odometry, f"/{robot}/odom", qos.COMMAND),
+            "att": n.create_publisher(AttentionCommand, f"/{robot}/attention", qos.COMMAND)}
+    names = {"perception": f"{robot}/{PERCEPTION}", "control": f"{robot}/{CONTROL}", "world": "world: simulation",
+             "sensor": f"{robot}/{STREAM}"}
+    keys = {"perception": ("rejected_packets", "dropped_events"), "control": ("odom_rejected",),
+            "world": ("rejected_cmd_vel",), "sensor": ("commands_rejected",)}
+    before = {k: sum(f.counter(names[k], key) or 0 for key in keys[k]) for k in names}
+    respawns = {x.label: x.respawns for x in f.launcher.nodes}
+    rng = np.random.default_rng(1)
+    f.wait(0.5)                                   # the new publishers match
+    t0 = _now()
+    sent = 0
+    while _now() - t0 < seconds:
+        for m in _hostile_messages(rng):
+            pubs[m[0]].publish(m[1])
+            sent += 1
+        f.wait(0.02)
+    f.wait(2.2)                                   # two rounds of /diagnostics
+    after = {k: sum(f.counter(names[k], key) or 0 for key in keys[k]) for k in names}
+    for p in pubs.values():
+        n.destroy_publisher(p)
+    crashed = [x.label for x in f.launcher.nodes if x.respawns != respawns[x.label] or x.state != "running"]
+    refused = {k: after[k] - before[k] for k in names}
+    out = {"messages": sent, "refused": refused, "crashed": crashed}
+    out["survived"] = bool(not crashed and all(v > 0 for v in refused.values()))
+    out["what_happened"] = (f"{sent} hostile messages on 4 topics of {robot}: refused and counted "
+                            f"{refused}; nodes that crashed: {crashed or 'none'}")
+    return out
+
+
+def _hostile_messages(rng: np.random.Generator) -> List[tuple]:
+    from event_camera_msgs.msg import EventPacket
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from snn_autonomy_msgs.msg import AttentionCommand
+
+    bad = (math.nan, math.inf, -math.inf, 1e9)
+    out = []
+    for enc, (w, h) in (("evt3", (128, 96)), ("mono8", (128, 96)), ("evt3", (0, 0)), ("evt3", (1 << 20, 96))):
+        p = EventPacket()
+        p.encoding, p.width, p.height = enc, w, h
+        p.seq = int(rng.integers(0, 1 << 40))
+        p.events = rng.integers(0, 256, int(rng.integers(0, 4096)), dtype=np.uint8).tobytes()
+        out.append(("events", p))
+    v = float(rng.choice(bad))
+    t = Twist()
+    t.linear.x, t.angular.z, t.linear.z = v, v, HOSTILE_MARK
+    out.append(("cmd", t))
+    o = Odometry()
+    o.pose.pose.position.x, o.twist.twist.linear.x = v, v
+    out.append(("odom", o))
+    a = AttentionCommand()
+    a.event_rate_cap, a.confidence_threshold = v, v
+    out.append(("att", a))
+    return out
+
+
+def bad_files(f: LiveFleet, work: Path) -> Dict[str, Any]:
+    """A perception node given a truncated model, a control node given an invalid watchdog deadline."""
+    from ..launch_plan import NodeSpec
+    from ..launcher import node_command, params_yaml
+    from ..paths import model_path
+
+    work.mkdir(parents=True, exist_ok=True)
+    model = work / "truncated.npz"
+    data = model_path("perception_default.npz").read_bytes()
+    model.write_bytes(data[: len(data) // 2])
+    shutil.copy(model_path("perception_default.json"), work / "truncated.json")
+    cases = {"corrupt_model": NodeSpec("perception", "perception", "/chaos_bad", {"model": str(model)}),
+             "invalid_config": NodeSpec("control", "control", "/chaos_bad", {"watchdog": {"deadline_s": -1.0}})}
+    out: Dict[str, Any] = {}
+    for case, spec in cases.items():
+        params = work / f"{case}.yaml"
+        params.write_text(params_yaml(spec))
+        log = work / f"{case}.log"
+        with open(log, "wb") as fh:
+            proc = subprocess.Popen(node_command(spec, str(params)), stdout=fh, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        said = "cannot load model" if case == "corrupt_model" else "cannot start"
+        if case == "corrupt_model":       # refused at configure: the node says so and stays up
+            t = f.wait_until(lambda: said in log.read_text(errors="replace") or proc.poll() is not None, 60.0)
+        else:                             # refused at start: the process ends
+            t = f.wait_until(lambda: proc.poll() is not None, 60.0)
+        alive = proc.poll() is None
+        if alive:
+            proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        text = log.read_text(errors="replace")
+        line = next((ln for ln in text.splitlines() if said in ln), "")
+        out[case] = {"refused": said in text, "seconds": None if t is None else round(t, 2),
+                     "kept_running": alive, "exit_status": rc, "message": line.strip()[-200:]}
+    # the corrupt model: the node stays up, unconfigured (a lifecycle node a supervisor can
+    # configure again with a good file); the invalid value: the process ends with exit status 2
+    bad_model, bad_value = out["corrupt_model"], out["invalid_config"]
+    out["survived"] = bool(bad_model["refused"] and bad_model["kept_running"] and bad_value["refused"]
+                           and bad_value["exit_status"] == 2)
+    out["what_happened"] = (f"truncated model: refused at configure after {bad_model['seconds']} s, node "
+                            f"{'up and unconfigured' if bad_model['kept_running'] else 'gone'}; "
+                            f"watchdog.deadline_s -1: refused, exit status {bad_value['exit_status']}")
+    return out
+
+
+def unsafe_commands(f: LiveFleet) -> int:
+    """Commands on any robot's cmd_vel that were non-finite or beyond the velocity limits (the
+    hostile fault's own Twists, marked with HOSTILE_MARK, are not recorded)."""
+    lim = LimitsConfig()
+    return sum(1 for r in f.robots for _, v, w in f.cmd[r]
+               if not (math.isfinite(v) and math.isfinite(w)) or v > lim.max_linear_mps + 1e-6
+               or v < -lim.max_reverse_mps - 1e-6 or abs(w) > lim.max_angular_rps + 1e-6)

@@ -1,0 +1,135 @@
+"""A live fleet for fault injection: the launch plan's nodes under the project's launcher, and
+an in-process probe node that records what the faults are judged on.
+
+Time is the probe's monotonic clock at reception. Everything runs in the caller's thread:
+`wait` / `wait_until` supervise the launcher (reaping exits, respawning) and spin the probe.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..launch_plan import NodeSpec
+from ..launcher import Launcher
+
+STREAM = "event_sensor: event stream"       # /diagnostics status names (after the node's namespace)
+PERCEPTION = "perception: decisions"
+CONTROL = "control: control"
+
+
+class LiveFleet:
+    def __init__(self, plan: Sequence[NodeSpec], robots: Sequence[str], log_dir: Path) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.robots = list(robots)
+        self.launcher = Launcher(plan, log_dir, echo=lambda line: None, node_output=False)
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node("chaos_probe")
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        # per robot: (t, value) series
+        self.cmd: Dict[str, List[Tuple[float, float, float]]] = defaultdict(list)        # t, linear, angular
+        self.speed: Dict[str, List[Tuple[float, float]]] = defaultdict(list)             # ground truth |v|
+        self.decisions: Dict[str, List[float]] = defaultdict(list)                       # Perception received
+        self.e2e: Dict[str, List[Tuple[float, float]]] = defaultdict(list)               # DecisionTrace e2e ms
+        self.collisions: Dict[str, List[float]] = defaultdict(list)
+        self.plans: List[Tuple[float, Any]] = []
+        self.diag: Dict[str, List[Tuple[float, Dict[str, str], str]]] = defaultdict(list)  # name -> values, message
+        self.ignore_linear_z = math.nan        # Twists marked with this linear.z are not recorded
+        self._subscribe()
+
+    # ------------------------------------------------------------------ recording
+    def _subscribe(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import Twist
+        from nav_msgs.msg import Odometry
+        from snn_autonomy_msgs.msg import Collision, DecisionTrace, FleetPlan, Perception
+
+        from ..ros import qos
+
+        n, now = self.node, time.monotonic
+        for r in self.robots:
+            n.create_subscription(Twist, f"/{r}/cmd_vel", lambda m, r=r: self._on_cmd(r, m), qos.COMMAND)
+            n.create_subscription(Odometry, f"/{r}/ground_truth", lambda m, r=r: self.speed[r].append(
+                (now(), math.hypot(m.twist.twist.linear.x, m.twist.twist.linear.y))), qos.COMMAND)
+            n.create_subscription(Perception, f"/{r}/perception", lambda m, r=r: self.decisions[r].append(now()),
+                                  qos.COMMAND)
+            n.create_subscription(DecisionTrace, f"/{r}/decision_trace",
+                                  lambda m, r=r: self.e2e[r].append((now(), float(m.e2e_latency_ms))), qos.COMMAND)
+            n.create_subscription(Collision, f"/{r}/collisions", lambda m, r=r: self.collisions[r].append(now()),
+                                  qos.COMMAND)
+        n.create_subscription(FleetPlan, "/fleet/plan", lambda m: self.plans.append((now(), m)), qos.LATCHED)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
+
+    def _on_cmd(self, robot: str, msg) -> None:
+        if msg.linear.z != self.ignore_linear_z:     # not one of the probe's own hostile Twists
+            self.cmd[robot].append((time.monotonic(), msg.linear.x, msg.angular.z))
+
+    def _on_diag(self, msg) -> None:
+        t = time.monotonic()
+        for s in msg.status:
+            self.diag[s.name.lstrip("/")].append((t, {kv.key: kv.value for kv in s.values}, s.message))
+
+    def diag_values(self, name: str, since: float = 0.0) -> List[Tuple[float, Dict[str, str]]]:
+        """(t, key/values) of the status `name` (e.g. 'robot_0/perception: decisions') since `since`."""
+        return [(t, v) for t, v, _ in self.diag.get(name, []) if t >= since]
+
+    def counter(self, name: str, key: str, since: float = 0.0) -> Optional[int]:
+        """The newest value of an integer counter on /diagnostics (None if not reported yet)."""
+        vals = [v[key] for _, v in self.diag_values(name, since) if key in v]
+        return int(float(vals[-1])) if vals else None
+
+    # ------------------------------------------------------------------ running
+    def start(self, ready: Callable[[], bool], timeout_s: float = 120.0) -> float:
+        """Start the plan; wait until `ready()`; returns the seconds it took."""
+        t0 = time.monotonic()
+        self.launcher.start()
+        if self.wait_until(ready, timeout_s) is None:
+            raise RuntimeError(f"the fleet did not come up within {timeout_s:.0f} s; logs in {self.launcher.log_dir}")
+        return time.monotonic() - t0
+
+    def wait(self, seconds: float) -> None:
+        self.wait_until(lambda: False, seconds)
+
+    def wait_until(self, cond: Callable[[], bool], timeout_s: float) -> Optional[float]:
+        """Seconds until `cond()` held, or None after `timeout_s`."""
+        t0 = time.monotonic()
+        next_poll = 0.0
+        while True:
+            now = time.monotonic()
+            if cond():
+                return now - t0
+            if now - t0 > timeout_s:
+                return None
+            if now >= next_poll:               # reap and respawn at 20 Hz
+                self.launcher.poll()
+                next_poll = now + 0.05
+            self._executor.spin_once(timeout_sec=0.005)
+
+    def stop(self) -> Dict[str, Any]:
+        import rclpy
+
+        try:
+            self.launcher.shutdown()
+        finally:
+            self._executor.remove_node(self.node)
+            self.node.destroy_node()
+            rclpy.try_shutdown()
+        return self.launcher.summary()
+
+    def set_parameter(self, node: str, name: str, value: Any, timeout_s: float = 10.0) -> Tuple[bool, str]:
+        """Set a parameter of a running node through its parameter service."""
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
+        client = AsyncParameterClient(self.node, node)
+        future = client.set_parameters([Parameter(name, value=value)])
+        if self.wait_until(future.done, timeout_s) is None:
+            return False, f"no answer from {node} within {timeout_s} s"
+        result = future.result().results[0]
+        return bool(result.successful), result.reason

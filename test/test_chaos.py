@@ -1,0 +1,35 @@
+"""`snn-autonomy chaos --json` against a live fleet: a CI-sized part of the catalogue.
+
+The whole catalogue takes about a minute and a half with two robots; each of its faults is
+also a test of its own elsewhere in the suite (test_ros_control, test_launcher,
+test_event_burst, test_ros_fleet, test_fleet_netns, test_clock_jump, test_hostile_input,
+test_bad_config). Here the command itself runs end to end on one robot."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_chaos_json_reports_each_fault_survived_with_its_figures(tmp_path):
+    cmd = [sys.executable, "-m", "snn_autonomy.cli", "chaos", "--json", "--agents", "1",
+           "--faults", "sensor_stall,hostile_input,bad_files", "--out", str(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert p.stdout, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert set(r["faults"]) == {"sensor_stall", "hostile_input", "bad_files"}
+    for name, fault in r["faults"].items():
+        assert fault["survived"], f"{name}: {fault['what_happened']}\n{p.stderr[-3000:]}"
+    stall = r["faults"]["sensor_stall"]
+    assert 0 < stall["time_to_stop_s"] <= 0.32 and stall["moved_while_blind"] == 0
+    assert stall["time_to_recover_s"] is not None
+    assert all(n > 0 for n in r["faults"]["hostile_input"]["refused"].values())
+    assert r["faults"]["bad_files"]["invalid_config"]["exit_status"] == 2
+    assert r["unsafe_commands"] == 0 and r["all_survived"] and p.returncode == 0
+    assert r["launcher"]["exit_status"] == 0, r["launcher"]
+
+
+def test_chaos_refuses_an_unknown_fault(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "chaos", "--faults", "meteor", "--out",
+                        str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "unknown faults ['meteor']" in p.stderr and "Traceback" not in p.stderr
