@@ -269,7 +269,10 @@ def hostile_input(f: LiveFleet, robot: str, seconds: float = 2.0) -> Dict[str, A
     before = {k: sum(f.counter(names[k], key) or 0 for key in keys[k]) for k in names}
     respawns = {x.label: x.respawns for x in f.launcher.nodes}
     rng = np.random.default_rng(1)
-    f.wait(0.5)                                   # the new publishers match
+    topics = {k: p.topic_name for k, p in pubs.items()}
+    # every subscriber of the graph matched (a node restarted by an earlier fault may take a moment)
+    f.wait_until(lambda: all(p.get_subscription_count() >= n.count_subscribers(topics[k]) > 0
+                             for k, p in pubs.items()), 10.0)
     t0 = _now()
     sent = 0
     while _now() - t0 < seconds:
