@@ -19,6 +19,9 @@ Two graphs compute the same step (`export_onnx(sparse=...)`):
       (`snn_autonomy.intra_op_threads` = 1) and OrtStepper refuses it with threads > 1.
   dense: torch's export of `ConvSNN.step` (Conv, Gemm over all taps); any thread count; what
       int8 quantises.
+By default OrtStepper loads both and runs a frame with more than DENSE_ABOVE active inputs in
+the dense graph (bursts cost the event-driven graph more than the dense one); the two share
+the bound state arrays, so either continues where the other left off.
 """
 from __future__ import annotations
 

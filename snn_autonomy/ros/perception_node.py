@@ -8,6 +8,11 @@ Each `bin_us` of events (the model's time step) is one SNN step; a decision is
 published as soon as the class confidence reaches the threshold (dynamic-confidence
 early exit) and the network then starts afresh. The header stamp is the stamp of
 the newest packet that fed the decision, so latency can be traced to the sensor.
+Overload: the events subscription keeps the newest 5 packets (sensor-data QoS); packets that
+overflow it, or are lost on the way, show as gaps in `seq` and are counted (`lost_packets`);
+a loss longer than one time step drops the decision in progress (`loss_restarts`), because
+the missing step was unseen, not empty. The back end runs a few synthetic steps at configure,
+so first-run costs are not paid on the first real packet.
 backend lava runs the network in a Lava worker process in the Python 3.10 environment
 (Loihi 2 simulation on the CPU here: about 17 ms per step, far slower than real time;
 on Loihi 2 hardware the same worker runs with Lava's hardware run configuration).
