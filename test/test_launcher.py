@@ -15,7 +15,7 @@ import yaml
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.srv import GetParameters
-from snn_autonomy_msgs.msg import Perception, WorldState
+from snn_autonomy_msgs.msg import DecisionTrace, WorldState
 
 from conftest import ROOT
 from ros_helpers import PROBE_QOS, Probe
@@ -191,8 +191,11 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
     probe.node.create_subscription(Odometry, "/robot_0/ground_truth",
                                    lambda m: speeds.append((time.monotonic(), abs(m.twist.twist.linear.x))),
                                    qos.COMMAND)
-    probe.node.create_subscription(Perception, "/robot_0/perception", lambda m: decided.append(time.monotonic()),
-                                   qos.COMMAND)
+    # decisions as control acted on them (its trace follows each cmd_vel it sent on a decision): control's
+    # publisher stays matched while perception restarts, where a new perception's first decisions could
+    # reach control before this probe has discovered the new publisher
+    probe.node.create_subscription(DecisionTrace, "/robot_0/decision_trace",
+                                   lambda m: decided.append(time.monotonic()), qos.COMMAND)
     pids: set = set()
     try:
         # every node of the plan comes up, under its name and namespace
@@ -220,8 +223,8 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
         probe.spin_until(respawned, 20.0, "perception respawned")
         # the robot is held stopped while perception is gone: the watchdog (deadline 0.25 s here)
         probe.spin_until(lambda: decided[-1] > t_kill + 0.5, 30.0, "decisions from the respawned perception")
-        # (0.3 s before the first new decision: this probe may take a cmd_vel caused by it before the
-        # decision itself, as topics are not delivered in order)
+        # (0.3 s before the first new decision: this probe may take a cmd_vel caused by it before its
+        # trace, as topics are not delivered in order)
         back = next(t for t in decided if t > t_kill + 0.5) - 0.3
         held = [m for t, m in cmds if t_kill + 0.6 < t < back]
         assert held and all(m.linear.x == 0.0 and m.angular.z == 0.0 for m in held), "moved without perception"
