@@ -65,7 +65,8 @@ def check_encodable(batch: EventBatch, max_coord: int = 2047) -> None:
         raise EventFormatError("events must be sorted by time to encode")
     if int(ev["x"].max()) >= min(batch.width, max_coord + 1) or int(ev["y"].max()) >= min(batch.height, max_coord + 1):
         raise EventFormatError(f"event coordinates outside the {batch.width}x{batch.height} sensor")
-    if not np.isin(ev["p"], (0, 1)).all():
+    p = ev["p"]
+    if int(p.min()) < 0 or int(p.max()) > 1:     # (np.isin costs ~10x as much per packet)
         raise EventFormatError("polarity must be 0 (OFF) or 1 (ON)")
 
 

@@ -57,29 +57,41 @@ def quat_yaw(q) -> float:
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
-def world_state_to_msg(world, stamp_ns: int):
-    """snn_autonomy_msgs/WorldState of a sim.World."""
-    from geometry_msgs.msg import Point, Pose, Twist, Vector3
-    from snn_autonomy_msgs.msg import ObstacleState, WorldState
+class WorldStateWriter:
+    """snn_autonomy_msgs/WorldState of a sim.World, written into one message that is reused.
 
-    msg = WorldState()
-    msg.header.stamp = ns_to_stamp(stamp_ns)
-    msg.header.frame_id = "map"
-    msg.step = int(world.step_count)
-    msg.config_sha256 = world.sha256
-    msg.robot_ids = list(world.robot_ids)
-    poses, twists = [], []
-    for (x, y, yaw), (v, w) in zip(world.pose.tolist(), world.vel.tolist()):
-        poses.append(Pose(position=Point(x=x, y=y, z=0.0), orientation=yaw_to_quat(yaw)))
-        twists.append(Twist(linear=Vector3(x=v, y=0.0, z=0.0), angular=Vector3(x=0.0, y=0.0, z=w)))
-    msg.robot_poses, msg.robot_velocities = poses, twists
-    msg.obstacles = [
-        ObstacleState(id=i, moving=bool(m), position=Point(x=p[0], y=p[1], z=0.0),
-                      velocity=Vector3(x=v[0], y=v[1], z=0.0), radius_m=float(r), height_m=float(h))
-        for i, (p, v, r, h, m) in enumerate(zip(world.obs_pos.tolist(), world.obs_vel.tolist(),
-                                                world.obs_r.tolist(), world.obs_h.tolist(), world.obs_moving.tolist()))]
-    msg.robot_collisions = [int(c) for c in world.collisions]
-    return msg
+    Building the ~60 nested messages afresh for every state cost the world node 250 us per
+    step (a quarter of a core at 1 kHz); updating their numbers in place costs a fraction of
+    that. rclpy serialises on publish, so the message may be rewritten once it is published."""
+
+    def __init__(self, world) -> None:
+        from geometry_msgs.msg import Pose, Twist
+        from snn_autonomy_msgs.msg import ObstacleState, WorldState
+
+        m = self.msg = WorldState()
+        m.header.frame_id = "map"
+        m.config_sha256 = world.sha256
+        m.robot_ids = list(world.robot_ids)
+        m.robot_poses = [Pose() for _ in world.robot_ids]
+        m.robot_velocities = [Twist() for _ in world.robot_ids]
+        m.obstacles = [ObstacleState(id=i) for i in range(len(world.obs_pos))]
+
+    def write(self, world, stamp_ns: int):
+        m = self.msg
+        m.header.stamp = ns_to_stamp(stamp_ns)
+        m.step = int(world.step_count)
+        for pose, twist, (x, y, yaw), (v, w) in zip(m.robot_poses, m.robot_velocities, world.pose.tolist(),
+                                                    world.vel.tolist()):
+            pose.position.x, pose.position.y = x, y
+            pose.orientation.z, pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
+            twist.linear.x, twist.angular.z = v, w
+        for o, p, v, r, h, mv in zip(m.obstacles, world.obs_pos.tolist(), world.obs_vel.tolist(),
+                                     world.obs_r.tolist(), world.obs_h.tolist(), world.obs_moving.tolist()):
+            o.position.x, o.position.y = p
+            o.velocity.x, o.velocity.y = v
+            o.radius_m, o.height_m, o.moving = r, h, bool(mv)
+        m.robot_collisions = [int(c) for c in world.collisions]
+        return m
 
 
 def apply_world_state(msg, world) -> int:

@@ -6,6 +6,7 @@ a traceback; Ctrl-C and external shutdown end it quietly with status 0.
 """
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Callable, List, Optional
 
@@ -45,6 +46,11 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
             code = 2
             return code
+        # Everything built so far (modules, model, node) lives as long as the process: move it out
+        # of the garbage collector's sight, so that its full collections, which would otherwise
+        # walk those objects from a callback, stay short.
+        gc.collect()
+        gc.freeze()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

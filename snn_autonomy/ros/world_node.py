@@ -28,7 +28,7 @@ from snn_autonomy_msgs.msg import Collision, WorldState
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
 from . import qos
-from .convert import yaw_to_quat, ns_to_stamp, world_state_to_msg
+from .convert import WorldStateWriter, ns_to_stamp, yaw_to_quat
 from .diagnostics import OK, WARN, Status, Updater
 from .spin import exit_with, spin_node
 
@@ -64,6 +64,7 @@ class WorldNode(Node):
             self._gt_pubs.append(self.create_publisher(Odometry, f"/{rid}/ground_truth", qos.COMMAND))
             self._col_pubs.append(self.create_publisher(Collision, f"/{rid}/collisions", qos.COMMAND))
         self._state_pub = self.create_publisher(WorldState, "/world/state", qos.STATE)
+        self._state = WorldStateWriter(self.world)
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
         self.late_steps = 0
         self.rejected_cmds = 0
@@ -112,7 +113,7 @@ class WorldNode(Node):
                         if w.time_us - t > self.cmd_timeout_us:
                             w.cmd[i] = 0.0
                     collisions = w.step()
-                    state = world_state_to_msg(w, w.time_us * 1000)
+                    state = self._state.write(w, w.time_us * 1000)
                 now_ns = w.time_us * 1000
                 self._clock_pub.publish(Clock(clock=ns_to_stamp(now_ns)))
                 self._state_pub.publish(state)
