@@ -34,7 +34,7 @@ HOSTILE_MARK = -12345.0        # linear.z of the hostile fault's own Twists (the
 
 
 def _now() -> float:
-    return time.monotonic()
+    return time.time()           # the clock of the probe's message times (DDS source timestamps)
 
 
 def _stop_after(f: LiveFleet, robot: str, t0: float, t_end: float) -> Optional[float]:
@@ -46,17 +46,20 @@ def _stop_after(f: LiveFleet, robot: str, t0: float, t_end: float) -> Optional[f
     return zeros[0] if zeros else None
 
 
-def _standstill(f: LiveFleet, robot: str, t0: float) -> bool:
-    return any(t > t0 and s < STANDSTILL_MPS for t, s in f.speed[robot])
+def _standstill(f: LiveFleet, robot: str, t0: float) -> Optional[float]:
+    """When, after t0, the robot's ground truth first said it stood still."""
+    return next((t for t, s in f.speed[robot] if t > t0 and s < STANDSTILL_MPS), None)
 
 
-def _deciding(f: LiveFleet, robot: str, since: float) -> bool:
-    return any(t > since for t in f.decisions[robot])
+def _deciding(f: LiveFleet, robot: str, since: float) -> Optional[float]:
+    """When the robot's first decision after `since` was published."""
+    return next((t for t in f.decisions[robot] if t > since), None)
 
 
 def settle(f: LiveFleet, timeout_s: float = 20.0) -> bool:
     """Every robot decided in the last half second (the fleet is back to normal)."""
-    return f.wait_until(lambda: all(_deciding(f, r, _now() - 0.5) for r in f.robots), timeout_s) is not None
+    return f.wait_until(lambda: all(_deciding(f, r, _now() - 0.5) is not None for r in f.robots),
+                        timeout_s) is not None
 
 
 def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float) -> Dict[str, Any]:
@@ -69,20 +72,21 @@ def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float
     f.launcher.signal_node(label, sig)
     try:
         f.wait(hold_s)
-        t_hold = _now()
-        stop = _stop_after(f, robot, t0, t_hold)
-        stand = f.wait_until(lambda: _standstill(f, robot, t0), 3.0)
+        stop = _stop_after(f, robot, t0, _now())
+        f.wait_until(lambda: _standstill(f, robot, t0) is not None, 3.0)
+        stand = _standstill(f, robot, t0)
     finally:
         if sig == signal.SIGSTOP:
             f.launcher.signal_node(label, signal.SIGCONT)
     t_release = _now()
-    recover = f.wait_until(lambda: _deciding(f, robot, t_release), 30.0)
+    f.wait_until(lambda: _deciding(f, robot, t_release) is not None, 30.0)
+    recover = _deciding(f, robot, t_release)
     t_back = _now()
     moved = blind_moves(f, robot, t0, t_back)
     out: Dict[str, Any] = {
         "time_to_stop_s": None if stop is None else round(stop - t0, 3),
-        "time_to_standstill_s": None if stand is None else round(t_hold - t0 + stand, 3),
-        "time_to_recover_s": None if recover is None else round(t_release - t0 + recover, 3),
+        "time_to_standstill_s": None if stand is None else round(stand - t0, 3),
+        "time_to_recover_s": None if recover is None else round(recover - t0, 3),
         "moved_while_blind": moved,
         "collisions": sum(1 for t in f.collisions[robot] if t0 <= t <= t_back),
     }
@@ -145,6 +149,7 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
     base = DvsConfig().shot_noise_rate_hz
     w, h = (int(v) for v in f.diag_values(stream)[-1][1]["sensor"].split("x"))
     lost0, cap0 = f.counter(perc, "lost_packets"), f.counter(stream, "dropped_rate_cap")
+    stale0 = f.counter(perc, "stale_packets")
     ok, why = f.set_parameter(sensor, "dvs.shot_noise_rate_hz", base + (BURST - 1) * nominal / (w * h))
     if not ok:
         return {"survived": False, "what_happened": f"the sensor refused the noise setting: {why}"}
@@ -168,13 +173,14 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
            "e2e_p99_before_ms": round(float(np.percentile(before, 99)), 2) if before else None,
            "dropped_rate_cap": (f.counter(stream, "dropped_rate_cap") or 0) - (cap0 or 0),
            "lost_packets": (f.counter(perc, "lost_packets") or 0) - (lost0 or 0),
+           "stale_packets": (f.counter(perc, "stale_packets") or 0) - (stale0 or 0),
            "sensor_counts_balance": balanced}
     out["survived"] = bool(burst >= 0.75 * BURST * nominal and p99 <= budget and out["decisions_per_s"] >= 5
                            and balanced)
     out["what_happened"] = (f"{out['ratio']}x the nominal {out['nominal_ev_s']} ev/s for {BURST_S:g} s: "
                             f"{out['decisions_per_s']} decisions/s, e2e p99 {out['e2e_p99_ms']} ms (budget {budget}), "
-                            f"{out['dropped_rate_cap']} events over the rate cap and {out['lost_packets']} packets "
-                            "dropped, all counted")
+                            f"{out['dropped_rate_cap']} events over the rate cap, {out['lost_packets']} packets lost and "
+                            f"{out['stale_packets']} dropped as stale, all counted")
     return out
 
 
@@ -190,14 +196,17 @@ def agent_link_cut(f: LiveFleet, robot: str, hold_s: float = 3.0) -> Dict[str, A
     label = f"{robot}/fleet_agent"
     t0 = _now()
     f.launcher.signal_node(label, signal.SIGSTOP)
+    without = lambda m: robot in m.lost_agent_ids  # noqa: E731
+    with_it = lambda m: robot in [a.agent_id for a in m.assignments]  # noqa: E731
     try:
-        lost = f.wait_until(lambda: _plan_after(f, t0, lambda m: robot in m.lost_agent_ids) is not None, hold_s + 5)
+        f.wait_until(lambda: _plan_after(f, t0, without) is not None, hold_s + 5)
         f.wait(max(0.0, hold_s - (_now() - t0)))
     finally:
         f.launcher.signal_node(label, signal.SIGCONT)
     t1 = _now()
-    back = f.wait_until(lambda: _plan_after(
-        f, t1, lambda m: robot in [a.agent_id for a in m.assignments]) is not None, 10.0)
+    f.wait_until(lambda: _plan_after(f, t1, with_it) is not None, 10.0)
+    lost, back = _plan_after(f, t0, without), _plan_after(f, t1, with_it)
+    lost, back = None if lost is None else lost - t0, None if back is None else back - t1
     others = [r for r in f.robots if r != robot]
     covered = bool(_plan_after(f, t0, lambda m: robot in m.lost_agent_ids and
                                {a.agent_id for a in m.assignments} >= set(others)))
@@ -215,10 +224,12 @@ def coordinator_restart(f: LiveFleet) -> Dict[str, Any]:
     t0 = _now()
     f.launcher.signal_node("coordinator", signal.SIGKILL)
     everyone = set(f.robots)
-    replan = f.wait_until(lambda: _plan_after(f, t0, lambda m: {a.agent_id for a in m.assignments} >= everyone)
-                          is not None, 30.0)
+    complete = lambda m: {a.agent_id for a in m.assignments} >= everyone  # noqa: E731
+    f.wait_until(lambda: _plan_after(f, t0, complete) is not None, 30.0)
     t1 = _now()
-    kept_deciding = all(_deciding(f, r, t0) for r in f.robots)
+    replan = _plan_after(f, t0, complete)
+    replan = None if replan is None else replan - t0
+    kept_deciding = all(_deciding(f, r, t0) is not None for r in f.robots)
     out = {"time_to_replan_s": None if replan is None else round(replan, 3),
            "respawned": f.launcher.node("coordinator").respawns > respawns,
            "robots_kept_deciding": kept_deciding,
@@ -237,11 +248,13 @@ def sim_clock_jump(f: LiveFleet) -> Dict[str, Any]:
     up = f.wait_until(lambda: f.launcher.node("world").respawns > respawns
                       and f.launcher.node("world").state == "running", 20.0)
     t_up = _now()
-    back = f.wait_until(lambda: all(_deciding(f, r, t_up + 0.3) for r in f.robots), 30.0)
+    f.wait_until(lambda: all(_deciding(f, r, t_up + 0.3) is not None for r in f.robots), 30.0)
     t1 = _now()
+    firsts = [_deciding(f, r, t_up + 0.3) for r in f.robots]
+    back = None if None in firsts else max(firsts)
     moved = sum(blind_moves(f, r, t0, t1) for r in f.robots)
     out = {"world_respawned": up is not None,
-           "time_to_decide_again_s": None if back is None else round(t1 - t0, 3),
+           "time_to_decide_again_s": None if back is None else round(back - t0, 3),
            "moved_while_blind": moved}
     out["survived"] = bool(up is not None and back is not None and moved == 0)
     out["what_happened"] = (f"world killed and restarted (simulation time back to 0): every robot deciding again "

@@ -1,7 +1,9 @@
 """A live fleet for fault injection: the launch plan's nodes under the project's launcher, and
 an in-process probe node that records what the faults are judged on.
 
-Time is the probe's monotonic clock at reception. Everything runs in the caller's thread:
+Times are wall-clock seconds (`time.time()`, the clock of DDS source timestamps on this host):
+a message counts at the moment its sender published it, so a probe that takes its messages
+late (a pause of its own) does not move them. Everything runs in the caller's thread:
 `wait` / `wait_until` supervise the launcher (reaping exits, respawning) and spin the probe.
 """
 from __future__ import annotations
@@ -18,6 +20,11 @@ from ..launcher import Launcher
 STREAM = "event_sensor: event stream"       # /diagnostics status names (after the node's namespace)
 PERCEPTION = "perception: decisions"
 CONTROL = "control: control"
+
+
+def sent(info) -> float:
+    """When the sender published the message (DDS source timestamp), wall-clock seconds."""
+    return int(info["source_timestamp"]) * 1e-9
 
 
 class LiveFleet:
@@ -52,26 +59,27 @@ class LiveFleet:
 
         from ..ros import qos
 
-        n, now = self.node, time.monotonic
+        n = self.node
         for r in self.robots:
-            n.create_subscription(Twist, f"/{r}/cmd_vel", lambda m, r=r: self._on_cmd(r, m), qos.COMMAND)
-            n.create_subscription(Odometry, f"/{r}/ground_truth", lambda m, r=r: self.speed[r].append(
-                (now(), math.hypot(m.twist.twist.linear.x, m.twist.twist.linear.y))), qos.COMMAND)
-            n.create_subscription(Perception, f"/{r}/perception", lambda m, r=r: self.decisions[r].append(now()),
-                                  qos.COMMAND)
+            n.create_subscription(Twist, f"/{r}/cmd_vel", lambda m, i, r=r: self._on_cmd(r, m, sent(i)), qos.COMMAND)
+            n.create_subscription(Odometry, f"/{r}/ground_truth", lambda m, i, r=r: self.speed[r].append(
+                (sent(i), math.hypot(m.twist.twist.linear.x, m.twist.twist.linear.y))), qos.COMMAND)
+            n.create_subscription(Perception, f"/{r}/perception",
+                                  lambda m, i, r=r: self.decisions[r].append(sent(i)), qos.COMMAND)
             n.create_subscription(DecisionTrace, f"/{r}/decision_trace",
-                                  lambda m, r=r: self.e2e[r].append((now(), float(m.e2e_latency_ms))), qos.COMMAND)
-            n.create_subscription(Collision, f"/{r}/collisions", lambda m, r=r: self.collisions[r].append(now()),
+                                  lambda m, i, r=r: self.e2e[r].append((sent(i), float(m.e2e_latency_ms))),
                                   qos.COMMAND)
-        n.create_subscription(FleetPlan, "/fleet/plan", lambda m: self.plans.append((now(), m)), qos.LATCHED)
+            n.create_subscription(Collision, f"/{r}/collisions",
+                                  lambda m, i, r=r: self.collisions[r].append(sent(i)), qos.COMMAND)
+        n.create_subscription(FleetPlan, "/fleet/plan", lambda m, i: self.plans.append((sent(i), m)), qos.LATCHED)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
 
-    def _on_cmd(self, robot: str, msg) -> None:
+    def _on_cmd(self, robot: str, msg, t: float) -> None:
         if msg.linear.z != self.ignore_linear_z:     # not one of the probe's own hostile Twists
-            self.cmd[robot].append((time.monotonic(), msg.linear.x, msg.angular.z))
+            self.cmd[robot].append((t, msg.linear.x, msg.angular.z))
 
-    def _on_diag(self, msg) -> None:
-        t = time.monotonic()
+    def _on_diag(self, msg, info) -> None:
+        t = sent(info)
         for s in msg.status:
             self.diag[s.name.lstrip("/")].append((t, {kv.key: kv.value for kv in s.values}, s.message))
 

@@ -8,8 +8,12 @@ Each `bin_us` of events (the model's time step) is one SNN step; a decision is
 published as soon as the class confidence reaches the threshold (dynamic-confidence
 early exit) and the network then starts afresh. The header stamp is the stamp of
 the newest packet that fed the decision, so latency can be traced to the sensor.
-Overload: the events subscription keeps the newest 5 packets (sensor-data QoS); packets that
-overflow it, or are lost on the way, show as gaps in `seq` and are counted (`lost_packets`);
+Overload: newest wins. The events subscription keeps the newest 5 packets (sensor-data QoS);
+a packet older than `max_packet_age_ms` when its turn comes (the node is behind) is dropped
+and counted (`stale_packets`), so queueing cannot add more than that to a decision's
+latency (packet ages come from DDS source timestamps: sender and node need one clock, as on
+one robot, or synchronised clocks). Packets that overflow the queue, or are lost on the
+way, show as gaps in `seq` and are counted (`lost_packets`);
 a loss longer than one time step drops the decision in progress (`loss_restarts`), because
 the missing step was unseen, not empty. The back end runs a few synthetic steps at configure,
 so first-run costs are not paid on the first real packet.
@@ -66,6 +70,8 @@ class PerceptionNode(LifecycleNode):
                                                                    "('' = the default of energy_profiles.yaml)"))
         self.declare_parameter("energy_meter", "auto", d(description="energy meter: auto | none | rapl | nvml | "
                                                                      "ina3221"))
+        self.declare_parameter("max_packet_age_ms", 10.0, d(
+            description="drop a packet older than this when its turn comes (newest wins; 0 = keep all) [ms]"))
         self.declare_parameter("autostart", True, d(description="configure and activate on start"))
         self.engine: Optional[StreamingPerception] = None
         self.energy: Optional[EnergyAccountant] = None
@@ -77,6 +83,8 @@ class PerceptionNode(LifecycleNode):
         self._transport_ms = math.nan
         self._packet_wall_ns = 0      # when the newest packet was published (DDS source timestamp)
         self.packets = 0
+        self.stale_packets = 0
+        self._unseen = 0              # packets dropped as stale since the last one stepped
         self.budget_rejections = 0
         self.last_problem = ""
         self.steps_total = 0
@@ -118,6 +126,7 @@ class PerceptionNode(LifecycleNode):
         why = f" ({self.energy.meter_reason})" if self.energy.meter is None else ""
         self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
                                f"{self.energy.meter_description()}{why}")
+        self.max_age_ms = float(self.get_parameter("max_packet_age_ms").value)
         self.agent_id = self.get_parameter("agent_id").value or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self.get_logger().info(f"model {path}: T_max {self.engine.t_max}, threshold {self.engine.threshold:.3f}, "
@@ -178,6 +187,15 @@ class PerceptionNode(LifecycleNode):
             self.last_problem = self.decoder.counters.last_problem
             self.get_logger().warning(f"packet dropped: {self.last_problem}", throttle_duration_sec=1.0)
             return
+        # newest wins: behind by more than the limit, the packet is dropped (after decoding, which
+        # keeps the stream's sequence) and the engine is told at the next one that input is missing
+        age_ms = (time.time_ns() - self._packet_wall_ns) * 1e-6
+        if 0.0 < self.max_age_ms < age_ms:
+            self.stale_packets += 1
+            self._unseen += 1 + lost
+            self.last_problem = f"packet {pkt.seq} was {age_ms:.1f} ms old when taken: dropped (newest wins)"
+            return
+        lost, self._unseen = lost + self._unseen, 0
         stamp_us = pkt.stamp_ns // 1000
         if self._offset_us is None and len(batch):
             self._offset_us = stamp_us - batch.t_last
@@ -222,6 +240,8 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, "; ".join(stats.problems()) or c.last_problem)
         if e.time_jumps:
             st.merge(WARN, f"{e.time_jumps} packets with sensor time jumps dropped")
+        if self.stale_packets:
+            st.merge(WARN, f"{self.stale_packets} packets dropped as older than {self.max_age_ms:g} ms (behind)")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
         st.add_all({"decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
@@ -230,6 +250,7 @@ class PerceptionNode(LifecycleNode):
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
                     "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "first_seq": c.first_seq, "time_jumps": e.time_jumps,
+                    "stale_packets": self.stale_packets,
                     "loss_restarts": e.loss_restarts})
 
     def _diagnose_energy(self, st: Status) -> None:
