@@ -61,7 +61,7 @@ def graph(open_floor_world):
              # a third of real time: six nodes and this probe share two cores
              "world": NodeProcess(WORLD, {**params, "wait_for_subscribers": 1, "real_time_factor": 0.3}).start()}
     g = {"probe": probe, "rec": rec, "pub": pub, "procs": procs, "cam": (cam.width, cam.height),
-         "stream": _ValidStream(cam.width, cam.height), "sent": {}}
+         "stream": _ValidStream(cam.width, cam.height)}
     try:
         probe.spin_until(lambda: n.count_subscribers(f"{NS}/probe_events") > 0, 60, "perception to subscribe")
         deadline = time.monotonic() + 30
@@ -130,7 +130,6 @@ def _diag(g, name_part, after: float = 1.3) -> dict:
 def _send(g, topic, msgs, gap=0.02):
     for m in msgs:
         g["pub"][topic].publish(m)
-        g["sent"][topic] = g["sent"].get(topic, 0) + 1
         g["probe"].spin_for(gap)
 
 
@@ -182,8 +181,6 @@ def test_perception_survives_hostile_event_packets(graph):
     w, h = g["cam"]
     rng = random.Random(7)
     before = _diag(g, "robot_0/perception: decisions", after=0.0)
-    sent0 = g["sent"].get("events", 0)     # (only this test's packets flow on the topic)
-
     def pk(*a, **kw):      # hostile packets carry the stream's current stamp unless told otherwise
         return _packet(*a, now=g["stream"].stamp_s, **kw)
 
@@ -222,11 +219,8 @@ def test_perception_survives_hostile_event_packets(graph):
     _alive(g, "perception")
     assert int(after["packets"]) > int(before["packets"])
     # encodings, geometry and big-endian packets are refused and counted; seq restarts counted
-    # 6 unknown encodings ("EVT3 " and "EVT2" are read as evt3 / evt2), 5 geometries, 1 big-endian;
-    # best-effort transport may lose a few packets on a busy machine: each lost one is one fewer to refuse
-    missing = g["sent"]["events"] - sent0 - (int(after["packets"]) - int(before["packets"]))
-    assert 0 <= missing <= 5, (missing, after)
-    assert int(after["rejected_packets"]) - int(before.get("rejected_packets", 0)) >= 6 + 5 + 1 - missing, after
+    # 6 unknown encodings ("EVT3 " and "EVT2" are read as evt3 / evt2), 5 geometries, 1 big-endian
+    assert int(after["rejected_packets"]) - int(before.get("rejected_packets", 0)) >= 6 + 5 + 1, after
     assert int(after["seq_restarts"]) > int(before.get("seq_restarts", 0)), after
     # stamps far in the past and future (and fuzz that decodes to far-off times) restart the time line
     assert int(after["time_jumps"]) - int(before.get("time_jumps", 0)) >= 2, after
