@@ -264,25 +264,20 @@ def sim_clock_jump(f: LiveFleet) -> Dict[str, Any]:
 
 def hostile_input(f: LiveFleet, robot: str, seconds: float = 2.0) -> Dict[str, Any]:
     """Fuzzed EventPackets, NaN / inf in Twist, odometry and AttentionCommand on the robot's topics."""
-    from event_camera_msgs.msg import EventPacket
-    from geometry_msgs.msg import Twist
-    from nav_msgs.msg import Odometry
-    from snn_autonomy_msgs.msg import AttentionCommand
-
     from ..ros import qos
 
     n = f.node
-    pubs = {"events": n.create_publisher(EventPacket, f"/{robot}/events", qos.SENSOR),
-            "cmd": n.create_publisher(Twist, f"/{robot}/cmd_vel", qos.COMMAND),
-            "odom": n.create_publisher(Odometry, f"/{robot}/odom", qos.COMMAND),
-            "att": n.create_publisher(AttentionCommand, f"/{robot}/attention", qos.COMMAND)}
+    rng = np.random.default_rng(1)
+    types = {key: type(m) for key, m in _hostile_messages(rng)}     # the message type of each topic
+    topics = {"events": ("events", qos.SENSOR), "cmd": ("cmd_vel", qos.COMMAND), "odom": ("odom", qos.COMMAND),
+              "att": ("attention", qos.COMMAND)}
+    pubs = {key: n.create_publisher(types[key], f"/{robot}/{leaf}", profile) for key, (leaf, profile) in topics.items()}
     names = {"perception": f"{robot}/{PERCEPTION}", "control": f"{robot}/{CONTROL}", "world": "world: simulation",
              "sensor": f"{robot}/{STREAM}"}
     keys = {"perception": ("rejected_packets", "dropped_events"), "control": ("odom_rejected",),
             "world": ("rejected_cmd_vel",), "sensor": ("commands_rejected",)}
     before = {k: sum(f.counter(names[k], key) or 0 for key in keys[k]) for k in names}
     respawns = {x.label: x.respawns for x in f.launcher.nodes}
-    rng = np.random.default_rng(1)
     topics = {k: p.topic_name for k, p in pubs.items()}
     # every subscriber of the graph matched (a node restarted by an earlier fault may take a moment)
     f.wait_until(lambda: all(p.get_subscription_count() >= n.count_subscribers(topics[k]) > 0
