@@ -1,11 +1,14 @@
 """An event burst at 20x the nominal rate through the real split-mode chain.
 
 world -> event_sensor -> perception -> control over DDS, one robot cruising across open
-floor, the world at half real time as in the demo (at full speed, the world's 1 kHz steps and
-the sensor's 1 kHz rendering and pixel emulation of a 20x burst alone take about 1.1 of this
-machine's 2 cores, and the latency measured is then the scheduler's: p99 7-28 ms). After a nominal phase, the sensor's shot noise is raised at run time (a
-parameter, as a real camera's biases) so that its pixels emit 20x the nominal event rate,
-as low light or a flickering lamp does; then it returns to normal. The stated policy:
+floor, the world at a quarter of real time, as in `snn-autonomy chaos`. The simulation is what
+runs slow: at full speed the world's 1 kHz steps and the sensor's 1 kHz rendering and pixel
+emulation of a 20x burst alone take about 1.1 of two cores, work a real camera does in its own
+silicon, and the latency measured is then the scheduler's (p99 7-28 ms; at half real time
+4-7 ms on an idle machine, 13 ms on a busy one). After a nominal phase, the sensor's shot noise
+is raised at run time (a parameter, as a real camera's biases) so that its pixels emit 20x the
+nominal event rate, and at least 1.5x the rate cap, which a quiet scene's 20x may not reach
+(as low light or a flickering lamp does); then it returns to normal. The stated policy:
   - the sensor's event-rate controller caps what leaves the camera (the attention
     controller's cap, 1 M ev/s); events over the cap are dropped there and counted;
   - between sensor and perception the queue is bounded: sensor-data QoS keeps the newest 5
@@ -57,7 +60,7 @@ def chain(open_floor_world):
         p.start()
     probe.spin_until(lambda: n.count_subscribers("/robot_0/perception") >= 1
                      and n.count_subscribers("/robot_0/events") >= 1, 60, "sensor, perception and control")
-    world = NodeProcess(WORLD, {**params, "wait_for_subscribers": 1, "real_time_factor": 0.5}).start()
+    world = NodeProcess(WORLD, {**params, "wait_for_subscribers": 1, "real_time_factor": 0.25}).start()
     procs.append(world)
     probe.spin_until(lambda: len(rec["trace"]) > 20, 60, "decisions from the chain")
     rec.update(probe=probe, procs=procs, world=world)
@@ -100,10 +103,11 @@ def test_burst_at_20x_keeps_deciding_within_budget_and_counts_every_drop(chain):
     nominal = _events_in_rate(rec, t_nominal)
     assert nominal > 5_000, f"the cruising robot's camera should see its scene, got {nominal:.0f} ev/s"
 
-    extra_hz = (BURST - 1) * nominal / PIXELS     # on top of what the scene gives
+    # on top of what the scene gives; at least 1.5x the rate cap, so that the cap's policy is exercised
+    extra_hz = max((BURST - 1) * nominal, 1.5 * CAP - nominal) / PIXELS
     _set_noise(rec, DvsConfig().shot_noise_rate_hz + extra_hz)
     t_burst = time.monotonic()
-    probe.spin_for(4.2)
+    probe.spin_for(8.2)       # 2 s of simulation time
     t_end = time.monotonic()
     burst = _events_in_rate(rec, t_burst + 0.2)
     _set_noise(rec, DvsConfig().shot_noise_rate_hz)
@@ -113,7 +117,7 @@ def test_burst_at_20x_keeps_deciding_within_budget_and_counts_every_drop(chain):
     assert burst >= 15 * nominal, f"burst {burst:.0f} ev/s vs nominal {nominal:.0f} ev/s"
     # perception kept deciding, in time
     during = [m for t, m in rec["trace"] if t_burst + 0.5 <= t <= t_end]
-    assert len(during) >= 50, f"only {len(during)} decisions in 3.7 s of burst"
+    assert len(during) >= 50, f"only {len(during)} decisions in 7.7 s of burst"
     p99 = float(np.percentile([m.e2e_latency_ms for m in during], 99))
     budget = 2 * LatencyBudgets().warn_p99_ms
     assert p99 <= budget, f"e2e p99 {p99:.2f} ms during the burst, budget {budget} ms; stages: {_stages(during)}"
@@ -130,7 +134,7 @@ def test_burst_at_20x_keeps_deciding_within_budget_and_counts_every_drop(chain):
     # the last few packets could be lost with no later packet to reveal the gap: the queue's depth
     assert 0 <= published - (before + received + lost) <= 5, \
         f"published {published}, before the first heard {before}, received {received}, lost {lost}"
-    assert int(sensor["dropped_rate_cap"]) > 0, "the burst should have met the 1 M ev/s cap"
+    assert int(sensor["dropped_rate_cap"]) > 0, f"the burst ({burst:.0f} ev/s) should have met the 1 M ev/s cap"
     accounted = int(sensor["events_out"]) + int(sensor["events_pending"]) + int(sensor["dropped_rate_cap"]) \
         + int(sensor["dropped_time_reset"]) + int(sensor["dropped_roi"]) \
         + int(sensor["dropped_subsample"])

@@ -42,13 +42,24 @@ class Status:
             self.add(k, v)
 
 
+PERIOD_PARAM = "diagnostic_updater.period"   # the name diagnostic_updater gives it
+
+
 class Updater:
+    """Publishes its tasks' reports every `diagnostic_updater.period` seconds (a node parameter,
+    default 1 s, read once at construction)."""
+
     def __init__(self, node, hardware_id: str = "", period_s: float = 1.0) -> None:
         self.node = node
         self.hardware_id = hardware_id or node.get_name()
         self._tasks: List[tuple] = []
+        if not node.has_parameter(PERIOD_PARAM):
+            node.declare_parameter(PERIOD_PARAM, float(period_s))
+        period_s = node.get_parameter(PERIOD_PARAM).value
+        if not (isinstance(period_s, (int, float)) and 0.0 < period_s < float("inf")):
+            raise ValueError(f"{PERIOD_PARAM} must be a positive number of seconds, got {period_s!r}")
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._timer = node.create_timer(period_s, self.update)
+        self._timer = node.create_timer(float(period_s), self.update)
 
     def add(self, name: str, task: Callable[[Status], None]) -> None:
         self._tasks.append((name, task))
