@@ -11,6 +11,7 @@ CASES = [
     (CONTROL, {"limits.max_linear_mps": "fast"}, "limits.max_linear_mps"),     # wrong type
     (SENSOR, {"dvs.contrast_threshold": 5.0}, "dvs.contrast_threshold"),
     (WORLD, {"odom_rate_hz": "often"}, "odom_rate_hz"),
+    (WORLD, {"diagnostic_updater.period": -1.0}, "diagnostic_updater.period"),
 ]
 
 

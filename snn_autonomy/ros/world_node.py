@@ -166,8 +166,9 @@ class WorldNode(Node):
 
     def destroy_node(self) -> None:
         self._running = False
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+        thread = getattr(self, "_thread", None)    # absent when the constructor failed before it
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=2.0)
         super().destroy_node()
 
 
