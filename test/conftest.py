@@ -48,3 +48,44 @@ def open_floor_world(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("world") / "open_floor.yaml"
     path.write_text(yaml.safe_dump(doc))
     return str(path)
+
+
+def _processes_of_this_run() -> dict:
+    """pid -> command line of every other process started with this run's ROS_DOMAIN_ID."""
+    mark = f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}".encode()
+    found = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if mark in (d / "environ").read_bytes().split(b"\0"):
+                found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:     # gone meanwhile, or not ours to read
+            continue
+    return {pid: cmd for pid, cmd in found.items() if cmd}    # zombies have no command line
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_process_outlives_its_module():
+    """A node left running by one module would talk to the next module's nodes (same domain)
+    and change its results: each module must stop what it started. Those left are killed and
+    the module fails."""
+    import signal
+    import time
+
+    before = set(_processes_of_this_run())
+    yield
+    deadline = time.monotonic() + 5.0
+    left = {}
+    while time.monotonic() < deadline:
+        left = {p: c for p, c in _processes_of_this_run().items() if p not in before}
+        if not left:
+            return
+        time.sleep(0.2)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    pytest.fail("processes left running by this module (killed): "
+                + "; ".join(f"{pid}: {cmd[:160]}" for pid, cmd in left.items()))

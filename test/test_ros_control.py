@@ -68,7 +68,9 @@ def test_watchdog_stops_the_robot_when_perception_goes_stale(loop):
     probe = loop["probe"]
     _decide(loop, CLEAR, 1.5)
     speed = loop["odom"][-1].twist.twist.linear.x
-    assert speed > 0.2, f"the robot should be cruising on clear decisions, odometry says {speed}"
+    assert speed > 0.2, (f"the robot should be cruising on clear decisions, odometry says {speed}; "
+                         f"last commands {[round(m.linear.x, 3) for _, m in loop['cmd'][-5:]]} of "
+                         f"{len(loop['cmd'])}; control: {diag_values(loop['diag'], 'control: control')}")
     loop["cmd"].clear()
     t_last = time.monotonic()
     probe.spin_for(0.6)                    # perception falls silent
