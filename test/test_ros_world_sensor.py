@@ -128,3 +128,35 @@ def test_attention_roi_takes_effect_and_bad_commands_are_counted(sim):
     assert xs.min() < roi[0] and xs.max() >= roi[0] + roi[2]
 
 
+
+
+def test_world_state_round_trip_and_refusals():
+    """The flat WorldState carries poses, velocities and obstacles exactly through CDR; a state of
+    another world file, of other sizes or with non-finite numbers is refused, the local world untouched."""
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from snn_autonomy.ros.convert import WorldStateWriter
+
+    cfg = load_world_config()
+    src, dst = World(cfg), World(cfg)
+    for i in range(len(src.robot_ids)):
+        src.set_command(i, 0.3, 0.2 * (i - 1))
+    for _ in range(200):
+        src.step()
+    msg = deserialize_message(serialize_message(WorldStateWriter(src).write(src, 1_234_567_000)), WorldState)
+    assert apply_world_state(msg, dst) == 1_234_567
+    for a in ("pose", "vel", "obs_pos", "obs_vel"):
+        assert np.array_equal(getattr(dst, a), getattr(src, a)), a
+    assert list(msg.robot_collisions) == src.collisions.tolist()
+
+    kept = dst.pose.copy()
+    bad = deserialize_message(serialize_message(msg), WorldState)
+    bad.robot_states = bad.robot_states[:-1]
+    nan = deserialize_message(serialize_message(msg), WorldState)
+    nan.obstacle_states[5] = math.nan
+    other = deserialize_message(serialize_message(msg), WorldState)
+    other.config_sha256 = "0" * 64
+    for m, why in ((bad, "robot and"), (nan, "non-finite"), (other, "same world file")):
+        with pytest.raises(ValueError, match=why):
+            apply_world_state(m, dst)
+    assert np.array_equal(dst.pose, kept)

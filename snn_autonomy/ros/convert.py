@@ -1,6 +1,7 @@
 """Message <-> core conversions (the one place that knows both)."""
 from __future__ import annotations
 
+import array
 import math
 
 import numpy as np
@@ -58,59 +59,56 @@ def quat_yaw(q) -> float:
 
 
 class WorldStateWriter:
-    """snn_autonomy_msgs/WorldState of a sim.World, written into one message that is reused.
-
-    Building the ~60 nested messages afresh for every state cost the world node 250 us per
-    step (a quarter of a core at 1 kHz); updating their numbers in place costs a fraction of
-    that. rclpy serialises on publish, so the message may be rewritten once it is published."""
+    """snn_autonomy_msgs/WorldState of a sim.World, written into one message that is reused
+    (rclpy serialises on publish, so the message may be rewritten once it is published).
+    Robots and obstacles go into flat float64 arrays, row by row (see WorldState.msg)."""
 
     def __init__(self, world) -> None:
-        from geometry_msgs.msg import Pose, Twist
-        from snn_autonomy_msgs.msg import ObstacleState, WorldState
+        from snn_autonomy_msgs.msg import WorldState
 
         m = self.msg = WorldState()
         m.header.frame_id = "map"
         m.config_sha256 = world.sha256
         m.robot_ids = list(world.robot_ids)
-        m.robot_poses = [Pose() for _ in world.robot_ids]
-        m.robot_velocities = [Twist() for _ in world.robot_ids]
-        m.obstacles = [ObstacleState(id=i) for i in range(len(world.obs_pos))]
 
     def write(self, world, stamp_ns: int):
         m = self.msg
         m.header.stamp = ns_to_stamp(stamp_ns)
         m.step = int(world.step_count)
-        for pose, twist, (x, y, yaw), (v, w) in zip(m.robot_poses, m.robot_velocities, world.pose.tolist(),
-                                                    world.vel.tolist()):
-            pose.position.x, pose.position.y = x, y
-            pose.orientation.z, pose.orientation.w = math.sin(yaw / 2.0), math.cos(yaw / 2.0)
-            twist.linear.x, twist.angular.z = v, w
-        for o, p, v, r, h, mv in zip(m.obstacles, world.obs_pos.tolist(), world.obs_vel.tolist(),
-                                     world.obs_r.tolist(), world.obs_h.tolist(), world.obs_moving.tolist()):
-            o.position.x, o.position.y = p
-            o.velocity.x, o.velocity.y = v
-            o.radius_m, o.height_m, o.moving = r, h, bool(mv)
-        m.robot_collisions = [int(c) for c in world.collisions]
+        m.robot_states = _float64_array(np.concatenate([world.pose, world.vel], axis=1))
+        m.obstacle_states = _float64_array(np.concatenate([world.obs_pos, world.obs_vel], axis=1))
+        m.robot_collisions = array.array("I", np.asarray(world.collisions, dtype=np.uint32).tobytes())
         return m
+
+
+def _float64_array(a: np.ndarray) -> array.array:
+    """A float64 array as the array.array rclpy takes for float64[] without a per-element copy."""
+    out = array.array("d")
+    out.frombytes(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return out
 
 
 def apply_world_state(msg, world) -> int:
     """Adopt a WorldState in a local sim.World (same configuration); returns its time in us.
 
     Raises ValueError when the message does not describe this world."""
+    from snn_autonomy_msgs.msg import WorldState
+
     if msg.config_sha256 != world.sha256:
         raise ValueError(f"world state is of configuration {msg.config_sha256[:12]}, this sensor loaded "
                          f"{world.sha256[:12]}: both must use the same world file")
-    if len(msg.robot_poses) != len(world.pose) or len(msg.obstacles) != len(world.obs_pos):
-        raise ValueError("world state has a different number of robots or obstacles")
-    pose = np.array([[p.position.x, p.position.y, quat_yaw(p.orientation)] for p in msg.robot_poses])
-    vel = np.array([[t.linear.x, t.angular.z] for t in msg.robot_velocities]).reshape(-1, 2)
-    obs = np.array([[o.position.x, o.position.y] for o in msg.obstacles]).reshape(-1, 2)
-    obs_vel = np.array([[o.velocity.x, o.velocity.y] for o in msg.obstacles]).reshape(-1, 2)
-    if not (np.isfinite(pose).all() and np.isfinite(obs).all()):
-        raise ValueError("world state holds non-finite positions")
+    n_robots, n_obs = len(world.pose), len(world.obs_pos)
+    if (len(msg.robot_states) != n_robots * WorldState.ROBOT_STRIDE
+            or len(msg.obstacle_states) != n_obs * WorldState.OBSTACLE_STRIDE):
+        raise ValueError(f"world state has {len(msg.robot_states)} robot and {len(msg.obstacle_states)} obstacle "
+                         f"numbers, this world needs {n_robots} x {WorldState.ROBOT_STRIDE} and "
+                         f"{n_obs} x {WorldState.OBSTACLE_STRIDE}")
+    robots = np.frombuffer(msg.robot_states, dtype=np.float64).reshape(n_robots, WorldState.ROBOT_STRIDE)
+    obs = np.frombuffer(msg.obstacle_states, dtype=np.float64).reshape(n_obs, WorldState.OBSTACLE_STRIDE)
+    if not (np.isfinite(robots).all() and np.isfinite(obs).all()):
+        raise ValueError("world state holds non-finite numbers")
     t_us = stamp_to_ns(msg.header.stamp) // 1000
-    world.set_dynamic_state(t_us, pose.reshape(-1, 3), obs, vel if len(vel) == len(pose) else None, obs_vel)
+    world.set_dynamic_state(t_us, robots[:, :3], obs[:, :2], robots[:, 3:], obs[:, 2:])
     return t_us
 
 
