@@ -89,12 +89,10 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     """Run the fleet for `duration_s` wall seconds after its first decision; returns the report."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from snn_autonomy_msgs.msg import DecisionTrace, Perception
 
     from .launcher import Launcher
     from .report.plots import plot_energy, plot_latency, plot_steps, plot_trajectories
     from .report.summary import FLEET_TOPICS, summarise
-    from .ros import qos
     from .ros.recorder import TopicRecorder
     from .sim.config import load_world_config
 
@@ -116,11 +114,11 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     node = rclpy.create_node("demo_monitor")
     ex = SingleThreadedExecutor()
     ex.add_node(node)
-    recorder = TopicRecorder(node, bag, topics=[f"/{r}/{leaf}" for r in robots for leaf in RECORD] + list(FLEET_TOPICS))
     watch = _Live()
-    for r in robots:
-        node.create_subscription(Perception, f"/{r}/perception", watch.on_perception, qos.COMMAND)
-        node.create_subscription(DecisionTrace, f"/{r}/decision_trace", watch.on_trace, qos.COMMAND)
+    listeners = {**{f"/{r}/perception": watch.on_perception for r in robots},
+                 **{f"/{r}/decision_trace": watch.on_trace for r in robots}}
+    recorder = TopicRecorder(node, bag, topics=[f"/{r}/{leaf}" for r in robots for leaf in RECORD] + list(FLEET_TOPICS),
+                             listeners=listeners)
     launcher = Launcher(plan, out / "logs", echo=lambda line: None, node_output=False)
     started = time.monotonic()
     state = {"next_discover": 0.0}

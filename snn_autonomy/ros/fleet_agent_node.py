@@ -25,6 +25,7 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Twist, Vector3
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from snn_autonomy_msgs.msg import AgentState, Assignment, FleetPlan, Perception, SharedDetections
 
 from ..fleet import plan as core
@@ -89,7 +90,8 @@ class FleetAgentNode(Node):
         self.shared = 0
         self._hfov = math.radians(load_world_config(self.get_parameter("world_config").value or None).camera.hfov_deg)
         self._det_pub = self.create_publisher(SharedDetections, DETECTIONS_IN_TOPIC, qos.COMMAND)
-        self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
+        # raw: most decisions fall inside the share period and are not even deserialised
+        self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND, raw=True)
         self.diag = Updater(self, hardware_id=f"fleet_agent_{agent_id}")
         self.diag.add("fleet membership", self._diagnose)
         x, y, yaw = start
@@ -109,9 +111,12 @@ class FleetAgentNode(Node):
                                   self._now()):
             self.get_logger().warning("non-finite odometry dropped", throttle_duration_sec=2.0)
 
-    def _on_perception(self, msg: Perception) -> None:
+    def _on_perception(self, data: bytes) -> None:
         now = self._now()
-        if now - self._last_share < self._share_period or msg.label >= len(msg.class_names):
+        if now - self._last_share < self._share_period:
+            return
+        msg = deserialize_message(data, Perception)
+        if msg.label >= len(msg.class_names):
             return
         s = sighting_from_decision(self.agent.agent_id, self.agent.pose, int(msg.label), msg.class_names[msg.label],
                                    float(msg.confidence), now, self._hfov)

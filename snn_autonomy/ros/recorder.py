@@ -7,9 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..events.bag import McapBagWriter
@@ -31,13 +32,17 @@ class TopicRecorder:
     """Subscribes (raw) to topics on `node` and writes them to `out_dir` until `close()`.
 
     Topics may be given before they exist: `discover()` subscribes to those that have
-    appeared (and, with `all_of_types`, to every topic of those types)."""
+    appeared (and, with `all_of_types`, to every topic of those types). `listeners` get the
+    messages of their topic, deserialised, after they are written: one subscription serves
+    both (a second reader of the same topic would cost every publisher another delivery)."""
 
     def __init__(self, node: Node, out_dir: Path, topics: Iterable[str] = (),
-                 all_of_types: Iterable[str] = ()) -> None:
+                 all_of_types: Iterable[str] = (),
+                 listeners: Optional[Dict[str, Callable[[Any], None]]] = None) -> None:
         self.node = node
         self.wanted = set(topics)
         self.types = set(all_of_types)
+        self.listeners = dict(listeners or {})
         self.writer = McapBagWriter(Path(out_dir), qos_sensor_data_topics=[]).__enter__()
         self.subs: Dict[str, object] = {}
         self.counts: Dict[str, int] = {}
@@ -59,6 +64,7 @@ class TopicRecorder:
     def _subscribe(self, topic: str, msgtype: str) -> None:
         cls = get_message(msgtype)
         self.counts[topic] = 0
+        listener = self.listeners.get(topic)
 
         def on_msg(data: bytes, topic=topic, msgtype=msgtype) -> None:
             with self._lock:
@@ -66,6 +72,8 @@ class TopicRecorder:
                     return
                 self.writer.write_raw(topic, msgtype, data, time.time_ns())
                 self.counts[topic] += 1
+            if listener is not None:
+                listener(deserialize_message(data, cls))
 
         self.subs[topic] = self.node.create_subscription(cls, topic, on_msg, self._qos_for(topic), raw=True)
 
