@@ -52,7 +52,7 @@ def _actions(context, *args, **kwargs):
                                 arguments=["-name", rid, "-file", arg("robot_sdf"), *pose_args]))
     actions += [Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
                      parameters=[n.parameters], remappings=list(n.remappings), respawn=n.respawn,
-                     respawn_delay=n.respawn_delay_s, output="screen",
+                     respawn_delay=n.respawn_delay_s, prefix=n.prefix(), output="screen",
                      **launch_ros_security(cfg, n))
                 for n in plan]
     return actions

@@ -34,7 +34,7 @@ def _nodes(context, *args, **kwargs):
     return [LogInfo(msg=f"snn_autonomy robot: {len(plan)} nodes, driver {cfg.event_driver}")] + [
         Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
              parameters=[n.parameters], remappings=list(n.remappings), respawn=n.respawn,
-             respawn_delay=n.respawn_delay_s, output="screen",
+             respawn_delay=n.respawn_delay_s, prefix=n.prefix(), output="screen",
              **launch_ros_security(cfg, n))
         for n in plan]
 

@@ -22,8 +22,8 @@ def _nodes(context, *args, **kwargs):
     cfg = load_launch_config(config, int(robots) if robots else None, overrides=security_overrides(*sec) or None)
     plan = build_plan(cfg)
     return [Node(package=n.package, executable=n.executable, name=n.name, namespace=n.namespace or None,
-                 parameters=[n.parameters], respawn=n.respawn, respawn_delay=n.respawn_delay_s, output="screen",
-             **launch_ros_security(cfg, n))
+                 parameters=[n.parameters], respawn=n.respawn, respawn_delay=n.respawn_delay_s,
+                 prefix=n.prefix(), output="screen", **launch_ros_security(cfg, n))
             for n in plan]
 
 

@@ -38,6 +38,11 @@ class NodeSpec:
     package: str = "snn_autonomy"
     remappings: Tuple[Tuple[str, str], ...] = ()   # (from, to) topic remappings
     enclave: str = ""               # SROS2 enclave (`--enclave`), set when the plan's security is on
+    cpus: Tuple[int, ...] = ()      # CPU affinity (empty: any CPU), from the plan's cpu_affinity
+
+    def prefix(self) -> Optional[str]:
+        """launch_ros `prefix` that gives the process its CPU affinity (None: no prefix)."""
+        return f"taskset -c {','.join(map(str, self.cpus))}" if self.cpus else None
 
 
 EVENT_DRIVERS = ("metavision_driver", "libcaer_driver")   # both: executable driver_node, topic ~/events
@@ -46,6 +51,8 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 SECURITY_STRATEGIES = ("Enforce", "Permissive")
+AFFINITY_NODES = ("world", "gz_bridge", DRIVER_NODE_NAME, "event_sensor", "perception", "control", "attention",
+                  "robot", "fleet_agent", "coordinator")
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,10 @@ class LaunchConfig:
     gz_bridge: bool = False         # ros_gz_bridge parameter_bridge for every robot (Gazebo)
     gz_bridge_config: str = ""      # bridge template ('' = config/gz_bridge.yaml)
     security: SecurityLaunchConfig = field(default_factory=SecurityLaunchConfig)   # SROS2 (off by default)
+    # node name (world, event_sensor, perception, control, robot, ...) -> CPUs it may run on, for
+    # every instance of that node; e.g. {world: [0], event_sensor: [0], perception: [1], control: [1]}
+    # keeps a simulation off the cores of the sensing-to-action chain
+    cpu_affinity: Dict[str, List[int]] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.sensor_source not in ("world", "image", "bag", "raw", "camera", "driver"):
@@ -126,6 +137,11 @@ class LaunchConfig:
                 raise ConfigError(f"robot_poses: {rid!r} is not one of the robots ({', '.join(ids)})")
             if len(pose) != 3:
                 raise ConfigError(f"robot_poses.{rid}: {pose!r} is not [x, y, yaw]")
+        for name, cpus in self.cpu_affinity.items():
+            if name not in AFFINITY_NODES:
+                raise ConfigError(f"cpu_affinity: {name!r} is not one of {', '.join(AFFINITY_NODES)}")
+            if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096 for c in cpus):
+                raise ConfigError(f"cpu_affinity.{name}: {cpus!r} is not a non-empty list of CPU numbers")
         if self.gz_bridge and self.world:
             raise ConfigError("gz_bridge: true needs world: false (Gazebo, not the built-in world, "
                               "drives the robots)")
@@ -260,6 +276,8 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         nodes = [replace(n, parameters={**n.parameters, "use_sim_time": True}) for n in nodes]
     if cfg.security.enable:
         nodes = [replace(n, enclave=node_enclave(cfg, n)) for n in nodes]
+    if cfg.cpu_affinity:
+        nodes = [replace(n, cpus=tuple(cfg.cpu_affinity.get(n.name, ()))) for n in nodes]
     return nodes
 
 

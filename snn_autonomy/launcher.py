@@ -177,8 +177,9 @@ def default_log_dir() -> Path:
     return Path(base) / time.strftime(f"snn_launch_%Y-%m-%d-%H-%M-%S_{os.getpid()}")
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """preexec_fn: SIGTERM to the child when the runner dies (even by SIGKILL)."""
+def _child_setup(parent: int, cpus: Optional[set] = None) -> Callable[[], None]:
+    """preexec_fn: SIGTERM to the child when the runner dies (even by SIGKILL), and the CPU
+    affinity `cpus`, set before exec so that every thread the node starts inherits it."""
     libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
     def setup() -> None:
@@ -186,6 +187,8 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
             if os.getppid() != parent:      # the runner died before prctl took effect
                 os.kill(os.getpid(), signal.SIGTERM)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
     return setup
 
 
@@ -323,11 +326,18 @@ class Launcher:
 
     # ------------------------------------------------------------------ processes
     def _start(self, n: NodeRun) -> None:
+        cpus = set(n.spec.cpus)
+        if cpus and not cpus <= os.sched_getaffinity(0):
+            n.state, n.rc = "failed", None
+            n.note = (f"cannot start: cpu_affinity {sorted(cpus)} is not within the CPUs this runner may use "
+                      f"({sorted(os.sched_getaffinity(0))})")
+            self.say(f"{n.label}: {n.note}")
+            return
         log = open(n.log_path, "ab")
         try:
             n.proc = subprocess.Popen(n.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                       env=self._env, start_new_session=True,
-                                      preexec_fn=_die_with_parent(os.getpid()))
+                                      preexec_fn=_child_setup(os.getpid(), cpus))
         except OSError as exc:
             n.state, n.rc, n.note = "failed", None, f"cannot start: {exc}"
             self.say(f"{n.label}: cannot start: {exc}")

@@ -51,3 +51,20 @@ def test_fused_mode_runs_one_robot_node_per_robot(tmp_path):
     p.write_text("launch:\n  mode: fused\n  sensor_source: bag\n  world: false\n")
     with pytest.raises(ConfigError, match="needs sensor_source: world"):
         load_launch_config(str(p))
+
+
+def test_cpu_affinity_reaches_every_instance_of_a_node_and_bad_values_are_named(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  robots: 2\n  cpu_affinity: {world: [0], event_sensor: [0], perception: [1], control: [1]}\n")
+    plan = build_plan(load_launch_config(str(p)))
+    cpus = {(n.namespace, n.name): n.cpus for n in plan}
+    assert cpus[("", "world")] == (0,) and cpus[("/robot_1", "event_sensor")] == (0,)
+    assert cpus[("/robot_0", "perception")] == (1,) and cpus[("/robot_1", "control")] == (1,)
+    assert cpus[("/robot_0", "attention")] == () and cpus[("", "coordinator")] == ()
+    assert next(n for n in plan if n.name == "world").prefix() == "taskset -c 0"
+    assert next(n for n in plan if n.name == "attention").prefix() is None
+    for text, why in (("{percepton: [1]}", "'percepton' is not one of"), ("{control: []}", "non-empty list"),
+                      ("{control: [-1]}", "non-empty list"), ("{control: [true]}", "expected an integer")):
+        p.write_text(f"launch:\n  cpu_affinity: {text}\n")
+        with pytest.raises(ConfigError, match=why):
+            load_launch_config(str(p))

@@ -345,3 +345,18 @@ def test_secured_plan_gives_each_node_its_enclave_and_the_security_environment(t
     for spec in build_plan(cfg):
         cmd = node_command(spec, None)
         assert cmd[cmd.index("--enclave") + 1] == spec.enclave and spec.enclave.endswith(spec.name)
+
+
+def test_cpu_affinity_is_set_before_the_node_starts_and_an_unusable_cpu_is_refused(tmp_path):
+    code = "import os, time; print(sorted(os.sched_getaffinity(0)), flush=True); time.sleep(30)"
+    usable = sorted(os.sched_getaffinity(0))
+    plan = [NodeSpec("x", "pinned", cpus=(usable[-1],)), NodeSpec("x", "free"), NodeSpec("x", "nowhere", cpus=(4095,))]
+    launcher = Launcher(plan, tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lambda line: None,
+                        command=lambda spec, params: [sys.executable, "-c", code])
+    status = launcher.run(duration_s=1.5)
+    states = {s["node"]: s for s in launcher.states()}
+    assert (tmp_path / "logs" / "pinned.log").read_text().splitlines()[0] == str([usable[-1]])
+    assert (tmp_path / "logs" / "free.log").read_text().splitlines()[0] == str(usable)
+    assert states["/nowhere"]["state"] == "failed" and "cpu_affinity [4095]" in states["/nowhere"]["note"]
+    assert status == 1
+    assert not _groups_left(p for s in states.values() for p in s["pids"])
