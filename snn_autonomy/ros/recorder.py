@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 
 from ..events.bag import McapBagWriter
 
