@@ -119,8 +119,10 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
         rclpy.try_shutdown()
     if not traces:
         raise RuntimeError(f"no decision traces from the split nodes; logs in {launcher.log_dir}")
-    per_stage = {k: {"p50_ms": p["p50"], "p99_ms": p["p99"]} for k, p in
-                 ((k, percentiles(v)) for k, v in stages.items())}
+    per_stage = {}
+    for stage, values in stages.items():
+        p = percentiles(values)
+        per_stage[stage] = {"p50_ms": p["p50"], "p99_ms": p["p99"]}
     return {**_ms(traces), "stages": per_stage}
 
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -56,6 +56,17 @@ def _deciding(f: LiveFleet, robot: str, since: float) -> Optional[float]:
     return next((t for t in f.decisions[robot] if t > since), None)
 
 
+def _await(f: LiveFleet, when: Callable[[], Optional[float]], timeout_s: float) -> Optional[float]:
+    """Wait (at most `timeout_s`) until `when()` gives a time; that time, or None."""
+    f.wait_until(lambda: when() is not None, timeout_s)
+    return when()
+
+
+def _secs(t: Optional[float], t0: float) -> Optional[float]:
+    """Seconds from t0 to t, to the millisecond (None when t never came)."""
+    return None if t is None else round(t - t0, 3)
+
+
 def settle(f: LiveFleet, timeout_s: float = 20.0) -> bool:
     """Every robot decided in the last half second (the fleet is back to normal)."""
     return f.wait_until(lambda: all(_deciding(f, r, _now() - 0.5) is not None for r in f.robots),
@@ -73,20 +84,18 @@ def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float
     try:
         f.wait(hold_s)
         stop = _stop_after(f, robot, t0, _now())
-        f.wait_until(lambda: _standstill(f, robot, t0) is not None, 3.0)
-        stand = _standstill(f, robot, t0)
+        stand = _await(f, lambda: _standstill(f, robot, t0), 3.0)
     finally:
         if sig == signal.SIGSTOP:
             f.launcher.signal_node(label, signal.SIGCONT)
     t_release = _now()
-    f.wait_until(lambda: _deciding(f, robot, t_release) is not None, 30.0)
-    recover = _deciding(f, robot, t_release)
+    recover = _await(f, lambda: _deciding(f, robot, t_release), 30.0)
     t_back = _now()
     moved = blind_moves(f, robot, t0, t_back)
     out: Dict[str, Any] = {
-        "time_to_stop_s": None if stop is None else round(stop - t0, 3),
-        "time_to_standstill_s": None if stand is None else round(stand - t0, 3),
-        "time_to_recover_s": None if recover is None else round(recover - t0, 3),
+        "time_to_stop_s": _secs(stop, t0),
+        "time_to_standstill_s": _secs(stand, t0),
+        "time_to_recover_s": _secs(recover, t0),
         "moved_while_blind": moved,
         "collisions": sum(1 for t in f.collisions[robot] if t0 <= t <= t_back),
     }
@@ -199,20 +208,18 @@ def agent_link_cut(f: LiveFleet, robot: str, hold_s: float = 3.0) -> Dict[str, A
     without = lambda m: robot in m.lost_agent_ids  # noqa: E731
     with_it = lambda m: robot in [a.agent_id for a in m.assignments]  # noqa: E731
     try:
-        f.wait_until(lambda: _plan_after(f, t0, without) is not None, hold_s + 5)
+        _await(f, lambda: _plan_after(f, t0, without), hold_s + 5)
         f.wait(max(0.0, hold_s - (_now() - t0)))
     finally:
         f.launcher.signal_node(label, signal.SIGCONT)
     t1 = _now()
-    f.wait_until(lambda: _plan_after(f, t1, with_it) is not None, 10.0)
-    lost, back = _plan_after(f, t0, without), _plan_after(f, t1, with_it)
-    lost, back = None if lost is None else lost - t0, None if back is None else back - t1
+    back = _await(f, lambda: _plan_after(f, t1, with_it), 10.0)
+    lost = _plan_after(f, t0, without)
     others = [r for r in f.robots if r != robot]
     covered = bool(_plan_after(f, t0, lambda m: robot in m.lost_agent_ids and
                                {a.agent_id for a in m.assignments} >= set(others)))
-    out = {"time_to_replan_s": None if lost is None else round(lost, 3),
-           "time_to_rejoin_s": None if back is None else round(back, 3), "others_reassigned": covered}
-    out["survived"] = bool(lost is not None and lost <= 3.0 and back is not None and covered)
+    out = {"time_to_replan_s": _secs(lost, t0), "time_to_rejoin_s": _secs(back, t1), "others_reassigned": covered}
+    out["survived"] = bool(lost is not None and lost - t0 <= 3.0 and back is not None and covered)
     out["what_happened"] = (f"{robot}'s agent silent {hold_s:.0f} s: the coordinator re-planned without it after "
                             f"{out['time_to_replan_s']} s and took it back {out['time_to_rejoin_s']} s after it "
                             "spoke again")
@@ -225,12 +232,10 @@ def coordinator_restart(f: LiveFleet) -> Dict[str, Any]:
     f.launcher.signal_node("coordinator", signal.SIGKILL)
     everyone = set(f.robots)
     complete = lambda m: {a.agent_id for a in m.assignments} >= everyone  # noqa: E731
-    f.wait_until(lambda: _plan_after(f, t0, complete) is not None, 30.0)
+    replan = _await(f, lambda: _plan_after(f, t0, complete), 30.0)
     t1 = _now()
-    replan = _plan_after(f, t0, complete)
-    replan = None if replan is None else replan - t0
     kept_deciding = all(_deciding(f, r, t0) is not None for r in f.robots)
-    out = {"time_to_replan_s": None if replan is None else round(replan, 3),
+    out = {"time_to_replan_s": _secs(replan, t0),
            "respawned": f.launcher.node("coordinator").respawns > respawns,
            "robots_kept_deciding": kept_deciding,
            "collisions": sum(1 for r in f.robots for t in f.collisions[r] if t0 <= t <= t1)}
@@ -248,13 +253,15 @@ def sim_clock_jump(f: LiveFleet) -> Dict[str, Any]:
     up = f.wait_until(lambda: f.launcher.node("world").respawns > respawns
                       and f.launcher.node("world").state == "running", 20.0)
     t_up = _now()
-    f.wait_until(lambda: all(_deciding(f, r, t_up + 0.3) is not None for r in f.robots), 30.0)
+    def all_deciding() -> Optional[float]:      # when the last robot to decide again did
+        firsts = [_deciding(f, r, t_up + 0.3) for r in f.robots]
+        return None if None in firsts else max(firsts)
+
+    back = _await(f, all_deciding, 30.0)
     t1 = _now()
-    firsts = [_deciding(f, r, t_up + 0.3) for r in f.robots]
-    back = None if None in firsts else max(firsts)
     moved = sum(blind_moves(f, r, t0, t1) for r in f.robots)
     out = {"world_respawned": up is not None,
-           "time_to_decide_again_s": None if back is None else round(back - t0, 3),
+           "time_to_decide_again_s": _secs(back, t0),
            "moved_while_blind": moved}
     out["survived"] = bool(up is not None and back is not None and moved == 0)
     out["what_happened"] = (f"world killed and restarted (simulation time back to 0): every robot deciding again "

@@ -8,7 +8,7 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
-from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency
+from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
 from ..events.packet import EventPacketData
 from ..fleet.agent import compose
@@ -64,8 +64,6 @@ class WorldStateWriter:
     Robots and obstacles go into flat float64 arrays, row by row (see WorldState.msg)."""
 
     def __init__(self, world) -> None:
-        from snn_autonomy_msgs.msg import WorldState
-
         m = self.msg = WorldState()
         m.header.frame_id = "map"
         m.config_sha256 = world.sha256
@@ -92,8 +90,6 @@ def apply_world_state(msg, world) -> int:
     """Adopt a WorldState in a local sim.World (same configuration); returns its time in us.
 
     Raises ValueError when the message does not describe this world."""
-    from snn_autonomy_msgs.msg import WorldState
-
     if msg.config_sha256 != world.sha256:
         raise ValueError(f"world state is of configuration {msg.config_sha256[:12]}, this sensor loaded "
                          f"{world.sha256[:12]}: both must use the same world file")
