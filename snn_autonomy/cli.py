@@ -89,7 +89,10 @@ def cmd_bench_emulator(args: argparse.Namespace) -> int:
 def cmd_bench_loop(args: argparse.Namespace) -> int:
     from .bench.loop import bench_loop
 
-    _report(args, "bench loop", bench_loop(args.duration, split=not args.fused_only))
+    if args.stress < 0:
+        print("bench loop: --stress must be 0 or more processes", file=sys.stderr)
+        return 2
+    _report(args, "bench loop", bench_loop(args.duration, split=not args.fused_only, stress=args.stress))
     return 0
 
 
@@ -450,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     bl = b_sub.add_parser("loop", help="sensing-to-action latency of one agent: fused and split over DDS")
     bl.add_argument("--duration", type=float, default=10.0, help="seconds measured per mode")
     bl.add_argument("--fused-only", action="store_true", help="skip the split nodes")
+    bl.add_argument("--stress", type=int, default=0, metavar="N",
+                    help="N busy-loop processes at normal priority competing for the CPUs during every run")
     bl.add_argument("--json", action="store_true")
     bl.set_defaults(func=cmd_bench_loop)
     be = b_sub.add_parser("energy", help="energy per decision: this machine's meters and the estimate")

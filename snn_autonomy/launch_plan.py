@@ -25,6 +25,7 @@ import yaml
 
 from .config import ConfigError, from_dict, load, load_yaml, spec, to_dict
 from .paths import config_path
+from .realtime import check_priority
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,14 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECURITY_STRATEGIES = ("Enforce", "Permissive")
 AFFINITY_NODES = ("world", "gz_bridge", DRIVER_NODE_NAME, "event_sensor", "perception", "control", "attention",
                   "robot", "fleet_agent", "coordinator")
+# nodes of this package: they take `realtime_priority` as a parameter (ros/spin.py applies it)
+OWN_NODES = tuple(n for n in AFFINITY_NODES if n not in ("gz_bridge", DRIVER_NODE_NAME))
+# The sensing-to-action chain preempts everything else on its cores (SCHED_FIFO): the event
+# sensor too, since a packet it has stamped waits on it until written to DDS; each stage above
+# the one before it, so that a decision in flight finishes before the next packet is taken up
+# (50 is ros2_control's controller-manager default). The world, the fleet and the monitors keep
+# normal scheduling; so do foreign nodes (a camera driver: `chrt` it, see the README).
+DEFAULT_REALTIME_PRIORITY = {"event_sensor": 40, "perception": 45, "control": 50, "robot": 45}
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,10 @@ class LaunchConfig:
     # every instance of that node; e.g. {world: [0], event_sensor: [0], perception: [1], control: [1]}
     # keeps a simulation off the cores of the sensing-to-action chain
     cpu_affinity: Dict[str, List[int]] = field(default_factory=dict)
+    # node name -> SCHED_FIFO priority (1..99, 0 = normal scheduling) of every instance of that
+    # node; refused by the kernel without CAP_SYS_NICE or an rtprio limit, which the node
+    # reports (log and /diagnostics) before running on normal scheduling. {} turns it off.
+    realtime_priority: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REALTIME_PRIORITY))
 
     def validate(self) -> None:
         if self.sensor_source not in ("world", "image", "bag", "raw", "camera", "driver"):
@@ -142,6 +155,13 @@ class LaunchConfig:
                 raise ConfigError(f"cpu_affinity: {name!r} is not one of {', '.join(AFFINITY_NODES)}")
             if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096 for c in cpus):
                 raise ConfigError(f"cpu_affinity.{name}: {cpus!r} is not a non-empty list of CPU numbers")
+        for name, prio in self.realtime_priority.items():
+            if name not in OWN_NODES:
+                raise ConfigError(f"realtime_priority: {name!r} is not one of {', '.join(OWN_NODES)}")
+            try:
+                check_priority(prio, f"realtime_priority.{name}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         if self.gz_bridge and self.world:
             raise ConfigError("gz_bridge: true needs world: false (Gazebo, not the built-in world, "
                               "drives the robots)")
@@ -278,7 +298,8 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         nodes = [replace(n, enclave=node_enclave(cfg, n)) for n in nodes]
     if cfg.cpu_affinity:
         nodes = [replace(n, cpus=tuple(cfg.cpu_affinity.get(n.name, ()))) for n in nodes]
-    return nodes
+    return [replace(n, parameters={**n.parameters, "realtime_priority": cfg.realtime_priority[n.name]})
+            if n.package == "snn_autonomy" and cfg.realtime_priority.get(n.name) else n for n in nodes]
 
 
 # ---------------------------------------------------------------------------- SROS2

@@ -110,10 +110,20 @@ PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def diag_values(msgs, name_part: str) -> dict:
-    """Key/values of the newest DiagnosticStatus whose name contains `name_part`."""
+    """Key/values of the newest DiagnosticStatus whose name contains `name_part` (a node's
+    `scheduling` status only when asked for by name: every node reports one)."""
     out = {}
     for m in msgs:
         for s in m.status:
-            if name_part in s.name:
+            if name_part in s.name and (not s.name.endswith(": scheduling") or name_part.endswith("scheduling")):
                 out = {kv.key: kv.value for kv in s.values}
     return out
+
+
+def fifo_permitted(priority: int = 50) -> bool:
+    """Whether a process of this user may take SCHED_FIFO at `priority` (root, CAP_SYS_NICE or
+    an rtprio limit): asked of a throw-away child, so that the test process keeps its policy."""
+    import subprocess
+    code = ("import sys; from snn_autonomy.realtime import set_fifo_priority; "
+            f"sys.exit(0 if set_fifo_priority({priority}).applied else 1)")
+    return subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

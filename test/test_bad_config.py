@@ -12,6 +12,7 @@ CASES = [
     (SENSOR, {"dvs.contrast_threshold": 5.0}, "dvs.contrast_threshold"),
     (WORLD, {"odom_rate_hz": "often"}, "odom_rate_hz"),
     (WORLD, {"diagnostic_updater.period": -1.0}, "diagnostic_updater.period"),
+    (WORLD, {"realtime_priority": 100}, "realtime_priority"),                # SCHED_FIFO is 1..99
 ]
 
 

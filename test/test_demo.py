@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from ros_helpers import fifo_permitted
 from snn_autonomy.events.bag import read_messages
 
 KEYS = ("agents", "duration_s", "decisions", "e2e_latency_ms", "stage_latency_ms", "steps_mean", "t_max",
@@ -39,11 +40,16 @@ def test_demo_writes_report_plots_recording_and_logs(demo):
     for png in ("latency_per_stage", "early_exit_steps", "energy_per_decision", "trajectories"):
         assert (out / f"{png}.png").stat().st_size > 5000
     assert list((out / "recording").glob("*.mcap")) and (out / "logs" / "launch.log").exists()
+    # the robots (sensing to action in one process each) run under SCHED_FIFO where allowed
+    robots = {k: v for k, v in report["scheduling"].items() if k.endswith("/robot")}
+    assert sorted(robots) == ["/robot_0/robot", "/robot_1/robot"], report["scheduling"]
+    expected = "SCHED_FIFO priority 45" if fifo_permitted(45) else "SCHED_FIFO priority 45 refused"
+    assert all(expected in v for v in robots.values()), robots
 
 
 def test_report_agrees_with_the_recorded_messages(demo):
     out, report = demo
-    perception, traces, collisions = [], [], 0
+    perception, traces, collisions, scheduling = [], [], 0, {}
     for topic, _t, _type, msg in read_messages(out / "recording"):
         if topic.endswith("/perception"):
             perception.append(msg)
@@ -51,8 +57,12 @@ def test_report_agrees_with_the_recorded_messages(demo):
             traces.append(msg.e2e_latency_ms)
         elif topic.endswith("/collisions"):
             collisions += 1
+        elif topic == "/diagnostics":
+            scheduling.update({"/" + s.name[:-len(": scheduling")]: s.message for s in msg.status
+                               if s.name.endswith(": scheduling")})
     assert report["decisions"] == len(perception)
     assert report["collisions"] == collisions
+    assert report["scheduling"] == scheduling and scheduling
     assert report["steps_mean"] == pytest.approx(np.mean([m.steps_used for m in perception]), abs=1e-3)
     assert report["e2e_latency_ms"]["p50"] == pytest.approx(np.percentile(traces, 50), abs=1e-3)
     assert report["events_per_decision"] == pytest.approx(np.mean([m.events_used for m in perception]), abs=1e-2)

@@ -68,3 +68,23 @@ def test_cpu_affinity_reaches_every_instance_of_a_node_and_bad_values_are_named(
         p.write_text(f"launch:\n  cpu_affinity: {text}\n")
         with pytest.raises(ConfigError, match=why):
             load_launch_config(str(p))
+
+
+def test_realtime_priority_reaches_the_chain_by_default_and_bad_values_are_named(tmp_path):
+    prio = {(n.namespace, n.name): n.parameters.get("realtime_priority") for n in build_plan(load_launch_config())}
+    assert prio[("/robot_0", "perception")] == 45 and prio[("/robot_2", "control")] == 50
+    assert prio[("/robot_1", "event_sensor")] == 40 and prio[("", "world")] is None
+    assert prio[("/robot_0", "fleet_agent")] is None and prio[("", "coordinator")] is None
+    fused = build_plan(load_launch_config(overrides={"mode": "fused"}))
+    assert {n.parameters.get("realtime_priority") for n in fused if n.name == "robot"} == {45}
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  robots: 1\n  realtime_priority: {}\n")
+    assert not any("realtime_priority" in n.parameters for n in build_plan(load_launch_config(str(p))))
+    p.write_text("launch:\n  robots: 1\n  realtime_priority: {world: 10, control: 0}\n")
+    prio = {n.name: n.parameters.get("realtime_priority") for n in build_plan(load_launch_config(str(p)))}
+    assert prio["world"] == 10 and prio["control"] is None and prio["perception"] is None
+    for text, why in (("{perception: 100}", "0 .normal scheduling. to 99"), ("{event_camera: 40}", "is not one of"),
+                      ("{control: true}", "expected an integer")):
+        p.write_text(f"launch:\n  realtime_priority: {text}\n")
+        with pytest.raises(ConfigError, match=why):
+            load_launch_config(str(p))

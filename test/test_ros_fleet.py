@@ -127,7 +127,7 @@ def test_foreign_and_malformed_heartbeats_are_rejected_and_counted(fleet):
     values = diag_values(fleet["diag"], "coordinator")
     assert "intruder_9" not in values["agents"] and values["agents"] == ",".join(ROBOTS)
     assert all(a.agent_id != "intruder_9" for _, p in fleet["plans"] for a in p.assignments)
-    status = [s for m in fleet["diag"] for s in m.status if "coordinator" in s.name][-1]
+    status = [s for m in fleet["diag"] for s in m.status if s.name == "coordinator: fleet"][-1]
     assert status.level == DiagnosticStatus.WARN and "rejected" in status.message     # says why
 
 

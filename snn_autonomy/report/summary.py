@@ -30,6 +30,7 @@ class RunData:
     poses: Dict[str, List[Tuple[float, float, float]]] = field(default_factory=lambda: defaultdict(list))
     collisions: Dict[str, List[Any]] = field(default_factory=lambda: defaultdict(list))
     plans: List[Any] = field(default_factory=list)
+    scheduling: Dict[str, str] = field(default_factory=dict)   # node -> its newest "scheduling" report
     t_first_ns: Optional[int] = None
     t_last_ns: Optional[int] = None
 
@@ -41,6 +42,12 @@ def read_run(bag: Path) -> RunData:
         run.t_last_ns = t_ns
         if topic == "/fleet/plan":
             run.plans.append(msg)
+            continue
+        if topic == "/diagnostics":
+            for st in msg.status:
+                node, _, task = st.name.rpartition(": ")
+                if task == "scheduling":
+                    run.scheduling["/" + node] = st.message
             continue
         m = ROBOT_TOPIC.match(topic)
         if m is None:
@@ -120,6 +127,7 @@ def summarise(bag: Path, agents: int, duration_s: float, model_t_max: int,
         "coverage": coverage,
         "coverage_per_robot": per_robot,
         "plans": len(run.plans),
+        "scheduling": dict(sorted(run.scheduling.items())),
     }
     report.update(extra or {})
     return report, run

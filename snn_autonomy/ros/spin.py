@@ -16,7 +16,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
+from ..realtime import PRIORITY_MAX, SchedulingResult, check_priority, set_fifo_priority
+from .diagnostics import OK, WARN
 from .security import SecurityError, check_security
+
+REALTIME_PARAM = "realtime_priority"
 
 # a value out of a parameter's declared range or of the wrong type, a bad node or topic name:
 # configuration errors too, raised by rclpy while the node declares its parameters
@@ -40,6 +44,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
     try:
         try:
             node = factory()
+            scheduling = set_fifo_priority(_realtime_priority(node))
         except STARTUP_ERRORS as exc:
             if not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown, not a configuration error
                 return code
@@ -51,6 +56,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         # walk those objects from a callback, stay short.
         gc.collect()
         gc.freeze()
+        _report_scheduling(node, scheduling)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
@@ -67,6 +73,33 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
             node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def _realtime_priority(node) -> int:
+    """The node's `realtime_priority` parameter (0, normal scheduling, by default)."""
+    from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+    if not node.has_parameter(REALTIME_PARAM):
+        node.declare_parameter(REALTIME_PARAM, 0, ParameterDescriptor(
+            description=f"SCHED_FIFO priority of every thread of this process, 1..{PRIORITY_MAX} "
+                        "(0: normal scheduling); needs CAP_SYS_NICE or an rtprio limit",
+            integer_range=[IntegerRange(from_value=0, to_value=PRIORITY_MAX, step=1)]))
+    return check_priority(node.get_parameter(REALTIME_PARAM).value, REALTIME_PARAM)
+
+
+def _report_scheduling(node, result: SchedulingResult) -> None:
+    """Once in the log and on every diagnostics update: a refused priority is a WARN, since the
+    latency budgets assume it."""
+    if result.requested:
+        log = node.get_logger().info if result.applied else node.get_logger().warning
+        log(f"scheduling: {result.describe()}")
+    diag = getattr(node, "diag", None)
+    if diag is None:
+        return
+
+    def task(st) -> None:
+        st.summary(WARN if result.requested and not result.applied else OK, result.describe())
+        st.add(REALTIME_PARAM, result.requested)
+    diag.add("scheduling", task)
 
 
 def exit_with(code: int) -> None:
