@@ -1,6 +1,6 @@
 """The `snn-autonomy` command.
 
-  snn-autonomy demo [--agents N] [--duration S] [--out DIR] [--no-attention]
+  snn-autonomy demo [--agents N] [--duration S] [--out DIR] [--no-attention] [--no-realtime]
                                          the main job: the fleet in the built-in world, recorded and reported
   snn-autonomy replay [--bag DIR]        replay an EventPacket bag through the event core
   snn-autonomy sim --agents N --duration S [--json]
@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     report = run_demo(args.agents, args.duration, seed=args.seed, out_dir=Path(args.out),
                       attention=not args.no_attention, mode=args.mode, real_time_factor=args.real_time_factor,
-                      log=lambda line: print(line, file=sys.stderr), live=not args.json)
+                      realtime=not args.no_realtime, log=lambda line: print(line, file=sys.stderr), live=not args.json)
     if args.json:
         _print_json(report)
     else:
@@ -324,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fused: one robot node per robot (default); split: sensor, perception, control, "
                            "attention nodes")
     demo.add_argument("--real-time-factor", type=float, default=0.5, help="world speed (default 0.5)")
+    demo.add_argument("--no-realtime", action="store_true",
+                      help="every node on normal scheduling (the plan's realtime_priority off)")
     demo.add_argument("--json", action="store_true", help="print the report as JSON (no live table)")
     demo.set_defaults(func=cmd_demo)
 

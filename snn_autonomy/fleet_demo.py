@@ -84,7 +84,7 @@ class _Live:
 
 
 def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = None, out_dir: Path = Path("runs/demo"),
-             attention: bool = True, mode: str = "fused", real_time_factor: float = 0.5,
+             attention: bool = True, mode: str = "fused", real_time_factor: float = 0.5, realtime: bool = True,
              log: Callable[[str], None] = print, live: bool = True) -> Dict[str, Any]:
     """Run the fleet for `duration_s` wall seconds after its first decision; returns the report."""
     import rclpy
@@ -106,7 +106,8 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     world_path = world_yaml(out, agents, seed)
     cfg = LaunchConfig(robots=agents, mode=mode, attention=attention, world_config=str(world_path),
                        world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents},
-                       perception_parameters={"backend": "onnxruntime"} if mode == "split" else {})
+                       perception_parameters={"backend": "onnxruntime"} if mode == "split" else {},
+                       **({} if realtime else {"realtime_priority": {}}))
     plan = build_plan(cfg)
     model_t_max = int(read_manifest(model_path("perception_default.npz"))["t_max"])
     robots = [f"robot_{i}" for i in range(agents)]
@@ -162,7 +163,7 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
         raise RuntimeError(f"the fleet made no decision; see the node logs in {out / 'logs'}")
     world_cfg = load_world_config(str(world_path))
     report, run = summarise(bag, agents, duration_s, model_t_max, extra={
-        "mode": mode, "attention": attention, "seed": world_cfg.seed,
+        "mode": mode, "attention": attention, "realtime": realtime, "seed": world_cfg.seed,
         "real_time_factor": real_time_factor, "launcher_exit_status": status,
         "recorded_messages": sum(counts.values()), "recording": str(bag)})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -56,12 +56,13 @@ AFFINITY_NODES = ("world", "gz_bridge", DRIVER_NODE_NAME, "event_sensor", "perce
                   "robot", "fleet_agent", "coordinator")
 # nodes of this package: they take `realtime_priority` as a parameter (ros/spin.py applies it)
 OWN_NODES = tuple(n for n in AFFINITY_NODES if n not in ("gz_bridge", DRIVER_NODE_NAME))
-# The sensing-to-action chain preempts everything else on its cores (SCHED_FIFO): the event
-# sensor too, since a packet it has stamped waits on it until written to DDS; each stage above
-# the one before it, so that a decision in flight finishes before the next packet is taken up
-# (50 is ros2_control's controller-manager default). The world, the fleet and the monitors keep
-# normal scheduling; so do foreign nodes (a camera driver: `chrt` it, see the README).
-DEFAULT_REALTIME_PRIORITY = {"event_sensor": 40, "perception": 45, "control": 50, "robot": 45}
+# The sensing-to-action chain preempts everything else on its cores (SCHED_FIFO), control above
+# perception so that a decision in flight finishes before the next packet is taken up (50 is
+# ros2_control's controller-manager default). The built-in world's event sensor is left out:
+# it renders and emulates the camera (work a real camera does in its own silicon), and at
+# FIFO it takes the cores from everything else whenever the simulation is heavy. With a live
+# camera (`source: camera`) add `event_sensor: 40`; a driver of another package: `chrt`.
+DEFAULT_REALTIME_PRIORITY = {"perception": 45, "control": 50, "robot": 45}
 
 
 @dataclass(frozen=True)

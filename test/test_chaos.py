@@ -33,3 +33,19 @@ def test_chaos_refuses_an_unknown_fault(tmp_path):
     p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "chaos", "--faults", "meteor", "--out",
                         str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown faults ['meteor']" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_move_counts_as_blind_only_when_no_decision_backs_it():
+    """The judge of "moved while blind": a decision the probe missed (a respawned perception's
+    first messages, sent before the probe discovered it) still backs a move when control's
+    DecisionTrace names it; a move with neither is counted."""
+    from types import SimpleNamespace
+
+    from snn_autonomy.chaos.faults import blind_moves
+
+    f = SimpleNamespace(cmd={"r": [(10.00, 0.2, 0.0), (10.30, 0.2, 0.0), (10.60, 0.0, 0.0), (11.00, 0.3, 0.1)]},
+                        decisions={"r": [9.95]}, traced_decisions={"r": [10.28]})
+    assert blind_moves(f, "r", 9.0, 12.0) == 1          # 11.00: nothing in the 0.1 s (+ slack) before it
+    f.traced_decisions["r"] = []
+    assert blind_moves(f, "r", 9.0, 12.0) == 2          # 10.30 loses its only backing
+    assert blind_moves(f, "r", 10.5, 10.9) == 0         # a zero command is never blind

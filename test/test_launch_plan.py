@@ -73,7 +73,7 @@ def test_cpu_affinity_reaches_every_instance_of_a_node_and_bad_values_are_named(
 def test_realtime_priority_reaches_the_chain_by_default_and_bad_values_are_named(tmp_path):
     prio = {(n.namespace, n.name): n.parameters.get("realtime_priority") for n in build_plan(load_launch_config())}
     assert prio[("/robot_0", "perception")] == 45 and prio[("/robot_2", "control")] == 50
-    assert prio[("/robot_1", "event_sensor")] == 40 and prio[("", "world")] is None
+    assert prio[("/robot_1", "event_sensor")] is None and prio[("", "world")] is None
     assert prio[("/robot_0", "fleet_agent")] is None and prio[("", "coordinator")] is None
     fused = build_plan(load_launch_config(overrides={"mode": "fused"}))
     assert {n.parameters.get("realtime_priority") for n in fused if n.name == "robot"} == {45}

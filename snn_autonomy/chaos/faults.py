@@ -111,9 +111,10 @@ REORDER_S = 0.05               # the probe may hear a command before the decisio
 
 
 def blind_moves(f: LiveFleet, robot: str, t0: float, t1: float) -> int:
-    """Commands to move in [t0, t1] that no decision of the last deadline (plus slack) backed."""
+    """Commands to move in [t0, t1] that no decision of the last deadline (plus slack) backed:
+    neither one the probe received nor one control's DecisionTrace names."""
     window = WatchdogConfig().deadline_s + STOP_SLACK_S
-    decided = np.asarray(f.decisions[robot])
+    decided = np.asarray(f.decisions[robot] + f.traced_decisions[robot])
     n = 0
     for t, v, _ in f.cmd[robot]:
         if t0 <= t <= t1 and v != 0.0 and not np.any((decided > t - window) & (decided <= t + REORDER_S)):

@@ -43,6 +43,10 @@ class LiveFleet:
         self.cmd: Dict[str, List[Tuple[float, float, float]]] = defaultdict(list)        # t, linear, angular
         self.speed: Dict[str, List[Tuple[float, float]]] = defaultdict(list)             # ground truth |v|
         self.decisions: Dict[str, List[float]] = defaultdict(list)                       # Perception received
+        # Perception published, as control's DecisionTrace gives it (cmd_vel stamp - control stage):
+        # a respawned perception's first decisions reach control before the probe has discovered
+        # the new publisher, and only the traces show them
+        self.traced_decisions: Dict[str, List[float]] = defaultdict(list)
         self.e2e: Dict[str, List[Tuple[float, float]]] = defaultdict(list)               # DecisionTrace e2e ms
         self.collisions: Dict[str, List[float]] = defaultdict(list)
         self.plans: List[Tuple[float, Any]] = []
@@ -67,12 +71,17 @@ class LiveFleet:
             n.create_subscription(Perception, f"/{r}/perception",
                                   lambda m, i, r=r: self.decisions[r].append(sent(i)), qos.COMMAND)
             n.create_subscription(DecisionTrace, f"/{r}/decision_trace",
-                                  lambda m, i, r=r: self.e2e[r].append((sent(i), float(m.e2e_latency_ms))),
-                                  qos.COMMAND)
+                                  lambda m, i, r=r: self._on_trace(r, m, sent(i)), qos.COMMAND)
             n.create_subscription(Collision, f"/{r}/collisions",
                                   lambda m, i, r=r: self.collisions[r].append(sent(i)), qos.COMMAND)
         n.create_subscription(FleetPlan, "/fleet/plan", lambda m, i: self.plans.append((sent(i), m)), qos.LATCHED)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
+
+    def _on_trace(self, robot: str, msg, t: float) -> None:
+        self.e2e[robot].append((t, float(msg.e2e_latency_ms)))
+        control_ms = sum(float(s.duration_ms) for s in msg.stage_latencies if s.stage == "control")
+        cmd_s = msg.cmd_vel_stamp.sec + msg.cmd_vel_stamp.nanosec * 1e-9
+        self.traced_decisions[robot].append(cmd_s - control_ms * 1e-3)
 
     def _on_cmd(self, robot: str, msg, t: float) -> None:
         if msg.linear.z != self.ignore_linear_z:     # not one of the probe's own hostile Twists
