@@ -67,11 +67,12 @@ def set_fifo_priority(priority: int, pid: Optional[int] = None) -> SchedulingRes
             done += 1
         except ProcessLookupError:      # a thread that ended meanwhile
             continue
-        except PermissionError:
-            return SchedulingResult(priority, False, done, "no permission (needs CAP_SYS_NICE or an rtprio "
-                                    f"limit of at least {priority}: `ulimit -r` is {_rtprio_limit()})")
         except OSError as exc:
-            return SchedulingResult(priority, False, done, str(exc))
+            if done:        # all threads or none: no process half on FIFO
+                set_normal_scheduling(pid)
+            why = (f"no permission (needs CAP_SYS_NICE or an rtprio limit of at least {priority}: "
+                   f"`ulimit -r` is {_rtprio_limit()})" if isinstance(exc, PermissionError) else str(exc))
+            return SchedulingResult(priority, False, 0, why)
     return SchedulingResult(priority, done > 0, done, "" if done else "no thread found")
 
 

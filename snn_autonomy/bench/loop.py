@@ -32,7 +32,9 @@ def _ms(values: List[float]) -> Dict[str, Any]:
 
 
 def fused_latency(duration_s: float = 10.0, seed: int = 7) -> Dict[str, Any]:
-    """In this process, at the fused robot node's default SCHED_FIFO priority where allowed."""
+    """In this process, at the fused robot node's default SCHED_FIFO priority where allowed.
+    The loop steps the world as fast as it can: one core busy at FIFO for `duration_s`, of
+    which the kernel's RT throttling leaves other processes 5 %."""
     from dataclasses import replace
 
     from ..launch_plan import DEFAULT_REALTIME_PRIORITY
@@ -99,11 +101,11 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
     from ..launcher import Launcher
     from ..ros import qos
 
-    scheduling = {} if realtime_priority is None else {"realtime_priority": dict(realtime_priority)}
+    rt_override = {} if realtime_priority is None else {"realtime_priority": dict(realtime_priority)}
     plan = build_plan(LaunchConfig(robots=1, attention=False, fleet=False, respawn_perception=False,
                                    world_parameters={"wait_for_subscribers": 1},
                                    perception_parameters={"backend": "onnxruntime"},
-                                   cpu_affinity=dict(cpu_affinity or {}), **scheduling))
+                                   cpu_affinity=dict(cpu_affinity or {}), **rt_override))
     rclpy.init()
     node = rclpy.create_node("bench_loop_probe")
     ex = SingleThreadedExecutor()
