@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, Iterable, List, Optional
 
 PRIORITY_MAX = 99    # SCHED_FIFO priorities are 1..99; 0 here means "normal scheduling"
+SCHEDULING_TASK = "scheduling"      # each node's /diagnostics status "<node>: scheduling"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,17 @@ def _rtprio_limit() -> str:
         return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
     except (ImportError, AttributeError, OSError):
         return "unknown"
+
+
+def scheduling_reports(statuses: Iterable) -> Dict[str, str]:
+    """node (its status-name prefix, no leading '/') -> message, of the `scheduling` statuses
+    among DiagnosticStatus messages."""
+    out = {}
+    for st in statuses:
+        node, _, task = st.name.rpartition(": ")
+        if task == SCHEDULING_TASK:
+            out[node] = st.message
+    return out
 
 
 def thread_policies(pid: int) -> List[tuple]:

@@ -128,8 +128,6 @@ def test_attention_roi_takes_effect_and_bad_commands_are_counted(sim):
     assert xs.min() < roi[0] and xs.max() >= roi[0] + roi[2]
 
 
-
-
 def test_world_state_round_trip_and_refusals():
     """The flat WorldState carries poses, velocities and obstacles exactly through CDR; a state of
     another world file, of other sizes or with non-finite numbers is refused, the local world untouched."""

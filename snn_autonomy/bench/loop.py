@@ -99,6 +99,7 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
 
     from ..launch_plan import LaunchConfig, build_plan
     from ..launcher import Launcher
+    from ..realtime import scheduling_reports
     from ..ros import qos
 
     rt_override = {} if realtime_priority is None else {"realtime_priority": dict(realtime_priority)}
@@ -121,11 +122,8 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
     node.create_subscription(DecisionTrace, "/robot_0/decision_trace", on_trace, qos.COMMAND)
     policies: Dict[str, str] = {}
 
-    def on_diagnostics(m) -> None:
-        policies.update({s.name[:-len(": scheduling")]: s.message for s in m.status
-                         if s.name.endswith(": scheduling")})
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 50)
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: policies.update(scheduling_reports(m.status)),
+                             50)
     clock = {"start": time.monotonic(), "first": None}
     launcher = Launcher(plan, Path(tempfile.mkdtemp(prefix="snn_bench_loop_")), echo=lambda line: None,
                         node_output=False)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..launch_plan import NodeSpec
 from ..launcher import Launcher
+from ..ros.convert import stamp_to_ns
 
 STREAM = "event_sensor: event stream"       # /diagnostics status names (after the node's namespace)
 PERCEPTION = "perception: decisions"
@@ -80,8 +81,7 @@ class LiveFleet:
     def _on_trace(self, robot: str, msg, t: float) -> None:
         self.e2e[robot].append((t, float(msg.e2e_latency_ms)))
         control_ms = sum(float(s.duration_ms) for s in msg.stage_latencies if s.stage == "control")
-        cmd_s = msg.cmd_vel_stamp.sec + msg.cmd_vel_stamp.nanosec * 1e-9
-        self.traced_decisions[robot].append(cmd_s - control_ms * 1e-3)
+        self.traced_decisions[robot].append(stamp_to_ns(msg.cmd_vel_stamp) * 1e-9 - control_ms * 1e-3)
 
     def _on_cmd(self, robot: str, msg, t: float) -> None:
         if msg.linear.z != self.ignore_linear_z:     # not one of the probe's own hostile Twists

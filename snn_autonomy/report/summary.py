@@ -15,6 +15,7 @@ import numpy as np
 from ..events.bag import read_messages
 from ..loop.coverage import RegionCoverage
 from ..monitor.latency import percentiles
+from ..realtime import scheduling_reports
 
 ROBOT_TOPIC = re.compile(r"^/(?P<robot>[^/]+)/(?P<leaf>perception|decision_trace|ground_truth|collisions)$")
 RECORDED_TOPICS = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel")
@@ -44,10 +45,7 @@ def read_run(bag: Path) -> RunData:
             run.plans.append(msg)
             continue
         if topic == "/diagnostics":
-            for st in msg.status:
-                node, _, task = st.name.rpartition(": ")
-                if task == "scheduling":
-                    run.scheduling["/" + node] = st.message
+            run.scheduling.update({"/" + node: text for node, text in scheduling_reports(msg.status).items()})
             continue
         m = ROBOT_TOPIC.match(topic)
         if m is None:

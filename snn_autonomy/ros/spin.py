@@ -11,12 +11,13 @@ import sys
 from typing import Callable, List, Optional
 
 import rclpy
+from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
-from ..realtime import PRIORITY_MAX, SchedulingResult, check_priority, set_fifo_priority
+from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, set_fifo_priority
 from .diagnostics import OK, WARN
 from .security import SecurityError, check_security
 
@@ -76,14 +77,14 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
 
 
 def _realtime_priority(node) -> int:
-    """The node's `realtime_priority` parameter (0, normal scheduling, by default)."""
-    from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+    """The node's `realtime_priority` parameter (0, normal scheduling, by default); rclpy
+    refuses a value outside the declared range, naming the parameter."""
     if not node.has_parameter(REALTIME_PARAM):
         node.declare_parameter(REALTIME_PARAM, 0, ParameterDescriptor(
             description=f"SCHED_FIFO priority of every thread of this process, 1..{PRIORITY_MAX} "
                         "(0: normal scheduling); needs CAP_SYS_NICE or an rtprio limit",
             integer_range=[IntegerRange(from_value=0, to_value=PRIORITY_MAX, step=1)]))
-    return check_priority(node.get_parameter(REALTIME_PARAM).value, REALTIME_PARAM)
+    return node.get_parameter(REALTIME_PARAM).value
 
 
 def _report_scheduling(node, result: SchedulingResult) -> None:
@@ -99,7 +100,7 @@ def _report_scheduling(node, result: SchedulingResult) -> None:
     def task(st) -> None:
         st.summary(WARN if result.requested and not result.applied else OK, result.describe())
         st.add(REALTIME_PARAM, result.requested)
-    diag.add("scheduling", task)
+    diag.add(SCHEDULING_TASK, task)
 
 
 def exit_with(code: int) -> None:
