@@ -2,11 +2,22 @@
 
 Configuration and environment errors (a bad parameter, a missing file or
 package) end the process with a one-line fatal log and exit status 2 instead of
-a traceback; Ctrl-C and external shutdown end it quietly with status 0.
+a traceback; Ctrl-C, SIGTERM and external shutdown end it quietly with status 0.
+
+Why the signals are caught here: rclpy chains its SIGINT handler to Python's, which raises
+KeyboardInterrupt at whatever bytecode the main thread is running. While the executor takes
+a message, that is inside rclpy's conversion of the message to Python, and rclpy then
+reports a RuntimeError ("Unable to convert call argument '0' to Python object") before its
+own signal thread has shut the context down: the node would exit 1 on a plain Ctrl-C. So
+once the node spins, a signal only records a stop request, and the loop ends between two
+callbacks; a second signal during the shutdown (Ctrl-C twice, a launcher's SIGINT then
+SIGTERM) changes nothing.
 """
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
 from typing import Callable, List, Optional
 
@@ -29,6 +40,39 @@ STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, 
                   NameValidationException)
 
 
+class ShutdownSignals:
+    """SIGINT and SIGTERM as a stop request, from start-up to the process's exit. Installed before
+    `rclpy.init`, so that rclpy's own handlers (which wake the executor and shut the context
+    down) chain to it. Until the node spins, a signal interrupts start-up as Ctrl-C always does.
+    Afterwards it is only recorded, and so is a second one while the node shuts down (Ctrl-C
+    twice, or a launcher's SIGINT then SIGTERM); a third ends the process at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    FORCE_AFTER = 3
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self.count = 0
+        self.spinning = False
+        for sig in self.SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.received = signum
+        self.count += 1
+        if self.count >= self.FORCE_AFTER:
+            os._exit(128 + signum)     # the status of a process killed by that signal
+        if self.count == 1 and not self.spinning:
+            raise KeyboardInterrupt
+
+    def ignore_further(self) -> None:
+        """Once the node is shut down, what is left is the interpreter's exit, during which Python
+        restores the default actions: a late signal would then kill the process with a signal
+        status instead of letting it end with its own."""
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]] = None) -> int:
     try:   # DDS Security requested but impossible: fail closed, before any participant exists
         status = check_security(args)
@@ -39,6 +83,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
     if status.warning:
         from rclpy.logging import get_logger
         get_logger("snn_autonomy").warning(status.warning)
+    signals = ShutdownSignals()
     rclpy.init(args=args)
     node = None
     code = 0
@@ -47,7 +92,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
             node = factory()
             scheduling = set_fifo_priority(_realtime_priority(node))
         except STARTUP_ERRORS as exc:
-            if not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown, not a configuration error
+            if signals.received or not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown
                 return code
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
             code = 2
@@ -60,19 +105,23 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         _report_scheduling(node, scheduling)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        signals.spinning = True
+        # rclpy's signal handler wakes the executor's wait, so a stop request is seen at once
+        while signals.received is None and node.context.ok():
+            executor.spin_once()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
         # A callback that was publishing when SIGINT/SIGTERM shut the context down
         # fails with "context is invalid": that is a normal shutdown, anything else is not
         # (and neither is any other error while the node was being built).
-        if node.context.ok() if node is not None else rclpy.ok():
+        if signals.received is None and (node.context.ok() if node is not None else rclpy.ok()):
             raise
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore_further()
     return code
 
 
