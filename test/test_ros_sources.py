@@ -115,6 +115,31 @@ def test_events_record_cli_writes_a_readable_mcap(tmp_path, evt3_bag):
     assert sum(len(dec.decode(p)) for _, _, p in read_event_packets(out)) == 82469
 
 
+def test_events_record_cli_stopped_by_ctrl_c_writes_every_message_it_counted(tmp_path, evt3_bag):
+    """Ctrl-C while packets stream in: exit 0 and a readable file that holds each message the summary counts."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from snn_autonomy.events.bag import bag_topics, read_event_packets
+
+    out = tmp_path / "rec"
+    rec = subprocess.Popen([sys.executable, "-m", "snn_autonomy.cli", "events", "record", "--out", str(out),
+                            "--topics", "/replay/events", "--json"], stdout=subprocess.PIPE, text=True)
+    with NodeProcess(SENSOR, {"source": "bag", "bag": str(evt3_bag), "wait_for_subscribers": 1, "replay_delay_s": 1.0,
+                              "replay_loop": True}, namespace="/replay"):
+        time.sleep(4.0)
+        rec.send_signal(signal.SIGINT)
+        summary = json.loads(rec.communicate(timeout=60)[0])
+    assert rec.returncode == 0
+    counted = summary["topics"]["/replay/events"]
+    assert counted > 0, summary
+    assert [(t.name, t.count) for t in bag_topics(out)] == [("/replay/events", counted)]
+    assert len(list(read_event_packets(out))) == counted
+
+
 def test_world_node_reports_a_collision_and_rejects_nan_commands(tmp_path):
     from snn_autonomy_msgs.msg import Collision
 

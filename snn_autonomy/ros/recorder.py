@@ -98,24 +98,32 @@ class TopicRecorder:
 
 def record(out_dir: Path, topics: Iterable[str] = (), all_of_types: Iterable[str] = (),
            duration_s: Optional[float] = None) -> Dict[str, int]:
-    """Record until `duration_s` passes or Ctrl-C; returns messages per topic."""
+    """Record until `duration_s` passes or Ctrl-C (SIGINT or SIGTERM); returns messages per topic.
+    The signal only asks the loop to stop, so that it never lands in the middle of writing a
+    message to the file."""
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
+    from .spin import ShutdownSignals
+
+    signals = ShutdownSignals()
     rclpy.init()
     node = rclpy.create_node("snn_autonomy_recorder")
     rec = TopicRecorder(node, out_dir, topics, all_of_types)
     t_end = None if duration_s is None else time.monotonic() + duration_s
     next_discover = 0.0
+    signals.spinning = True
     try:
-        while rclpy.ok() and (t_end is None or time.monotonic() < t_end):
+        while signals.received is None and rclpy.ok() and (t_end is None or time.monotonic() < t_end):
             if time.monotonic() >= next_discover:
                 rec.discover()
                 next_discover = time.monotonic() + 0.5
             rclpy.spin_once(node, timeout_sec=0.05)
-    except KeyboardInterrupt:
+    except ExternalShutdownException:     # rclpy's own signal handler shut the context down first
         pass
     finally:
         counts = rec.close()
         node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore_further()
     return counts
