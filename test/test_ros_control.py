@@ -46,7 +46,8 @@ def loop(open_floor_world):
     params = {"world_config": open_floor_world}
     procs = [NodeProcess(SENSOR, params, namespace="/robot_0").start(),
              NodeProcess(CONTROL, params, namespace="/robot_0").start(),
-             NodeProcess(ATTENTION, params, namespace="/robot_0").start()]
+             # no periodic refresh of an unchanged command within a test: only changes and joins send one
+             NodeProcess(ATTENTION, {**params, "republish_s": 60.0}, namespace="/robot_0").start()]
     probe.spin_until(lambda: n.count_subscribers("/robot_0/perception") >= 2
                      and n.count_publishers("/robot_0/events") > 0, 60, "control, attention and sensor")
     procs.append(NodeProcess(WORLD, {"world_config": open_floor_world, "wait_for_subscribers": 1}).start())
@@ -121,3 +122,23 @@ def test_attention_takes_effect_on_the_sensor(loop):
     dec = PacketStreamDecoder()
     xs = np.concatenate([dec.decode(msg_to_packet(m)).x for m in loop["packets"]])
     assert len(xs) > 100 and xs.min() >= roi.x_offset
+
+
+def test_a_subscriber_that_joins_late_gets_the_command_in_force_at_once(loop):
+    """A sensor or perception that starts (or restarts) after attention settled on a budget must
+    not work with the full budget until the command changes: attention sends the command in
+    force with its next decision once it has matched the new subscriber."""
+    _decide(loop, CLEAR, 0.6, confidence=0.99)          # settled: calm, unchanged from now on
+    assert loop["att"] and loop["att"][-1].reason.startswith("calm")
+    late = []
+    node = loop["probe"].node
+    sub = node.create_subscription(AttentionCommand, "/robot_0/attention", late.append, qos.COMMAND)
+    try:
+        t0 = time.monotonic()
+        while not late and time.monotonic() - t0 < 5.0:
+            _decide(loop, CLEAR, 0.1, confidence=0.99)
+        assert late, "the late subscriber got no command in 5 s (republish_s is 60 s)"
+        assert late[0].t_max == 4 and late[0].reason.startswith("calm")
+        print(f"late subscriber's first command after {time.monotonic() - t0:.2f} s")
+    finally:
+        node.destroy_subscription(sub)

@@ -19,6 +19,7 @@ from typing import List, Optional
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
@@ -44,7 +45,8 @@ class AttentionNode(Node):
         self.declare_parameter("model", "", d(description="model whose T_max and threshold are the full budget"))
         self.declare_parameter("world_config", "", d(description="world YAML: camera geometry and start pose"))
         self.declare_parameter("republish_s", 1.0, d(description="an unchanged command is sent again after this "
-                                                                 "long (changes are sent at once) [s]"))
+                                                                 "long (changes, and the command in force to a "
+                                                                 "subscriber that joins, are sent at once) [s]"))
         declare_config(self, AttentionConfig)
         world = self.get_parameter("world_config").value or None
         cam = load_world_config(world).camera
@@ -64,13 +66,21 @@ class AttentionNode(Node):
         self._last_sent_ns = 0
         self.last_reason = ""
         self.rejected = {"cmd_vel": 0, "odom": 0, "perception": 0, "detections": 0}   # bad input, dropped
-        self._pub = self.create_publisher(AttentionCommand, "attention", qos.COMMAND)
+        self._pub = self.create_publisher(AttentionCommand, "attention", qos.COMMAND,
+                                          event_callbacks=PublisherEventCallbacks(matched=self._on_matched))
         self.create_subscription(Twist, "cmd_vel", self._on_cmd, qos.COMMAND)
         self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
         self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         self.create_subscription(SharedDetections, DETECTIONS_TOPIC, self._on_shared, qos.COMMAND)
         self.diag = Updater(self, hardware_id=f"attention_{self.agent_id}")
         self.diag.add("attention", self._diagnose)
+
+    def _on_matched(self, info) -> None:
+        """A subscriber joined (the sensor or perception started after this node, or restarted):
+        it missed the command in force, so the next decision sends it again at once instead of
+        after `republish_s` (meanwhile that subscriber would work with the full budget)."""
+        if info.current_count_change > 0:
+            self._last_sent = None
 
     def _reject(self, what: str, text: str, n: int = 1) -> None:
         self.rejected[what] += n
@@ -110,8 +120,9 @@ class AttentionNode(Node):
                                                agent_id=self.agent_id))
         self.sent[a.mode] += 1
         # Only a change is news to the sensor and perception (each command costs both a callback,
-        # and decisions come at up to a few hundred per second); an unchanged one is refreshed
-        # now and then for subscribers that joined late.
+        # and decisions come at up to a few hundred per second). A subscriber that joins gets the
+        # command in force with the next decision (`_on_matched`); an unchanged one is also
+        # refreshed now and then.
         key = (tuple(a.roi), a.rate_cap_ev_s, a.t_max, a.threshold)
         now_ns = self.get_clock().now().nanoseconds
         if key == self._last_sent and now_ns - self._last_sent_ns < self.republish_ns:
