@@ -92,7 +92,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
             node = factory()
             scheduling = set_fifo_priority(_realtime_priority(node))
         except STARTUP_ERRORS as exc:
-            if signals.received or not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown
+            if signals.received is not None or not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown
                 return code
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")
             code = 2
@@ -112,9 +112,9 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # A callback that was publishing when SIGINT/SIGTERM shut the context down
-        # fails with "context is invalid": that is a normal shutdown, anything else is not
-        # (and neither is any other error while the node was being built).
+        # After a stop request, or once SIGINT/SIGTERM has shut the context down (a callback
+        # that was publishing then fails with "context is invalid"), an error is part of the
+        # shutdown; anything else is not (nor any other error while the node was being built).
         if signals.received is None and (node.context.ok() if node is not None else rclpy.ok()):
             raise
     finally:
