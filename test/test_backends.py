@@ -10,11 +10,12 @@ import onnx
 import pytest
 import torch
 
-from snn_autonomy.backends import make_stepper
+from snn_autonomy.config import ConfigError
 from snn_autonomy.paths import model_path
 from snn_autonomy.perception.dataset import generate, split_spec
 from snn_autonomy.perception.early_exit import confidence
 from snn_autonomy.perception.model_io import load_model
+from snn_autonomy.perception.runtime import load_stepper
 
 LOGIT_TOL = 1e-4
 
@@ -28,8 +29,8 @@ def _decisions(stepper, x, threshold):
 
 
 def test_onnxruntime_agrees_with_torch_on_the_test_split():
-    torch_s, manifest = make_stepper("torch", model_path("perception_default.npz"))
-    ort_s, _ = make_stepper("onnxruntime", model_path("perception_default.npz"))
+    torch_s, manifest = load_stepper(model_path("perception_default.npz"), "torch")
+    ort_s, _ = load_stepper(model_path("perception_default.npz"), "onnxruntime")
     data = generate(split_spec("test"))
     idx = np.random.default_rng(0).choice(len(data), 300, replace=False)
     th = manifest["early_exit"]["threshold"]
@@ -80,8 +81,8 @@ def test_sparse_and_dense_graphs_agree_step_for_step():
     real test-split frames, on all-zero frames from a fresh state (nothing active anywhere: empty
     index lists) and on a dense random frame."""
     path = model_path("perception_default.npz")
-    sparse, _ = make_stepper("onnxruntime", path, dense_fallback=False)
-    dense, _ = make_stepper("onnxruntime", path, sparse=False)
+    sparse, _ = load_stepper(path, "onnxruntime", dense_fallback=False)
+    dense, _ = load_stepper(path, "onnxruntime", sparse=False)
     assert dense.name == "onnxruntime-dense"
     data = generate(split_spec("test"))
     idx = np.random.default_rng(2).choice(len(data), 4, replace=False)
@@ -110,8 +111,8 @@ def test_busy_frames_take_the_dense_graph_and_the_state_carries_over():
     from snn_autonomy.backends.onnx_backend import DENSE_ABOVE
 
     path = model_path("perception_default.npz")
-    mixed, _ = make_stepper("onnxruntime", path)
-    torch_s, _ = make_stepper("torch", path)
+    mixed, _ = load_stepper(path, "onnxruntime")
+    torch_s, _ = load_stepper(path, "torch")
     real = generate(split_spec("test")).x[:2].reshape(-1, 2, 48, 64).astype(np.float32)
     noise = np.random.default_rng(5).poisson(0.3, (6, 2, 48, 64)).astype(np.float32)
     assert all(np.count_nonzero(f) > DENSE_ABOVE for f in noise)
@@ -141,10 +142,10 @@ def test_sparse_graph_is_the_default_and_int8_is_dense():
 
 
 def test_unavailable_provider_is_a_clear_error():
-    with pytest.raises(RuntimeError, match="not available here"):
-        make_stepper("onnxruntime", model_path("perception_default.npz"), providers=["NoSuchExecutionProvider"])
+    with pytest.raises(ConfigError, match="not available here"):
+        load_stepper(model_path("perception_default.npz"), "onnxruntime", providers=["NoSuchExecutionProvider"])
     with pytest.raises(ValueError, match="unknown back end"):
-        make_stepper("tpu", model_path("perception_default.npz"))
+        load_stepper(model_path("perception_default.npz"), "tpu")
 
 
 def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
@@ -168,8 +169,8 @@ def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
 def test_int8_quantisation_cost_is_small_and_measured():
     from snn_autonomy.perception.labels import LabelConfig
 
-    f32, manifest = make_stepper("onnxruntime", model_path("perception_default.npz"))
-    i8, _ = make_stepper("onnxruntime", model_path("perception_default.npz"), int8=True)
+    f32, manifest = load_stepper(model_path("perception_default.npz"), "onnxruntime")
+    i8, _ = load_stepper(model_path("perception_default.npz"), "onnxruntime", int8=True)
     assert i8.name == "onnxruntime-int8"
     data = generate(split_spec("test"))
     sure = np.flatnonzero(~data.ambiguous(LabelConfig(**manifest["labels"])))

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from conftest import ROOT
-from snn_autonomy.backends import make_stepper
+from snn_autonomy.config import ConfigError
 from snn_autonomy.paths import model_path
 from snn_autonomy.perception.dataset import generate, split_spec
 from snn_autonomy.perception.early_exit import exit_at
 from snn_autonomy.perception.labels import LabelConfig
+from snn_autonomy.perception.runtime import load_stepper
 
 LAVA_PY = ROOT / ".venv-lava" / "bin" / "python"
 needs_lava = pytest.mark.skipif(not LAVA_PY.exists(),
@@ -30,7 +31,7 @@ N_FLOAT, N_FIXED = 100, 60   # ~0.35 s per 16-step sequence in the Lava simulato
 
 @pytest.fixture(scope="module")
 def torch_and_data():
-    stepper, manifest = make_stepper("torch", MODEL)
+    stepper, manifest = load_stepper(MODEL, "torch")
     return stepper, manifest, generate(split_spec("test"))
 
 
@@ -53,7 +54,7 @@ def test_lava_floating_pt_agrees_with_torch(torch_and_data):
     x = data.x[idx]
     th = manifest["early_exit"]["threshold"]
     ref = _torch_logits(torch_s, x)
-    lava, _ = make_stepper("lava", MODEL, tag="floating_pt")
+    lava, _ = load_stepper(MODEL, "lava", tag="floating_pt")
     try:
         assert lava.name == "lava-floating_pt" and lava.neurons == torch_s.neurons
         t0 = time.perf_counter()
@@ -93,7 +94,7 @@ def test_lava_fixed_pt_keeps_the_accuracy(torch_and_data):
     x, y = data.x[idx], data.y[idx]
     th = manifest["early_exit"]["threshold"]
     ref = _torch_logits(torch_s, x)
-    with make_stepper("lava", MODEL, tag="fixed_pt")[0] as lava:
+    with load_stepper(MODEL, "lava", tag="fixed_pt")[0] as lava:
         assert lava.name == "lava-fixed_pt"
         logits, _ = lava.run_sequences(x)
         quant = lava.info["quant"]
@@ -113,14 +114,14 @@ def test_worker_timeout_and_crash_are_clear_errors(torch_and_data):
     from snn_autonomy.backends.lava_backend import LavaWorkerError
 
     x = torch_and_data[2].x[0]
-    lava, _ = make_stepper("lava", MODEL, tag="floating_pt", timeout_s=0.05)
+    lava, _ = load_stepper(MODEL, "lava", tag="floating_pt", timeout_s=0.05)
     t0 = time.perf_counter()
     with pytest.raises(LavaWorkerError, match="did not answer"):
         lava.run_until_exit(x, 0.99)
     assert time.perf_counter() - t0 < 30 and not lava.worker.alive
     with pytest.raises(LavaWorkerError, match="failed earlier"):
         lava.step(x[0])
-    lava, _ = make_stepper("lava", MODEL, tag="floating_pt")
+    lava, _ = load_stepper(MODEL, "lava", tag="floating_pt")
     os.killpg(lava.worker.proc.pid, signal.SIGKILL)   # the worker and the Lava processes it started
     with pytest.raises(LavaWorkerError, match="exit status -9"):
         lava.step(x[0])
@@ -129,8 +130,8 @@ def test_worker_timeout_and_crash_are_clear_errors(torch_and_data):
 
 def test_missing_lava_interpreter_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("SNN_AUTONOMY_LAVA_PYTHON", str(tmp_path / "no-such-python"))
-    with pytest.raises(RuntimeError, match=r"no Lava interpreter.*setup_env\.py.*\"lava\""):
-        make_stepper("lava", MODEL)
+    with pytest.raises(ConfigError, match=r"no Lava interpreter.*setup_env\.py.*\"lava\""):
+        load_stepper(MODEL, "lava")
 
 
 def test_export_lava_writes_a_bundle_numpy_can_load(tmp_path):

@@ -125,14 +125,14 @@ def test_model_file_round_trip_and_refusals(tmp_path):
 
 
 def test_run_until_exit_agrees_with_exit_on_the_whole_sequence():
+    from snn_autonomy.backends.torch_backend import TorchStepper
     from snn_autonomy.perception.early_exit import exit_at
-    from snn_autonomy.perception.runtime import Stepper
 
     model = make_model(ModelConfig(), seed=2).eval()
     frames = torch.poisson(torch.full((16, 2, 48, 64), 0.4))
     with torch.no_grad():
         logits = model(frames[:, None]).numpy()[:, :, :-1]
-    stepper = Stepper(model)
+    stepper = TorchStepper(model)
     for threshold in (0.3, 0.5, 0.9, 1.01):
         result, steps, conf = stepper.run_until_exit(frames.numpy(), threshold)
         ref = exit_at(logits, threshold)

@@ -15,13 +15,14 @@ and the fixed-point scheme) and runs it under `Loihi2SimCfg(select_tag=tag)`:
 
 The worker returns the hidden-layer spikes of every step (and the spikes of both convolution
 layers, for the synaptic-operation count); the non-spiking readout, the running mean of
-out_w @ s3 + out_b, runs here (`readout`), as do the early-exit rule (`early_exit.exit_at`,
-the same rule as the torch Stepper) and the synaptic-op count.
+out_w @ s3 + out_b, runs here (`readout`), as do the early-exit rule (`base.run_until_exit`,
+the one every back end uses) and the synaptic-op count.
 
 Costs. Lava's Python models run every process as an OS process that synchronises at every
 step: about 17 ms per Lava step here (2 CPU cores), i.e. ~0.3 s per 16-step sequence (each
 sequence takes a period of max_steps + 3 steps: 3 is the pipeline depth). `run_until_exit`
-runs the whole sequence in one request and applies the exit rule to its per-step logits.
+runs the whole sequence in one request (`step_sequence`) and applies the exit rule to its
+per-step logits.
 `step(frame)` is truthful but expensive: the logits of frame t leave the pipeline 3 steps
 later, and stepping further would feed the network frames it has not seen yet, so every
 `step` re-runs the sequence since `reset()` from a fresh state (one full period per call).
@@ -62,12 +63,12 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..perception.early_exit import exit_at
-from ..perception.runtime import StepResult
+from ..config import ConfigError
+from .base import Measure, StepResult, run_until_exit
 from .network_arrays import network_arrays, save_network
 
 LAVA_PYTHON_ENV = "SNN_AUTONOMY_LAVA_PYTHON"
@@ -87,7 +88,7 @@ def lava_python(python: Optional[Path] = None) -> Path:
     exe = Path(python) if python else Path(env) if env else repo_root() / ".venv-lava" / "bin" / "python"
     if not exe.exists():
         where = f"{LAVA_PYTHON_ENV}={env}" if env and not python else str(exe)
-        raise RuntimeError(f"Lava back end unavailable: no Lava interpreter at {where}; {SETUP_HINT}")
+        raise ConfigError(f"Lava back end unavailable: no Lava interpreter at {where}; {SETUP_HINT}")
     return exe
 
 
@@ -257,8 +258,8 @@ class LavaWorker:
 
 
 class LavaStepper:
-    """The stepping API (reset, step, run_until_exit) on a Lava network; also `run_sequences`
-    for many sequences in one request."""
+    """The stepping API (see `base.Stepper`) on a Lava network; also `step_sequence` for the
+    steps of a sequence in one request and `run_sequences` for many sequences in one request."""
 
     def __init__(self, model, manifest: Dict[str, Any], tag: str = "floating_pt", max_steps: Optional[int] = None,
                  taps: str = "relay", trace: bool = True, python: Optional[Path] = None,
@@ -325,7 +326,7 @@ class LavaStepper:
         return np.concatenate(logits), np.concatenate(synops)
 
     def _synops(self, frames: np.ndarray, res: Dict[str, np.ndarray]) -> np.ndarray:
-        """Synaptic ops per step, counted as the torch Stepper does (input events and spikes x fan-out)."""
+        """Synaptic ops per step, counted as the torch back end does (input events and spikes x fan-out)."""
         f_in, f1, f2, f3 = self.fanouts
         n, T = frames.shape[:2]
         ops = frames.reshape(n, T, -1).astype(np.float64) @ f_in.ravel() + res["s3"].astype(np.float64) @ f3
@@ -346,23 +347,23 @@ class LavaStepper:
         if len(self.history) >= self.max_steps:
             raise RuntimeError(f"the Lava network was built for sequences of up to {self.max_steps} steps; "
                                "reset() first, or create the stepper with a larger max_steps")
-        self.history.append(np.asarray(frame))
-        logits, synops = self.run_sequences(np.stack(self.history)[None])
-        return StepResult(logits[0, -1], float(synops[0, -1]), self.neurons)
+        (r,) = self.step_sequence(np.asarray(frame)[None])
+        return r
+
+    def step_sequence(self, frames: np.ndarray) -> Iterator[StepResult]:
+        """The results of `step` on each of frames (T, 2, H, W) in turn, all computed in one request
+        (the sequence since reset() included). A frame joins the sequence when its result is taken,
+        so a caller that stops early (the early-exit loop) leaves the sequence where it stopped."""
+        frames = np.asarray(frames)
+        seq = np.concatenate([np.stack(self.history), frames]) if self.history else frames
+        logits, synops = self.run_sequences(seq[None])
+        for t in range(len(self.history), len(seq)):
+            self.history.append(seq[t])
+            yield StepResult(logits[0, t], float(synops[0, t]), self.neurons)
 
     def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: str = "max_softmax") -> Tuple[StepResult, int, float]:
-        """As the torch Stepper: from a fresh state until confident or t_max; returns
-        (the exit step's result, steps used, confidence). The whole sequence runs in one request."""
-        self.reset()
-        t_max = min(t_max or len(frames), len(frames))
-        if t_max < 1:
-            raise ValueError("no frames")
-        logits, synops = self.run_sequences(np.asarray(frames)[None, :t_max])
-        r = exit_at(logits[0][:, None, :-1], threshold, t_max, measure)
-        steps = int(r.steps[0])
-        self.history = list(np.asarray(frames)[:steps])
-        return StepResult(logits[0, steps - 1], float(synops[0, steps - 1]), self.neurons), steps, float(r.confidence[0])
+                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
+        return run_until_exit(self, frames, threshold, t_max, measure)
 
     def close(self) -> None:
         worker = getattr(self, "worker", None)

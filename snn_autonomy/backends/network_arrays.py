@@ -65,11 +65,9 @@ def network_arrays(model, manifest: Dict[str, Any]) -> Network:
     """The arrays of a trained ConvSNN (torch) and its manifest."""
     import torch
 
-    from ..perception.model import DelayedLinear
-
     cfg = model.cfg
     with torch.no_grad():
-        if isinstance(model.fc, DelayedLinear):
+        if cfg.delay_steps > 1:      # fc is a DelayedLinear (ConvSNN builds one from its config)
             taps, fc_b = model.fc.kernel(), model.fc.linear.bias
         else:
             taps, fc_b = model.fc.weight[None], model.fc.bias

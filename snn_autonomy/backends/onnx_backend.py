@@ -28,16 +28,26 @@ from __future__ import annotations
 import copy
 import io
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..perception.model import ConvSNN, DelayedLinear, synaptic_ops
-from ..perception.runtime import StepResult, Stepper
+from ..config import ConfigError
+from .base import Measure, StepResult, run_until_exit
+from .torch_backend import synaptic_ops
+
+if TYPE_CHECKING:
+    from ..perception.model import ConvSNN, DelayedLinear
 
 SINGLE_THREAD_KEY = "snn_autonomy.intra_op_threads"   # metadata of graphs that need one intra-op thread
+
+
+def _has_delays(model: ConvSNN) -> bool:
+    """Whether the fc layer is a DelayedLinear fed a buffer of past inputs: ConvSNN decides so
+    from its config, when it builds the layer and when it steps."""
+    return model.cfg.delay_steps > 1
 
 
 class _FrozenDelayedLinear(torch.nn.Module):
@@ -61,7 +71,7 @@ class _StepGraph(torch.nn.Module):
     def __init__(self, model: ConvSNN) -> None:
         super().__init__()
         model = copy.deepcopy(model).eval()
-        if isinstance(model.fc, DelayedLinear):
+        if _has_delays(model):
             model.fc = _FrozenDelayedLinear(model.fc)
         self.model = model
         self.names = list(model.init_state(1).keys())
@@ -300,7 +310,7 @@ def _sparse_step_onnx(model: ConvSNN, opset: int = 17, block: int = 32) -> bytes
     _, s2 = lif(g.scatter_conv("conv2", s1_idx, None, position, value, bias, hw2), "v2")
 
     # fc: rows of the tap matrix (D*in, hidden) at the active entries of the delay buffer
-    if isinstance(model.fc, DelayedLinear):
+    if _has_delays(model):
         fc_wt, fc_b = _f32(model.fc.matrix()).T, _f32(model.fc.linear.bias)
         kept = g.op("Slice", "buf", g.const("start0", np.array([0], np.int64)),
                     g.const("buf_keep", np.array([cfg.delay_steps - 1], np.int64)))
@@ -402,7 +412,7 @@ DENSE_ABOVE = 230
 
 
 class OrtStepper:
-    """Same interface as the torch Stepper: reset(), step(frame) -> StepResult, run_until_exit()."""
+    """The stepping API (see `base.Stepper`) on ONNX Runtime."""
 
     name = "onnxruntime"
 
@@ -421,10 +431,10 @@ class OrtStepper:
         wanted = providers or ["CPUExecutionProvider"]
         missing = [p for p in wanted if p not in available]
         if missing:
-            raise RuntimeError(f"execution provider(s) {missing} not available here (available: {available})")
+            raise ConfigError(f"execution provider(s) {missing} not available here (available: {available})")
         self.session = ort.InferenceSession(onnx_model, opts, providers=wanted)
         if self.session.get_modelmeta().custom_metadata_map.get(SINGLE_THREAD_KEY) == "1" and threads != 1:
-            raise ValueError(f"this graph must run on one intra-op thread, not {threads} (ONNX Runtime's "
+            raise ConfigError(f"this graph must run on one intra-op thread, not {threads} (ONNX Runtime's "
                              "ScatterND races on repeated indices); use the dense graph (sparse=False) for more")
         self.dense_session = None if dense_model is None else ort.InferenceSession(dense_model, opts, providers=wanted)
         self.dense_above = int(dense_above)
@@ -494,4 +504,6 @@ class OrtStepper:
         self.state = self._sets[self._cur]
         return StepResult(self._logits[0].copy(), float(self._synops[0]), self.neurons)
 
-    run_until_exit = Stepper.run_until_exit
+    def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
+                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
+        return run_until_exit(self, frames, threshold, t_max, measure)

@@ -174,10 +174,10 @@ def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAM
     frames = torch.from_numpy(frames_np)[:, None]
     result: Dict[str, Any] = {"input": {"source": "test split", "samples": n // int(manifest["t_max"]), "frames": n,
                                         "events_per_frame": round(float(frames_np.sum((1, 2, 3)).mean()), 1)}}
-    steppers = {"torch": make_stepper("torch", path)[0],
-                "onnxruntime": make_stepper("onnxruntime", path)[0],
-                "onnxruntime_dense": make_stepper("onnxruntime", path, sparse=False)[0],
-                "onnxruntime_int8": make_stepper("onnxruntime", path, int8=True)[0]}
+    steppers = {"torch": make_stepper("torch", model, manifest),
+                "onnxruntime": make_stepper("onnxruntime", model, manifest),
+                "onnxruntime_dense": make_stepper("onnxruntime", model, manifest, sparse=False),
+                "onnxruntime_int8": make_stepper("onnxruntime", model, manifest, int8=True)}
     for name, s in steppers.items():
         s.reset()
         result[name] = _latency(lambda i, s=s: s.step(frames_np[i % n]), steps)

@@ -4,7 +4,7 @@ Neural Networks with Dynamic Confidence", ICCV 2023).
 After each step the class logits accumulated so far give a confidence; inference
 stops at the first step whose confidence reaches the threshold (or at t_max).
 Measures: `max_softmax` (largest class probability) and `entropy`
-(1 - H(p) / log C, 1 for a one-hot p, 0 for a uniform one).
+(1 - H(p) / log C, 1 for a one-hot p, 0 for a uniform one); defined in `backends.base`.
 The threshold is calibrated on validation data: the lowest one whose exit accuracy
 stays within `max_loss` of the accuracy after all t_max steps. The oracle exits at
 the earliest step from which the running prediction is, and stays, correct: no
@@ -12,45 +12,14 @@ confidence rule can do better on that sample.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
-Measure = Literal["max_softmax", "entropy"]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
-def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax") -> np.ndarray:
-    """Confidence in [0, 1] of (..., C) class logits."""
-    p = softmax(class_logits)
-    if measure == "max_softmax":
-        return p.max(-1)
-    if measure == "entropy":
-        h = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(-1)
-        return 1.0 - h / math.log(p.shape[-1])
-    raise ValueError(f"unknown confidence measure {measure!r}; use max_softmax or entropy")
-
-
-def confidence_of(class_logits, measure: Measure = "max_softmax") -> float:
-    """`confidence` of one sample's class logits with plain floats: the per-step path of the
-    early-exit loop, where numpy's call overhead would cost more than the arithmetic."""
-    z = [float(v) for v in class_logits]
-    top = max(z)
-    e = [math.exp(v - top) for v in z]
-    total = sum(e)
-    if measure == "max_softmax":
-        return 1.0 / total            # the largest term is exp(0) = 1
-    if measure == "entropy":
-        h = -sum((x / total) * math.log(max(x / total, 1e-12)) for x in e)
-        return 1.0 - h / math.log(len(e))
-    raise ValueError(f"unknown confidence measure {measure!r}; use max_softmax or entropy")
+# the measures live with the back ends, whose early-exit loop needs them too; public here as well
+from ..backends.base import Measure, confidence
+from ..backends.base import confidence_of as confidence_of, softmax as softmax
 
 
 @dataclass

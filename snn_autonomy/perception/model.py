@@ -3,10 +3,15 @@
 Time is discrete: one step is one input bin (`bin_us`, 2 ms by default). Per step:
 
     in   (B, 2, H, W) event counts (OFF, ON) of one bin, compressed with log1p
-    c1   conv 3x3 stride 2, 2 -> 8 channels          -> LIF
-    c2   conv 3x3 stride 2, 8 -> 16 channels         -> LIF
-    fc   linear 16*(H/4)*(W/4) -> 64 (optionally with learnable delays) -> LIF
-    out  linear 64 -> 4 classes + 1 approaching logit, accumulated over steps
+    c1   conv 3x3 stride 2, 2 -> C1 channels         -> LIF
+    c2   conv 3x3 stride 2, C1 -> C2 channels        -> LIF
+    fc   linear C2*H2*W2 -> hidden                   -> LIF
+         (H2 = ceil(H/4), W2 = ceil(W/4); with learnable delays of 0..D-1 steps when D > 1)
+    out  linear hidden -> n_classes + 1 approaching logit, accumulated over steps
+
+(C1, C2) = `ModelConfig.channels`, hidden = `ModelConfig.hidden`, D = `ModelConfig.delay_steps`.
+The defaults are (8, 16), 64 and no delays; the shipped model (models/perception_default.json)
+has (16, 32), 128 and D = 4, on a 48 x 64 grid with 4 classes and reset="zero".
 
 LIF (per step, dimensionless membrane):  v <- beta * v + I;  s = [v > theta];  then reset,
 either to zero (v <- (1 - s) * v, `reset="zero"`: the LIF of Loihi 2 / Lava and of NIR, so
@@ -29,6 +34,8 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..backends.torch_backend import synaptic_ops as synaptic_ops  # public here too
 
 State = Dict[str, torch.Tensor]
 RESETS = ("zero", "subtract")
@@ -209,15 +216,6 @@ class ConvSNN(nn.Module):
         f2 = torch.full((c2, self.h2, self.w2), float(self.cfg.hidden))
         f3 = torch.full((self.cfg.hidden,), float(self.cfg.n_classes + 1))
         return [f_in, f1, f2, f3]
-
-
-def synaptic_ops(spikes: List[torch.Tensor], fanouts: List[torch.Tensor]) -> torch.Tensor:
-    """Synaptic operations of one step per sample: sum over layers of spikes x fan-out.
-    Input events count as spikes (an input pixel with n events drives its synapses n times)."""
-    total = 0
-    for s, f in zip(spikes, fanouts):
-        total = total + (s * f).flatten(1).sum(1)
-    return total
 
 
 def make_model(cfg: ModelConfig, seed: int = 0) -> ConvSNN:

@@ -1,9 +1,8 @@
 """Streaming perception: events in, decisions out, early exit on confidence.
 
-`Stepper` is the stepping API every backend provides: `reset()`, `step(frame) ->
-logits` (explicit state kept inside), `run_until_exit(frames, threshold, t_max)`.
-`StreamingPerception` turns an event stream into decisions: each `bin_us` of
-events (inside the region of interest, pooled onto the model's grid) is one SNN
+A back end's stepper (`backends.base.Stepper`: `reset()`, `step(frame) -> StepResult`, explicit
+state kept inside) runs the network. `StreamingPerception` turns an event stream into decisions:
+each `bin_us` of events (inside the region of interest, pooled onto the model's grid) is one SNN
 step; after each step the class confidence is checked, and when it reaches the
 threshold, or after t_max steps, a Decision is emitted and the network starts
 afresh from the next bin. Confident scenes therefore get decisions sooner and
@@ -18,56 +17,21 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 
+from ..backends import make_stepper
+from ..backends.base import Stepper, confidence_of, softmax
 from ..events.batch import EVENT_DTYPE, EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
-from .early_exit import confidence_of, softmax
-from .model import ConvSNN, synaptic_ops
+from .model_io import load_model
 
 
-@dataclass
-class StepResult:
-    logits: np.ndarray        # (C+1,) class logits then the approaching logit
-    synops: float
-    neuron_updates: int
-
-
-class Stepper:
-    """The torch back end of the stepping API (batch 1)."""
-
-    name = "torch"
-
-    def __init__(self, model: ConvSNN) -> None:
-        self.model = model.eval()
-        self.fanouts = model.fanout_maps()
-        self.neurons = model.neurons()
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = self.model.init_state(1)
-
-    @torch.no_grad()
-    def step(self, frame: np.ndarray) -> StepResult:
-        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32))[None]
-        logits, self.state, spikes = self.model.step(x, self.state, trace=True)
-        ops = float(synaptic_ops(spikes, self.fanouts)[0])
-        return StepResult(logits[0].numpy(), ops, self.neurons)
-
-    def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: str = "max_softmax") -> Tuple[StepResult, int, float]:
-        """Step through frames (T, 2, H, W) from a fresh state until confident; returns
-        (last step's result, steps used, confidence)."""
-        self.reset()
-        t_max = min(t_max or len(frames), len(frames))
-        for t in range(t_max):
-            r = self.step(frames[t])
-            conf = confidence_of(r.logits[:-1], measure)
-            if conf >= threshold or t == t_max - 1:
-                return r, t + 1, conf
-        raise ValueError("no frames")
+def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper, Dict]:
+    """(stepper, manifest) of the model file at `path` on back end `backend` (options as
+    `backends.make_stepper`); the file is checked against its manifest as it loads."""
+    model, manifest = load_model(path)
+    return make_stepper(backend, model, manifest, **options), manifest
 
 
 @dataclass
@@ -128,15 +92,13 @@ class StreamingPerception:
 
     @classmethod
     def from_file(cls, path: Path, backend: str = "torch", **options) -> "StreamingPerception":
-        from ..backends import make_stepper
-
-        stepper, manifest = make_stepper(backend, path, **options)
-        return cls(stepper, manifest)
+        return cls(*load_stepper(path, backend, **options))
 
     # ------------------------------------------------------------------ run-time knobs
     def set_budget(self, t_max: Optional[int] = None, threshold: Optional[float] = None) -> List[str]:
-        """Change T_max (1..the model's) and the confidence threshold ((0, 1]); bad values are
-        refused with a message and the old ones kept."""
+        """Change T_max (1..10 x the model's T_max) and the confidence threshold ((0, 1]); None
+        (also 0 for T_max, NaN for the threshold) keeps the value in force. Values out of range
+        are refused with a message and the old ones kept."""
         problems = []
         if t_max is not None and t_max != 0:
             if 1 <= int(t_max) <= 10 * self.model_t_max:
