@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional
 import yaml
 
 from .launch_plan import LaunchConfig, build_plan
-from .paths import config_path, model_path
+from .paths import config_path, resolve_model
 from .perception.model_io import read_manifest
 
 RECORD = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel", "odom", "assignment")
@@ -106,10 +106,9 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     world_path = world_yaml(out, agents, seed)
     cfg = LaunchConfig(robots=agents, mode=mode, attention=attention, world_config=str(world_path),
                        world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents},
-                       perception_parameters={"backend": "onnxruntime"} if mode == "split" else {},
                        **({} if realtime else {"realtime_priority": {}}))
     plan = build_plan(cfg)
-    model_t_max = int(read_manifest(model_path("perception_default.npz"))["t_max"])
+    model_t_max = int(read_manifest(resolve_model())["t_max"])
     robots = [f"robot_{i}" for i in range(agents)]
     rclpy.init()
     node = rclpy.create_node("demo_monitor")

@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import yaml
 
@@ -46,7 +46,6 @@ class NodeSpec:
         return f"taskset -c {','.join(map(str, self.cpus))}" if self.cpus else None
 
 
-EVENT_DRIVERS = ("metavision_driver", "libcaer_driver")   # both: executable driver_node, topic ~/events
 DRIVER_NODE_NAME = "event_camera"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -92,13 +91,14 @@ class LaunchConfig:
     world: bool = True              # start the built-in world (false: a robot or Gazebo provides the data)
     world_config: str = ""          # world YAML ('' = the shipped default)
     world_parameters: Dict[str, Any] = field(default_factory=dict)
-    sensor_source: str = "world"    # event_sensor source: world | image | bag | raw | camera,
-                                    # or driver: an event-camera driver node instead of event_sensor
+    # event_sensor source, or driver: an event-camera driver node instead of event_sensor
+    sensor_source: Literal["world", "image", "bag", "raw", "camera", "driver"] = "world"
     sensor_parameters: Dict[str, Any] = field(default_factory=dict)
     perception_parameters: Dict[str, Any] = field(default_factory=dict)
     respawn_perception: bool = True
     respawn_delay_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s")
-    mode: str = "split"             # split: sensor, perception, control, attention nodes; fused: one `robot` node
+    # split: sensor, perception, control, attention nodes; fused: one `robot` node
+    mode: Literal["split", "fused"] = "split"
     control: bool = True            # per robot: control (perception -> cmd_vel, watchdog)
     control_parameters: Dict[str, Any] = field(default_factory=dict)
     attention: bool = True          # per robot: attention (false: the full sensing budget always)
@@ -109,7 +109,7 @@ class LaunchConfig:
     robot_names: List[str] = field(default_factory=list)  # explicit namespaces, e.g. [robot_3] (robots = their count)
     robot_poses: Dict[str, List[float]] = field(default_factory=dict)  # id -> [x, y, yaw] start (control, fleet)
     coordinator: bool = True        # with fleet: false on a robot whose coordinator runs elsewhere
-    event_driver: str = "metavision_driver"   # sensor_source driver: metavision_driver | libcaer_driver
+    event_driver: Literal["metavision_driver", "libcaer_driver"] = "metavision_driver"   # with sensor_source driver
     driver_parameters: Dict[str, Any] = field(default_factory=dict)
     events_topic: str = ""          # perception input ('' = events; with a driver: event_camera/events)
     use_sim_time: bool = False      # every node follows /clock (Gazebo)
@@ -126,18 +126,11 @@ class LaunchConfig:
     realtime_priority: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_REALTIME_PRIORITY))
 
     def validate(self) -> None:
-        if self.sensor_source not in ("world", "image", "bag", "raw", "camera", "driver"):
-            raise ConfigError(f"sensor_source: {self.sensor_source!r} is not one of world, image, bag, raw, camera, "
-                              "driver")
         if self.sensor_source == "world" and not self.world:
             raise ConfigError("sensor_source: 'world' needs world: true")
-        if self.mode not in ("split", "fused"):
-            raise ConfigError(f"mode: {self.mode!r} is not one of split, fused")
         if self.mode == "fused" and self.sensor_source != "world":
             raise ConfigError("mode: 'fused' runs the built-in world's camera in the robot node; "
                               "it needs sensor_source: world")
-        if self.sensor_source == "driver" and self.event_driver not in EVENT_DRIVERS:
-            raise ConfigError(f"event_driver: {self.event_driver!r} is not one of {', '.join(EVENT_DRIVERS)}")
         for n in self.robot_names:
             if not _NAME.match(n):
                 raise ConfigError(f"robot_names: {n!r} is not a valid ROS name (letters, digits, _)")
@@ -266,7 +259,8 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         start = {"start_pose": [float(v) for v in cfg.robot_poses[rid]]} if rid in cfg.robot_poses else {}
         if cfg.mode == "fused":   # sensor -> perception -> control -> attention in one process
             nodes.append(NodeSpec("robot", "robot", ns, {**world, "attention": cfg.attention,
-                                                           **cfg.perception_parameters},
+                                                           **cfg.perception_parameters,
+                                                           **cfg.control_parameters},
                                   respawn=cfg.respawn_perception, respawn_delay_s=cfg.respawn_delay_s))
             if cfg.fleet:
                 nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, {**world, **start}))

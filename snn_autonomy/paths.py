@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = "perception_default.npz"    # the shipped perception model, in models/
 
 
 def data_dir() -> Optional[Path]:
@@ -31,6 +32,11 @@ def config_path(name: str) -> Path:
 def model_path(name: str) -> Path:
     """A shipped model file: `models/` of the source tree, else the ROS share dir."""
     return _shipped("models", name)
+
+
+def resolve_model(path: Union[str, Path, None] = None) -> Path:
+    """`path`, or the shipped model when it is empty or None."""
+    return Path(path) if path else model_path(DEFAULT_MODEL)
 
 
 def _shipped(kind: str, name: str) -> Path:

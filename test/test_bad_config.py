@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ros_helpers import CONTROL, SENSOR, WORLD, NodeProcess
+from ros_helpers import CONTROL, PERCEPTION, ROBOT, SENSOR, WORLD, NodeProcess, Probe
 
 CASES = [
     (CONTROL, {"watchdog.deadline_s": -1.0}, "watchdog.deadline_s"),          # outside its declared range
@@ -13,6 +13,11 @@ CASES = [
     (WORLD, {"odom_rate_hz": "often"}, "odom_rate_hz"),
     (WORLD, {"diagnostic_updater.period": -1.0}, "diagnostic_updater.period"),
     (WORLD, {"realtime_priority": 100}, "realtime_priority"),                # SCHED_FIFO is 1..99
+    (SENSOR, {"source": "webcam"}, "source"),                                # not one of its choices
+    (SENSOR, {"erc_mode": "maybe"}, "erc_mode"),
+    (PERCEPTION, {"backend": "tensorflow"}, "backend"),
+    (ROBOT, {"energy_meter": "wattmeter"}, "energy_meter"),
+    (CONTROL, {"start_pose": [1.0, 2.0]}, "start_pose"),                     # [x, y, yaw] or []
 ]
 
 
@@ -28,3 +33,79 @@ def test_invalid_parameter_value_is_exit_2_with_one_line(module, params, name):
     assert "Traceback" not in log, log[-2000:]
     fatal = [ln for ln in log.splitlines() if "cannot start" in ln]
     assert len(fatal) == 1 and name in fatal[0], log[-2000:]
+
+
+# Exit status 2 is a configuration error and nothing else: a bug while a node is built is a
+# traceback and exit 1, which the launcher respawns as the plan says.
+BUILD_FAILS = r'''
+import sys
+from rclpy.node import Node
+from snn_autonomy.config import ConfigError
+from snn_autonomy.ros.spin import spin_node
+
+def build():
+    node = Node("build_fails")
+    if sys.argv[1] == "config":
+        raise ConfigError("patrol.cruise_mps: -1.0 is below the minimum 0.0")
+    return {}["a key the code forgot"]     # a bug
+
+sys.exit(spin_node(build, []))
+'''
+
+
+@pytest.mark.parametrize("kind,status", [("config", 2), ("bug", 1)])
+def test_exit_status_2_is_a_configuration_error_and_a_bug_is_a_traceback(kind, status):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", BUILD_FAILS, kind], capture_output=True, text=True, timeout=60)
+    out = p.stdout + p.stderr
+    assert p.returncode == status, out[-2000:]
+    if kind == "config":
+        assert "Traceback" not in out and "cannot start: patrol.cruise_mps" in out, out[-2000:]
+    else:
+        assert "Traceback" in out and "KeyError" in out and "cannot start" not in out, out[-2000:]
+
+
+def test_the_launcher_respawns_a_node_with_a_bug_but_not_one_with_a_configuration_error(tmp_path):
+    import sys
+
+    from snn_autonomy.launch_plan import NodeSpec
+    from snn_autonomy.launcher import Launcher
+
+    plan = [NodeSpec("x", "config", respawn=True, respawn_delay_s=0.1),
+            NodeSpec("x", "bug", respawn=True, respawn_delay_s=0.1)]
+    launcher = Launcher(plan, tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lambda line: None,
+                        command=lambda spec, params: [sys.executable, "-c", BUILD_FAILS, spec.name])
+    launcher.run(duration_s=8.0)
+    states = {s["node"]: s for s in launcher.states()}
+    assert states["/config"]["state"] == "failed" and states["/config"]["respawns"] == 0, states
+    assert states["/bug"]["respawns"] >= 1, states
+
+
+def test_a_running_node_refuses_a_value_outside_its_choices_or_range():
+    """`ros2 param set` on a live node: the same checks as at start, the old value kept."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    probe = Probe("param_probe")
+    node = NodeProcess(SENSOR, {}, namespace="/param_check").start()
+    try:
+        client = AsyncParameterClient(probe.node, "/param_check/event_sensor")
+        probe.spin_until(lambda: client.services_are_ready(), 60, "the sensor's parameter services")
+        results = {}
+        for name, value in (("erc_mode", "maybe"), ("subsample", 0), ("erc_mode", "enabled")):
+            fut = client.set_parameters([Parameter(name, value=value)])
+            probe.spin_until(fut.done, 30, f"setting {name}")
+            results[(name, value)] = fut.result().results[0]
+        assert not results[("erc_mode", "maybe")].successful
+        assert "erc_mode" in results[("erc_mode", "maybe")].reason and "enabled" in results[("erc_mode", "maybe")].reason
+        assert not results[("subsample", 0)].successful
+        assert results[("erc_mode", "enabled")].successful
+        fut = client.get_parameters(["erc_mode", "subsample"])
+        probe.spin_until(fut.done, 30, "reading the parameters back")
+        assert [v.string_value or v.integer_value for v in fut.result().values] == ["enabled", 1]
+    finally:
+        code = node.stop()
+        probe.close()
+    assert code == 0, node.log()[-2000:]

@@ -8,7 +8,7 @@ import pytest
 
 from snn_autonomy.attention.policy import ALERT, CALM, AttentionConfig, AttentionInputs, AttentionPolicy
 from snn_autonomy.control.limits import LimitsConfig, VelocityLimiter
-from snn_autonomy.control.loop import RobotController
+from snn_autonomy.control.core import ControlCore
 from snn_autonomy.control.policy import PatrolController
 from snn_autonomy.control.watchdog import IMMINENT, STALE, SafetyWatchdog, WatchdogConfig
 from snn_autonomy.perception.labels import CENTER, CLEAR, LEFT, RIGHT
@@ -29,12 +29,12 @@ def test_watchdog_stops_on_stale_perception_and_counts_each_stop_once():
 
 
 def test_controller_halts_forward_motion_when_collision_is_imminent_and_stops_when_blind():
-    c = RobotController()
-    c.on_decision(0.0, (0.0, 0.0, 0.0), CLEAR, False)
+    c = ControlCore()
+    c.on_decision(0.0, CLEAR, 4, 1.0, False)
     for k in range(1, 30):
-        v, w = c.on_decision(0.02 * k, (0.0, 0.0, 0.0), CLEAR, False)
+        v, w = c.on_decision(0.02 * k, CLEAR, 4, 1.0, False)
     assert v > 0.3
-    v, w = c.on_decision(0.62, (0.0, 0.0, 0.0), CENTER, True)
+    v, w = c.on_decision(0.62, CENTER, 4, 1.0, True)
     assert v == 0.0 and w != 0.0                      # halted, turning in place is allowed
     assert c.on_tick(0.65) is None
     assert c.on_tick(0.75) == (0.0, 0.0) and c.mode == STALE
@@ -134,11 +134,11 @@ def test_watchdog_forgets_decisions_from_before_a_clock_jump():
 
 @pytest.mark.parametrize("jump_to", [2.0, 500.0])
 def test_controller_stops_at_a_clock_jump_and_starts_again_from_rest(jump_to):
-    c = RobotController()
+    c = ControlCore()
     for k in range(60):
-        v, _ = c.on_decision(100.0 + 0.02 * k, (0.0, 0.0, 0.0), CLEAR, False)
+        v, _ = c.on_decision(100.0 + 0.02 * k, CLEAR, 4, 1.0, False)
     assert v > 0.3
-    assert c.on_clock_jump(jump_to) == (0.0, 0.0) and c.mode == STALE
+    assert c.on_clock_jump(jump_to, jump_to - 101.18) == (0.0, 0.0) and c.mode == STALE
     assert c.on_tick(jump_to + 0.01) == (0.0, 0.0)     # no decision since the jump: still stopped
-    v, w = c.on_decision(jump_to + 0.02, (0.0, 0.0, 0.0), CLEAR, False)
+    v, w = c.on_decision(jump_to + 0.02, CLEAR, 4, 1.0, False)
     assert 0.0 < v <= LimitsConfig().max_linear_accel * 0.02 + 1e-9 and c.mode != STALE   # from rest, limited

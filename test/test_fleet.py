@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from snn_autonomy.config import ConfigError, from_dict
-from snn_autonomy.fleet.agent import FleetAgent, compose
+from snn_autonomy.control.frames import compose
+from snn_autonomy.fleet.agent import FleetAgent
 from snn_autonomy.fleet.assignment import optimal_assignment, travel_costs
 from snn_autonomy.fleet.config import AgentConfig, FleetConfig
 from snn_autonomy.fleet.coordinator import REJECT_REASONS, Coordinator

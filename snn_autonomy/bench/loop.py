@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ..monitor.latency import percentiles
-from ..paths import model_path
+from ..paths import resolve_model
 
 
 def _ms(values: List[float]) -> Dict[str, Any]:
@@ -49,7 +49,7 @@ def fused_latency(duration_s: float = 10.0, seed: int = 7) -> Dict[str, Any]:
     world = World(cfg)
     cam = WorldCamera(world, 0)
     cam.capture()
-    perception = StreamingPerception.from_file(model_path("perception_default.npz"), backend="onnxruntime",
+    perception = StreamingPerception.from_file(resolve_model(), backend="onnxruntime",
                                                threads=1)
     agent = FusedAgent(perception, cfg.camera.width, cfg.camera.height, cfg.camera.hfov_deg, attention=False)
     lat: List[float] = []
@@ -68,14 +68,14 @@ def _run_fused(world, cam, agent, duration_s: float, lat: List[float]) -> None:
         world.step()
         if cam.frame_due():
             batch = cam.capture()
-            pose = tuple(map(float, world.pose[0]))
+            agent.control.on_pose(tuple(map(float, world.pose[0])))
             t0 = time.perf_counter_ns()
-            cmd = agent.on_events(batch, world.time_us, pose)
+            cmd = agent.on_events(batch, world.time_us, world.time_us * 1e-6)
             if cmd is not None:
                 lat.append((time.perf_counter_ns() - t0) * 1e-6)
                 world.set_command(0, *cmd)
         if s % 10 == 0:
-            stop = agent.on_tick(world.time_us)
+            stop = agent.on_tick(world.time_us * 1e-6)
             if stop is not None:
                 world.set_command(0, *stop)
 
@@ -105,7 +105,6 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
     rt_override = {} if realtime_priority is None else {"realtime_priority": dict(realtime_priority)}
     plan = build_plan(LaunchConfig(robots=1, attention=False, fleet=False, respawn_perception=False,
                                    world_parameters={"wait_for_subscribers": 1},
-                                   perception_parameters={"backend": "onnxruntime"},
                                    cpu_affinity=dict(cpu_affinity or {}), **rt_override))
     rclpy.init()
     node = rclpy.create_node("bench_loop_probe")

@@ -31,8 +31,7 @@ def _plan(agents: int, out: Path, seed: Optional[int], real_time_factor: float):
     from ..fleet_demo import world_yaml
 
     cfg = LaunchConfig(robots=agents, mode="split", world_config=str(world_yaml(out, agents, seed)),
-                       world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents},
-                       perception_parameters={"backend": "onnxruntime"})
+                       world_parameters={"real_time_factor": real_time_factor, "wait_for_subscribers": agents})
     respawned = {"perception", "coordinator", "world"}
     return [replace(n, respawn=True) if n.name in respawned else n for n in build_plan(cfg)]
 

@@ -10,29 +10,21 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+from ..config import ConfigError
+from ..control.frames import Pose2, odom_to_map
 from .config import AgentConfig
 from .detections import Sighting
 from .plan import Assignment, Plan
 from .state import HEALTH_OK, HEALTH_WARN, AgentReport, id_problem, yaw_quaternion
-
-Pose2 = Tuple[float, float, float]
-
-
-def compose(origin: Pose2, local: Pose2) -> Pose2:
-    """`local` (x, y, yaw in a frame whose origin sits at `origin` in the map) in the map frame."""
-    x0, y0, yaw0 = origin
-    x, y, yaw = local
-    c, s = math.cos(yaw0), math.sin(yaw0)
-    return (x0 + c * x - s * y, y0 + s * x + c * y, math.atan2(math.sin(yaw0 + yaw), math.cos(yaw0 + yaw)))
 
 
 class FleetAgent:
     def __init__(self, agent_id: str, start_pose: Pose2, cfg: AgentConfig) -> None:
         why = id_problem(agent_id)
         if why is not None:
-            raise ValueError(f"agent id {agent_id!r} is unusable ({why}); set agent_id or run in a namespace")
+            raise ConfigError(f"agent id {agent_id!r} is unusable ({why}); set agent_id or run in a namespace")
         if not all(math.isfinite(v) for v in start_pose):
-            raise ValueError(f"start pose {start_pose!r} is not finite")
+            raise ConfigError(f"start pose {start_pose!r} is not finite")
         self.agent_id = agent_id
         self.cfg = cfg
         self.start_pose: Pose2 = tuple(float(v) for v in start_pose)
@@ -48,10 +40,11 @@ class FleetAgent:
     def on_odom(self, x: float, y: float, yaw: float, linear_mps: float, angular_rps: float,
                 now_s: float) -> bool:
         """Odometry in the odom frame (origin = start pose); non-finite values are counted and dropped."""
-        if not all(math.isfinite(v) for v in (x, y, yaw, linear_mps, angular_rps)):
+        pose = odom_to_map(self.start_pose, x, y, yaw, linear_mps, angular_rps)
+        if pose is None:
             self.odom_rejected += 1
             return False
-        self.pose = compose(self.start_pose, (x, y, yaw))
+        self.pose = pose
         self.velocity = (linear_mps, angular_rps)
         self.last_odom_s = now_s
         return True
@@ -97,7 +90,7 @@ def start_pose_in_world(world_config: Optional[str], agent_id: str) -> Pose2:
     prefix = cfg.robots.id_prefix
     number = agent_id[len(prefix):] if agent_id.startswith(prefix) else ""
     if not number.isdigit():
-        raise ValueError(f"agent {agent_id!r} is not a robot of the world config (ids {prefix}<n>); "
+        raise ConfigError(f"agent {agent_id!r} is not a robot of the world config (ids {prefix}<n>); "
                          "set the start_pose parameter")
     k = int(number)
     world = World(with_robot_count(cfg, max(cfg.robots.count, k + 1)))

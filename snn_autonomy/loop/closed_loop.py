@@ -15,7 +15,7 @@ import numpy as np
 from ..attention.policy import AttentionConfig
 from ..fleet.assignment import optimal_assignment, travel_costs
 from ..fleet.regions import partition
-from ..paths import model_path
+from ..paths import resolve_model
 from ..perception.runtime import StreamingPerception
 from ..sensors.world_camera import WorldCamera
 from ..sim.config import load_world_config, with_robot_count
@@ -44,18 +44,19 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     cam_cfg = cfg.camera
     loops: List[FusedAgent] = []
     for i in range(agents):
-        perception = StreamingPerception.from_file(model or model_path("perception_default.npz"), backend=backend,
+        perception = StreamingPerception.from_file(resolve_model(model), backend=backend,
                                                    **({"threads": 1} if backend == "onnxruntime" else {}))
         loops.append(FusedAgent(perception, cam_cfg.width, cam_cfg.height, cam_cfg.hfov_deg, attention=attention,
-                                attention_cfg=attention_cfg, agent_id=f"robot_{i}"))
-    poses = [tuple(map(float, w.pose[i])) for i in range(agents)]
+                                attention_cfg=attention_cfg, agent_id=f"robot_{i}",
+                                origin=tuple(map(float, w.pose[i]))))
+    poses = [lp.control.pose for lp in loops]
     # the coordinator's plan for a fleet that all joined at once: one region each, optimal assignment
     regions = partition(cfg.arena.size_m, agents)
     plan = dict(optimal_assignment(travel_costs([p[:2] for p in poses], regions)))
     coverage = []
     for i, lp in enumerate(loops):
         region = regions[plan[i]]
-        lp.control.patrol.assign(region.region_id, region.waypoints, poses[i])
+        lp.control.on_assignment(region.region_id, region.waypoints)
         coverage.append(RegionCoverage(region.boundary))
     steps = int(round(duration_s * 1e6 / w.dt_us))
     collisions: List = []
@@ -71,13 +72,14 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             if not cam.frame_due():
                 continue
             pose = tuple(map(float, w.pose[i]))
-            cmd = loops[i].on_events(cam.capture(), now, pose)
+            loops[i].control.on_pose(pose)      # the simulator's ground truth stands in for odometry
+            cmd = loops[i].on_events(cam.capture(), now, now * 1e-6)
             if cmd is not None:
                 w.set_command(i, *cmd)
             coverage[i].visit(pose[0], pose[1])
         if now >= next_tick:
             for i, lp in enumerate(loops):
-                stop = lp.on_tick(now)
+                stop = lp.on_tick(now * 1e-6)
                 if stop is not None:
                     w.set_command(i, *stop)
             next_tick = now + CONTROL_TICK_US

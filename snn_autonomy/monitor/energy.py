@@ -18,12 +18,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Literal, Optional, Sequence, Union
+
+from ..config import spec
 
 from .estimator import (EnergyEstimate, EnergyEstimator, EnergyProfile, EnergyProfiles,  # noqa: F401
                         load_profiles)
 from .meters import (CHOICES, METER_NAMES, Detection, EnergyMeter, Ina3221Meter, MeterError,  # noqa: F401
                      NvmlMeter, RaplMeter, counter_delta, detect_meters, make_meter, select_meter)
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """A perception loop's energy settings (node parameters of perception and robot)."""
+    energy_profile: str = spec("", help="hardware profile of the energy estimate ('' = the default of "
+                                        "config/energy_profiles.yaml)")
+    energy_meter: Literal["auto", "none", "rapl", "nvml", "ina3221"] = spec(
+        "auto", help="energy meter measuring each decision's compute (auto: the first one found)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,10 @@ class EnergyAccountant:
         self.measured_decisions = 0
         self.sum_estimated_uj = self.sum_ann_uj = self.sum_measured_uj = 0.0
         self.last: Optional[DecisionEnergy] = None
+
+    @classmethod
+    def from_config(cls, cfg: EnergyConfig, dense_macs_per_step: Optional[int] = None) -> "EnergyAccountant":
+        return cls.create(cfg.energy_profile, cfg.energy_meter, dense_macs_per_step)
 
     @classmethod
     def create(cls, profile: str = "", meter: str = "auto", dense_macs_per_step: Optional[int] = None,

@@ -14,54 +14,58 @@ With `enabled` false it publishes nothing: the sensor and perception keep their 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, Optional
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
 from ..attention.policy import CALM, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..config import spec
 from ..fleet.agent import start_pose_in_world
-from ..paths import model_path
+from ..paths import resolve_model
 from ..perception.model_io import read_manifest
 from ..sim.config import load_world_config
 from . import qos
 from .convert import odom_in_map, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import OK, WARN, Status, Updater
-from .params import declare_config, read_config
+from .params import declare_params
 from .spin import exit_with, spin_node
+
+
+@dataclass(frozen=True)
+class AttentionNodeConfig:
+    enabled: bool = spec(True, help="false = full sensing budget always")
+    agent_id: str = spec("", help="robot id ('' = the namespace)")
+    model: str = spec("", help="model whose T_max and threshold are the full budget ('' = the shipped model)")
+    world_config: str = spec("", help="world YAML: camera geometry and start pose ('' = the shipped world)")
+    republish_s: float = spec(1.0, lo=0.01, hi=3600.0, unit="s",
+                              help="an unchanged command is sent again after this long (changes, and the command "
+                                   "in force to a subscriber that joins, are sent at once)")
 
 
 class AttentionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("attention", **kwargs)
-        d = ParameterDescriptor
-        self.declare_parameter("enabled", True, d(description="false = full sensing budget always"))
-        self.declare_parameter("agent_id", "", d(description="robot id ('' = the namespace)"))
-        self.declare_parameter("model", "", d(description="model whose T_max and threshold are the full budget"))
-        self.declare_parameter("world_config", "", d(description="world YAML: camera geometry and start pose"))
-        self.declare_parameter("republish_s", 1.0, d(description="an unchanged command is sent again after this "
-                                                                 "long (changes, and the command in force to a "
-                                                                 "subscriber that joins, are sent at once) [s]"))
-        declare_config(self, AttentionConfig)
-        world = self.get_parameter("world_config").value or None
+        cfg, policy = declare_params(self, AttentionNodeConfig), declare_params(self, AttentionConfig)
+        world = cfg.world_config or None
         cam = load_world_config(world).camera
-        manifest = read_manifest(self.get_parameter("model").value or model_path("perception_default.npz"))
+        manifest = read_manifest(resolve_model(cfg.model))
         self.policy = AttentionPolicy(cam.width, cam.height, cam.hfov_deg, int(manifest["t_max"]),
-                                      float(manifest["early_exit"]["threshold"]), read_config(self, AttentionConfig))
-        self.enabled = bool(self.get_parameter("enabled").value)
-        self.agent_id = self.get_parameter("agent_id").value or self.get_namespace().strip("/") or "robot_0"
+                                      float(manifest["early_exit"]["threshold"]), policy)
+        self.enabled = cfg.enabled
+        self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot_0"
         self.origin = start_pose_in_world(world, self.agent_id)
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
         self.sent = {"calm": 0, "alert": 0}     # decisions by the budget they chose
         self.published = 0
-        self.republish_ns = int(float(self.get_parameter("republish_s").value) * 1e9)
+        self.republish_ns = int(cfg.republish_s * 1e9)
         self._last_sent: Optional[tuple] = None
         self._last_sent_ns = 0
         self.last_reason = ""
@@ -94,7 +98,7 @@ class AttentionNode(Node):
 
     def _on_odom(self, msg: Odometry) -> None:
         pose = odom_in_map(self.origin, msg)
-        if not all(math.isfinite(v) for v in (*pose, msg.twist.twist.linear.x, msg.twist.twist.angular.z)):
+        if pose is None:
             self._reject("odom", "non-finite odometry dropped")
             return
         self.pose = pose

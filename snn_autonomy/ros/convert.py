@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import array
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -10,8 +11,8 @@ from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
+from ..control.frames import odom_to_map
 from ..events.packet import EventPacketData
-from ..fleet.agent import compose
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -136,11 +137,11 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
     return m
 
 
-def odom_in_map(origin, msg) -> tuple:
+def odom_in_map(origin, msg) -> Optional[tuple]:
     """(x, y, yaw) in the map frame of a nav_msgs/Odometry whose odom frame starts at `origin`
-    (x, y, yaw in the map), as the built-in world publishes it."""
-    p = msg.pose.pose
-    return compose(origin, (p.position.x, p.position.y, quat_yaw(p.orientation)))
+    (x, y, yaw in the map), as the built-in world publishes it; None when not finite."""
+    p, t = msg.pose.pose, msg.twist.twist
+    return odom_to_map(origin, p.position.x, p.position.y, quat_yaw(p.orientation), t.linear.x, t.angular.z)
 
 
 def decision_trace_msg(header, agent_id: str, decision_id: int, cmd_vel_ns: int, e2e_ms: float, stages,

@@ -17,13 +17,14 @@ whole fleet, no rejections; counted on /diagnostics as clock_jumps.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, Optional
 
 from geometry_msgs.msg import Point, Point32
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AgentState, Assignment, Detection, FleetPlan, Region, SharedDetections
 
+from ..config import spec
 from ..fleet.config import FleetConfig
 from ..fleet.coordinator import Coordinator
 from ..fleet.detections import Sighting
@@ -35,7 +36,7 @@ from . import qos
 from .clock import on_clock_jumps
 from .convert import ns_to_stamp, stamp_to_ns
 from .diagnostics import OK, WARN, Status, Updater
-from .params import declare_config, read_config
+from .params import declare_params
 from .spin import exit_with, spin_node
 
 
@@ -112,16 +113,20 @@ def describe(plan: Plan) -> str:
 
 # ---------------------------------------------------------------- node
 
+@dataclass(frozen=True)
+class CoordinatorNodeConfig:
+    world_config: str = spec("", help="world YAML whose arena is partitioned ('' = the shipped default world)")
+    clock_jump_threshold_s: float = spec(0.5, lo=0.001, hi=86400.0, unit="s",
+                                         help="a clock jump larger than this either way rebases liveness on the "
+                                              "new time line")
+
+
 class CoordinatorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("coordinator", **kwargs)
-        self.declare_parameter("world_config", "", ParameterDescriptor(
-            description="world YAML whose arena is partitioned ('' = the shipped default world)"))
-        self.declare_parameter("clock_jump_threshold_s", 0.5, ParameterDescriptor(
-            description="a clock jump larger than this either way rebases liveness on the new time line [s]"))
-        declare_config(self, FleetConfig)
-        cfg = read_config(self, FleetConfig)
-        arena = load_world_config(self.get_parameter("world_config").value or None).arena.size_m
+        node_cfg = declare_params(self, CoordinatorNodeConfig)
+        cfg = declare_params(self, FleetConfig)
+        arena = load_world_config(node_cfg.world_config or None).arena.size_m
         self.core = Coordinator(cfg, arena)
         self._plan_pub = self.create_publisher(FleetPlan, PLAN_TOPIC, qos.LATCHED)
         self._det_pub = self.create_publisher(SharedDetections, DETECTIONS_TOPIC, qos.COMMAND)
@@ -131,7 +136,7 @@ class CoordinatorNode(Node):
         self.create_timer(cfg.detections_period_s, self._publish_detections)
         self._last_published_count = 0
         self.last_clock_jump_s = 0.0
-        self._jumps = on_clock_jumps(self, float(self.get_parameter("clock_jump_threshold_s").value),
+        self._jumps = on_clock_jumps(self, node_cfg.clock_jump_threshold_s,
                                      self._on_clock_jump)
         self.diag = Updater(self, hardware_id="fleet_coordinator")
         self.diag.add("fleet", self._diagnose)

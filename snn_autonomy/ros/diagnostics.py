@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 
 OK, WARN, ERROR, STALE = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE
 
@@ -43,6 +44,7 @@ class Status:
 
 
 PERIOD_PARAM = "diagnostic_updater.period"   # the name diagnostic_updater gives it
+MIN_PERIOD_S, MAX_PERIOD_S = 0.01, 3600.0
 
 
 class Updater:
@@ -54,10 +56,10 @@ class Updater:
         self.hardware_id = hardware_id or node.get_name()
         self._tasks: List[tuple] = []
         if not node.has_parameter(PERIOD_PARAM):
-            node.declare_parameter(PERIOD_PARAM, float(period_s))
+            node.declare_parameter(PERIOD_PARAM, float(period_s), ParameterDescriptor(
+                description="seconds between two /diagnostics reports of this node",
+                floating_point_range=[FloatingPointRange(from_value=MIN_PERIOD_S, to_value=MAX_PERIOD_S, step=0.0)]))
         period_s = node.get_parameter(PERIOD_PARAM).value
-        if not (isinstance(period_s, (int, float)) and 0.0 < period_s < float("inf")):
-            raise ValueError(f"{PERIOD_PARAM} must be a positive number of seconds, got {period_s!r}")
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(float(period_s), self.update)
 

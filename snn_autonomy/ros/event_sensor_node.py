@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict
-from typing import List, Optional
+from dataclasses import asdict, dataclass
+from typing import List, Literal, Optional
 
 from event_camera_msgs.msg import EventPacket
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
-from ..config import ConfigError, from_dict
+from ..config import ConfigError, from_dict, spec
 from ..events.batch import EventBatch
 from ..events.packet import PacketEncoder, PacketStreamDecoder
 from ..sensors.controls import EventFilter
@@ -37,45 +37,54 @@ from ..sensors.world_follower import WorldFollower
 from . import qos
 from .convert import apply_world_state, packet_to_msg, stamp_to_ns
 from .diagnostics import ERROR, OK, WARN, Status, Updater
-from .params import declare_config, read_config
+from .params import declare_params, read_config
 from .spin import exit_with, spin_node
 
-SOURCES = ("world", "image", "bag", "raw", "camera")
+Source = Literal["world", "image", "bag", "raw", "camera"]
 # the emulator's noise rates change while streaming (as a real camera's biases do); the other
 # dvs.* parameters shape the pixel array and take effect at the next configure
 LIVE_DVS = ("dvs.leak_rate_hz", "dvs.shot_noise_rate_hz")
 
 
+@dataclass(frozen=True)
+class EventSensorConfig:
+    source: Source = spec("world", help="world (the built-in world), image (emulated from an Image topic), bag "
+                                        "(EventPacket rosbag2), raw (Prophesee RAW file) or camera (live)")
+    frame_id: str = spec("camera", help="frame of the packets' header")
+    event_message_time_threshold: float = spec(1e-3, lo=1e-5, hi=1.0, unit="s", help="packet period")
+    roi: List[int] = spec(default_factory=lambda: [0, 0, 0, 0], lo=0, unit="px",
+                          help="x, y, width, height; zeros = the full sensor")
+    erc_mode: Literal["na", "enabled", "disabled"] = spec("na", help="event-rate controller")
+    erc_rate: int = spec(0, lo=0, unit="events/s", help="event-rate cap when erc_mode is enabled")
+    subsample: int = spec(1, lo=1, hi=64, help="keep pixels with x % n == y % n == 0")
+    robot_id: str = spec("", help="robot whose camera to render (source world; '' = the node's namespace)")
+    world_config: str = spec("", help="world YAML of the world node ('' = the shipped default world)")
+    image_topic: str = spec("image_raw", help="Image topic (source image)")
+    image_reliable: bool = spec(False, help="subscribe images reliably (the camera must publish reliably); "
+                                            "default: sensor-data QoS")
+    bag: str = spec("", help="rosbag2 directory of EventPackets (source bag)")
+    bag_topic: str = spec("", help="EventPacket topic in the bag ('' = the only one)")
+    raw_file: str = spec("", help="Prophesee RAW file (source raw)")
+    replay_realtime: bool = spec(True, help="replay at the recorded pace")
+    replay_loop: bool = spec(False, help="start the recording again at its end")
+    wait_for_subscribers: int = spec(0, lo=0, hi=1000, help="replays: hold until `events` has this many subscribers")
+    replay_delay_s: float = spec(0.0, lo=0.0, hi=3600.0, unit="s",
+                                 help="replays: wait this long before the first packet (after the subscribers)")
+    camera_backend: Literal["", "metavision", "dv_processing"] = spec(
+        "", help="live camera library ('' = the first one installed)")
+    serial: str = spec("", help="camera serial ('' = the first camera)")
+    autostart: bool = spec(True, help="configure and activate on start")
+
+    def validate(self) -> None:
+        if len(self.roi) != 4:
+            raise ConfigError(f"roi: expected [x, y, width, height], got {self.roi!r}")
+
+
 class EventSensorNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("event_sensor", **kwargs)
-        d = ParameterDescriptor
-        self.declare_parameter("source", "world", d(description="world | image | bag | raw | camera"))
-        self.declare_parameter("frame_id", "camera", d(description="frame of the packets' header"))
-        self.declare_parameter("event_message_time_threshold", 1e-3, d(description="packet period [s]"))
-        self.declare_parameter("roi", [0, 0, 0, 0], d(description="x, y, width, height [px]; zeros = full sensor"))
-        self.declare_parameter("erc_mode", "na", d(description="event-rate controller: na | enabled | disabled"))
-        self.declare_parameter("erc_rate", 0, d(description="event-rate cap when erc_mode=enabled [events/s]"))
-        self.declare_parameter("subsample", 1, d(description="keep pixels with x%n == y%n == 0"))
-        self.declare_parameter("robot_id", "", d(description="robot whose camera to render (source world); "
-                                                             "'' = the node's namespace"))
-        self.declare_parameter("world_config", "", d(description="world YAML of the world node ('' = default)"))
-        self.declare_parameter("image_topic", "image_raw", d(description="Image topic (source image)"))
-        self.declare_parameter("image_reliable", False, d(description="subscribe images reliably (the camera "
-                                                                      "must publish reliably); default: sensor-data QoS"))
-        self.declare_parameter("bag", "", d(description="rosbag2 directory of EventPackets (source bag)"))
-        self.declare_parameter("bag_topic", "", d(description="EventPacket topic in the bag ('' = the only one)"))
-        self.declare_parameter("raw_file", "", d(description="Prophesee RAW file (source raw)"))
-        self.declare_parameter("replay_realtime", True, d(description="replay at the recorded pace"))
-        self.declare_parameter("replay_loop", False, d(description="start the recording again at its end"))
-        self.declare_parameter("wait_for_subscribers", 0, d(description="replays: hold until `events` has this "
-                                                                        "many subscribers"))
-        self.declare_parameter("replay_delay_s", 0.0, d(description="replays: wait this long before the first "
-                                                                    "packet (after the subscribers) [s]"))
-        self.declare_parameter("camera_backend", "", d(description="metavision | dv_processing ('' = first found)"))
-        self.declare_parameter("serial", "", d(description="camera serial ('' = first camera)"))
-        self.declare_parameter("autostart", True, d(description="configure and activate on start"))
-        declare_config(self, DvsConfig, "dvs.")
+        self.params = declare_params(self, EventSensorConfig)
+        declare_params(self, DvsConfig, "dvs.")
         self._pub = None
         self._filter: Optional[EventFilter] = None
         self._requested: Optional[tuple] = None
@@ -93,18 +102,15 @@ class EventSensorNode(LifecycleNode):
         self.diag = Updater(self, hardware_id="event_sensor")
         self.diag.add("event stream", self._diagnose)
         self.add_on_set_parameters_callback(self._on_params)
-        if self.get_parameter("autostart").value:
+        if self.params.autostart:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        g = lambda n: self.get_parameter(n).value  # noqa: E731
-        self.source = g("source")
-        if self.source not in SOURCES:
-            self.get_logger().error(f"source {self.source!r} unknown; use one of {', '.join(SOURCES)}")
-            return TransitionCallbackReturn.FAILURE
-        self.period_us = max(1, int(round(g("event_message_time_threshold") * 1e6)))
+        self.params = p = read_config(self, EventSensorConfig)
+        self.source = p.source
+        self.period_us = max(1, int(round(p.event_message_time_threshold * 1e6)))
         try:
             self.dvs = read_config(self, DvsConfig, "dvs.")
             self._open_source()
@@ -114,7 +120,7 @@ class EventSensorNode(LifecycleNode):
         if self.source != "world":
             warm_up()  # (the world source warmed up with its renderer)
         self._pub = self.create_lifecycle_publisher(EventPacket, "events", qos.SENSOR)
-        self._apply_controls(g("roi"), g("erc_mode"), g("erc_rate"), g("subsample"))
+        self._apply_controls(p.roi, p.erc_mode, p.erc_rate, p.subsample)
         self.get_logger().info(f"configured: source {self.source}, {self.width}x{self.height}, "
                                f"packets every {self.period_us} us")
         return TransitionCallbackReturn.SUCCESS
@@ -124,8 +130,8 @@ class EventSensorNode(LifecycleNode):
         if self.source == "world":
             self._subs.append(self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE))
         elif self.source == "image":
-            image_qos = qos.COMMAND if self.get_parameter("image_reliable").value else qos.SENSOR
-            self._subs.append(self.create_subscription(Image, self.get_parameter("image_topic").value,
+            image_qos = qos.COMMAND if self.params.image_reliable else qos.SENSOR
+            self._subs.append(self.create_subscription(Image, self.params.image_topic,
                                                        self._on_image, image_qos))
         else:
             self._stop.clear()
@@ -155,13 +161,13 @@ class EventSensorNode(LifecycleNode):
 
     # ------------------------------------------------------------------ sources
     def _open_source(self) -> None:
-        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        p = self.params
         self.follower: Optional[WorldFollower] = None
         if self.source == "world":
             from ..sim.config import load_world_config
 
-            robot_id = g("robot_id") or self.get_namespace().strip("/")
-            self.follower = WorldFollower(load_world_config(g("world_config") or None), robot_id, self.dvs)
+            robot_id = p.robot_id or self.get_namespace().strip("/")
+            self.follower = WorldFollower(load_world_config(p.world_config or None), robot_id, self.dvs)
             self.width, self.height = self.follower.size
         elif self.source == "image":
             self.images = ImageEventSource(self.dvs)
@@ -169,17 +175,17 @@ class EventSensorNode(LifecycleNode):
         elif self.source == "bag":
             from ..events.bag import read_event_packets
 
-            first = next(iter(read_event_packets(g("bag"), g("bag_topic") or None)))[2]
+            first = next(iter(read_event_packets(p.bag, p.bag_topic or None)))[2]
             self.width, self.height = first.width, first.height
         elif self.source == "raw":
             from ..sensors.raw_source import RawReplaySource
 
-            self.raw = RawReplaySource(g("raw_file"), self.period_us, realtime=g("replay_realtime"))
+            self.raw = RawReplaySource(p.raw_file, self.period_us, realtime=p.replay_realtime)
             self.width, self.height = self.raw.width, self.raw.height
         else:
             from ..sensors.driver import LiveCameraSource
 
-            self.live = LiveCameraSource(g("camera_backend") or None, self.period_us, g("serial"))
+            self.live = LiveCameraSource(p.camera_backend or None, self.period_us, p.serial)
             self.width = self.height = 0
         if self.width:
             self._make_stream(self.width, self.height)
@@ -189,7 +195,7 @@ class EventSensorNode(LifecycleNode):
         self._filter = EventFilter(width, height)
         if self._requested is not None:
             self._filter.set_controls(*self._requested)
-        self._encoder = PacketEncoder(width, height, frame_id=self.get_parameter("frame_id").value)
+        self._encoder = PacketEncoder(width, height, frame_id=self.params.frame_id)
         self._packetizer = Packetizer(width, height, self.period_us)
 
     # ------------------------------------------------------------------ controls
@@ -214,8 +220,6 @@ class EventSensorNode(LifecycleNode):
         if not knobs & set(names) or self._filter is None:
             return SetParametersResult(successful=True)
         cur = lambda n: names.get(n, self.get_parameter(n).value)  # noqa: E731
-        if cur("erc_mode") not in ("na", "enabled", "disabled"):
-            return SetParametersResult(successful=False, reason="erc_mode must be na, enabled or disabled")
         with self._lock:
             before = self._filter.counters.commands_rejected
             warnings = self._apply_controls(cur("roi"), cur("erc_mode"), cur("erc_rate"), cur("subsample"))
@@ -300,17 +304,17 @@ class EventSensorNode(LifecycleNode):
         self._emit(batch, stamp_us)
 
     def _replay_loop(self) -> None:
-        g = lambda n: self.get_parameter(n).value  # noqa: E731
-        wanted = int(g("wait_for_subscribers"))
+        p = self.params
+        wanted = p.wait_for_subscribers
         while wanted and not self._stop.is_set() and self._pub.get_subscription_count() < wanted:
             time.sleep(0.01)
         # matched on our side; the subscriber's side may need a moment more before it accepts data
-        self._stop.wait(float(g("replay_delay_s")))
+        self._stop.wait(p.replay_delay_s)
         try:
             while not self._stop.is_set():
                 offset = self.get_clock().now().nanoseconds
                 if self.source == "bag":
-                    self._replay_bag(g("bag"), g("bag_topic") or None, g("replay_realtime"))
+                    self._replay_bag(p.bag, p.bag_topic or None, p.replay_realtime)
                 elif self.source == "raw":
                     first = None
                     for end_us, batch in self.raw:
@@ -325,7 +329,7 @@ class EventSensorNode(LifecycleNode):
                         if (batch.width, batch.height) != (self.width, self.height):
                             self._make_stream(batch.width, batch.height)
                         self._emit(batch, end_us, offset)
-                if not g("replay_loop"):
+                if not p.replay_loop:
                     break
         except Exception as exc:
             self._problem(f"source stopped: {type(exc).__name__}: {exc}")
@@ -350,7 +354,7 @@ class EventSensorNode(LifecycleNode):
     # ------------------------------------------------------------------ health
     def _diagnose(self, st: Status) -> None:
         if self._filter is None:
-            st.summary(WARN, f"not active (source {self.get_parameter('source').value})")
+            st.summary(WARN, f"not active (source {self.params.source})")
             return
         c = self._filter.counters
         st.summary(OK, "streaming" if self.packets else "no packets yet")

@@ -19,15 +19,16 @@ coordinator then declares the agent lost after its heartbeat timeout.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import List, Optional
 
 from geometry_msgs.msg import Point, Pose, Quaternion, Twist, Vector3
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from snn_autonomy_msgs.msg import AgentState, Assignment, FleetPlan, Perception, SharedDetections
 
+from ..config import spec
 from ..fleet import plan as core
 from ..fleet.agent import FleetAgent, sighting_from_decision, start_pose_in_world
 from ..fleet.config import AgentConfig
@@ -37,8 +38,8 @@ from . import qos
 from .convert import ns_to_stamp, quat_yaw, stamp_to_ns
 from ..sim.config import load_world_config
 from .coordinator_node import DETECTIONS_IN_TOPIC, PLAN_TOPIC, STATE_TOPIC, sighting_to_msg
-from .params import declare_config, read_config
 from .diagnostics import OK, WARN, Status, Updater
+from .params import declare_params
 from .spin import exit_with, spin_node
 
 
@@ -66,16 +67,21 @@ def plan_from_msg(m: FleetPlan) -> core.Plan:
                      reason=m.reason)
 
 
+@dataclass(frozen=True)
+class FleetAgentNodeConfig:
+    world_config: str = spec("", help="world YAML giving the start pose when start_pose is [] ('' = the shipped "
+                                      "default world)")
+    share_period_s: float = spec(0.1, lo=0.0, hi=3600.0, unit="s", help="at most one shared detection per this period")
+
+
 class FleetAgentNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("fleet_agent", **kwargs)
-        self.declare_parameter("world_config", "", ParameterDescriptor(
-            description="world YAML giving the start pose when start_pose is [] ('' = the shipped default world)"))
-        declare_config(self, AgentConfig)
-        cfg = read_config(self, AgentConfig)
+        node_cfg = declare_params(self, FleetAgentNodeConfig)
+        cfg = declare_params(self, AgentConfig)
         agent_id = cfg.agent_id or self.get_namespace().strip("/")
-        start = tuple(cfg.start_pose) if cfg.start_pose else start_pose_in_world(
-            self.get_parameter("world_config").value or None, agent_id)
+        start = tuple(cfg.start_pose) if cfg.start_pose else start_pose_in_world(node_cfg.world_config or None,
+                                                                                 agent_id)
         self.agent = FleetAgent(agent_id, start, cfg)
         self._state_pub = self.create_publisher(AgentState, STATE_TOPIC, qos.COMMAND)
         self._assignment_pub = self.create_publisher(Assignment, "assignment", qos.LATCHED)
@@ -83,12 +89,10 @@ class FleetAgentNode(Node):
         if cfg.use_odom:
             self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         self.create_timer(cfg.heartbeat_period_s, self._beat)
-        self.declare_parameter("share_period_s", 0.1, ParameterDescriptor(
-            description="at most one shared detection per this period [s]"))
-        self._share_period = float(self.get_parameter("share_period_s").value)
+        self._share_period = node_cfg.share_period_s
         self._last_share = -1e9
         self.shared = 0
-        self._hfov = math.radians(load_world_config(self.get_parameter("world_config").value or None).camera.hfov_deg)
+        self._hfov = math.radians(load_world_config(node_cfg.world_config or None).camera.hfov_deg)
         self._det_pub = self.create_publisher(SharedDetections, DETECTIONS_IN_TOPIC, qos.COMMAND)
         # raw: most decisions fall inside the share period and are not even deserialised
         self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND, raw=True)

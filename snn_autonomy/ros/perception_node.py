@@ -29,50 +29,44 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 from event_camera_msgs.msg import EventPacket
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
-from ..config import ConfigError
+from ..config import ConfigError, spec
 from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
-from ..monitor.energy import DecisionEnergy, EnergyAccountant
-from ..paths import model_path
+from ..monitor.energy import DecisionEnergy, EnergyAccountant, EnergyConfig
+from ..perception.engine import EngineConfig, open_engine
 from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.warmup import warm_up
 from . import qos
 from .convert import msg_to_packet, perception_msg
 from .diagnostics import OK, WARN, Status, Updater
+from .params import declare_params, read_config
 from .spin import exit_with, spin_node
 
-DEFAULT_MODEL = "perception_default.npz"
+
+@dataclass(frozen=True)
+class PerceptionNodeConfig:
+    agent_id: str = spec("", help="id in the messages ('' = the namespace)")
+    t_max: int = spec(0, lo=0, hi=1024, help="time-step budget (0 = the model's)")
+    confidence_threshold: float = spec(0.0, lo=0.0, hi=1.0, help="early-exit threshold (0 = the calibrated one)")
+    max_packet_age_ms: float = spec(10.0, lo=0.0, hi=60_000.0, unit="ms",
+                                    help="drop a packet older than this when its turn comes (newest wins; 0 = keep all)")
+    autostart: bool = spec(True, help="configure and activate on start")
 
 
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
-        d = ParameterDescriptor
-        self.declare_parameter("model", "", d(description="model .npz with its manifest ('' = the shipped model)"))
-        self.declare_parameter("backend", "torch", d(description="inference back end: torch | onnxruntime | lava"))
-        self.declare_parameter("lava_tag", "floating_pt", d(description="lava: floating_pt | fixed_pt (bit-accurate "
-                                                                        "Loihi 2)"))
-        self.declare_parameter("providers", ["CPUExecutionProvider"],
-                               d(description="onnxruntime execution providers, in order of preference"))
-        self.declare_parameter("agent_id", "", d(description="id in the messages ('' = the namespace)"))
-        self.declare_parameter("t_max", 0, d(description="time-step budget (0 = the model's)"))
-        self.declare_parameter("confidence_threshold", 0.0, d(description="early-exit threshold "
-                                                                         "(0 = the calibrated one)"))
-        self.declare_parameter("torch_threads", 1, d(description="intra-op threads of the torch back end"))
-        self.declare_parameter("energy_profile", "", d(description="hardware profile of the energy estimate "
-                                                                   "('' = the default of energy_profiles.yaml)"))
-        self.declare_parameter("energy_meter", "auto", d(description="energy meter: auto | none | rapl | nvml | "
-                                                                     "ina3221"))
-        self.declare_parameter("max_packet_age_ms", 10.0, d(
-            description="drop a packet older than this when its turn comes (newest wins; 0 = keep all) [ms]"))
-        self.declare_parameter("autostart", True, d(description="configure and activate on start"))
+        # validated at start (a bad value: exit 2), read again at every configure
+        cfg = declare_params(self, PerceptionNodeConfig)
+        declare_params(self, EngineConfig)
+        declare_params(self, EnergyConfig)
         self.engine: Optional[StreamingPerception] = None
         self.energy: Optional[EnergyAccountant] = None
         self.decoder = PacketStreamDecoder()
@@ -91,34 +85,28 @@ class PerceptionNode(LifecycleNode):
         self.diag = Updater(self, hardware_id="perception")
         self.diag.add("decisions", self._diagnose)
         self.diag.add("energy", self._diagnose_energy)
-        if self.get_parameter("autostart").value:
+        if cfg.autostart:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 self.trigger_activate()
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        path = self.get_parameter("model").value or str(model_path(DEFAULT_MODEL))
-        backend = self.get_parameter("backend").value
-        import torch
-
-        torch.set_num_threads(max(1, int(self.get_parameter("torch_threads").value)))
-        options = {"onnxruntime": {"providers": list(self.get_parameter("providers").value)},
-                   "lava": {"tag": self.get_parameter("lava_tag").value}}.get(backend, {})
+        cfg = read_config(self, PerceptionNodeConfig)
+        engine = read_config(self, EngineConfig)
         try:
-            self.engine = StreamingPerception.from_file(path, backend, **options)
-        except Exception as exc:  # a missing, corrupt or mismatched model: refuse to run, say why
-            self.get_logger().error(f"cannot load model {path}: {exc}")
+            self.engine = open_engine(engine)
+        except Exception as exc:  # a missing, corrupt or mismatched model, a back end unavailable: say why
+            self.get_logger().error(f"cannot load model {engine.model or '(the shipped model)'} on {engine.backend}: "
+                                    f"{exc}")
             return TransitionCallbackReturn.FAILURE
-        problems = self.engine.set_budget(self.get_parameter("t_max").value or None,
-                                          self.get_parameter("confidence_threshold").value or None)
+        problems = self.engine.set_budget(cfg.t_max or None, cfg.confidence_threshold or None)
         for p in problems:
             self.get_logger().warning(p)
         warm_up()                  # the decoders' kernels
         self.engine.warm_up()      # the back end's first runs
         try:
-            self.energy = EnergyAccountant.create(self.get_parameter("energy_profile").value,
-                                                  self.get_parameter("energy_meter").value,
-                                                  self.engine.manifest.get("dense_macs_per_step"))
+            self.energy = EnergyAccountant.from_config(read_config(self, EnergyConfig),
+                                                       self.engine.manifest.get("dense_macs_per_step"))
         except ConfigError as exc:
             self.get_logger().error(str(exc))
             self.engine = None
@@ -126,11 +114,12 @@ class PerceptionNode(LifecycleNode):
         why = f" ({self.energy.meter_reason})" if self.energy.meter is None else ""
         self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
                                f"{self.energy.meter_description()}{why}")
-        self.max_age_ms = float(self.get_parameter("max_packet_age_ms").value)
-        self.agent_id = self.get_parameter("agent_id").value or self.get_namespace().strip("/") or "robot"
+        self.max_age_ms = cfg.max_packet_age_ms
+        self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
-        self.get_logger().info(f"model {path}: T_max {self.engine.t_max}, threshold {self.engine.threshold:.3f}, "
-                               f"{self.engine.bin_us} us per step")
+        self.get_logger().info(f"model {engine.model or '(the shipped model)'} on "
+                               f"{self.engine.stepper.name}: T_max {self.engine.t_max}, threshold "
+                               f"{self.engine.threshold:.3f}, {self.engine.bin_us} us per step")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:

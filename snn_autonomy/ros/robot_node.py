@@ -1,6 +1,9 @@
 """`robot` node: fused mode. Sensor -> perception -> control -> attention of one robot in one
 process with direct calls and no serialisation (`loop.fused.FusedAgent`); the split mode runs the
-same stages as the event_sensor, perception, control and attention nodes over topics.
+same stages as the event_sensor, perception, control and attention nodes over topics. The control
+stage is the same `ControlCore` behind the same `ControlPorts` as the `control` node's (odometry,
+assignment, watchdog tick, clock jumps, cmd_vel), and the perception engine takes the same
+parameters (`EngineConfig`) as the `perception` node's.
 
 Subscribes /world/state        the built-in world (this robot's camera rendered from it, as the
                                event_sensor's `world` source does)
@@ -13,93 +16,80 @@ Publishes  cmd_vel             on every decision, and zero while perception is s
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
-from geometry_msgs.msg import Twist
-from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from snn_autonomy_msgs.msg import Assignment, DecisionTrace, Perception, SharedDetections, WorldState
+from snn_autonomy_msgs.msg import DecisionTrace, Perception, SharedDetections, WorldState
 
 from ..attention.policy import AttentionConfig
+from ..config import spec
+from ..control.core import ControlTiming
 from ..control.limits import LimitsConfig
 from ..control.policy import PatrolConfig
-from ..control.watchdog import IMMINENT, STALE, WatchdogConfig
+from ..control.watchdog import WatchdogConfig
 from ..loop.fused import FusedAgent
-from ..monitor.energy import EnergyAccountant
+from ..monitor.energy import EnergyAccountant, EnergyConfig
 from ..monitor.latency import LatencyBudgets, LatencyTracker
-from ..paths import model_path
-from ..perception.runtime import StreamingPerception
+from ..perception.engine import EngineConfig, open_engine
 from ..sensors.dvs import DvsConfig
 from ..sensors.world_follower import WorldFollower
 from ..sim.config import load_world_config
 from . import qos
-from .convert import apply_world_state, decision_trace_msg, odom_in_map, perception_msg, stamp_to_ns
+from .control_ports import ControlPorts
+from .convert import apply_world_state, decision_trace_msg, perception_msg, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
-from .params import declare_config, read_config
+from .params import declare_params
 from .spin import exit_with, spin_node
+
+
+@dataclass(frozen=True)
+class RobotNodeConfig:
+    world_config: str = spec("", help="world YAML of the world node ('' = the shipped default world)")
+    robot_id: str = spec("", help="robot id ('' = the namespace)")
+    attention: bool = spec(True, help="false: the full sensing budget always")
 
 
 class RobotNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("robot", **kwargs)
-        d = ParameterDescriptor
-        self.declare_parameter("world_config", "", d(description="world YAML of the world node ('' = default)"))
-        self.declare_parameter("robot_id", "", d(description="robot id ('' = the namespace)"))
-        self.declare_parameter("model", "", d(description="model .npz ('' = the shipped model)"))
-        self.declare_parameter("backend", "onnxruntime", d(description="torch | onnxruntime"))
-        self.declare_parameter("attention", True, d(description="false: the full sensing budget always"))
-        self.declare_parameter("energy_profile", "", d(description="hardware profile of the energy estimate "
-                                                                   "('' = the default of energy_profiles.yaml)"))
-        self.declare_parameter("energy_meter", "auto", d(description="auto | none | rapl | nvml | ina3221"))
-        for prefix, cls in (("patrol.", PatrolConfig), ("limits.", LimitsConfig), ("watchdog.", WatchdogConfig),
-                            ("attention_policy.", AttentionConfig), ("dvs.", DvsConfig),
-                            ("latency.", LatencyBudgets)):
-            declare_config(self, cls, prefix)
-        g = lambda n: self.get_parameter(n).value  # noqa: E731
-        world_cfg = load_world_config(g("world_config") or None)
-        self.agent_id = g("robot_id") or self.get_namespace().strip("/") or "robot_0"
-        self.follower = WorldFollower(world_cfg, self.agent_id, read_config(self, DvsConfig, "dvs."))
-        backend = g("backend")
-        perception = StreamingPerception.from_file(g("model") or model_path("perception_default.npz"), backend,
-                                                   **({"threads": 1} if backend == "onnxruntime" else {}))
-        self.energy = EnergyAccountant.create(g("energy_profile"), g("energy_meter"),
-                                              perception.manifest.get("dense_macs_per_step"))
+        # every parameter is declared and checked before any of them is used
+        cfg = declare_params(self, RobotNodeConfig)
+        engine, energy = declare_params(self, EngineConfig), declare_params(self, EnergyConfig)
+        dvs, attention = declare_params(self, DvsConfig, "dvs."), declare_params(self, AttentionConfig,
+                                                                                "attention_policy.")
+        patrol, limits = declare_params(self, PatrolConfig, "patrol."), declare_params(self, LimitsConfig, "limits.")
+        watchdog, timing = declare_params(self, WatchdogConfig, "watchdog."), declare_params(self, ControlTiming)
+        self.latency = LatencyTracker(declare_params(self, LatencyBudgets, "latency."))
+        world_cfg = load_world_config(cfg.world_config or None)
+        self.agent_id = cfg.robot_id or self.get_namespace().strip("/") or "robot_0"
+        self.follower = WorldFollower(world_cfg, self.agent_id, dvs)
+        perception = open_engine(engine)
+        self.energy = EnergyAccountant.from_config(energy, perception.manifest.get("dense_macs_per_step"))
         cam = world_cfg.camera
-        self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=bool(g("attention")),
-                                patrol=read_config(self, PatrolConfig, "patrol."),
-                                limits=read_config(self, LimitsConfig, "limits."),
-                                watchdog=read_config(self, WatchdogConfig, "watchdog."),
-                                attention_cfg=read_config(self, AttentionConfig, "attention_policy."),
-                                agent_id=self.agent_id)
-        w = self.follower.world
-        self.origin = tuple(float(v) for v in w.pose[self.follower.index])
-        self.pose = self.origin
-        self.latency = LatencyTracker(read_config(self, LatencyBudgets, "latency."))
+        origin = tuple(float(v) for v in self.follower.world.pose[self.follower.index])
+        self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=cfg.attention,
+                                patrol=patrol, limits=limits, watchdog=watchdog, attention_cfg=attention,
+                                agent_id=self.agent_id, origin=origin)
+        self.ports = ControlPorts(self, self.agent.control, timing)
         self.rejected_states = 0
-        self._cmd_pub = self.create_publisher(Twist, "cmd_vel", qos.COMMAND)
+        self.rejected_detections = 0
         self._perception_pub = self.create_publisher(Perception, "perception", qos.COMMAND)
         self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)
         self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE)
-        self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
-        self.create_subscription(Assignment, "assignment", self._on_assignment, qos.LATCHED)
         self.create_subscription(SharedDetections, DETECTIONS_TOPIC, self._on_shared, qos.COMMAND)
-        self.create_timer(0.02, self._tick)
         self.diag = Updater(self, hardware_id=f"robot_{self.agent_id}")
         self.diag.add("fused loop", self._diagnose)
+        self.diag.add("control", self.ports.diagnose)
         self.diag.add("energy", lambda st: (st.summary(OK, self.energy.meter_description()
                                                        if self.energy.meter is not None else "estimated only"),
                                             st.add_all(self.energy.diagnostics())))
         self.get_logger().info(f"fused loop for {self.agent_id}: {perception.stepper.name}, "
                                f"attention {'on' if self.agent.attention else 'off'}")
-
-    def _send(self, cmd) -> None:
-        t = Twist()
-        t.linear.x, t.angular.z = float(cmd[0]), float(cmd[1])
-        self._cmd_pub.publish(t)
 
     def _on_world_state(self, msg: WorldState) -> None:
         try:
@@ -112,11 +102,11 @@ class RobotNode(Node):
             return
         t0 = time.perf_counter_ns()
         self.energy.begin()
-        cmd = self.agent.on_events(batch, self.follower.world.time_us, self.pose, control_now_s=time.monotonic())
+        cmd = self.agent.on_events(batch, self.follower.world.time_us, self.ports.now_s())
         self.energy.end()
         if cmd is None:
             return
-        self._send(cmd)
+        self.ports.send(cmd)
         e2e = (time.perf_counter_ns() - t0) * 1e-6
         d = self.agent.last_decision
         # energy of the batch's decisions; the newest one (the one acted on) is published
@@ -131,34 +121,26 @@ class RobotNode(Node):
                                energy.estimated_uj, energy.measured_uj)
         self._trace_pub.publish(t)
 
-    def _on_odom(self, msg: Odometry) -> None:
-        self.pose = odom_in_map(self.origin, msg)
-
-    def _on_assignment(self, msg: Assignment) -> None:
-        self.agent.control.patrol.assign(msg.region.region_id, [(w.x, w.y) for w in msg.region.waypoints], self.pose)
-
     def _on_shared(self, msg: SharedDetections) -> None:
         now = self.get_clock().now().nanoseconds
+        ok = [d for d in msg.detections if math.isfinite(d.position.x) and math.isfinite(d.position.y)]
+        if len(ok) < len(msg.detections):
+            self.rejected_detections += len(msg.detections) - len(ok)
+            self.get_logger().warning("shared detections with non-finite positions refused", throttle_duration_sec=1.0)
         self.agent.shared = [(d.position.x, d.position.y, (now - stamp_to_ns(d.header.stamp)) * 1e-9,
-                              d.source_agent_id) for d in msg.detections]
-
-    def _tick(self) -> None:
-        stop = self.agent.control.on_tick(time.monotonic())
-        if stop is not None:
-            self._send(stop)
+                              d.source_agent_id) for d in ok]
 
     def _diagnose(self, st: Status) -> None:
         level, text = self.latency.level(time.time_ns() * 1e-9)
         st.summary((OK, WARN, ERROR, DIAG_STALE)[level], text)
-        c = self.agent.control
-        if c.mode in (STALE, IMMINENT):
-            st.merge(WARN, f"stopped: {c.mode}")
         s = self.agent.stats
         lat = self.latency.summary().get("e2e", {})
-        st.add_all({"mode": c.mode, "decisions": s.decisions, "steps_per_decision": round(s.steps / max(s.decisions, 1), 2),
+        st.add_all({"mode": self.agent.control.mode, "decisions": s.decisions,
+                    "steps_per_decision": round(s.steps / max(s.decisions, 1), 2),
                     "events_per_decision": round(s.events_used / max(s.decisions, 1), 1),
                     "e2e_p50_ms": lat.get("p50"), "e2e_p99_ms": lat.get("p99"),
-                    "missed_world_states": self.follower.missed_states, "rejected_states": self.rejected_states})
+                    "missed_world_states": self.follower.missed_states, "rejected_states": self.rejected_states,
+                    "rejected_detections": self.rejected_detections})
 
 
 def main(args: Optional[List[str]] = None) -> None:

@@ -1,8 +1,12 @@
 """The one `main()` body of every node: init, build, spin, clean shutdown.
 
-Configuration and environment errors (a bad parameter, a missing file or
-package) end the process with a one-line fatal log and exit status 2 instead of
-a traceback; Ctrl-C, SIGTERM and external shutdown end it quietly with status 0.
+Exit status 2 means a configuration error and nothing else: a bad parameter (ConfigError, or
+rclpy's refusal of a value outside a declared range), a missing or corrupt model or recording
+file, a bad node or topic name, DDS Security asked for but impossible. It ends the process with
+one fatal log line, no traceback, and the launcher does not respawn it (it would fail again).
+Any other exception while the node is built is a bug: Python's traceback and exit status 1,
+and the launcher respawns the node where the plan says so. Ctrl-C, SIGTERM and external
+shutdown end it quietly with status 0.
 
 Why the signals are caught here: rclpy chains its SIGINT handler to Python's, which raises
 KeyboardInterrupt at whatever bytecode the main thread is running. While the executor takes
@@ -28,16 +32,19 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
 from ..events.errors import EventFormatError
+from ..perception.errors import ModelFileError
 from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, set_fifo_priority
 from .diagnostics import OK, WARN
 from .security import SecurityError, check_security
 
 REALTIME_PARAM = "realtime_priority"
 
-# a value out of a parameter's declared range or of the wrong type, a bad node or topic name:
-# configuration errors too, raised by rclpy while the node declares its parameters
-STARTUP_ERRORS = (ConfigError, EventFormatError, FileNotFoundError, ValueError, RuntimeError, ParameterException,
-                  NameValidationException)
+# Configuration errors. rclpy raises ParameterException (a value outside a parameter's declared
+# range or of the wrong type) and NameValidationException (a bad node or topic name) while the node
+# declares its parameters and topics. ValueError and RuntimeError are not here: from a constructor
+# they are bugs, and a bug gets its traceback.
+CONFIG_ERRORS = (ConfigError, EventFormatError, ModelFileError, FileNotFoundError, ParameterException,
+                 NameValidationException)
 
 
 class ShutdownSignals:
@@ -91,7 +98,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         try:
             node = factory()
             scheduling = set_fifo_priority(_realtime_priority(node))
-        except STARTUP_ERRORS as exc:
+        except CONFIG_ERRORS as exc:
             if signals.received is not None or not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown
                 return code
             rclpy.logging.get_logger("snn_autonomy").fatal(f"cannot start: {exc}")

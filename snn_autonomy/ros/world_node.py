@@ -15,45 +15,51 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import List, Optional
 
 import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from snn_autonomy_msgs.msg import Collision, WorldState
 
+from ..config import spec
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
 from . import qos
 from .convert import WorldStateWriter, ns_to_stamp, yaw_to_quat
 from .diagnostics import OK, WARN, Status, Updater
+from .params import declare_params
 from .spin import exit_with, spin_node
 
 _KIND = {"wall": Collision.WALL, "obstacle": Collision.OBSTACLE, "robot": Collision.ROBOT}
 
 
+@dataclass(frozen=True)
+class WorldNodeConfig:
+    world_config: str = spec("", help="world YAML ('' = the shipped default world)")
+    robots: int = spec(-1, lo=-1, hi=64, help="number of robots (-1 = as in the world file)")
+    real_time_factor: float = spec(1.0, lo=0.0, hi=1000.0, help="simulated s per wall s (0 = as fast as possible)")
+    odom_rate_hz: float = spec(50.0, lo=0.1, hi=1000.0, unit="Hz", help="odometry and ground-truth rate")
+    cmd_vel_timeout_s: float = spec(0.5, lo=0.001, hi=3600.0, unit="s", help="stop a robot whose cmd_vel is older")
+    wait_for_subscribers: int = spec(0, lo=0, hi=1000,
+                                     help="hold simulation time at 0 until /world/state has this many subscribers")
+
+
 class WorldNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("world", **kwargs)
-        p = self.declare_parameter
-        p("world_config", "", ParameterDescriptor(description="world YAML ('' = the shipped default world)"))
-        p("robots", -1, ParameterDescriptor(description="number of robots (-1 = as in the world file)"))
-        p("real_time_factor", 1.0, ParameterDescriptor(description="simulated s per wall s (0 = as fast as possible)"))
-        p("odom_rate_hz", 50.0, ParameterDescriptor(description="odometry and ground-truth rate [Hz]"))
-        p("cmd_vel_timeout_s", 0.5, ParameterDescriptor(description="stop a robot whose cmd_vel is older [s]"))
-        p("wait_for_subscribers", 0, ParameterDescriptor(
-            description="hold simulation time at 0 until /world/state has this many subscribers"))
-        cfg = load_world_config(self.get_parameter("world_config").value or None)
-        n = self.get_parameter("robots").value
-        if n >= 0:
-            cfg = with_robot_count(cfg, n)
+        params = declare_params(self, WorldNodeConfig)
+        cfg = load_world_config(params.world_config or None)
+        if params.robots >= 0:
+            cfg = with_robot_count(cfg, params.robots)
         self.world = World(cfg)
-        self.rtf = float(self.get_parameter("real_time_factor").value)
-        self.odom_period_us = int(1e6 / max(1e-3, self.get_parameter("odom_rate_hz").value))
-        self.cmd_timeout_us = int(self.get_parameter("cmd_vel_timeout_s").value * 1e6)
+        self.params = params
+        self.rtf = params.real_time_factor
+        self.odom_period_us = int(1e6 / params.odom_rate_hz)
+        self.cmd_timeout_us = int(params.cmd_vel_timeout_s * 1e6)
         self._lock = threading.Lock()
         self._last_cmd_us = [-(1 << 62)] * len(self.world.robot_ids)
         self._start_pose = self.world.pose.copy()
@@ -102,7 +108,7 @@ class WorldNode(Node):
     def _loop(self) -> None:
         w = self.world
         next_odom = 0
-        wanted = int(self.get_parameter("wait_for_subscribers").value)
+        wanted = self.params.wait_for_subscribers
         try:
             while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
                 time.sleep(0.01)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from ..config import ConfigError
 from ..events.batch import EventBatch
 from ..sim.config import WorldConfig, with_robot_count
 from ..sim.world import World
@@ -30,7 +31,7 @@ class WorldFollower:
         """A local world of `n_robots` robots and this robot's camera in it (kernels warmed up)."""
         world = World(with_robot_count(self.cfg, n_robots))
         if self.robot_id not in world.robot_ids:
-            raise ValueError(f"robot {self.robot_id!r} is not in the world (robots: {', '.join(world.robot_ids)}); "
+            raise ConfigError(f"robot {self.robot_id!r} is not in the world (robots: {', '.join(world.robot_ids)}); "
                              "set robot_id or run the node in the robot's namespace")
         self.index = world.robot_ids.index(self.robot_id)
         self.world, self.camera = world, WorldCamera(world, self.index, self.dvs)

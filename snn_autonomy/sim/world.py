@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from .config import WorldConfig, with_robot_count
 from .physics import CONTACT_OBSTACLE, CONTACT_ROBOT, CONTACT_WALL, physics_step
 from .render import render_view
@@ -117,7 +117,7 @@ class World:
             if all((x - px) ** 2 + (y - py) ** 2 >= (r + pr + margin) ** 2 for px, py, pr in placed) \
                     and self._clear_of_walls(x, y, r + margin):
                 return x, y
-        raise ValueError("arena too crowded: no free place for another object (fewer obstacles or a larger arena)")
+        raise ConfigError("arena too crowded: no free place for another object (fewer obstacles or a larger arena)")
 
     def _clear_of_walls(self, x: float, y: float, clearance: float) -> bool:
         for x0, y0, x1, y1 in self.walls[4:]:

@@ -1,0 +1,145 @@
+"""The control stage of one robot, whatever carries its messages.
+
+`ControlCore` is what the split `control` node and the fused `robot` node both drive, so that a
+fix lands once: odometry in (non-finite refused and counted), the fleet's assignment in,
+perception decisions in (unreadable ones refused and counted), the watchdog's tick and clock
+jumps in, velocity commands out, and one diagnostics summary. Time is the caller's clock in
+seconds (a node's ROS clock, which follows /clock under use_sim_time, or the simulation's time);
+the watchdog's deadline is measured on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple
+
+from ..config import ConfigError, spec
+from ..perception.labels import CENTER
+from .frames import Pose2, finite, odom_to_map
+from .limits import LimitsConfig, VelocityLimiter
+from .policy import PatrolConfig, PatrolController
+from .watchdog import IMMINENT, STALE, SafetyWatchdog, WatchdogConfig
+
+Twist2 = Tuple[float, float]   # linear m/s, angular rad/s
+
+
+@dataclass(frozen=True)
+class ControlTiming:
+    """How the node around a ControlCore calls it between decisions."""
+    tick_hz: float = spec(50.0, lo=1.0, hi=1000.0, unit="Hz",
+                          help="watchdog check rate between decisions (a stale stop is at most 1/tick_hz late)")
+    clock_jump_threshold_s: float = spec(0.5, lo=0.001, hi=86400.0, unit="s",
+                                         help="a clock jump larger than this either way stops the robot until "
+                                              "the next decision")
+
+
+@dataclass
+class ControlCounters:
+    decisions: int = 0
+    refused: Dict[str, int] = field(default_factory=lambda: {"decision": 0, "odom": 0})
+    last_clock_jump_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ControlStatus:
+    ok: bool                  # False: the robot is held (stale perception, imminent collision)
+    summary: str
+    values: Dict[str, object]
+
+
+class ControlCore:
+    """Patrol policy + velocity limits + safety watchdog, with the robot's pose and counters."""
+
+    def __init__(self, origin: Pose2 = (0.0, 0.0, 0.0), patrol: PatrolConfig = PatrolConfig(),
+                 limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig()) -> None:
+        if not finite(*origin):
+            raise ConfigError(f"start pose {origin!r} is not finite")
+        self.patrol = PatrolController(patrol)
+        self.limiter = VelocityLimiter(limits)
+        self.watchdog = SafetyWatchdog(watchdog)
+        self.command: Twist2 = (0.0, 0.0)
+        self.mode = "waiting"
+        self.origin: Pose2 = tuple(float(v) for v in origin)
+        self.pose: Pose2 = self.origin
+        self.counters = ControlCounters()
+
+    # ------------------------------------------------------------------ inputs
+    def on_odom(self, x: float, y: float, yaw: float, linear_mps: float = 0.0, angular_rps: float = 0.0) -> bool:
+        """Odometry in the odom frame (its origin is the start pose); False when refused (non-finite)."""
+        pose = odom_to_map(self.origin, x, y, yaw, linear_mps, angular_rps)
+        if pose is None:
+            self.counters.refused["odom"] += 1
+            return False
+        self.pose = pose
+        return True
+
+    def on_pose(self, pose: Pose2) -> bool:
+        """The pose in the map frame directly (a simulator's ground truth); False when refused."""
+        if not finite(*pose):
+            self.counters.refused["odom"] += 1
+            return False
+        self.pose = tuple(float(v) for v in pose)
+        return True
+
+    def on_assignment(self, region_id: str, waypoints: Sequence[Tuple[float, float]]) -> None:
+        self.patrol.assign(region_id, waypoints, self.pose)
+
+    def on_decision(self, now_s: float, label: int, classes: int, confidence: float,
+                    approaching: bool) -> Optional[Twist2]:
+        """A perception decision: the command to send now, or None when it is unreadable (a label
+        outside the classes, a confidence outside [0, 1]); a refused decision does not feed the
+        watchdog, so it cannot keep the robot moving."""
+        if not (0 <= label < classes and 0.0 <= confidence <= 1.0):
+            self.counters.refused["decision"] += 1
+            return None
+        self.counters.decisions += 1
+        self.watchdog.feed(now_s, label == CENTER, bool(approaching))
+        reason = self.watchdog.check(now_s)
+        if reason == STALE:   # cannot happen right after a feed unless the deadline is 0; kept for safety
+            self.mode = STALE
+            self.command = self.limiter.stop(now_s)
+            return self.command
+        c = self.patrol.command(self.pose, int(label), bool(approaching), now_s)
+        if reason == IMMINENT:   # halt: no forward motion; turning in place moves no part of a round base
+            self.limiter.halt()
+            c.linear = 0.0
+        self.mode = IMMINENT if reason == IMMINENT else c.mode
+        self.command = self.limiter.limit(c.linear, c.angular, now_s)
+        return self.command
+
+    def on_tick(self, now_s: float) -> Optional[Twist2]:
+        """Between decisions: a stop command when perception went stale."""
+        if self.watchdog.check(now_s) == STALE:
+            self.mode = STALE
+            self.command = self.limiter.stop(now_s)
+            return self.command
+        return None
+
+    def on_clock_jump(self, now_s: float, delta_s: float = 0.0) -> Optional[Twist2]:
+        """The clock jumped by `delta_s` to `now_s`: stop at once (stale) until a decision on the new
+        time line; the limiter's time restarts there, so the first command after it is
+        acceleration-limited."""
+        self.counters.last_clock_jump_s = delta_s
+        self.watchdog.on_clock_jump(now_s)
+        return self.on_tick(now_s)
+
+    # ------------------------------------------------------------------ outputs
+    def status(self, now_s: float) -> ControlStatus:
+        """What /diagnostics says of the control stage."""
+        w = self.watchdog
+        age = w.age_s(now_s)
+        if self.mode == STALE and age == float("inf"):
+            text = "stopped: no perception since the clock jump" if w.clock_jumps else "stopped: no perception yet"
+        elif self.mode == STALE:
+            text = f"stopped: no perception for {age * 1e3:.0f} ms (deadline {w.cfg.deadline_s * 1e3:.0f} ms)"
+        elif self.mode == IMMINENT:
+            text = "halted: obstacle ahead and approaching"
+        else:
+            text = self.mode
+        c = self.counters
+        values = {"mode": self.mode, "region": self.patrol.region_id, "perception_age_ms": round(age * 1e3, 1),
+                  "stops_stale": w.counters.stops[STALE], "stops_imminent": w.counters.stops[IMMINENT],
+                  "stopped_s": round(w.counters.stopped_s, 2), "decisions": c.decisions,
+                  "bad_decisions": c.refused["decision"], "odom_rejected": c.refused["odom"],
+                  "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(c.last_clock_jump_s, 3),
+                  "linear": round(self.command[0], 3), "angular": round(self.command[1], 3)}
+        return ControlStatus(self.mode not in (STALE, IMMINENT), text, values)
