@@ -24,14 +24,45 @@ otherwise. Errors in the input exit with status 2 and a one-line message.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .config import ConfigError
+from .config import ConfigError, from_dict
 from .events.errors import EventFormatError
 from .perception.errors import ModelFileError
+
+
+def config_option(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, **overrides: Any) -> None:
+    """An option whose type, default, choices and help come from field `name` of config dataclass
+    `cls`, so that a default lives in one place; values are validated later through `cls`."""
+    f = {x.name: x for x in dataclasses.fields(cls)}[name]
+    tp = typing.get_type_hints(cls)[name]
+    default = getattr(cls(), name)
+    kw: Dict[str, Any] = {"dest": name, "default": default}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        kw.update(type=type(args[0]), choices=list(args))
+    elif origin in (tuple, list):
+        kw.update(type=args[0], nargs=len(args) if origin is tuple and Ellipsis not in args else "+",
+                  default=list(default))
+    else:
+        kw["type"] = tp
+    text = overrides.pop("help", None) or f.metadata.get("help") or name.replace("_", " ")
+    unit = f.metadata.get("unit")
+    kw.update(overrides)
+    shown = " ".join(map(str, kw["default"])) if isinstance(kw["default"], (list, tuple)) else kw["default"]
+    kw["help"] = f"{text}{f' [{unit}]' if unit else ''} (default: {shown})".replace("%", "%%")
+    parser.add_argument(flag, **kw)
+
+
+def config_from_args(args: argparse.Namespace, cls: type) -> Any:
+    """`cls` from the options `config_option` added for its fields (ConfigError names a bad one)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return from_dict({k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k in names}, cls)
 
 
 def _print_json(obj: Dict[str, Any]) -> None:
@@ -164,8 +195,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     from .perception.dataset import cache_dir, generate, split_spec
 
-    overrides = {} if args.duration is None else {"duration_s": args.duration}
-    spec = split_spec(args.split, args.world or "", **overrides)
+    spec = split_spec(args.split, args.world or "", duration_s=args.duration_s)
     t0 = time.monotonic()
     data = generate(spec, workers=args.workers)
     amb = data.ambiguous(spec.label)
@@ -181,16 +211,13 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import shlex
 
+    from rich.console import Console
     from rich.progress import Progress
 
-    from .perception.train import TrainConfig, run_training
+    from .perception.train import run_training
+    from .perception.train_config import TrainConfig
 
-    from rich.console import Console
-
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      delay_steps=args.delays, channels=tuple(args.channels), hidden=args.hidden, reset=args.reset,
-                      max_exit_loss=args.max_exit_loss,
-                      device=args.device)
+    cfg = config_from_args(args, TrainConfig)
     command = "snn-autonomy " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     # progress goes to stderr, so that --json leaves stdout to the result
     with Progress(console=Console(stderr=True)) as progress:
@@ -200,8 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(task, completed=epoch, description=(
                 f"epoch {epoch}/{total} loss {row['loss']:.3f} val acc {100 * row['val_accuracy']:.1f}%"))
 
-        manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration,
-                                grid=tuple(args.grid) if args.grid else None, command=command, progress=on_epoch,
+        manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
+                                grid=tuple(args.grid), command=command, progress=on_epoch,
                                 log=progress.console.print)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
@@ -209,10 +236,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .paths import model_path
+    from .paths import resolve_model
     from .perception.train import recalibrate
 
-    weights = Path(args.model) if args.model else model_path("perception_default.npz")
+    weights = resolve_model(args.model)
     manifest = recalibrate(weights, args.max_loss, args.measure)
     _report(args, f"calibrated {weights}", {"model": str(weights), **manifest["early_exit"],
                                             **manifest["metrics"]["test"]})
@@ -230,10 +257,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .paths import model_path
+    from .paths import resolve_model
     from .perception.model_io import load_model
 
-    model, manifest = load_model(Path(args.model) if args.model else model_path("perception_default.npz"))
+    model, manifest = load_model(resolve_model(args.model))
     if args.int8 and args.format != "onnx":
         print("snn-autonomy: error: --int8 applies to --format onnx only", file=sys.stderr)
         return 2
@@ -259,7 +286,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .fleet_demo import run_demo
 
-    report = run_demo(args.agents, args.duration, seed=args.seed, out_dir=Path(args.out),
+    report = run_demo(args.robots, args.duration, seed=args.seed, out_dir=Path(args.out),
                       attention=not args.no_attention, mode=args.mode, real_time_factor=args.real_time_factor,
                       realtime=not args.no_realtime, log=lambda line: print(line, file=sys.stderr), live=not args.json)
     if args.json:
@@ -310,19 +337,26 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the defaults of these options live in the config dataclasses (imported light: no torch)
+    from .backends.base import MEASURES
+    from .launch_plan import LaunchConfig
+    from .paths import DEFAULT_MODEL
+    from .perception.dataset import DatasetSpec, InputSpec
+    from .perception.engine import EngineConfig
+    from .perception.train_config import TrainConfig
+
     ap = argparse.ArgumentParser(prog="snn-autonomy", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the main job: the fleet in the built-in world over ROS 2, report and plots")
-    demo.add_argument("--agents", type=int, default=3)
+    config_option(demo, "--agents", LaunchConfig, "robots", help="robots, each in its own namespace")
     demo.add_argument("--duration", type=float, default=60.0, help="wall seconds after the first decision")
     demo.add_argument("--seed", type=int, help="world seed (arena layout; default: the world file's)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     demo.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
-    demo.add_argument("--mode", default="fused", choices=["fused", "split"],
-                      help="fused: one robot node per robot (default); split: sensor, perception, control, "
-                           "attention nodes")
+    config_option(demo, "--mode", LaunchConfig, "mode", default="fused",
+                  help="fused: one robot node per robot; split: sensor, perception, control, attention nodes")
     demo.add_argument("--real-time-factor", type=float, default=0.5, help="world speed (default 0.5)")
     demo.add_argument("--no-realtime", action="store_true",
                       help="every node on normal scheduling (the plan's realtime_priority off)")
@@ -358,43 +392,35 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
     cl.add_argument("--world", help="world YAML (default: the shipped world)")
     cl.add_argument("--seed", type=int)
-    cl.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
+    config_option(cl, "--backend", EngineConfig, "backend")
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_closed_loop)
 
     dset = sub.add_parser("dataset", help="generate a split of the perception dataset; its class balance")
     dset.add_argument("--split", default="train", choices=["train", "val", "test"])
     dset.add_argument("--world", help="world YAML (default: the shipped world)")
-    dset.add_argument("--duration", type=float, help="simulated seconds per seed (default 40)")
+    config_option(dset, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     dset.add_argument("--workers", type=int, default=0, help="processes (default: one per seed, up to the CPUs)")
     dset.add_argument("--json", action="store_true")
     dset.set_defaults(func=cmd_dataset)
 
-    train = sub.add_parser("train", help="train the perception SNN on data from the built-in world")
-    train.add_argument("--out", default="models/perception_default.npz", help="model file (.npz; manifest beside it)")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--delays", type=int, default=0, help="learnable synaptic delays, max steps (0 = off)")
-    train.add_argument("--channels", type=int, nargs=2, default=[8, 16])
-    train.add_argument("--hidden", type=int, default=64)
-    train.add_argument("--max-exit-loss", type=float, default=0.01,
-                       help="calibration: allowed accuracy loss of early exit on validation (default 0.01)")
-    train.add_argument("--reset", default="zero", choices=["zero", "subtract"],
-                       help="LIF reset: zero (as Loihi 2 and NIR; default) or subtract")
-    train.add_argument("--grid", type=int, nargs=2, metavar=("W", "H"), help="input grid (default 64 48)")
+    train = sub.add_parser("train", help="train the perception SNN on data from the built-in world; with no "
+                                         "options, the shipped model's recipe")
+    train.add_argument("--out", default=f"models/{DEFAULT_MODEL}", help="model file (.npz; manifest beside it)")
+    for flag, name in (("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--lr", "lr"), ("--seed", "seed"),
+                       ("--delays", "delay_steps"), ("--channels", "channels"), ("--hidden", "hidden"),
+                       ("--reset", "reset"), ("--max-exit-loss", "max_exit_loss"), ("--device", "device")):
+        config_option(train, flag, TrainConfig, name)
+    config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
-    train.add_argument("--duration", type=float, help="simulated seconds per seed (default 40)")
-    train.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    config_option(train, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_train)
 
     cal = sub.add_parser("calibrate", help="re-derive a model's early-exit threshold; rewrites its manifest")
     cal.add_argument("--model", help="model file (default: the shipped model)")
-    cal.add_argument("--max-loss", type=float, default=0.01,
-                     help="allowed accuracy loss of early exit on the validation split (default 0.01)")
-    cal.add_argument("--measure", default="max_softmax", choices=["max_softmax", "entropy"])
+    config_option(cal, "--max-loss", TrainConfig, "max_exit_loss")
+    cal.add_argument("--measure", default=MEASURES[0], choices=MEASURES, help="confidence measure")
     cal.add_argument("--json", action="store_true")
     cal.set_defaults(func=cmd_calibrate)
 

@@ -15,7 +15,7 @@ from typing import Any, Dict
 import torch
 
 from ..monitor.energy import EnergyEstimator, detect_meters, load_profiles
-from ..paths import model_path
+from ..paths import resolve_model
 from ..perception.dataset import generate, split_spec
 from ..perception.early_exit import confidence
 from ..perception.model import synaptic_ops
@@ -38,7 +38,7 @@ def _measure(meters, fn) -> Dict[str, float]:
 def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    model, manifest = load_model(model_path("perception_default.npz"))
+    model, manifest = load_model(resolve_model())
     model = model.to(dev).eval()
     data = generate(split_spec("test", seeds=(301,), duration_s=10.0))
     x = torch.from_numpy(data.x[:samples]).float()

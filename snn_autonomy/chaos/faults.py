@@ -341,13 +341,14 @@ def bad_files(f: LiveFleet, work: Path) -> Dict[str, Any]:
     """A perception node given a truncated model, a control node given an invalid watchdog deadline."""
     from ..launch_plan import NodeSpec
     from ..launcher import node_command, params_yaml
-    from ..paths import model_path
+    from ..paths import resolve_model
+    from ..perception.model_io import manifest_path
 
     work.mkdir(parents=True, exist_ok=True)
     model = work / "truncated.npz"
-    data = model_path("perception_default.npz").read_bytes()
+    data = resolve_model().read_bytes()
     model.write_bytes(data[: len(data) // 2])
-    shutil.copy(model_path("perception_default.json"), work / "truncated.json")
+    shutil.copy(manifest_path(resolve_model()), work / "truncated.json")
     cases = {"corrupt_model": NodeSpec("perception", "perception", "/chaos_bad", {"model": str(model)}),
              "invalid_config": NodeSpec("control", "control", "/chaos_bad", {"watchdog": {"deadline_s": -1.0}})}
     out: Dict[str, Any] = {}

@@ -40,7 +40,7 @@ class InputSpec:
     """How events become the model's input (stored in the model manifest)."""
 
     sensor: Tuple[int, int] = (128, 96)
-    grid: Tuple[int, int] = (64, 48)     # ROI pooled onto this (W, H)
+    grid: Tuple[int, int] = spec((64, 48), lo=1, hi=4096, unit="px", help="input grid W H (the ROI pooled onto it)")
     bin_us: int = spec(2000, lo=100, hi=1_000_000, unit="us")
     t_max: int = spec(16, lo=1, hi=1000, help="time steps (bins) of one decision at most")
 
@@ -49,7 +49,7 @@ class InputSpec:
 class DatasetSpec:
     world: str = ""                      # world YAML ('' = the shipped default)
     seeds: Tuple[int, ...] = SPLIT_SEEDS["train"]
-    duration_s: float = 40.0
+    duration_s: float = spec(40.0, lo=0.1, hi=3600.0, unit="s", help="simulated seconds of data per seed")
     robots: int = 4
     sample_period_ms: float = 50.0
     warmup_s: float = 0.5                # no samples before the cameras have history

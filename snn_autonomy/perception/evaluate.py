@@ -9,14 +9,13 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from ..paths import model_path
+from ..paths import resolve_model
 from .dataset import DatasetSpec, generate, split_spec
 from .early_exit import sweep
 from .labels import LabelConfig
 from .model_io import load_model
 from .train import evaluate_logits, step_logits
 
-DEFAULT_MODEL = "perception_default.npz"
 
 
 def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optional[int] = None,
@@ -26,7 +25,7 @@ def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optio
 
     `episodes` worlds (layouts) are drawn from seeds `seed`, `seed`+1, ... when given;
     otherwise the fixed test seeds are used."""
-    model_file = Path(model_file) if model_file else model_path(DEFAULT_MODEL)
+    model_file = resolve_model(model_file)
     model, manifest = load_model(model_file)
     ds: DatasetSpec = split_spec("test", world)
     if episodes is not None or seed is not None:

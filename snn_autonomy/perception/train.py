@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -20,27 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import spec
 from .dataset import Dataset, InputSpec, generate, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps
 from .labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT, LabelConfig
 from .model import ConvSNN, ModelConfig, make_model
 from .model_io import save_model
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = spec(30, lo=1, hi=10_000)
-    batch_size: int = spec(128, lo=1, hi=65536)
-    lr: float = spec(2e-3, lo=1e-6, hi=1.0)
-    seed: int = spec(0, lo=0)
-    approach_weight: float = spec(0.5, lo=0.0, hi=100.0)
-    delay_steps: int = spec(0, lo=0, hi=64, help="learnable synaptic delays in the fc layer (0 = off)")
-    channels: Tuple[int, int] = (8, 16)
-    hidden: int = spec(64, lo=4, hi=4096)
-    reset: str = spec("zero", help="LIF reset: zero (as Loihi 2 and NIR) or subtract")
-    max_exit_loss: float = spec(0.01, lo=0.0, hi=1.0, help="calibration: allowed accuracy loss of early exit")
-    device: str = "auto"
+from .train_config import TrainConfig
 
 
 MIRROR = torch.tensor([CLEAR, RIGHT, CENTER, LEFT])  # class after a left-right flip
