@@ -36,6 +36,29 @@ def raw_files(recordings: Path) -> dict:
     return {p.name: p for p in sorted((recordings / "raw").glob("*.raw"))}
 
 
+# Seconds of simulation per seed of the dataset samples the tests draw from: the splits'
+# seeds (layouts never trained on for test and val), 8 s each instead of 40. Back-end agreement
+# and the early-exit checks need a few hundred real samples, not the full split, whose generation
+# costs minutes on a fresh machine (the full splits are what `snn-autonomy eval` measures).
+SAMPLE_DURATION_S = 8.0      # as `snn-autonomy bench backends` draws its input: one cached dataset serves both
+
+
+@pytest.fixture(scope="session")
+def test_split_sample():
+    """Real samples of the test split's layouts (a Dataset of about 2,400 samples)."""
+    from snn_autonomy.perception.dataset import generate, split_spec
+
+    return generate(split_spec("test", duration_s=SAMPLE_DURATION_S))
+
+
+@pytest.fixture(scope="session")
+def val_split_sample():
+    """Real samples of the validation split's layouts, as `test_split_sample`."""
+    from snn_autonomy.perception.dataset import generate, split_spec
+
+    return generate(split_spec("val", duration_s=SAMPLE_DURATION_S))
+
+
 @pytest.fixture(scope="session")
 def open_floor_world(tmp_path_factory) -> str:
     """The default world with one robot at (1, 4) heading +x: about 2 m of open floor ahead."""
@@ -50,17 +73,33 @@ def open_floor_world(tmp_path_factory) -> str:
     return str(path)
 
 
+# Helpers that Python's multiprocessing starts for the test process itself (a library that uses
+# a process pool or shared memory starts them on first use) and that live as long as it does:
+# they are not nodes and talk to no one.
+OWN_HELPERS = ("from multiprocessing.resource_tracker import", "from multiprocessing.forkserver import")
+
+
+def _parent_pid(proc_dir: Path) -> int:
+    stat = (proc_dir / "stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])    # fields after "(comm)": state, ppid, ...
+
+
 def _processes_of_this_run() -> dict:
-    """pid -> command line of every other process started with this run's ROS_DOMAIN_ID."""
+    """pid -> command line of every other process started with this run's ROS_DOMAIN_ID, but for
+    the test process's own multiprocessing helpers."""
     mark = f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}".encode()
     found = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == os.getpid():
             continue
         try:
-            if mark in (d / "environ").read_bytes().split(b"\0"):
-                found[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:     # gone meanwhile, or not ours to read
+            if mark not in (d / "environ").read_bytes().split(b"\0"):
+                continue
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if any(h in cmd for h in OWN_HELPERS) and _parent_pid(d) == os.getpid():
+                continue
+            found[int(d.name)] = cmd
+        except (OSError, ValueError, IndexError):     # gone meanwhile, or not ours to read
             continue
     return {pid: cmd for pid, cmd in found.items() if cmd}    # zombies have no command line
 

@@ -12,7 +12,6 @@ import torch
 
 from snn_autonomy.config import ConfigError
 from snn_autonomy.paths import model_path
-from snn_autonomy.perception.dataset import generate, split_spec
 from snn_autonomy.perception.early_exit import confidence
 from snn_autonomy.perception.model_io import load_model
 from snn_autonomy.perception.runtime import load_stepper
@@ -28,10 +27,10 @@ def _decisions(stepper, x, threshold):
     return out
 
 
-def test_onnxruntime_agrees_with_torch_on_the_test_split():
+def test_onnxruntime_agrees_with_torch_on_the_test_split(test_split_sample):
     torch_s, manifest = load_stepper(model_path("perception_default.npz"), "torch")
     ort_s, _ = load_stepper(model_path("perception_default.npz"), "onnxruntime")
-    data = generate(split_spec("test"))
+    data = test_split_sample
     idx = np.random.default_rng(0).choice(len(data), 300, replace=False)
     th = manifest["early_exit"]["threshold"]
     a = _decisions(torch_s, data.x[idx], th)
@@ -76,7 +75,7 @@ def test_scatter_form_convolution_matches_torch_conv2d():
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5, err_msg=f"{hw} density {density}")
 
 
-def test_sparse_and_dense_graphs_agree_step_for_step():
+def test_sparse_and_dense_graphs_agree_step_for_step(test_split_sample):
     """Event-driven and dense ONNX graphs: same logits, synops and state after every step, on
     real test-split frames, on all-zero frames from a fresh state (nothing active anywhere: empty
     index lists) and on a dense random frame."""
@@ -84,7 +83,7 @@ def test_sparse_and_dense_graphs_agree_step_for_step():
     sparse, _ = load_stepper(path, "onnxruntime", dense_fallback=False)
     dense, _ = load_stepper(path, "onnxruntime", sparse=False)
     assert dense.name == "onnxruntime-dense"
-    data = generate(split_spec("test"))
+    data = test_split_sample
     idx = np.random.default_rng(2).choice(len(data), 4, replace=False)
     zero = np.zeros_like(data.x[0, 0], dtype=np.float32)
     busy = np.random.default_rng(3).poisson(3.0, zero.shape).astype(np.float32)
@@ -105,7 +104,7 @@ def test_sparse_and_dense_graphs_agree_step_for_step():
     print(f"sparse vs dense over {len(frames)} steps: max logit diff {worst:.2e}")
 
 
-def test_busy_frames_take_the_dense_graph_and_the_state_carries_over():
+def test_busy_frames_take_the_dense_graph_and_the_state_carries_over(test_split_sample):
     """A burst (scattered noise on most pixels) in the middle of real frames: the default stepper
     runs those steps in the dense graph and continues in the event-driven one from the same state."""
     from snn_autonomy.backends.onnx_backend import DENSE_ABOVE
@@ -113,7 +112,7 @@ def test_busy_frames_take_the_dense_graph_and_the_state_carries_over():
     path = model_path("perception_default.npz")
     mixed, _ = load_stepper(path, "onnxruntime")
     torch_s, _ = load_stepper(path, "torch")
-    real = generate(split_spec("test")).x[:2].reshape(-1, 2, 48, 64).astype(np.float32)
+    real = test_split_sample.x[:2].reshape(-1, 2, 48, 64).astype(np.float32)
     noise = np.random.default_rng(5).poisson(0.3, (6, 2, 48, 64)).astype(np.float32)
     assert all(np.count_nonzero(f) > DENSE_ABOVE for f in noise)
     assert all(np.count_nonzero(f) <= DENSE_ABOVE for f in real[:10])
@@ -166,13 +165,13 @@ def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
     assert p.returncode == 2 and "onnx only" in p.stderr
 
 
-def test_int8_quantisation_cost_is_small_and_measured():
+def test_int8_quantisation_cost_is_small_and_measured(test_split_sample):
     from snn_autonomy.perception.labels import LabelConfig
 
     f32, manifest = load_stepper(model_path("perception_default.npz"), "onnxruntime")
     i8, _ = load_stepper(model_path("perception_default.npz"), "onnxruntime", int8=True)
     assert i8.name == "onnxruntime-int8"
-    data = generate(split_spec("test"))
+    data = test_split_sample
     sure = np.flatnonzero(~data.ambiguous(LabelConfig(**manifest["labels"])))
     idx = np.random.default_rng(1).choice(sure, 300, replace=False)
     th = manifest["early_exit"]["threshold"]

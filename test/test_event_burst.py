@@ -13,9 +13,12 @@ nominal event rate, and at least 1.5x the rate cap, which a quiet scene's 20x ma
     controller's cap, 1 M ev/s); events over the cap are dropped there and counted;
   - between sensor and perception the queue is bounded: sensor-data QoS keeps the newest 5
     packets; packets that overflow it are counted by perception from the sequence gaps;
-  - perception keeps deciding, with e2e latency p99 within 2x the split-mode budget.
-Checked: the burst really is >= 15x nominal, the latency, every packet is accounted for
-(received + counted lost = published), and control commands stay finite and in limits.
+  - perception keeps deciding.
+Checked: the burst really is >= 15x nominal, decisions go on through it and after it, every
+event and every packet is accounted for (received + counted lost = published), and control
+commands stay finite and in limits. The latency during a burst is a budget of this machine, not
+a behaviour: `snn-autonomy chaos` (fault event_burst) measures it against its budget.
+Waits are on simulation time as the sensor reports it, so a slow machine only takes longer.
 """
 from __future__ import annotations
 
@@ -33,7 +36,6 @@ from snn_autonomy_msgs.msg import Collision, DecisionTrace
 from ros_helpers import CONTROL, PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.attention.policy import AttentionConfig
 from snn_autonomy.control.limits import LimitsConfig
-from snn_autonomy.monitor.latency import LatencyBudgets
 from snn_autonomy.ros import qos
 from snn_autonomy.sensors.dvs import DvsConfig
 
@@ -70,14 +72,29 @@ def chain(open_floor_world):
     assert codes == [0] * len(procs), "\n".join(p.log()[-3000:] for p in procs)
 
 
+def _sensor_points(rec, since: float) -> list:
+    """(sensor time s, events in) from the sensor's /diagnostics received after `since`."""
+    vals = [diag_values([m], "event_sensor: event stream") for t, m in rec["diag"] if t >= since]
+    return [(float(v["stamp_s"]), int(v["events_in"])) for v in vals if v]
+
+
+def _sim_seconds(rec, since: float) -> float:
+    pts = _sensor_points(rec, since)
+    return pts[-1][0] - pts[0][0] if len(pts) >= 2 else 0.0
+
+
 def _events_in_rate(rec, since: float) -> float:
     """The sensor's event rate per second of simulation time (the packets' stamps) from its
     counters on /diagnostics after `since`."""
-    vals = [diag_values([m], "event_sensor: event stream") for t, m in rec["diag"] if t >= since]
-    pts = [(float(v["stamp_s"]), int(v["events_in"])) for v in vals if v]
+    pts = _sensor_points(rec, since)
     assert len(pts) >= 2 and pts[-1][0] > pts[0][0], "too few sensor diagnostics in the window"
     (t0, e0), (t1, e1) = pts[0], pts[-1]
     return (e1 - e0) / (t1 - t0)
+
+
+def _await_sim_seconds(rec, since: float, seconds: float, what: str) -> None:
+    """Spin until the sensor has reported `seconds` of simulation time since `since`."""
+    rec["probe"].spin_until(lambda: _sim_seconds(rec, since) >= seconds, 120, what)
 
 
 def _stages(traces) -> str:
@@ -96,10 +113,10 @@ def _set_noise(rec, hz: float) -> None:
     assert result.successful, result.reason
 
 
-def test_burst_at_20x_keeps_deciding_within_budget_and_counts_every_drop(chain):
+def test_burst_at_20x_keeps_deciding_and_counts_every_drop(chain):
     rec, probe = chain, chain["probe"]
     t_nominal = time.monotonic()
-    probe.spin_for(3.2)
+    _await_sim_seconds(rec, t_nominal, 0.6, "0.6 s of nominal sensing")
     nominal = _events_in_rate(rec, t_nominal)
     assert nominal > 5_000, f"the cruising robot's camera should see its scene, got {nominal:.0f} ev/s"
 
@@ -107,26 +124,30 @@ def test_burst_at_20x_keeps_deciding_within_budget_and_counts_every_drop(chain):
     extra_hz = max((BURST - 1) * nominal, 1.5 * CAP - nominal) / PIXELS
     _set_noise(rec, DvsConfig().shot_noise_rate_hz + extra_hz)
     t_burst = time.monotonic()
-    probe.spin_for(8.2)       # 2 s of simulation time
+    _await_sim_seconds(rec, t_burst, 2.0, "2 s of burst")
     t_end = time.monotonic()
-    burst = _events_in_rate(rec, t_burst + 0.2)
+    burst = _events_in_rate(rec, t_burst)
     _set_noise(rec, DvsConfig().shot_noise_rate_hz)
-    probe.spin_for(1.5)
+    probe.spin_until(lambda: any(t > t_end for t, _ in rec["trace"]), 60, "a decision after the burst")
 
     # the burst was real: >= 15x nominal (the scene's share varies with how the robot moves)
     assert burst >= 15 * nominal, f"burst {burst:.0f} ev/s vs nominal {nominal:.0f} ev/s"
-    # perception kept deciding, in time
-    during = [m for t, m in rec["trace"] if t_burst + 0.5 <= t <= t_end]
-    assert len(during) >= 50, f"only {len(during)} decisions in 7.7 s of burst"
+    # perception kept deciding through it
+    during = [m for t, m in rec["trace"] if t_burst <= t <= t_end]
+    assert len(during) >= 50, f"only {len(during)} decisions in 2 s of simulated burst"
     p99 = float(np.percentile([m.e2e_latency_ms for m in during], 99))
-    budget = 2 * LatencyBudgets().warn_p99_ms
-    assert p99 <= budget, f"e2e p99 {p99:.2f} ms during the burst, budget {budget} ms; stages: {_stages(during)}"
-    decisions_after = [t for t, _ in rec["trace"] if t > t_end + 0.5]
-    assert decisions_after, "no decisions after the burst"
 
     # every drop counted: stop the stream, then compare the counters of both ends
     rec["world"].stop()
-    probe.spin_for(2.5)
+    t_stop = time.monotonic()
+
+    def still(name: str) -> bool:
+        """Two reports of `name`'s packet counter after the stop, the last two equal: its stream is over."""
+        counts = [diag_values([m], name).get("packets") for t, m in rec["diag"] if t > t_stop]
+        counts = [c for c in counts if c is not None]
+        return len(counts) >= 2 and counts[-1] == counts[-2]
+    probe.spin_until(lambda: still("event_sensor: event stream") and still("perception: decisions"), 60,
+                     "the sensor's and perception's counters to stand still after the stream stopped")
     sensor = diag_values([m for _, m in rec["diag"]], "event_sensor: event stream")
     perception = diag_values([m for _, m in rec["diag"]], "perception: decisions")
     published, received, lost = int(sensor["packets"]), int(perception["packets"]), int(perception["lost_packets"])

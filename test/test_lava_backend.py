@@ -17,7 +17,6 @@ import torch
 from conftest import ROOT
 from snn_autonomy.config import ConfigError
 from snn_autonomy.paths import model_path
-from snn_autonomy.perception.dataset import generate, split_spec
 from snn_autonomy.perception.early_exit import exit_at
 from snn_autonomy.perception.labels import LabelConfig
 from snn_autonomy.perception.runtime import load_stepper
@@ -26,13 +25,13 @@ LAVA_PY = ROOT / ".venv-lava" / "bin" / "python"
 needs_lava = pytest.mark.skipif(not LAVA_PY.exists(),
                                 reason="no .venv-lava (set-up creates it only where a Python 3.10 exists)")
 MODEL = model_path("perception_default.npz")
-N_FLOAT, N_FIXED = 100, 60   # ~0.35 s per 16-step sequence in the Lava simulator here
+N_FLOAT, N_FIXED = 24, 24    # ~0.4 s per 16-step sequence in the Lava simulator here
 
 
 @pytest.fixture(scope="module")
-def torch_and_data():
+def torch_and_data(test_split_sample):
     stepper, manifest = load_stepper(MODEL, "torch")
-    return stepper, manifest, generate(split_spec("test"))
+    return stepper, manifest, test_split_sample
 
 
 def _torch_logits(stepper, x: np.ndarray) -> np.ndarray:
@@ -67,7 +66,7 @@ def test_lava_floating_pt_agrees_with_torch(torch_and_data):
         print(f"lava floating_pt on {N_FLOAT} samples: same decision {same_full:.3f} (16 steps), "
               f"{same_exit:.3f} (early exit at {th:.4f}); max |logit diff| {diff.max():.2e}; "
               f"{lava.last_step_us / 1e3:.1f} ms per Lava step, {wall:.1f} s")
-        assert same_full >= 0.99 and same_exit >= 0.99
+        assert same_full >= 1 - 1.5 / N_FLOAT and same_exit >= 1 - 1.5 / N_FLOAT     # one sample may differ
         assert np.quantile(diff, 0.9) < 1e-4
         assert np.all(synops > 0)
         # the stepping API itself, against the torch Stepper

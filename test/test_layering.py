@@ -164,14 +164,12 @@ def shipped():
 
 
 @pytest.fixture(scope="module")
-def frames(shipped) -> np.ndarray:
+def frames(shipped, test_split_sample) -> np.ndarray:
     """Real event frames (T_max, 2, H, W): a test-split sample of the shipped model's dataset whose
     confidence peaks inside the sequence, so that an exit there can be asked for."""
     from snn_autonomy.backends.torch_backend import TorchStepper
-    from snn_autonomy.perception.dataset import generate, split_spec
-
     stepper = TorchStepper(shipped[0])
-    for sample in generate(split_spec("test")).x[:200]:
+    for sample in test_split_sample.x[:200]:
         f = sample.astype(np.float32)
         if 2 <= int(np.argmax(_confidences(stepper, f))) < len(f) - 2:
             return f

@@ -10,7 +10,6 @@ from snn_autonomy.backends.network_arrays import network_arrays
 from snn_autonomy.backends.nir_export import export_nir, to_nir
 from snn_autonomy.backends.nir_sim import NirSim
 from snn_autonomy.paths import model_path
-from snn_autonomy.perception.dataset import generate, split_spec
 from snn_autonomy.perception.model import ModelConfig, make_model
 from snn_autonomy.perception.model_io import load_model
 
@@ -60,10 +59,10 @@ def test_graph_structure_and_parameters(exported):
     np.testing.assert_array_equal(graph.nodes["input"].input_type["input"], [2, *model.cfg.in_hw])
 
 
-def test_nir_graph_reproduces_torch_on_the_test_split(exported):
+def test_nir_graph_reproduces_torch_on_the_test_split(exported, test_split_sample):
     model, _, graph = exported
     sim = NirSim(graph)
-    data = generate(split_spec("test"))
+    data = test_split_sample
     idx = np.random.default_rng(0).choice(len(data), SAMPLES, replace=False)
     worst = 0.0
     for i in idx:

@@ -18,8 +18,7 @@ from ros_helpers import ATTENTION, CONTROL, PROBE_QOS, SENSOR, WORLD, NodeProces
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.perception.labels import CENTER, CLASSES, CLEAR, LEFT
 from snn_autonomy.ros import qos
-from snn_autonomy.ros.convert import msg_to_packet
-
+from snn_autonomy.ros.convert import msg_to_packet, stamp_to_ns
 
 
 def _perception(label: int, confidence: float = 0.99, approaching: bool = False) -> Perception:
@@ -117,10 +116,26 @@ def test_attention_takes_effect_on_the_sensor(loop):
     assert turning, [a.reason for a in loop["att"]][-3:]
     roi = turning[-1].roi
     assert roi.x_offset > 0 and roi.x_offset + roi.width == 128
-    loop["packets"].clear()
-    _decide(loop, LEFT, 0.6, confidence=0.99)
+    # Attention may switch between that ROI and the full view while the robot turns; decide until
+    # the command in force is the ROI, then decide no more: it stays in force.
+    for _ in range(50):
+        if "ROI drops" in loop["att"][-1].reason:
+            break
+        _decide(loop, LEFT, 0.04, confidence=0.99)
+    assert "ROI drops" in loop["att"][-1].reason, [a.reason for a in loop["att"]][-3:]
+    roi = loop["att"][-1].roi
+    # the sensor reports the ROI in force with the stamp of its newest packet: packets stamped
+    # later were cut by it
+    want = f"{roi.x_offset},{roi.y_offset},{roi.width},{roi.height}"
+    n_diag = len(loop["diag"])
+    loop["probe"].spin_until(lambda: diag_values(loop["diag"][n_diag:], "event_sensor: event stream").get("roi")
+                             == want, 30, f"the sensor to report ROI {want}")
+    applied_ns = int(float(diag_values(loop["diag"][n_diag:], "event_sensor: event stream")["stamp_s"]) * 1e9)
+    after = lambda: [m for m in loop["packets"] if stamp_to_ns(m.header.stamp) > applied_ns]  # noqa: E731
+    loop["probe"].spin_until(lambda: len(after()) >= 50, 30, "50 packets after the ROI took effect")
     dec = PacketStreamDecoder()
-    xs = np.concatenate([dec.decode(msg_to_packet(m)).x for m in loop["packets"]])
+    batches = [(stamp_to_ns(m.header.stamp), dec.decode(msg_to_packet(m))) for m in loop["packets"]]
+    xs = np.concatenate([b.x for stamp, b in batches if stamp > applied_ns])
     assert len(xs) > 100 and xs.min() >= roi.x_offset
 
 

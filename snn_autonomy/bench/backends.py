@@ -7,8 +7,9 @@ snnTorch, Norse and SpikingJelly (installed as benchmark extras from requirement
 conv -> LIF -> conv -> LIF -> (delay taps) -> linear -> LIF -> readout, same weights,
 same input. All on one thread, in one run.
 
-Input: real event frames, those of `SAMPLES` samples of the test split (the dataset is
-generated once and then read from the on-disk cache; ~1.6 GB while loading), stepped in order
+Input: real event frames, those of `SAMPLES` samples drawn from the test split's layouts, the
+first `INPUT_DURATION_S` of each (generated once, about 20 s on two cores, then read from the
+on-disk cache), stepped in order
 without a reset between samples and cycled; every back end and peer sees the same frames.
 Real frames matter here: the event-driven graph's work follows the activity (about 0.5 %
 of input pixels, 1-2 % of the convolution layers' neurons fire per step on this data), so
@@ -30,12 +31,13 @@ import torch.nn.functional as F
 
 from ..backends import make_stepper
 from ..backends.onnx_backend import conv_scatter_tables
-from ..paths import model_path
+from ..paths import resolve_model
 from ..perception.dataset import generate, split_spec
 from ..perception.model import ConvSNN, DelayedLinear
 from ..perception.model_io import load_model
 
 SAMPLES = 200          # test-split samples whose frames the bench cycles through (16 steps each)
+INPUT_DURATION_S = 8.0  # simulated seconds of each test-split seed drawn from: ~2,400 samples
 
 
 def _latency(step: Callable[[int], Any], n: int, warmup: int = 50) -> Dict[str, float]:
@@ -128,7 +130,7 @@ def _peak_gmacs() -> float:
 
 def bench_frames(samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
     """Event frames (samples * T, 2, H, W) float32 of `samples` test-split samples, in order."""
-    data = generate(split_spec("test"))
+    data = generate(split_spec("test", duration_s=INPUT_DURATION_S))
     idx = np.sort(np.random.default_rng(seed).choice(len(data), min(samples, len(data)), replace=False))
     x = data.x[idx]
     del data
@@ -167,7 +169,7 @@ def sparse_activity(model: ConvSNN, frames: np.ndarray) -> Dict[str, Any]:
 
 def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAMPLES) -> Dict[str, Any]:
     torch.set_num_threads(1)
-    path = model_path("perception_default.npz")
+    path = resolve_model()
     model, manifest = load_model(path)
     frames_np = bench_frames(samples)
     n = len(frames_np)
