@@ -35,8 +35,9 @@ def test_image_topic_emulation_node():
         frames.append((world.time_us, (world.render(0) * 255).astype(np.uint8)))
     with NodeProcess(SENSOR, {"source": "image", "frame_id": "cam", "image_reliable": True},
                      namespace="/cam"):
-        probe.spin_until(lambda: pub.get_subscription_count() > 0, 60, "event_sensor to subscribe")
-        probe.spin_for(1.0)  # let discovery settle on the subscriber's side too
+        probe.spin_until(lambda: pub.get_subscription_count() > 0 and n.count_publishers("/cam/events") > 0, 60,
+                         "event_sensor to subscribe and publish")
+        probe.spin_for(1.0)  # discovery is seen from each side on its own: the sensor's writer may match us later
         bad = Image(encoding="yuv422", width=128, height=96, step=256, data=bytes(256 * 96))
         pub.publish(bad)
         for t_us, img in frames:
