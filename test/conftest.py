@@ -36,8 +36,8 @@ def raw_files(recordings: Path) -> dict:
     return {p.name: p for p in sorted((recordings / "raw").glob("*.raw"))}
 
 
-# Seconds of simulation per seed of the dataset samples the tests draw from: the splits'
-# seeds (layouts never trained on for test and val), 8 s each instead of 40. Back-end agreement
+# Seconds of simulation per seed of the dataset samples the tests draw from: the test split's
+# seeds (layouts never trained or calibrated on), 8 s each instead of 40. Back-end agreement
 # and the early-exit checks need a few hundred real samples, not the full split, whose generation
 # costs minutes on a fresh machine (the full splits are what `snn-autonomy eval` measures).
 SAMPLE_DURATION_S = 8.0      # as `snn-autonomy bench backends` draws its input: one cached dataset serves both
@@ -49,14 +49,6 @@ def test_split_sample():
     from snn_autonomy.perception.dataset import generate, split_spec
 
     return generate(split_spec("test", duration_s=SAMPLE_DURATION_S))
-
-
-@pytest.fixture(scope="session")
-def val_split_sample():
-    """Real samples of the validation split's layouts, as `test_split_sample`."""
-    from snn_autonomy.perception.dataset import generate, split_spec
-
-    return generate(split_spec("val", duration_s=SAMPLE_DURATION_S))
 
 
 @pytest.fixture(scope="session")

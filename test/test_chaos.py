@@ -13,18 +13,17 @@ import sys
 
 def test_chaos_json_reports_each_fault_survived_with_its_figures(tmp_path):
     cmd = [sys.executable, "-m", "snn_autonomy.cli", "chaos", "--json", "--agents", "1",
-           "--faults", "sensor_stall,hostile_input,bad_files", "--out", str(tmp_path)]
+           "--faults", "sensor_stall,bad_files", "--out", str(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert p.stdout, p.stderr[-3000:]
     r = json.loads(p.stdout)
-    assert set(r["faults"]) == {"sensor_stall", "hostile_input", "bad_files"}
+    assert set(r["faults"]) == {"sensor_stall", "bad_files"}
     for name, fault in r["faults"].items():
         assert fault["survived"], f"{name}: {fault['what_happened']}\n{p.stderr[-3000:]}"
     stall = r["faults"]["sensor_stall"]
     # the watchdog's deadline is 100 ms; its figure is a benchmark's, the ceiling here is generous
     assert 0 < stall["time_to_stop_s"] <= 1.0 and stall["moved_while_blind"] == 0
     assert stall["time_to_recover_s"] is not None
-    assert all(n > 0 for n in r["faults"]["hostile_input"]["refused"].values())
     assert r["faults"]["bad_files"]["invalid_config"]["exit_status"] == 2
     assert r["unsafe_commands"] == 0 and r["all_survived"] and p.returncode == 0
     assert r["launcher"]["exit_status"] == 0, r["launcher"]

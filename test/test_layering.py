@@ -130,27 +130,28 @@ def test_the_scanner_finds_perceptions_imports_of_the_backends():
     assert any(n.startswith("snn_autonomy.backends") for n in uses)
 
 
-def test_importing_every_back_end_loads_no_perception_module():
-    code = ("import sys\n"
-            "import snn_autonomy.backends, snn_autonomy.backends.base, snn_autonomy.backends.torch_backend\n"
-            "import snn_autonomy.backends.onnx_backend, snn_autonomy.backends.lava_backend\n"
-            "import snn_autonomy.backends.network_arrays, snn_autonomy.backends.nir_export\n"
-            "import snn_autonomy.backends.nir_sim, snn_autonomy.backends.lava_worker\n"
-            "print(sorted(m for m in sys.modules if m.startswith('snn_autonomy.perception')))\n")
+def _loaded_by(imports: str, prefixes: tuple) -> str:
+    """The modules under `prefixes` that a fresh interpreter has loaded after `imports`."""
+    code = (f"import sys\n{imports}\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r} or m.startswith({prefixes!r})))\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "[]", p.stdout
+    return p.stdout.strip()
+
+
+def test_importing_every_back_end_loads_no_perception_module():
+    imports = ("import snn_autonomy.backends, snn_autonomy.backends.base, snn_autonomy.backends.torch_backend\n"
+               "import snn_autonomy.backends.onnx_backend, snn_autonomy.backends.lava_backend\n"
+               "import snn_autonomy.backends.network_arrays, snn_autonomy.backends.nir_export\n"
+               "import snn_autonomy.backends.nir_sim, snn_autonomy.backends.lava_worker")
+    assert _loaded_by(imports, ("snn_autonomy.perception",)) == "[]"
 
 
 def test_the_lava_worker_loads_neither_torch_nor_perception():
     # it runs in the Lava environment (Python 3.10, numpy < 2), which has neither
-    code = ("import sys\n"
-            "import snn_autonomy.backends.lava_worker\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime')\n"
-            "             or m.startswith('snn_autonomy.perception')))\n")
-    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "[]", p.stdout
+    found = _loaded_by("import snn_autonomy.backends.lava_worker",
+                       ("torch", "onnx", "onnxruntime", "snn_autonomy.perception"))
+    assert found == "[]", found
 
 
 # ---------------------------------------------------------------------------------------------- interface

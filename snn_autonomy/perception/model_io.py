@@ -3,7 +3,8 @@
 The manifest names the architecture and its configuration, the input geometry,
 the classes, T_max, the calibrated early-exit threshold, measured metrics, how
 the model was trained, and the sha256 and shape of every weight tensor. Loading
-refuses a file whose hash or shapes do not match the manifest.
+refuses a file whose hash or shapes do not match the manifest. Reading a manifest needs no
+torch (the attention node reads one and starts in a fraction of the time); loading a model does.
 """
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import hashlib
 import io
 import json
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple
 
 import numpy as np
-import torch
 
 from .errors import ModelFileError
-from .model import ConvSNN, ModelConfig
+
+if TYPE_CHECKING:
+    from .model import ConvSNN
 
 FORMAT = "snn_autonomy.perception/1"
 
@@ -34,7 +36,7 @@ def manifest_path(weights: Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def save_model(model: ConvSNN, weights: Path, manifest: Dict[str, Any]) -> Dict[str, Any]:
+def save_model(model: "ConvSNN", weights: Path, manifest: Dict[str, Any]) -> Dict[str, Any]:
     """Write `weights` (.npz) and its manifest (.json beside it); returns the manifest."""
     weights = Path(weights)
     arrays = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
@@ -82,8 +84,12 @@ def read_manifest(weights: Path) -> Dict[str, Any]:
     return manifest
 
 
-def load_model(weights: Path) -> Tuple[ConvSNN, Dict[str, Any]]:
+def load_model(weights: Path) -> Tuple["ConvSNN", Dict[str, Any]]:
     """Load and verify a model; raises ModelFileError on any mismatch."""
+    import torch
+
+    from .model import ConvSNN, ModelConfig
+
     weights = Path(weights)
     if not weights.exists():
         raise ModelFileError(f"model file {weights} does not exist")
