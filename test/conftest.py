@@ -37,15 +37,15 @@ def raw_files(recordings: Path) -> dict:
 
 
 # Seconds of simulation per seed of the dataset samples the tests draw from: the test split's
-# seeds (layouts never trained or calibrated on), 8 s each instead of 40. Back-end agreement
+# seeds (layouts never trained or calibrated on), 6 s each instead of 40. Back-end agreement
 # and the early-exit checks need a few hundred real samples, not the full split, whose generation
 # costs minutes on a fresh machine (the full splits are what `snn-autonomy eval` measures).
-SAMPLE_DURATION_S = 8.0      # as `snn-autonomy bench backends` draws its input: one cached dataset serves both
+SAMPLE_DURATION_S = 6.0      # as `snn-autonomy bench backends` draws its input: one cached dataset serves both
 
 
 @pytest.fixture(scope="session")
 def test_split_sample():
-    """Real samples of the test split's layouts (a Dataset of about 2,400 samples)."""
+    """Real samples of the test split's layouts (a Dataset of about 1,800 samples)."""
     from snn_autonomy.perception.dataset import generate, split_spec
 
     return generate(split_spec("test", duration_s=SAMPLE_DURATION_S))

@@ -14,11 +14,17 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 
+# Tests wait on /diagnostics for counters and states: nodes started here report four times a
+# second instead of once (a parameter a test may still set; the product's default stays 1 s).
+TEST_DIAGNOSTICS_PERIOD_S = 0.25
+
+
 class NodeProcess:
     """A node started as `python -m <module> --ros-args ...` in its own process group."""
 
     def __init__(self, module: str, params: Optional[dict] = None, namespace: str = "", extra: List[str] = ()):
         self.module = module
+        params = {"diagnostic_updater.period": TEST_DIAGNOSTICS_PERIOD_S, **(params or {})}
         args = ["--ros-args"]
         if namespace:
             args += ["-r", f"__ns:={namespace}"]

@@ -59,7 +59,7 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
 
 def test_train_on_cpu_then_eval(tmp_path):
     out = tmp_path / "tiny.npz"
-    p = _cli("train", "--epochs", "1", "--duration", "1.5", "--channels", "8", "16", "--hidden", "64",
+    p = _cli("train", "--epochs", "1", "--duration", "1.0", "--channels", "8", "16", "--hidden", "64",
              "--delays", "0", "--device", "cpu", "--out", out, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)

@@ -43,7 +43,7 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         fwd = Twist()
         fwd.linear.x = 0.35
         deadline = time.monotonic() + 90
-        while len(got) < 150 and time.monotonic() < deadline:
+        while len(got) < 110 and time.monotonic() < deadline:
             cmd.publish(fwd)
             probe.spin_for(0.05)
         assert len(got) >= 100, procs[0].log()[-3000:]

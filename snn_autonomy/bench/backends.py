@@ -8,7 +8,7 @@ conv -> LIF -> conv -> LIF -> (delay taps) -> linear -> LIF -> readout, same wei
 same input. All on one thread, in one run.
 
 Input: real event frames, those of `SAMPLES` samples drawn from the test split's layouts, the
-first `INPUT_DURATION_S` of each (generated once, about 20 s on two cores, then read from the
+first `INPUT_DURATION_S` of each (generated once, about 12 s on two cores, then read from the
 on-disk cache), stepped in order
 without a reset between samples and cycled; every back end and peer sees the same frames.
 Real frames matter here: the event-driven graph's work follows the activity (about 0.5 %
@@ -37,7 +37,7 @@ from ..perception.model import ConvSNN, DelayedLinear
 from ..perception.model_io import load_model
 
 SAMPLES = 200          # test-split samples whose frames the bench cycles through (16 steps each)
-INPUT_DURATION_S = 8.0  # simulated seconds of each test-split seed drawn from: ~2,400 samples
+INPUT_DURATION_S = 6.0  # simulated seconds of each test-split seed drawn from: ~1,800 samples
 
 
 def _latency(step: Callable[[int], Any], n: int, warmup: int = 50) -> Dict[str, float]:
