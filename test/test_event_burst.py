@@ -116,7 +116,7 @@ def _set_noise(rec, hz: float) -> None:
 def test_burst_at_20x_keeps_deciding_and_counts_every_drop(chain):
     rec, probe = chain, chain["probe"]
     t_nominal = time.monotonic()
-    _await_sim_seconds(rec, t_nominal, 0.6, "0.6 s of nominal sensing")
+    _await_sim_seconds(rec, t_nominal, 0.5, "0.5 s of nominal sensing")
     nominal = _events_in_rate(rec, t_nominal)
     assert nominal > 5_000, f"the cruising robot's camera should see its scene, got {nominal:.0f} ev/s"
 
@@ -124,7 +124,7 @@ def test_burst_at_20x_keeps_deciding_and_counts_every_drop(chain):
     extra_hz = max((BURST - 1) * nominal, 1.5 * CAP - nominal) / PIXELS
     _set_noise(rec, DvsConfig().shot_noise_rate_hz + extra_hz)
     t_burst = time.monotonic()
-    _await_sim_seconds(rec, t_burst, 2.0, "2 s of burst")
+    _await_sim_seconds(rec, t_burst, 1.5, "1.5 s of burst")
     t_end = time.monotonic()
     burst = _events_in_rate(rec, t_burst)
     _set_noise(rec, DvsConfig().shot_noise_rate_hz)
@@ -134,7 +134,7 @@ def test_burst_at_20x_keeps_deciding_and_counts_every_drop(chain):
     assert burst >= 15 * nominal, f"burst {burst:.0f} ev/s vs nominal {nominal:.0f} ev/s"
     # perception kept deciding through it
     during = [m for t, m in rec["trace"] if t_burst <= t <= t_end]
-    assert len(during) >= 50, f"only {len(during)} decisions in 2 s of simulated burst"
+    assert len(during) >= 40, f"only {len(during)} decisions in 1.5 s of simulated burst"
     p99 = float(np.percentile([m.e2e_latency_ms for m in during], 99))
 
     # every drop counted: stop the stream, then compare the counters of both ends
