@@ -24,6 +24,12 @@ def data_dir() -> Optional[Path]:
     return None
 
 
+def cache_root() -> Path:
+    """Where generated data and exported graphs are kept between runs: $SNN_AUTONOMY_CACHE, else
+    ~/.cache/snn_autonomy (XDG's user cache). Everything under it can be deleted at any time."""
+    return Path(os.environ.get("SNN_AUTONOMY_CACHE") or Path.home() / ".cache" / "snn_autonomy")
+
+
 def config_path(name: str) -> Path:
     """A shipped configuration file: `config/` of the source tree, else the ROS share dir."""
     return _shipped("config", name)

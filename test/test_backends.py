@@ -107,7 +107,7 @@ def test_sparse_and_dense_graphs_agree_step_for_step(test_split_sample):
 def test_busy_frames_take_the_dense_graph_and_the_state_carries_over(test_split_sample):
     """A burst (scattered noise on most pixels) in the middle of real frames: the default stepper
     runs those steps in the dense graph and continues in the event-driven one from the same state."""
-    from snn_autonomy.backends.onnx_backend import DENSE_ABOVE
+    from snn_autonomy.backends.ort_stepper import DENSE_ABOVE
 
     path = model_path("perception_default.npz")
     mixed, _ = load_stepper(path, "onnxruntime")
@@ -214,3 +214,49 @@ def test_peer_libraries_compute_the_same_network(library):
     for t in range(len(frames)):
         acc = step(t)
         assert torch.allclose(acc[0] / (t + 1), want[t], atol=1e-4), (library, t)
+
+
+def test_exported_graphs_are_cached_on_disk_and_reused_without_torch(tmp_path, test_split_sample):
+    """The second start of the same model takes its graphs from the cache and computes the same
+    steps; a corrupt entry is dropped and exported afresh; an unwritable cache only costs time;
+    another model or graph variant is another entry."""
+    from snn_autonomy.backends.graph_cache import GraphCache
+    from snn_autonomy.backends.ort_stepper import OrtStepper
+    from snn_autonomy.perception.model_io import verified_manifest
+
+    path = model_path("perception_default.npz")
+    manifest = verified_manifest(path)
+    loads = []
+
+    def load():
+        loads.append(1)
+        return load_model(path)[0]
+
+    cache = GraphCache(tmp_path / "onnx")
+    first = OrtStepper.open(manifest, load, cache=cache)
+    second = OrtStepper.open(manifest, load, cache=cache)
+    assert (first.graphs_from_cache, second.graphs_from_cache, len(loads)) == (False, True, 1)
+    frames = test_split_sample.x[:3].reshape(-1, 2, 48, 64).astype(np.float32)
+    for f in frames:
+        a, b = first.step(f), second.step(f)
+        np.testing.assert_array_equal(a.logits, b.logits)
+        assert a.synops == b.synops
+    key = cache.key(manifest["weights"]["sha256"], sparse=True, int8=False, dense=True)
+    assert key != cache.key("0" * 64, sparse=True, int8=False, dense=True)
+    assert key != cache.key(manifest["weights"]["sha256"], sparse=False, int8=False, dense=False)
+    (tmp_path / "onnx" / f"{key}.step.onnx").write_bytes(b"not a graph")
+    third = OrtStepper.open(manifest, load, cache=cache)
+    assert not third.graphs_from_cache and len(loads) == 2
+    assert OrtStepper.open(manifest, load, cache=cache).graphs_from_cache        # written again, whole
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert not OrtStepper.open(manifest, load, cache=GraphCache(blocked / "onnx")).graphs_from_cache
+    # a fresh interpreter opens the cached model without importing torch
+    code = ("import sys\nfrom snn_autonomy.backends.graph_cache import GraphCache\n"
+            "from snn_autonomy.backends.ort_stepper import OrtStepper\n"
+            "from snn_autonomy.perception.model_io import verified_manifest\n"
+            f"m = verified_manifest({str(path)!r})\n"
+            f"s = OrtStepper.open(m, None, cache=GraphCache({str(tmp_path / 'onnx')!r}))\n"
+            "print(s.graphs_from_cache, 'torch' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stdout.split() == ["True", "False"], p.stderr[-2000:]

@@ -186,7 +186,7 @@ def _protocol_methods() -> List[str]:
 def test_torch_and_onnxruntime_steppers_implement_the_protocol(shipped):
     from snn_autonomy.backends import make_stepper
     from snn_autonomy.backends.base import StepResult, Stepper
-    from snn_autonomy.backends.onnx_backend import OrtStepper
+    from snn_autonomy.backends.ort_stepper import OrtStepper
     from snn_autonomy.backends.torch_backend import TorchStepper
 
     model, manifest = shipped

@@ -7,7 +7,7 @@ model (a perception ConvSNN) as an argument and import nothing from the percepti
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Callable, Dict, Union
 
 from ..config import ConfigError
 from .base import Stepper
@@ -18,24 +18,28 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "onnxruntime", "lava")
 
 
-def make_stepper(name: str, model: ConvSNN, manifest: Dict[str, Any], **options) -> Stepper:
-    """A stepper of `model` (with its `manifest`) on back end `name`.
+def make_stepper(name: str, model: Union[ConvSNN, Callable[[], ConvSNN]], manifest: Dict[str, Any],
+                 **options) -> Stepper:
+    """A stepper of `model` (with its `manifest`) on back end `name`. `model` may also be a
+    function that loads it: onnxruntime calls it only when the model's exported graphs are not
+    in the graph cache (graph_cache.py), so that a start from the cache needs no torch.
 
     Options of onnxruntime: providers (list), threads (int), int8 (bool), sparse (bool or None: the
     event-driven graph where it is exact, i.e. one thread on the CPU provider; else the dense one),
     dense_fallback (bool, default true: the event-driven graph hands busy frames to the dense one).
     Options of lava: tag ("floating_pt" or "fixed_pt"), max_steps (int, default the model's t_max),
     taps ("relay" or "delaydense"), timeout_s (float, per request), python (the Lava interpreter)."""
+    load = model if callable(model) and not hasattr(model, "init_state") else (lambda: model)
     if name == "torch":
         from .torch_backend import TorchStepper
 
-        return TorchStepper(model)
+        return TorchStepper(load())
     if name == "onnxruntime":
-        from .onnx_backend import OrtStepper
+        from .ort_stepper import OrtStepper
 
-        return OrtStepper.from_model(model, **options)
+        return OrtStepper.open(manifest, load, **options)
     if name == "lava":
         from .lava_backend import LavaStepper
 
-        return LavaStepper.from_model(model, manifest, **options)
+        return LavaStepper.from_model(load(), manifest, **options)
     raise ConfigError(f"unknown back end {name!r}; available: {', '.join(BACKENDS)}")

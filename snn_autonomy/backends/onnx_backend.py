@@ -28,20 +28,18 @@ from __future__ import annotations
 import copy
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError
-from .base import Measure, StepResult, run_until_exit
+from .ort_stepper import SINGLE_THREAD_KEY, OrtGraphs, OrtStepper  # noqa: F401  (OrtStepper: re-exported)
 from .torch_backend import synaptic_ops
 
 if TYPE_CHECKING:
     from ..perception.model import ConvSNN, DelayedLinear
 
-SINGLE_THREAD_KEY = "snn_autonomy.intra_op_threads"   # metadata of graphs that need one intra-op thread
 
 
 def _has_delays(model: ConvSNN) -> bool:
@@ -404,106 +402,11 @@ def _quantize_int8(data: bytes) -> bytes:
         return dst.read_bytes()
 
 
-# Active input entries above which a step costs less in the dense graph: the event-driven step
-# grows with the input's activity and passes the dense one's ~195 us at about 230 active entries
-# (scattered noise, one thread, measured as for the module docstring; real frames, about 0.5 %
-# of 6,144 entries active, take ~90 us). Bursts (flicker, low-light noise) take the dense graph.
-DENSE_ABOVE = 230
-
-
-class OrtStepper:
-    """The stepping API (see `base.Stepper`) on ONNX Runtime."""
-
-    name = "onnxruntime"
-
-    def __init__(self, onnx_model: bytes, state_names: Sequence[str], state_shapes: Dict[str, tuple],
-                 neurons: int, providers: Optional[List[str]] = None, threads: int = 1,
-                 dense_model: Optional[bytes] = None, dense_above: int = DENSE_ABOVE) -> None:
-        """dense_model: the dense graph of the same network, run instead of `onnx_model` (the
-        event-driven one) on frames with more than `dense_above` active inputs (see DENSE_ABOVE)."""
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        available = ort.get_available_providers()
-        wanted = providers or ["CPUExecutionProvider"]
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise ConfigError(f"execution provider(s) {missing} not available here (available: {available})")
-        self.session = ort.InferenceSession(onnx_model, opts, providers=wanted)
-        if self.session.get_modelmeta().custom_metadata_map.get(SINGLE_THREAD_KEY) == "1" and threads != 1:
-            raise ConfigError(f"this graph must run on one intra-op thread, not {threads} (ONNX Runtime's "
-                             "ScatterND races on repeated indices); use the dense graph (sparse=False) for more")
-        self.dense_session = None if dense_model is None else ort.InferenceSession(dense_model, opts, providers=wanted)
-        self.dense_above = int(dense_above)
-        self.dense_steps = 0          # steps that the dense graph computed
-        self.providers = self.session.get_providers()
-        self.state_names = list(state_names)
-        self.state_shapes = dict(state_shapes)
-        self.neurons = neurons
-        self.output_names = ["logits", "synops"] + [f"{n}_out" for n in self.state_names]
-        # The state ping-pongs between two sets of arrays bound in place (IOBinding): no per-step
-        # conversion of feeds or allocation of outputs, ~10 us of a ~90 us step at batch 1.
-        shapes = {o.name: tuple(o.shape) for o in list(self.session.get_inputs()) + list(self.session.get_outputs())}
-        self._x = np.zeros(shapes["x"], np.float32)
-        self._logits = np.zeros(shapes["logits"], np.float32)
-        self._synops = np.zeros(shapes["synops"], np.float32)
-        self._sets = [{k: np.zeros(s, np.float32) for k, s in self.state_shapes.items()} for _ in range(2)]
-        self._bindings = [self._bind(self.session, self._sets[i], self._sets[1 - i]) for i in range(2)]
-        # the dense graph is bound to the same arrays: either graph continues the other's state
-        self._dense_bindings = None if self.dense_session is None else \
-            [self._bind(self.dense_session, self._sets[i], self._sets[1 - i]) for i in range(2)]
-        self.reset()
-
-    def _bind(self, session, src: Dict[str, np.ndarray], dst: Dict[str, np.ndarray]):
-        b = session.io_binding()
-        b.bind_cpu_input("x", self._x)
-        for k in self.state_names:
-            b.bind_cpu_input(k, src[k])
-        for name, arr in [("logits", self._logits), ("synops", self._synops)] + \
-                [(f"{k}_out", dst[k]) for k in self.state_names]:
-            b.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
-        return b
-
-    @classmethod
-    def from_model(cls, model: ConvSNN, providers: Optional[List[str]] = None, threads: int = 1,
-                   int8: bool = False, sparse: Optional[bool] = None, dense_fallback: bool = True) -> "OrtStepper":
-        """sparse / int8: which graph (see `export_onnx`): event-driven by default (with one
-        thread on the CPU provider; dense otherwise, see the module docstring), dense with
-        sparse=False, dense int8-quantised with int8=True. dense_fallback: with the event-driven
-        graph, also load the dense one for busy frames (DENSE_ABOVE)."""
-        if sparse is None:
-            sparse = not int8 and threads == 1 and list(providers or ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-        state = model.init_state(1)
-        stepper = cls(export_onnx(model, int8=int8, sparse=sparse), list(state.keys()),
-                      {k: tuple(v.shape) for k, v in state.items()}, model.neurons(), providers, threads,
-                      dense_model=export_onnx(model, sparse=False) if sparse and dense_fallback else None)
-        if int8:
-            stepper.name = "onnxruntime-int8"
-        elif not sparse:
-            stepper.name = "onnxruntime-dense"
-        return stepper
-
-    def reset(self) -> None:
-        for arrays in self._sets:       # in place: the bindings hold these buffers
-            for a in arrays.values():
-                a.fill(0.0)
-        self._cur = 0
-        self.state = self._sets[0]
-
-    def step(self, frame: np.ndarray) -> StepResult:
-        self._x[0] = frame              # casts event counts to float32
-        if self._dense_bindings is not None and np.count_nonzero(self._x) > self.dense_above:
-            self.dense_steps += 1
-            self.dense_session.run_with_iobinding(self._dense_bindings[self._cur])
-        else:
-            self.session.run_with_iobinding(self._bindings[self._cur])
-        self._cur = 1 - self._cur
-        self.state = self._sets[self._cur]
-        return StepResult(self._logits[0].copy(), float(self._synops[0]), self.neurons)
-
-    def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
-        return run_until_exit(self, frames, threshold, t_max, measure)
+def export_graphs(model: ConvSNN, sparse: bool, int8: bool = False, dense_fallback: bool = True) -> OrtGraphs:
+    """What an OrtStepper runs, exported from `model` (see `export_onnx` and OrtStepper)."""
+    state = model.init_state(1)
+    name = "onnxruntime-int8" if int8 else "onnxruntime" if sparse else "onnxruntime-dense"
+    return OrtGraphs(step=export_onnx(model, int8=int8, sparse=sparse),
+                     dense=export_onnx(model, sparse=False) if sparse and dense_fallback else None,
+                     state_shapes={k: tuple(v.shape) for k, v in state.items()},
+                     neurons=model.neurons(), name=name)

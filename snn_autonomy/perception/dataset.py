@@ -25,6 +25,7 @@ from ..config import spec, to_dict
 from ..events.batch import EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi
+from ..paths import cache_root
 from ..sensors.world_camera import WorldCamera
 from ..sim.config import WallConfig, WorldConfig, load_world_config
 from ..sim.ground_truth import range_scan
@@ -160,8 +161,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("SNN_AUTONOMY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "snn_autonomy")
-    path = Path(root) / "datasets"
+    path = cache_root() / "datasets"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

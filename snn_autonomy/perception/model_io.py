@@ -84,6 +84,20 @@ def read_manifest(weights: Path) -> Dict[str, Any]:
     return manifest
 
 
+def verified_manifest(weights: Path) -> Dict[str, Any]:
+    """The manifest of a model file whose weights match its sha256 (ModelFileError otherwise)."""
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelFileError(f"model file {weights} does not exist")
+    manifest = read_manifest(weights)
+    want = manifest.get("weights", {}).get("sha256")
+    got = sha256_file(weights)
+    if got != want:
+        raise ModelFileError(f"{weights}: sha256 {got[:16]}... does not match the manifest's {str(want)[:16]}...; "
+                             "the file is corrupt or not the one the manifest describes")
+    return manifest
+
+
 def load_model(weights: Path) -> Tuple["ConvSNN", Dict[str, Any]]:
     """Load and verify a model; raises ModelFileError on any mismatch."""
     import torch
@@ -91,14 +105,7 @@ def load_model(weights: Path) -> Tuple["ConvSNN", Dict[str, Any]]:
     from .model import ConvSNN, ModelConfig
 
     weights = Path(weights)
-    if not weights.exists():
-        raise ModelFileError(f"model file {weights} does not exist")
-    manifest = read_manifest(weights)
-    want = manifest["weights"]["sha256"]
-    got = sha256_file(weights)
-    if got != want:
-        raise ModelFileError(f"{weights}: sha256 {got[:16]}... does not match the manifest's {want[:16]}...; "
-                             "the file is corrupt or not the one the manifest describes")
+    manifest = verified_manifest(weights)
     arch = dict(manifest["architecture"])
     if arch.pop("name", None) != "ConvSNN":
         raise ModelFileError(f"{weights}: unknown architecture {manifest['architecture'].get('name')!r}")

@@ -24,14 +24,15 @@ from ..events.batch import EVENT_DTYPE, EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
-from .model_io import load_model
+from .model_io import load_model, verified_manifest
 
 
 def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper, Dict]:
     """(stepper, manifest) of the model file at `path` on back end `backend` (options as
-    `backends.make_stepper`); the file is checked against its manifest as it loads."""
-    model, manifest = load_model(path)
-    return make_stepper(backend, model, manifest, **options), manifest
+    `backends.make_stepper`); the file is checked against its manifest first. The model itself
+    (and torch) is loaded only when the back end needs it."""
+    manifest = verified_manifest(path)
+    return make_stepper(backend, lambda: load_model(path)[0], manifest, **options), manifest
 
 
 @dataclass

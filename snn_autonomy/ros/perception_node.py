@@ -60,6 +60,12 @@ class PerceptionNodeConfig:
     autostart: bool = spec(True, help="configure and activate on start")
 
 
+def graphs_note(engine: StreamingPerception) -> str:
+    """Where an ONNX Runtime stepper's graphs came from (a cache hit starts without torch)."""
+    cached = getattr(engine.stepper, "graphs_from_cache", None)
+    return "" if cached is None else " (graphs from the cache)" if cached else " (graphs exported, now cached)"
+
+
 class PerceptionNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception", **kwargs)
@@ -118,7 +124,7 @@ class PerceptionNode(LifecycleNode):
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self.get_logger().info(f"model {engine.model or '(the shipped model)'} on "
-                               f"{self.engine.stepper.name}: T_max {self.engine.t_max}, threshold "
+                               f"{self.engine.stepper.name}{graphs_note(self.engine)}: T_max {self.engine.t_max}, threshold "
                                f"{self.engine.threshold:.3f}, {self.engine.bin_us} us per step")
         return TransitionCallbackReturn.SUCCESS
 

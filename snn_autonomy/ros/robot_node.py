@@ -44,6 +44,7 @@ from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
 from .params import declare_params
+from .perception_node import graphs_note
 from .spin import exit_with, spin_node
 
 
@@ -88,7 +89,7 @@ class RobotNode(Node):
         self.diag.add("energy", lambda st: (st.summary(OK, self.energy.meter_description()
                                                        if self.energy.meter is not None else "estimated only"),
                                             st.add_all(self.energy.diagnostics())))
-        self.get_logger().info(f"fused loop for {self.agent_id}: {perception.stepper.name}, "
+        self.get_logger().info(f"fused loop for {self.agent_id}: {perception.stepper.name}{graphs_note(perception)}, "
                                f"attention {'on' if self.agent.attention else 'off'}")
 
     def _on_world_state(self, msg: WorldState) -> None:
