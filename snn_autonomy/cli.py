@@ -315,6 +315,33 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0 if result["all_survived"] else 1
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Fill the on-disk caches a first start would otherwise fill: the numba kernels of the event
+    codecs, the DVS emulator and the built-in world (compiled once into __pycache__), and the
+    shipped model's ONNX graphs (the graph cache). Set-up runs it; run it again after an update."""
+    import time
+
+    from .paths import cache_root
+    from .perception.engine import EngineConfig, open_engine
+    from .sensors.warmup import warm_up
+    from .sim.config import load_world_config, with_robot_count
+    from .sim.ground_truth import range_scan
+    from .sim.world import World
+
+    t0 = time.monotonic()
+    world = World(with_robot_count(load_world_config(None), 1))
+    warm_up(world, 0)
+    world.step()
+    range_scan(world, 0, n_rays=45)
+    t1 = time.monotonic()
+    engine = open_engine(EngineConfig())
+    t2 = time.monotonic()
+    _report(args, "prepare", {"kernels_s": round(t1 - t0, 1), "graphs_s": round(t2 - t1, 1),
+                              "graphs_from_cache": bool(getattr(engine.stepper, "graphs_from_cache", False)),
+                              "cache": str(cache_root())})
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from .replay_demo import run_replay_demo
 
@@ -372,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           "snn_autonomy/chaos/run.py)")
     ch.add_argument("--json", action="store_true")
     ch.set_defaults(func=cmd_chaos)
+
+    prep = sub.add_parser("prepare", help="compile the numba kernels and cache the shipped model's ONNX graphs "
+                                          "(set-up runs it)")
+    prep.add_argument("--json", action="store_true")
+    prep.set_defaults(func=cmd_prepare)
 
     rep = sub.add_parser("replay", help="replay an EventPacket bag through the event core")
     rep.add_argument("--bag", help="EventPacket bag to replay (default: the shipped evt3 recording)")

@@ -65,6 +65,20 @@ def test_sim_json_keys():
     assert r["events_per_s_per_agent"] == pytest.approx(r["events_per_s"] / 2, rel=1e-3)
 
 
+def test_prepare_fills_the_graph_cache_once(tmp_path):
+    """`snn-autonomy prepare` (run by set-up) exports the shipped model's graphs into the cache;
+    a second run finds them there."""
+    import os
+
+    env = {**os.environ, "SNN_AUTONOMY_CACHE": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "prepare", "--json"], capture_output=True,
+                           text=True, timeout=300, env=env) for _ in range(2)]
+    assert all(p.returncode == 0 for p in runs), runs[0].stderr[-2000:]
+    first, second = (json.loads(p.stdout) for p in runs)
+    assert (first["graphs_from_cache"], second["graphs_from_cache"]) == (False, True)
+    assert first["cache"] == str(tmp_path) and any((tmp_path / "onnx").glob("*.step.onnx"))
+
+
 def test_sim_rejects_a_bad_world_file(tmp_path):
     bad = tmp_path / "w.yaml"
     bad.write_text("world:\n  camera: {width: 0}\n")

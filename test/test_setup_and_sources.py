@@ -16,7 +16,7 @@ def test_setup_names_the_failing_step_and_its_cause(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "tools" / "setup_env.py"), "--venv", str(tmp_path / "venv"),
                         "--no-lava"], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 1
-    assert "[setup 1/7] venv: FAILED" in p.stdout
+    assert "[setup 1/8] venv: FAILED" in p.stdout
     assert "no Python 3.10-3.12 found" in p.stdout and "SNN_PYTHON" in p.stdout
 
 

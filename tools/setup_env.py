@@ -18,6 +18,8 @@ Steps:
   6. package       pip install -e . (the snn_autonomy package and its CLI)
   7. bench-extras  peer SNN libraries for `snn-autonomy bench backends` (requirements/bench.txt)
   8. lava          when a Python 3.10 exists: .venv-lava with lava-nc 0.10
+  9. prepare       `snn-autonomy prepare`: compile the numba kernels, cache the shipped model's
+                   ONNX graphs (else the first node start of each does it)
 """
 from __future__ import annotations
 
@@ -285,6 +287,18 @@ def step_lava(s: Steps) -> str:
     return f"{s.lava_venv.name} ready with {exe}"
 
 
+def step_prepare(s: Steps) -> str:
+    pkg = ROOT / "snn_autonomy"
+    fp = fingerprint(sorted(pkg.rglob("*.py")) + sorted((ROOT / "models").glob("*")),
+                     extra=os.environ.get("SNN_AUTONOMY_CACHE", ""))
+    if s.done("prepare", fp):
+        return "up to date"
+    exe = s.venv / "bin" / "snn-autonomy"
+    run([str(exe), "prepare", "--json"], quiet_log=s.logs / "prepare.log")
+    s.mark("prepare", fp)
+    return "numba kernels compiled, the shipped model's ONNX graphs cached"
+
+
 STEPS: List[tuple] = [
     ("venv", step_venv),
     ("packages", step_packages),
@@ -293,6 +307,7 @@ STEPS: List[tuple] = [
     ("package", step_package),
     ("bench-extras", step_bench_extras),
     ("lava", step_lava),
+    ("prepare", step_prepare),
 ]
 
 
