@@ -21,7 +21,7 @@ KEYS = ("agents", "duration_s", "decisions", "e2e_latency_ms", "stage_latency_ms
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     # as `make demo` runs it (live table on stderr), shorter and with two robots
-    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "demo", "--agents", "2", "--duration", "6",
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "demo", "--agents", "2", "--duration", "5",
                         "--out", str(out)], capture_output=True, text=True, timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "report.json" in p.stdout and "decisions" in p.stdout

@@ -25,7 +25,7 @@ LAVA_PY = ROOT / ".venv-lava" / "bin" / "python"
 needs_lava = pytest.mark.skipif(not LAVA_PY.exists(),
                                 reason="no .venv-lava (set-up creates it only where a Python 3.10 exists)")
 MODEL = model_path("perception_default.npz")
-N_FLOAT, N_FIXED = 16, 16    # ~0.4 s per 16-step sequence in the Lava simulator here
+N_FLOAT, N_FIXED = 12, 12    # ~0.4 s per 16-step sequence in the Lava simulator here
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
 
 def test_train_on_cpu_then_eval(tmp_path):
     out = tmp_path / "tiny.npz"
-    p = _cli("train", "--epochs", "1", "--duration", "1.0", "--channels", "8", "16", "--hidden", "64",
+    p = _cli("train", "--epochs", "1", "--duration", "0.8", "--channels", "8", "16", "--hidden", "64",
              "--delays", "0", "--device", "cpu", "--out", out, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
@@ -71,7 +71,7 @@ def test_train_on_cpu_then_eval(tmp_path):
     x = torch.zeros(3, 1, 2, 48, 64)
     assert model(x).shape == (3, 1, 5)
     png = tmp_path / "curve.png"
-    p = _cli("eval", "--model", out, "--episodes", "1", "--duration", "1.5", "--plot", png, "--json")
+    p = _cli("eval", "--model", out, "--episodes", "1", "--duration", "1.0", "--plot", png, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
     for key in ("accuracy_full", "accuracy_exit", "mean_steps_exit", "t_max", "oracle_mean_steps",
