@@ -19,7 +19,7 @@ def test_chaos_json_reports_each_fault_survived_with_its_figures(tmp_path):
     r = json.loads(p.stdout)
     assert set(r["faults"]) == {"sensor_stall", "bad_files"}
     for name, fault in r["faults"].items():
-        assert fault["survived"], f"{name}: {fault['what_happened']}\n{p.stderr[-3000:]}"
+        assert fault["survived"], f"{name}: {fault['what_happened']}; {fault.get('last_diagnostics')}\n{p.stderr[-3000:]}"
     stall = r["faults"]["sensor_stall"]
     # the watchdog's deadline is 100 ms; its figure is a benchmark's, the ceiling here is generous
     assert 0 < stall["time_to_stop_s"] <= 1.0 and stall["moved_while_blind"] == 0

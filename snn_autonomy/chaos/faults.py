@@ -101,6 +101,9 @@ def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float
     }
     if sig == signal.SIGKILL:
         out["respawned"] = f.launcher.node(label).respawns > respawns
+    if recover is None:      # what the chain said of itself last, for whoever reads the report
+        out["last_diagnostics"] = {name: (f.diag_values(f"{robot}/{name}") or [(0.0, {})])[-1][1]
+                                   for name in (STREAM, PERCEPTION, CONTROL)}
     in_time = stop is not None and stop - t0 <= deadline + STOP_SLACK_S
     out["survived"] = bool(in_time and not moved and recover is not None and out["collisions"] == 0
                            and out.get("respawned", True))
