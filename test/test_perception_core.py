@@ -150,3 +150,19 @@ def test_per_step_confidence_equals_the_vectorised_one():
             assert abs(confidence(logits[None], measure)[0] - confidence_of(logits, measure)) < 1e-9
     with pytest.raises(ValueError, match="unknown confidence measure"):
         confidence_of([0.0, 1.0], "margin")
+
+
+def test_newest_wins_drops_a_backlog_but_not_every_packet_of_a_slow_transport():
+    from snn_autonomy.perception.admission import PacketAdmission
+
+    a = PacketAdmission(max_age_ms=10.0, queue_depth=5)
+    assert a.admit(2.0) and a.admit(9.9)
+    # behind: a queue's worth of old packets is shed, the next one in time is stepped
+    assert [a.admit(25.0) for _ in range(5)] == [False] * 5 and a.admit(3.0)
+    # every packet late, longer than the queue could hold: the delay is the transport's
+    taken = [a.admit(40.0) for _ in range(20)]
+    assert taken[:5] == [False] * 5 and all(taken[5:]) and a.transport_late
+    assert (a.dropped_stale, a.taken_late) == (10, 15)
+    assert a.admit(1.0) and not a.transport_late          # in time again: newest wins as before
+    assert not a.admit(30.0)
+    assert all(PacketAdmission(0.0, 5).admit(1e6) for _ in range(3))   # 0: every packet taken

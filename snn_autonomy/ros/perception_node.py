@@ -12,7 +12,9 @@ Overload: newest wins. The events subscription keeps the newest 5 packets (senso
 a packet older than `max_packet_age_ms` when its turn comes (the node is behind) is dropped
 and counted (`stale_packets`), so queueing cannot add more than that to a decision's
 latency (packet ages come from DDS source timestamps: sender and node need one clock, as on
-one robot, or synchronised clocks). Packets that overflow the queue, or are lost on the
+one robot, or synchronised clocks). Once more packets in a row than the queue holds were too
+old, the age is the transport's, not a backlog: they are then taken as they come (counted as
+`late_packets_taken`, WARN on /diagnostics) rather than all dropped (perception/admission.py). Packets that overflow the queue, or are lost on the
 way, show as gaps in `seq` and are counted (`lost_packets`);
 a loss longer than one time step drops the decision in progress (`loss_restarts`), because
 the missing step was unseen, not empty. The back end runs a few synthetic steps at configure,
@@ -40,6 +42,7 @@ from ..config import ConfigError, spec
 from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
 from ..monitor.energy import DecisionEnergy, EnergyAccountant, EnergyConfig
+from ..perception.admission import PacketAdmission
 from ..perception.engine import EngineConfig, open_engine
 from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.warmup import warm_up
@@ -48,6 +51,9 @@ from .convert import msg_to_packet, perception_msg
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
+
+
+QUEUE_DEPTH = qos.SENSOR.depth     # packets the events subscription keeps (newest wins)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ class PerceptionNode(LifecycleNode):
         self._transport_ms = math.nan
         self._packet_wall_ns = 0      # when the newest packet was published (DDS source timestamp)
         self.packets = 0
-        self.stale_packets = 0
+        self.admission = PacketAdmission(0.0, QUEUE_DEPTH)
         self._unseen = 0              # packets dropped as stale since the last one stepped
         self.budget_rejections = 0
         self.last_problem = ""
@@ -120,7 +126,7 @@ class PerceptionNode(LifecycleNode):
         why = f" ({self.energy.meter_reason})" if self.energy.meter is None else ""
         self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
                                f"{self.energy.meter_description()}{why}")
-        self.max_age_ms = cfg.max_packet_age_ms
+        self.admission = PacketAdmission(cfg.max_packet_age_ms, QUEUE_DEPTH)
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self.get_logger().info(f"model {engine.model or '(the shipped model)'} on "
@@ -185,11 +191,14 @@ class PerceptionNode(LifecycleNode):
         # newest wins: behind by more than the limit, the packet is dropped (after decoding, which
         # keeps the stream's sequence) and the engine is told at the next one that input is missing
         age_ms = (time.time_ns() - self._packet_wall_ns) * 1e-6
-        if 0.0 < self.max_age_ms < age_ms:
-            self.stale_packets += 1
+        if not self.admission.admit(age_ms):
             self._unseen += 1 + lost
             self.last_problem = f"packet {pkt.seq} was {age_ms:.1f} ms old when taken: dropped (newest wins)"
             return
+        if self.admission.transport_late:
+            self.last_problem = (f"packets arrive {age_ms:.1f} ms old (over {self.admission.max_age_ms:g} ms) with "
+                                 "the queue drained: transport delay, taken as they come")
+            self.get_logger().warning(self.last_problem, throttle_duration_sec=5.0)
         lost, self._unseen = lost + self._unseen, 0
         stamp_us = pkt.stamp_ns // 1000
         if self._offset_us is None and len(batch):
@@ -235,8 +244,11 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, "; ".join(stats.problems()) or c.last_problem)
         if e.time_jumps:
             st.merge(WARN, f"{e.time_jumps} packets with sensor time jumps dropped")
-        if self.stale_packets:
-            st.merge(WARN, f"{self.stale_packets} packets dropped as older than {self.max_age_ms:g} ms (behind)")
+        a = self.admission
+        if a.dropped_stale:
+            st.merge(WARN, f"{a.dropped_stale} packets dropped as older than {a.max_age_ms:g} ms (behind)")
+        if a.taken_late:
+            st.merge(WARN, f"{a.taken_late} packets taken late: the transport delays them over {a.max_age_ms:g} ms")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
         st.add_all({"decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
@@ -245,7 +257,7 @@ class PerceptionNode(LifecycleNode):
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
                     "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "first_seq": c.first_seq, "time_jumps": e.time_jumps,
-                    "stale_packets": self.stale_packets,
+                    "stale_packets": a.dropped_stale, "late_packets_taken": a.taken_late,
                     "loss_restarts": e.loss_restarts})
 
     def _diagnose_energy(self, st: Status) -> None:
