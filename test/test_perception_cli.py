@@ -59,8 +59,9 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
 
 def test_train_on_cpu_then_eval(tmp_path):
     out = tmp_path / "tiny.npz"
-    p = _cli("train", "--epochs", "1", "--duration", "0.8", "--channels", "8", "16", "--hidden", "64",
-             "--delays", "0", "--device", "cpu", "--out", out, "--json")
+    # a smoke run: a tiny network on a coarser grid than the shipped one, which eval must then use
+    p = _cli("train", "--epochs", "1", "--duration", "0.6", "--grid", "32", "24", "--channels", "8", "16",
+             "--hidden", "64", "--delays", "0", "--device", "cpu", "--out", out, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert 0.0 <= summary["accuracy_full"] <= 1.0 and summary["t_max"] == 16
@@ -68,10 +69,11 @@ def test_train_on_cpu_then_eval(tmp_path):
     assert manifest["training"]["command"].startswith("snn-autonomy train")
     assert manifest["classes"] == ["clear", "obstacle_left", "obstacle_center", "obstacle_right"]
     assert len(manifest["training"]["history"]) == 1
-    x = torch.zeros(3, 1, 2, 48, 64)
+    assert manifest["input"]["grid"] == [32, 24]
+    x = torch.zeros(3, 1, 2, 24, 32)
     assert model(x).shape == (3, 1, 5)
     png = tmp_path / "curve.png"
-    p = _cli("eval", "--model", out, "--episodes", "1", "--duration", "1.0", "--plot", png, "--json")
+    p = _cli("eval", "--model", out, "--episodes", "1", "--duration", "0.6", "--plot", png, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(p.stdout)
     for key in ("accuracy_full", "accuracy_exit", "mean_steps_exit", "t_max", "oracle_mean_steps",

@@ -195,6 +195,15 @@ def generate(ds: DatasetSpec, workers: int = 0, progress: Optional[Callable[[int
     return data
 
 
+def input_spec_of(manifest: dict) -> InputSpec:
+    """The InputSpec a model was trained with, from its manifest ("input")."""
+    d = dict(manifest.get("input", {}))
+    for k in ("sensor", "grid"):
+        if k in d:
+            d[k] = tuple(d[k])
+    return InputSpec(**d)
+
+
 def split_spec(split: str, world: str = "", **overrides) -> DatasetSpec:
     """The dataset spec of a named split (train / val / test) of a world."""
     if split not in SPLIT_SEEDS:

@@ -10,12 +10,11 @@ import numpy as np
 import torch
 
 from ..paths import resolve_model
-from .dataset import DatasetSpec, generate, split_spec
+from .dataset import DatasetSpec, generate, input_spec_of, split_spec
 from .early_exit import sweep
 from .labels import LabelConfig
 from .model_io import load_model
 from .train import evaluate_logits, step_logits
-
 
 
 def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optional[int] = None,
@@ -27,7 +26,8 @@ def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optio
     otherwise the fixed test seeds are used."""
     model_file = resolve_model(model_file)
     model, manifest = load_model(model_file)
-    ds: DatasetSpec = split_spec("test", world)
+    # the model's own input (grid, bins): a model trained on another grid would not even run
+    ds: DatasetSpec = split_spec("test", world, inputs=input_spec_of(manifest))
     if episodes is not None or seed is not None:
         first = 900 if seed is None else int(seed)
         ds = replace(ds, seeds=tuple(range(first, first + (episodes or len(ds.seeds)))))
