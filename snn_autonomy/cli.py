@@ -17,7 +17,7 @@
   snn-autonomy calibrate --max-loss L [--model F]  re-derive the early-exit threshold
   snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
   snn-autonomy export --model F --format onnx|nir|lava --out FILE
-  snn-autonomy bench codec|emulator|backends|loop|energy [--json]
+  snn-autonomy bench codec|emulator|backends|loop|energy|patrol [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
 otherwise. Errors in the input exit with status 2 and a one-line message.
 """
@@ -134,6 +134,16 @@ def cmd_bench_energy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_patrol(args: argparse.Namespace) -> int:
+    from .bench.patrol import bench_patrol
+
+    perceptions = ("oracle", "snn") if args.perception == "both" else (args.perception,)
+    result = bench_patrol(perceptions, worlds=args.worlds, seeds=args.seeds, agents=args.agents,
+                          duration_s=args.duration, workers=args.workers)
+    _report(args, "bench patrol", result)
+    return 0
+
+
 def cmd_bench_backends(args: argparse.Namespace) -> int:
     from .bench.backends import run_backends_bench
 
@@ -184,8 +194,8 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(f"{args.agents} agents, attention {'off' if args.no_attention else 'on'}", total=1.0)
         result = run_closed_loop(args.agents, args.duration, attention=not args.no_attention, world=args.world or "",
-                                 seed=args.seed, backend=args.backend,
-                                 progress=lambda f: progress.update(task, completed=f))
+                                 seed=args.seed, backend=args.backend, perception=args.perception,
+                                 plot=Path(args.plot) if args.plot else None, progress=lambda f: progress.update(task, completed=f))
     _report(args, "closed loop", result)
     return 0
 
@@ -424,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
     cl.add_argument("--world", help="world YAML (default: the shipped world)")
     cl.add_argument("--seed", type=int)
+    cl.add_argument("--perception", choices=["snn", "oracle"], default="snn",
+                    help="snn: the shipped model on each robot's events; oracle: ground truth from the world's "
+                         "geometry through the same controller")
+    cl.add_argument("--plot", help="PNG of the robots' paths, the arena and every collision")
     config_option(cl, "--backend", EngineConfig, "backend")
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_closed_loop)
@@ -527,6 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--no-peers", action="store_true", help="skip the peer libraries")
     bb.add_argument("--json", action="store_true")
     bb.set_defaults(func=cmd_bench_backends)
+    bp = b_sub.add_parser("patrol", help="coverage, speed, collisions at fault and halts of a patrolling fleet, "
+                                         "with ground-truth (oracle) and SNN perception through the same controller")
+    bp.add_argument("--perception", choices=["oracle", "snn", "both"], default="both")
+    bp.add_argument("--worlds", nargs="+", choices=["default", "unseen"], default=["default", "unseen"])
+    bp.add_argument("--seeds", nargs="+", type=int, default=[7, 11])
+    bp.add_argument("--agents", type=int, default=3)
+    bp.add_argument("--duration", type=float, default=120.0, help="simulated seconds per run")
+    bp.add_argument("--workers", type=int, default=0, help="processes (default: one per run, up to the CPUs)")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench_patrol)
     return ap
 
 

@@ -51,6 +51,9 @@ class _Live:
         self.decisions: Dict[str, deque] = defaultdict(lambda: deque(maxlen=2000))
         self.e2e: Dict[str, deque] = defaultdict(lambda: deque(maxlen=500))
         self.first_decision_s: Optional[float] = None
+        self.distance: Dict[str, float] = defaultdict(float)
+        self.collisions: Dict[str, int] = defaultdict(int)
+        self._last_xy: Dict[str, tuple] = {}
         self._lock = threading.Lock()   # callbacks run in the monitor's thread, the table in the main one
 
     def on_perception(self, msg) -> None:
@@ -63,23 +66,38 @@ class _Live:
         with self._lock:
             self.e2e[msg.agent_id].append(msg.e2e_latency_ms)
 
+    def on_ground_truth(self, robot: str, msg) -> None:
+        p = msg.pose.pose.position
+        with self._lock:
+            last = self._last_xy.get(robot)
+            if last is not None:
+                self.distance[robot] += ((p.x - last[0]) ** 2 + (p.y - last[1]) ** 2) ** 0.5
+            self._last_xy[robot] = (p.x, p.y)
+
+    def on_collision(self, robot: str, _msg) -> None:
+        with self._lock:
+            self.collisions[robot] += 1
+
     def table(self, model_t_max: int, elapsed: float, duration: float):
         import numpy as np
         from rich.table import Table
 
         t = Table(title=f"snn-autonomy demo: {elapsed:.0f} / {duration:.0f} s")
-        for col in ("robot", "decisions/s", "e2e p99 ms", "energy/decision uJ", "steps", "early-exit saving"):
+        for col in ("robot", "decisions/s", "e2e p99 ms", "energy/decision uJ", "steps", "early-exit saving",
+                    "driven m", "contacts"):
             t.add_column(col)
         now = time.monotonic()
         with self._lock:
             snapshot = {r: (list(d), list(self.e2e[r])) for r, d in self.decisions.items()}
+            driven, contacts = dict(self.distance), dict(self.collisions)
         for robot, (decisions, lat) in sorted(snapshot.items()):
             recent = [d for d in decisions if now - d[0] < 5.0]
             steps = np.mean([d[1] for d in recent]) if recent else float("nan")
             e2e = np.percentile(lat, 99) if lat else float("nan")
             t.add_row(robot, f"{len(recent) / 5.0:.0f}", f"{e2e:.2f}",
                       f"{np.mean([d[3] for d in recent]):.2f}" if recent else "-", f"{steps:.1f}",
-                      f"{100 * (1 - steps / model_t_max):.0f} %" if recent else "-")
+                      f"{100 * (1 - steps / model_t_max):.0f} %" if recent else "-",
+                      f"{driven.get(robot, 0.0):.1f}", str(contacts.get(robot, 0)))
         return t
 
 
@@ -94,7 +112,8 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     from .report.plots import plot_energy, plot_latency, plot_steps, plot_trajectories
     from .report.summary import FLEET_TOPICS, summarise
     from .ros.recorder import TopicRecorder
-    from .sim.config import load_world_config
+    from .sim.config import load_world_config, with_robot_count
+    from .sim.world import World
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +135,9 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     ex.add_node(node)
     watch = _Live()
     listeners = {**{f"/{r}/perception": watch.on_perception for r in robots},
-                 **{f"/{r}/decision_trace": watch.on_trace for r in robots}}
+                 **{f"/{r}/decision_trace": watch.on_trace for r in robots},
+                 **{f"/{r}/ground_truth": (lambda m, r=r: watch.on_ground_truth(r, m)) for r in robots},
+                 **{f"/{r}/collisions": (lambda m, r=r: watch.on_collision(r, m)) for r in robots}}
     recorder = TopicRecorder(node, bag, topics=[f"/{r}/{leaf}" for r in robots for leaf in RECORD] + list(FLEET_TOPICS),
                              listeners=listeners)
     launcher = Launcher(plan, out / "logs", echo=lambda line: None, node_output=False)
@@ -161,14 +182,14 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     if watch.first_decision_s is None:
         raise RuntimeError(f"the fleet made no decision; see the node logs in {out / 'logs'}")
     world_cfg = load_world_config(str(world_path))
-    report, run = summarise(bag, agents, duration_s, model_t_max, extra={
+    world = World(with_robot_count(world_cfg, agents))
+    report, run = summarise(bag, agents, duration_s, model_t_max, world=world, extra={
         "mode": mode, "attention": attention, "realtime": realtime, "seed": world_cfg.seed,
         "real_time_factor": real_time_factor, "launcher_exit_status": status,
         "recorded_messages": sum(counts.values()), "recording": str(bag)})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    size = world_cfg.arena.size_m
     plot_latency(run, out / "latency_per_stage.png")
     plot_steps(run, model_t_max, out / "early_exit_steps.png")
     plot_energy(run, out / "energy_per_decision.png")
-    plot_trajectories(run, size, out / "trajectories.png")
+    plot_trajectories(run, world, out / "trajectories.png")
     return report

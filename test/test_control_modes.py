@@ -26,7 +26,7 @@ from snn_autonomy.perception.labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT
 from snn_autonomy.perception.runtime import Decision
 from snn_autonomy.ros import qos
 
-ORIGIN = (1.0, 4.0, 0.0)
+ORIGIN = (1.0, 4.0, math.pi / 2)    # facing its nearest waypoint, (1, 6)
 WAYPOINTS = [(3.0, 4.5), (3.0, 6.0), (1.0, 6.0)]
 TICK_MS = 20                      # ControlTiming().tick_hz = 50
 JUMP_MS = 5000                    # a simulator fast-forwarded: far over clock_jump_threshold_s
@@ -179,10 +179,10 @@ def test_fused_and_split_control_give_the_same_commands():
 
 
 def test_both_modes_refuse_non_finite_odometry_and_unreadable_decisions():
-    core = ControlCore(ORIGIN)
+    core = ControlCore((1.0, 4.0, 0.0))
     assert not core.on_odom(float("nan"), 0.0, 0.0)
     assert not core.on_odom(0.0, 0.0, 0.0, float("inf"), 0.0)
-    assert core.pose == ORIGIN and core.counters.refused["odom"] == 2
+    assert core.pose == (1.0, 4.0, 0.0) and core.counters.refused["odom"] == 2
     assert core.on_odom(1.0, 0.0, math.pi / 2)
     assert core.pose == pytest.approx((2.0, 4.0, math.pi / 2))
     assert core.on_decision(0.0, 4, 4, 0.9, False) is None             # a label outside the classes

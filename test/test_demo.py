@@ -67,3 +67,10 @@ def test_report_agrees_with_the_recorded_messages(demo):
     assert report["e2e_latency_ms"]["p50"] == pytest.approx(np.percentile(traces, 50), abs=1e-3)
     assert report["events_per_decision"] == pytest.approx(np.mean([m.events_used for m in perception]), abs=1e-2)
     assert report["early_exit_saving"] == pytest.approx(1 - report["steps_mean"] / 16, abs=1e-3)
+    # the patrol figures: one distance per robot summing to the total; collision episodes never
+    # outnumber the contacts recorded, and at-fault ones never outnumber the collisions
+    assert sorted(report["distance_per_robot_m"]) == ["robot_0", "robot_1"]
+    assert sum(report["distance_per_robot_m"].values()) == pytest.approx(report["distance_m"], abs=0.02)
+    assert sum(report["collisions_by_kind"].values()) <= collisions
+    assert all(report["collisions_at_fault_by_kind"][k] <= n for k, n in report["collisions_by_kind"].items())
+    assert 0.0 <= report["halted_fraction"] <= 1.0 and report["mean_speed_mps"] >= 0.0

@@ -454,3 +454,21 @@ def test_a_clock_jump_keeps_the_plan_and_a_dead_agent_is_still_lost(jump_s):
     plans = _run(c, seqs, {"robot_0": (1, 1)}, t + 3.05, t + 5.0)
     assert [p.lost_agent_ids for p in plans] == [("robot_1",)]
     assert c.last_loss.silence_s <= c.cfg.heartbeat_timeout_s + c.cfg.tick_period_s + 1e-9
+
+
+def test_sweep_route_covers_its_region_in_lanes_and_closes_the_loop():
+    from snn_autonomy.fleet.regions import LANE_SPACING_M, sweep_route
+    from snn_autonomy.loop.coverage import RegionCoverage
+
+    route = sweep_route(0.0, 0.0, 3.0, 8.0, inset_m=0.5)
+    xs = sorted({round(x, 6) for x, _y in route})
+    assert xs == [0.5, 1.5, 2.5] and all(0.5 <= y <= 7.5 for _x, y in route)     # lanes along the long side
+    assert np.allclose(np.diff(xs), LANE_SPACING_M)
+    # driven once through (and back), the lanes pass within reach of every cell of the region
+    cov = RegionCoverage([(0, 0), (3, 0), (3, 8), (0, 8)])
+    pts = list(route) + [route[0]]
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        for s in np.linspace(0.0, 1.0, 50):
+            cov.visit(x0 + s * (x1 - x0), y0 + s * (y1 - y0))
+    assert cov.fraction > 0.9
+    assert route[-1] != route[0] and len(route) == 2 * 6 - 2

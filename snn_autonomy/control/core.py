@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..config import ConfigError, spec
-from ..perception.labels import CENTER
+from ..perception.sectors import SectorPercept, SectorSpec, percept_from_classes
 from .frames import Pose2, finite, odom_to_map
 from .limits import LimitsConfig, VelocityLimiter
 from .policy import PatrolConfig, PatrolController
@@ -50,10 +50,12 @@ class ControlCore:
     """Patrol policy + velocity limits + safety watchdog, with the robot's pose and counters."""
 
     def __init__(self, origin: Pose2 = (0.0, 0.0, 0.0), patrol: PatrolConfig = PatrolConfig(),
-                 limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig()) -> None:
+                 limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig(),
+                 sectors: SectorSpec = SectorSpec()) -> None:
         if not finite(*origin):
             raise ConfigError(f"start pose {origin!r} is not finite")
         self.patrol = PatrolController(patrol)
+        self.sectors = sectors
         self.limiter = VelocityLimiter(limits)
         self.watchdog = SafetyWatchdog(watchdog)
         self.command: Twist2 = (0.0, 0.0)
@@ -85,20 +87,25 @@ class ControlCore:
 
     def on_decision(self, now_s: float, label: int, classes: int, confidence: float,
                     approaching: bool) -> Optional[Twist2]:
-        """A perception decision: the command to send now, or None when it is unreadable (a label
-        outside the classes, a confidence outside [0, 1]); a refused decision does not feed the
-        watchdog, so it cannot keep the robot moving."""
+        """A decision of the four-class perception task: the command to send now, or None when it
+        is unreadable (a label outside the classes, a confidence outside [0, 1]); a refused
+        decision does not feed the watchdog, so it cannot keep the robot moving."""
         if not (0 <= label < classes and 0.0 <= confidence <= 1.0):
             self.counters.refused["decision"] += 1
             return None
+        return self.on_percept(now_s, percept_from_classes(self.sectors, int(label), bool(approaching),
+                                                           float(confidence)))
+
+    def on_percept(self, now_s: float, percept: SectorPercept) -> Optional[Twist2]:
+        """A decision as free range per sector: the command to send now."""
         self.counters.decisions += 1
-        self.watchdog.feed(now_s, label == CENTER, bool(approaching))
+        self.watchdog.feed(now_s, percept.imminent)
         reason = self.watchdog.check(now_s)
         if reason == STALE:   # cannot happen right after a feed unless the deadline is 0; kept for safety
             self.mode = STALE
             self.command = self.limiter.stop(now_s)
             return self.command
-        c = self.patrol.command(self.pose, int(label), bool(approaching), now_s)
+        c = self.patrol.command(self.pose, percept, now_s)
         if reason == IMMINENT:   # halt: no forward motion; turning in place moves no part of a round base
             self.limiter.halt()
             c.linear = 0.0
@@ -132,7 +139,7 @@ class ControlCore:
         elif self.mode == STALE:
             text = f"stopped: no perception for {age * 1e3:.0f} ms (deadline {w.cfg.deadline_s * 1e3:.0f} ms)"
         elif self.mode == IMMINENT:
-            text = "halted: obstacle ahead and approaching"
+            text = "halted: obstacle ahead and closing in"
         else:
             text = self.mode
         c = self.counters

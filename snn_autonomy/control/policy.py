@@ -1,50 +1,80 @@
-"""Patrol with reactive avoidance: the robot's own controller, driven by perception.
+"""Patrol with reactive avoidance that goes around obstacles: a vector-field-histogram steering
+law over the sectors perception reports (snn_autonomy.perception.sectors).
 
-The robot loops over the waypoints of its assigned region (pure pursuit of the current
-waypoint; the next one once within `waypoint_radius_m`). Perception overrides the
-pursuit, one rule per class of the perception task (snn_autonomy.perception.labels):
+The robot follows the waypoints of its assigned route (the next one once within
+`waypoint_radius_m`, or when it made no progress toward it for `waypoint_timeout_s`: a
+waypoint inside an obstacle, or behind another robot that stays, must not hold the patrol).
+Each decision:
 
-- clear: pursue the waypoint; slow down in proportion to the heading error, so the
-  robot turns before it drives off;
-- obstacle_left / obstacle_right (something within 0.9 m on that side): keep going at
-  `side_speed_factor` of cruise, turning away at `avoid_turn_rps`;
-- obstacle_center: stop advancing and turn in place; the direction is kept for as long
-  as the centre stays blocked (no dithering between left and right), chosen at first
-  toward the waypoint's side;
-- approaching (time to contact under 2 s) slows everything by `approach_speed_factor`;
-- after any avoidance the robot drives straight on for `avoid_hold_s` before it steers
-  for the waypoint again: pursuit would otherwise turn it straight back into what it
-  has just turned away from (the waypoint often lies behind the obstacle).
-Without an assigned region the robot cruises straight on and only avoids.
+1. A polar histogram of free range around the robot, in bins as wide as perception's
+   sectors: inside the field of view from the decision itself; outside it from what recent
+   decisions saw (`memory_s`), held in the map frame while the robot moves, so that an obstacle
+   just passed is not forgotten the moment it leaves the image; never seen: free.
+2. A bin is passable when every bin within the robot's half-width of it is free to at least
+   `pass_range_m` (the body must fit through, not only its centre line).
+3. Among passable bins the steering direction minimises
+   |direction - goal| + `straight_weight` |direction| + `keep_weight` |direction - last choice|
+   (toward the waypoint; no needless turning; no dithering between two equal gaps).
+4. Speed: cruise, scaled by how free the path ahead is (linear from 0 at `stop_range_m` to 1
+   at `slow_range_m`) or, when lower, by the time to contact (`ttc_slow_s`: something closing
+   in fast slows the robot before it is near), and by cos^2 of the turn (the robot turns before it
+   drives off). A direction outside the field of view is turned to in place: the robot only
+   drives where it has looked.
+5. No passable bin: turn in place toward the freer side, keeping that direction until a bin
+   is passable again (no dithering).
+
+The watchdog (control.watchdog) keeps its guarantees on top: stale perception -> stop,
+imminent collision -> no forward motion.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Deque, Optional, Sequence, Tuple
+
+import numpy as np
 
 from ..config import spec
-from ..perception.labels import CENTER, CLEAR, LEFT, RIGHT
+from ..perception.sectors import SectorPercept
 
 Pose = Tuple[float, float, float]   # x, y, yaw (map frame, REP-103)
 
 
 @dataclass(frozen=True)
 class PatrolConfig:
-    cruise_mps: float = spec(0.4, lo=0.0, hi=10.0, unit="m/s")
-    heading_gain: float = spec(1.5, lo=0.0, hi=20.0, help="rad/s of turn per rad of heading error")
-    waypoint_radius_m: float = spec(0.4, lo=0.05, hi=10.0, unit="m")
-    avoid_turn_rps: float = spec(1.2, lo=0.0, hi=10.0, unit="rad/s")
-    side_speed_factor: float = spec(0.6, lo=0.0, hi=1.0)
-    approach_speed_factor: float = spec(0.5, lo=0.0, hi=1.0)
-    avoid_hold_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s", help="straight on after an avoidance")
+    cruise_mps: float = spec(0.5, lo=0.0, hi=10.0, unit="m/s",
+                             help="speed on a free path (five sixths of the base's 0.6 m/s limit)")
+    heading_gain: float = spec(2.0, lo=0.0, hi=20.0,
+                               help="rad/s of turn per rad of steering angle (settles a 30 deg turn in ~0.5 s)")
+    max_turn_rps: float = spec(1.5, lo=0.1, hi=20.0, unit="rad/s", help="turn rate in place and at most")
+    waypoint_radius_m: float = spec(0.3, lo=0.05, hi=10.0, unit="m",
+                                    help="a waypoint is reached within this (less than the 0.5 m coverage cell)")
+    waypoint_timeout_s: float = spec(10.0, lo=1.0, hi=3600.0, unit="s",
+                                     help="skip a waypoint after this long without getting 0.3 m nearer")
+    body_radius_m: float = spec(0.18, lo=0.01, hi=5.0, unit="m", help="the robot's radius")
+    camera_offset_m: float = spec(0.16, lo=0.0, hi=5.0, unit="m", help="camera ahead of the robot's centre")
+    margin_m: float = spec(0.1, lo=0.0, hi=5.0, unit="m", help="clearance kept beyond the body's radius")
+    pass_range_m: float = spec(0.8, lo=0.05, hi=20.0, unit="m",
+                               help="free range a direction needs to be taken: two body lengths (a stop "
+                                    "from cruise takes 0.08 m at 1.5 m/s^2, a decision's travel 1 cm)")
+    stop_range_m: float = spec(0.25, lo=0.0, hi=20.0, unit="m", help="no forward motion with less free range ahead")
+    slow_range_m: float = spec(0.8, lo=0.05, hi=50.0, unit="m", help="full cruise with at least this free ahead")
+    ttc_slow_s: float = spec(2.0, lo=0.01, hi=60.0, unit="s", help="slow in proportion below this time to contact")
+    straight_weight: float = spec(0.3, lo=0.0, hi=10.0, help="cost per rad of turning away from the heading")
+    keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
+    smoothing_s: float = spec(0.1, lo=0.0, hi=5.0, unit="s",
+                              help="steer by each sector's median range class over the decisions of this "
+                                   "window (a perception that flickers between sides would make the robot "
+                                   "zigzag); the watchdog sees every decision unsmoothed")
+    memory_s: float = spec(3.0, lo=0.0, hi=60.0, unit="s", help="how long an obstacle out of view is remembered")
 
 
 @dataclass
 class Command:
     linear: float
     angular: float
-    mode: str          # what decided it: pursue, cruise, hold, avoid_left, avoid_right, turn_in_place
+    mode: str          # what decided it: pursue, cruise, avoid, turn_to_goal, turn_in_place
 
 
 def wrap(a: float) -> float:
@@ -57,51 +87,140 @@ class PatrolController:
         self.waypoints: list = []
         self.index = 0
         self.region_id = ""
-        self._turn_dir = 0.0
-        self._hold_until = -1.0
         self.waypoints_reached = 0
+        self.waypoints_skipped = 0
+        self._turn_dir = 0.0
+        self._last_dir: Optional[float] = None      # map-frame heading of the last steering choice
+        self._best_dist = math.inf
+        self._progress_at = 0.0
+        # obstacle points seen recently: (time, x, y) in the map frame
+        self._memory: Deque[Tuple[float, float, float]] = deque()
+        self._recent: Deque[Tuple[float, SectorPercept]] = deque()   # decisions within smoothing_s
 
+    # ------------------------------------------------------------------ route
     def assign(self, region_id: str, waypoints: Sequence[Tuple[float, float]], pose: Optional[Pose] = None) -> None:
-        """A new patrol loop; it starts at the waypoint nearest to `pose`."""
-        if region_id == self.region_id and list(waypoints) == self.waypoints:
+        """A new patrol route; it starts at the waypoint nearest to `pose`."""
+        if region_id == self.region_id and [tuple(map(float, w)) for w in waypoints] == self.waypoints:
             return
         self.region_id, self.waypoints = region_id, [tuple(map(float, w)) for w in waypoints]
         self.index = 0
+        self._best_dist = math.inf
         if pose is not None and self.waypoints:
             d = [math.hypot(wx - pose[0], wy - pose[1]) for wx, wy in self.waypoints]
             self.index = int(min(range(len(d)), key=d.__getitem__))
 
-    def _goal_heading_error(self, pose: Pose) -> Optional[float]:
+    def _advance(self, skipped: bool, now_s: float) -> None:
+        self.index = (self.index + 1) % len(self.waypoints)
+        self.waypoints_skipped += skipped
+        self.waypoints_reached += not skipped
+        self._best_dist, self._progress_at = math.inf, now_s
+
+    def _goal_bearing(self, pose: Pose, now_s: float) -> Optional[float]:
+        """Bearing of the current waypoint relative to the heading (None without a route)."""
         if not self.waypoints:
             return None
         x, y, yaw = pose
+        d = math.hypot(self.waypoints[self.index][0] - x, self.waypoints[self.index][1] - y)
+        if d < self.cfg.waypoint_radius_m:
+            self._advance(False, now_s)
+        elif d < self._best_dist - 0.3 or self._best_dist == math.inf:
+            self._best_dist, self._progress_at = d, now_s
+        elif now_s - self._progress_at > self.cfg.waypoint_timeout_s:
+            self._advance(True, now_s)
         wx, wy = self.waypoints[self.index]
-        if math.hypot(wx - x, wy - y) < self.cfg.waypoint_radius_m:
-            self.index = (self.index + 1) % len(self.waypoints)
-            self.waypoints_reached += 1
-            wx, wy = self.waypoints[self.index]
         return wrap(math.atan2(wy - y, wx - x) - yaw)
 
-    def command(self, pose: Pose, label: int, approaching: bool, now_s: float) -> Command:
+    # ------------------------------------------------------------------ histogram
+    def _remember(self, pose: Pose, p: SectorPercept, now_s: float) -> None:
         c = self.cfg
-        err = self._goal_heading_error(pose)
-        slow = c.approach_speed_factor if approaching else 1.0
-        if label != CENTER:
-            self._turn_dir = 0.0
-        if label != CLEAR:
-            self._hold_until = now_s + c.avoid_hold_s
-        if label == CENTER:
+        x, y, yaw = pose
+        cx, cy = x + c.camera_offset_m * math.cos(yaw), y + c.camera_offset_m * math.sin(yaw)
+        for free, a in zip(p.free_m, p.angles):
+            if free < c.slow_range_m:   # something near enough to matter there
+                r = max(free, c.stop_range_m)   # class 0 says "nearer than its edge", not "at the lens"
+                self._memory.append((now_s, cx + r * math.cos(yaw + a), cy + r * math.sin(yaw + a)))
+        while self._memory and (now_s - self._memory[0][0] > c.memory_s or len(self._memory) > 2000):
+            self._memory.popleft()
+
+    def histogram(self, pose: Pose, p: SectorPercept) -> Tuple[np.ndarray, np.ndarray]:
+        """(bin centres relative to the heading, free range per bin from the robot's centre)."""
+        c = self.cfg
+        width = abs(p.angles[0] - p.angles[1]) if len(p.angles) > 1 else math.radians(10)
+        n = max(3, int(round(2 * math.pi / width)))
+        centres = np.array([wrap(p.angles[0] - k * width) for k in range(n)])
+        free = np.full(n, np.inf)
+        x, y, yaw = pose
+        for _t, px, py in self._memory:
+            dx, dy = px - x, py - y
+            k = int(round(wrap(p.angles[0] - (math.atan2(dy, dx) - yaw)) / width)) % n
+            free[k] = min(free[k], math.hypot(dx, dy))
+        # the decision itself within the field of view (ranges from the camera, ahead of the centre)
+        for k, (f, a) in enumerate(zip(p.free_m, p.angles)):
+            free[k] = f + c.camera_offset_m * math.cos(a)
+        return centres, free
+
+    # ------------------------------------------------------------------ steering
+    def _smoothed(self, p: SectorPercept, now_s: float) -> SectorPercept:
+        """Each sector's lower median class over the decisions of the last smoothing_s."""
+        self._recent.append((now_s, p))
+        while self._recent and (now_s - self._recent[0][0] > self.cfg.smoothing_s or now_s < self._recent[0][0]):
+            self._recent.popleft()
+        if len(self._recent) < 2:
+            return p
+        classes = np.array([q.classes for _t, q in self._recent])
+        med = np.sort(classes, axis=0)[(len(classes) - 1) // 2]
+        lo = {c: f for c, f in zip(p.classes, p.free_m)}
+        for _t, q in self._recent:
+            lo.update(zip(q.classes, q.free_m))
+        return replace(p, classes=tuple(int(v) for v in med), free_m=tuple(lo[int(v)] for v in med))
+
+    def command(self, pose: Pose, percept: SectorPercept, now_s: float) -> Command:
+        c = self.cfg
+        percept = self._smoothed(percept, now_s)
+        goal = self._goal_bearing(pose, now_s)
+        self._remember(pose, percept, now_s)
+        centres, free = self.histogram(pose, percept)
+        n = len(centres)
+        width = 2 * math.pi / n
+        body = c.body_radius_m + c.margin_m
+        # clearance of a direction: the least free range of the bins the body sweeps along it
+        reach = np.clip(np.arcsin(np.minimum(1.0, body / np.maximum(free, body))) / width, 0, n // 4)
+        spread = int(np.ceil(reach.max())) if np.isfinite(reach).any() else 1
+        clearance = np.full(n, np.inf)
+        for k in range(n):
+            for j in range(-spread, spread + 1):
+                m = (k + j) % n
+                if abs(j) <= math.ceil(reach[m]):
+                    clearance[k] = min(clearance[k], free[m])
+        passable = clearance >= c.pass_range_m
+        target = 0.0 if goal is None else goal
+        half_fov = abs(percept.angles[0]) + width / 2
+        if not passable.any():
             if self._turn_dir == 0.0:
-                self._turn_dir = 1.0 if (err if err is not None else 1.0) >= 0 else -1.0
-            return Command(0.0, self._turn_dir * c.avoid_turn_rps, "turn_in_place")
-        if label == LEFT:
-            return Command(c.cruise_mps * c.side_speed_factor * slow, -c.avoid_turn_rps, "avoid_left")
-        if label == RIGHT:
-            return Command(c.cruise_mps * c.side_speed_factor * slow, c.avoid_turn_rps, "avoid_right")
-        assert label == CLEAR, label
-        if err is None:
-            return Command(c.cruise_mps * slow, 0.0, "cruise")
-        if now_s < self._hold_until:
-            return Command(c.cruise_mps * slow, 0.0, "hold")
-        v = c.cruise_mps * slow * max(0.0, math.cos(err)) ** 2
-        return Command(v, c.heading_gain * err, "pursue")
+                left = free[centres > 0].sum() if (centres > 0).any() else 0.0
+                right = free[centres < 0].sum() if (centres < 0).any() else 0.0
+                self._turn_dir = 1.0 if left >= right else -1.0
+            self._last_dir = None
+            return Command(0.0, self._turn_dir * c.max_turn_rps, "turn_in_place")
+        self._turn_dir = 0.0
+        keep = 0.0 if self._last_dir is None else wrap(self._last_dir - pose[2])
+        cost = (np.abs(np.vectorize(wrap)(centres - target)) + c.straight_weight * np.abs(centres)
+                + (0.0 if self._last_dir is None else c.keep_weight * np.abs(np.vectorize(wrap)(centres - keep))))
+        cost[~passable] = np.inf
+        k = int(np.argmin(cost))
+        direction = float(centres[k])
+        self._last_dir = wrap(pose[2] + direction)
+        ahead = float(clearance[int(np.argmin(np.abs(centres)))])
+        if abs(direction) <= half_fov:
+            ahead = min(ahead, float(clearance[k]))
+        room = min(1.0, max(0.0, (ahead - c.stop_range_m) / max(c.slow_range_m - c.stop_range_m, 1e-6)))
+        ttc = min(1.0, percept.ttc_s / c.ttc_slow_s) if math.isfinite(percept.ttc_s) else 1.0
+        # forward motion only into what is in view (straight ahead always is); cos^2 fades it out
+        # toward a quarter turn, so a direction not yet looked at is turned to on the spot
+        v = c.cruise_mps * min(room, ttc) * max(0.0, math.cos(direction)) ** 2
+        w = max(-c.max_turn_rps, min(c.max_turn_rps, c.heading_gain * direction))
+        if abs(direction) > half_fov:
+            mode = "turn_to_goal"
+        else:
+            mode = "cruise" if goal is None else ("pursue" if abs(wrap(direction - target)) < width else "avoid")
+        return Command(v, w, mode)

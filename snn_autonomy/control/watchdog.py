@@ -3,8 +3,8 @@
 Two reasons to stop, checked on every control tick and every decision:
 - stale: no Perception within `deadline_s` (default 100 ms: at 0.45 m/s that is 4.5 cm
   driven blind, well inside the 0.9 m at which perception reports obstacles);
-- imminent: the newest decision says obstacle_center and approaching (something in the
-  robot's path closes in with time to contact under the label's 2 s).
+- imminent: the newest decision says something in the robot's path is nearer than the first
+  range class and closes in (SectorPercept.imminent).
 A stale stop is a zero Twist: the robot does not move blind. An imminent-collision stop
 halts forward motion and leaves turning in place to the controller: a round
 differential-drive base turning on the spot moves no part of itself toward what is
@@ -51,9 +51,9 @@ class SafetyWatchdog:
         self._reason = ""
         self.clock_jumps = 0
 
-    def feed(self, now_s: float, label_center: bool, approaching: bool) -> None:
+    def feed(self, now_s: float, imminent: bool) -> None:
         self._last_feed = now_s
-        self._imminent = self.cfg.stop_on_imminent and label_center and approaching
+        self._imminent = self.cfg.stop_on_imminent and bool(imminent)
 
     def check(self, now_s: float) -> Optional[str]:
         """None when the robot may move; else why it must stop (a new stop is counted once)."""

@@ -31,7 +31,7 @@ class FleetConfig:
                                   help="re-optimise this often; published only if it changes (0 = never)",
                                   unit="s")
     region_count: int = spec(0, lo=0, hi=256, help="patrol regions (0 = one per available agent)")
-    waypoint_inset_m: float = spec(0.6, lo=0.0, hi=100.0, help="patrol loop inset from the region's edges",
+    waypoint_inset_m: float = spec(0.5, lo=0.0, hi=100.0, help="patrol loop inset from the region's edges",
                                    unit="m")
     keep_bonus_m: float = spec(0.5, lo=0.0, hi=1000.0,
                                help="cost bonus for the region an agent already works on (hysteresis)", unit="m")

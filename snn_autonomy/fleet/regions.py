@@ -1,8 +1,9 @@
-"""Patrol regions: a rectangular arena cut into N equal-area cells, each with a patrol loop.
+"""Patrol regions: a rectangular arena cut into N equal-area cells, each with a patrol route.
 
 Equal areas keep the patrol work even; among the equal-area layouts (rows of cells, the rows as
 tall as their share of cells) the one whose cells are nearest to square is chosen, because a
-near-square cell has the shortest loop for its area. Map frame (REP-103), metres; the arena
+near-square cell has the shortest route for its area. The route sweeps the cell in lanes
+(`sweep_route`): a loop along the cell's edges would leave its middle unseen. Map frame (REP-103), metres; the arena
 spans [0, width] x [0, depth], as in the built-in world. Region ids name the layout
 (`region_1_of_3`), so the same number of regions always gives the same ids and shapes.
 """
@@ -60,12 +61,36 @@ def row_counts(n: int, width: float, depth: float) -> List[int]:
     return best[1]
 
 
-def partition(size_m: Tuple[float, float], n: int, inset_m: float = 0.6) -> List[PatrolRegion]:
+LANE_SPACING_M = 1.0   # two 0.5 m coverage cells per lane (loop.coverage): a robot passes 0.25 m from each
+
+
+def sweep_route(x0: float, y0: float, x1: float, y1: float, inset_m: float,
+                lane_spacing_m: float = LANE_SPACING_M) -> Tuple[Point2, ...]:
+    """A boustrophedon route over the rectangle [x0, x1] x [y0, y1]: lanes parallel to its longer
+    side, `lane_spacing_m` apart, the first and last `inset_m` in from the edges, driven
+    alternately one way and the other; then back over the same lanes in reverse order, so the
+    route is a closed loop (its last waypoint leads back to the first)."""
+    along_x = (x1 - x0) >= (y1 - y0)
+    a0, a1, c0, c1 = (x0, x1, y0, y1) if along_x else (y0, y1, x0, x1)
+    lo, hi = c0 + inset_m, c1 - inset_m
+    lanes = [lo + k * lane_spacing_m for k in range(max(1, int(math.floor((hi - lo) / lane_spacing_m + 1e-9)) + 1))]
+    if hi - lanes[-1] > 0.5 * lane_spacing_m:
+        lanes.append(hi)          # the far edge would otherwise be left out
+    ends = (a0 + inset_m, a1 - inset_m)
+    out: List[Point2] = []
+    for k, c in enumerate(lanes):
+        for a in (ends if k % 2 == 0 else ends[::-1]):
+            out.append((a, c) if along_x else (c, a))
+    if len(out) > 2:
+        out += out[-2:0:-1]
+    return tuple(out)
+
+
+def partition(size_m: Tuple[float, float], n: int, inset_m: float = 0.5) -> List[PatrolRegion]:
     """`n` patrol regions covering a `size_m` = (width, depth) arena without overlap.
 
-    Each region's patrol loop is its rectangle inset by `inset_m` from the edges (walls and
-    neighbours), at most a quarter of the cell's smaller side, counter-clockwise from the
-    lower-left corner.
+    Each region's patrol route sweeps its rectangle inset by `inset_m` from the edges (walls
+    and neighbours), at most a quarter of the cell's smaller side (`sweep_route`).
     """
     width, depth = float(size_m[0]), float(size_m[1])
     if not (width > 0 and depth > 0):
@@ -78,8 +103,7 @@ def partition(size_m: Tuple[float, float], n: int, inset_m: float = 0.6) -> List
             x0, x1 = width * j / k, width * (j + 1) / k
             d = min(inset_m, 0.25 * min(x1 - x0, y1 - y0))
             box = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-            loop = ((x0 + d, y0 + d), (x1 - d, y0 + d), (x1 - d, y1 - d), (x0 + d, y1 - d))
-            regions.append(PatrolRegion(f"region_{len(regions)}_of_{n}", box, loop))
+            regions.append(PatrolRegion(f"region_{len(regions)}_of_{n}", box, sweep_route(x0, y0, x1, y1, d)))
         y0 = y1
     return regions
 

@@ -3,7 +3,7 @@ decision over time, robot trajectories over the arena with their assigned region
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,32 +71,51 @@ def plot_energy(run: RunData, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_trajectories(run: RunData, arena_size_m, path: Path) -> None:
+def plot_patrol(path: Path, world, regions: Sequence[Tuple[str, Sequence[Tuple[float, float]]]],
+                paths: Dict[str, np.ndarray], collisions: Sequence[Dict], title: str = "",
+                obstacle_paths: Optional[np.ndarray] = None) -> None:
+    """The arena of `world` (walls, static obstacles filled, moving ones at their start with
+    their tracks dotted), each region's boundary, each robot's path (x, y rows) and every
+    collision (x at fault, o not)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 6))
-    w, h = arena_size_m
-    ax.plot([0, w, w, 0, 0], [0, 0, h, h, 0], "k-", lw=1.5)
-    if run.plans:
-        for a in run.plans[-1].assignments:
-            pts = [(p.x, p.y) for p in a.region.boundary.points]
-            if pts:
-                xs, ys = zip(*(pts + pts[:1]))
-                ax.plot(xs, ys, ":", lw=1, color="grey")
-                ax.text(sum(xs[:-1]) / len(pts), sum(ys[:-1]) / len(pts), a.agent_id, fontsize=7, color="grey",
-                        ha="center")
-    for robot, poses in sorted(run.poses.items()):
-        a = np.asarray([(x, y) for _t, x, y in poses])
+    from matplotlib.patches import Circle
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    for x0, y0, x1, y1 in world.walls:
+        ax.plot([x0, x1], [y0, y1], "k-", lw=2)
+    for k, ((x, y), r) in enumerate(zip(world.obs_pos, world.obs_r)):
+        moving = bool(world.obs_moving[k])
+        ax.add_patch(Circle((x, y), r, fill=not moving, fc="0.55", ec="0.35", ls="--" if moving else "-"))
+        if moving and obstacle_paths is not None and len(obstacle_paths):
+            ax.plot(obstacle_paths[:, k, 0], obstacle_paths[:, k, 1], ":", lw=0.7, color="0.6")
+    for name, boundary in regions:
+        pts = list(boundary)
+        if pts:
+            xs, ys = zip(*(pts + pts[:1]))
+            ax.plot(xs, ys, ":", lw=1, color="grey")
+            ax.text(sum(xs[:-1]) / len(pts), sum(ys[:-1]) / len(pts), name, fontsize=7, color="grey", ha="center")
+    for robot, a in sorted(paths.items()):
         if len(a):
             ax.plot(a[:, 0], a[:, 1], lw=1, label=robot)
-        hits = [(c.position.x, c.position.y) for c in run.collisions.get(robot, ())]
-        if hits:
-            ax.plot(*zip(*hits), "rx", ms=7)
+    for c in collisions:
+        ax.plot(c["x"], c["y"], "rx" if c.get("at_fault") else "mo", ms=8, mfc="none", mew=1.5)
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
-    ax.set_title("Robot trajectories and assigned regions (x: collisions)", fontsize=10)
+    ax.set_title(title or "Robot paths and assigned regions (x: collision at fault, o: hit by another)", fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)
+
+
+def plot_trajectories(run: RunData, world, path: Path) -> None:
+    """The demo's robot paths (from ground truth) over `world`, with its collisions."""
+    regions = []
+    if run.plans:
+        regions = [(a.agent_id, [(p.x, p.y) for p in a.region.boundary.points]) for a in run.plans[-1].assignments]
+    paths = {robot: np.asarray([(x, y) for _t, x, y in poses]).reshape(-1, 2) for robot, poses in run.poses.items()}
+    hits = [{"x": c.position.x, "y": c.position.y, "at_fault": getattr(c, "at_fault", True)}
+            for cs in run.collisions.values() for c in cs]
+    plot_patrol(path, world, regions, paths, hits)
 
 
 def _save(fig, path: Path) -> None:

@@ -17,7 +17,7 @@ from ..loop.coverage import RegionCoverage
 from ..monitor.latency import percentiles
 from ..realtime import scheduling_reports
 
-ROBOT_TOPIC = re.compile(r"^/(?P<robot>[^/]+)/(?P<leaf>perception|decision_trace|ground_truth|collisions)$")
+ROBOT_TOPIC = re.compile(r"^/(?P<robot>[^/]+)/(?P<leaf>perception|decision_trace|ground_truth|collisions|cmd_vel)$")
 RECORDED_TOPICS = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel")
 FLEET_TOPICS = ("/fleet/plan", "/fleet/agent_state", "/fleet/detections", "/diagnostics")
 
@@ -29,6 +29,8 @@ class RunData:
     perception: Dict[str, List[Any]] = field(default_factory=lambda: defaultdict(list))
     traces: Dict[str, List[Any]] = field(default_factory=lambda: defaultdict(list))
     poses: Dict[str, List[Tuple[float, float, float]]] = field(default_factory=lambda: defaultdict(list))
+    motion: Dict[str, List[Tuple[float, float, float]]] = field(default_factory=lambda: defaultdict(list))  # t, yaw, v
+    commands: Dict[str, List[Tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))     # t, linear
     collisions: Dict[str, List[Any]] = field(default_factory=lambda: defaultdict(list))
     plans: List[Any] = field(default_factory=list)
     scheduling: Dict[str, str] = field(default_factory=dict)   # node -> its newest "scheduling" report
@@ -56,8 +58,12 @@ def read_run(bag: Path) -> RunData:
         elif leaf == "decision_trace":
             run.traces[robot].append(msg)
         elif leaf == "ground_truth":
-            p = msg.pose.pose.position
+            p, q = msg.pose.pose.position, msg.pose.pose.orientation
             run.poses[robot].append((t_ns * 1e-9, p.x, p.y))
+            yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+            run.motion[robot].append((t_ns * 1e-9, yaw, float(msg.twist.twist.linear.x)))
+        elif leaf == "cmd_vel":
+            run.commands[robot].append((t_ns * 1e-9, float(msg.linear.x)))
         else:
             run.collisions[robot].append(msg)
     return run
@@ -80,14 +86,64 @@ def _coverage(run: RunData) -> Tuple[Optional[float], Dict[str, float]]:
     return (round(float(np.mean(list(per.values()))), 4) if per else None), per
 
 
+def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
+    """Distance and speed per robot, collisions by kind and fault (loop.metrics' definitions,
+    one episode per EPISODE_GAP_S; fault judged on the robot's own motion, since the recording
+    has no obstacle velocities), and the share of time commanded to a halt."""
+    from ..loop.metrics import EPISODE_GAP_S, HALT_MPS, KINDS, at_fault
+
+    dist: Dict[str, float] = {}
+    for robot, poses in sorted(run.poses.items()):
+        a = np.asarray([(x, y) for _t, x, y in poses]).reshape(-1, 2)
+        dist[robot] = round(float(np.hypot(*np.diff(a, axis=0).T).sum()) if len(a) > 1 else 0.0, 2)
+    coll = {k: 0 for k in KINDS}
+    fault = {k: 0 for k in KINDS}
+    for robot, cs in run.collisions.items():
+        last: Dict[Tuple[int, str], float] = {}
+        motion = run.motion.get(robot, [])
+        times = np.asarray([m[0] for m in motion])
+        for c in cs:
+            t = c.header.stamp.sec + c.header.stamp.nanosec * 1e-9
+            key = (int(c.other_kind), c.other_id)
+            gap, last[key] = t - last.get(key, -math.inf), t
+            if gap < EPISODE_GAP_S:
+                continue
+            kind = ("wall", "obstacle", "robot")[min(int(c.other_kind), 2)]
+            if kind == "obstacle":
+                idx = int(c.other_id.rsplit("_", 1)[-1]) if c.other_id.rsplit("_", 1)[-1].isdigit() else -1
+                kind = "moving" if 0 <= idx < len(world.obs_moving) and world.obs_moving[idx] else "static"
+            coll[kind] += 1
+            if len(times):
+                # the newest ground truth at or before the contact (the recording's clock)
+                i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
+                _t, yaw, v = motion[i]
+                px, py = run.poses[robot][i][1:]
+                fault[kind] += at_fault(px, py, yaw, v, c.position.x, c.position.y)
+    total = sum(dist.values())
+    halted = 0.0
+    for robot, cmds in run.commands.items():
+        for (t0, v), (t1, _v) in zip(cmds, cmds[1:]):
+            halted += (t1 - t0) if abs(v) < HALT_MPS else 0.0
+    robots = max(len(dist), 1)
+    return {
+        "distance_per_robot_m": dist,
+        "mean_speed_mps": round(total / (duration_s * robots), 3) if duration_s > 0 else None,
+        "collisions_by_kind": coll,
+        "collisions_at_fault_by_kind": fault,
+        "collisions_at_fault_per_100m": round(100.0 * sum(fault.values()) / total, 3) if total > 0 else None,
+        "halted_fraction": round(halted / (duration_s * robots), 4) if duration_s > 0 else None,
+    }
+
+
 def _mean(values: List[float]) -> Optional[float]:
     a = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     return round(float(a.mean()), 4) if a.size else None
 
 
 def summarise(bag: Path, agents: int, duration_s: float, model_t_max: int,
-              extra: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], RunData]:
-    """The report of the run recorded in `bag` (and the data read, for the plots)."""
+              extra: Optional[Dict[str, Any]] = None, world=None) -> Tuple[Dict[str, Any], RunData]:
+    """The report of the run recorded in `bag` (and the data read, for the plots); with the
+    `world` it ran in, the patrol figures too (collisions by kind need its obstacles)."""
     run = read_run(bag)
     decisions = [d for ds in run.perception.values() for d in ds]
     traces = [t for ts in run.traces.values() for t in ts]
@@ -124,6 +180,7 @@ def summarise(bag: Path, agents: int, duration_s: float, model_t_max: int,
         "distance_m": round(distance, 2),
         "coverage": coverage,
         "coverage_per_robot": per_robot,
+        **(_patrol(run, world, duration_s) if world is not None else {}),
         "plans": len(run.plans),
         "scheduling": dict(sorted(run.scheduling.items())),
     }

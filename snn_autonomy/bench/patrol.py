@@ -1,0 +1,104 @@
+"""`snn-autonomy bench patrol`: whether the robots do their job, with perfect perception (the
+oracle) and with the SNN, through the same controller.
+
+Runs headless closed loops (loop.closed_loop) over each world and seed, in parallel processes,
+and reports every run and the figures over all of them: coverage, mean speed, collisions at fault
+per 100 m by kind, halts. With both perceptions it also gives the SNN's share of the oracle's
+coverage and of its at-fault collision rate, and checks the goals below.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Dict, List, Sequence
+
+from ..paths import config_path
+
+# what a patrol must reach (figures over all worlds and seeds, 3 robots, 120 simulated s)
+GOALS = {
+    "oracle": {"wall_static_at_fault": 0, "coverage_min": 0.60},
+    "snn": {"coverage_of_oracle_min": 0.85, "at_fault_per_100m_max": 1.0, "at_fault_of_oracle_max": 1.5,
+            "mean_speed_min_mps": 0.25},
+}
+WORLDS = {"default": "", "unseen": "world_unseen.yaml"}
+
+
+def _one(args) -> Dict[str, Any]:
+    from ..loop.closed_loop import run_closed_loop
+
+    perception, world, seed, agents, duration_s = args
+    r = run_closed_loop(agents=agents, duration_s=duration_s, world=str(config_path(WORLDS[world])) if WORLDS[world]
+                        else "", seed=seed, perception=perception)
+    r["world"] = world
+    r.pop("collision_events", None)
+    return r
+
+
+def _overall(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    distance = sum(r["distance_m"] for r in runs)
+    robot_s = sum(r["duration_s"] * r["agents"] for r in runs)
+    kinds = ("wall", "static", "moving", "robot")
+    fault = {k: sum(r["collisions_at_fault_by_kind"][k] for r in runs) for k in kinds}
+    coll = {k: sum(r["collisions_by_kind"][k] for r in runs) for k in kinds}
+    halts: Dict[str, int] = {}
+    halted: Dict[str, float] = {}
+    for r in runs:
+        for k, v in r["halts"].items():
+            halts[k] = halts.get(k, 0) + v
+        for k, v in r["halted_s"].items():
+            halted[k] = round(halted.get(k, 0.0) + v, 2)
+    return {
+        "runs": len(runs),
+        "coverage": round(sum(r["coverage"] for r in runs) / len(runs), 4),
+        "mean_speed_mps": round(distance / robot_s, 3) if robot_s else None,
+        "distance_m": round(distance, 2),
+        "collisions_by_kind": coll,
+        "collisions_at_fault_by_kind": fault,
+        "collisions_at_fault_per_100m": round(100.0 * sum(fault.values()) / distance, 3) if distance else None,
+        "halts": halts,
+        "halted_fraction": round(sum(halted.values()) / robot_s, 4) if robot_s else None,
+        "min_clearance_m": min(min(r["min_clearance_m"]) for r in runs),
+    }
+
+
+def bench_patrol(perceptions: Sequence[str] = ("oracle", "snn"), worlds: Sequence[str] = ("default", "unseen"),
+                 seeds: Sequence[int] = (7, 11), agents: int = 3, duration_s: float = 120.0,
+                 workers: int = 0) -> Dict[str, Any]:
+    for w in worlds:
+        if w not in WORLDS:
+            raise ValueError(f"unknown world {w!r}; use one of {', '.join(WORLDS)}")
+    jobs = [(p, w, s, agents, duration_s) for p in perceptions for w in worlds for s in seeds]
+    with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1)) as pool:
+        runs = list(pool.map(_one, jobs))
+    out: Dict[str, Any] = {"agents": agents, "duration_s": duration_s, "worlds": list(worlds), "seeds": list(seeds)}
+    for p in perceptions:
+        mine = [r for r in runs if r["perception"] == p]
+        out[p] = {"overall": _overall(mine), "per_world": {w: _overall([r for r in mine if r["world"] == w])
+                                                           for w in worlds},
+                  "runs": mine}
+    goals: Dict[str, Any] = {}
+    if "oracle" in out:
+        o = out["oracle"]["overall"]
+        g = GOALS["oracle"]
+        goals["oracle_no_wall_or_static_at_fault"] = (o["collisions_at_fault_by_kind"]["wall"]
+                                                      + o["collisions_at_fault_by_kind"]["static"]) == g["wall_static_at_fault"]
+        goals["oracle_coverage"] = o["coverage"] >= g["coverage_min"]
+    if "snn" in out:
+        s = out["snn"]["overall"]
+        g = GOALS["snn"]
+        goals["snn_mean_speed"] = (s["mean_speed_mps"] or 0.0) >= g["mean_speed_min_mps"]
+        goals["snn_at_fault_per_100m"] = s["collisions_at_fault_per_100m"] is not None and \
+            s["collisions_at_fault_per_100m"] <= g["at_fault_per_100m_max"]
+        if "oracle" in out:
+            o = out["oracle"]["overall"]
+            out["snn_vs_oracle"] = {
+                "coverage_ratio": round(s["coverage"] / o["coverage"], 3) if o["coverage"] else None,
+                "at_fault_per_100m_ratio": (round(s["collisions_at_fault_per_100m"] / o["collisions_at_fault_per_100m"], 3)
+                                            if o["collisions_at_fault_per_100m"] else None)}
+            goals["snn_coverage_of_oracle"] = (out["snn_vs_oracle"]["coverage_ratio"] or 0.0) >= g["coverage_of_oracle_min"]
+            ratio = out["snn_vs_oracle"]["at_fault_per_100m_ratio"]
+            goals["snn_at_fault_of_oracle"] = ratio is None and not s["collisions_at_fault_per_100m"] or \
+                (ratio is not None and ratio <= g["at_fault_of_oracle_max"])
+    out["goals"] = goals
+    out["goals_met"] = all(goals.values()) if goals else None
+    return out

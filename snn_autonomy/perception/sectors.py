@@ -1,0 +1,124 @@
+"""What the controller steers with: free range per sector of the field of view.
+
+The camera's horizontal field of view is cut into `SectorSpec.count` equal sectors, left to
+right. Each sector's nearest obstacle (wall, obstacle, robot) is graded into a range class by
+`edges_m`: class 0 is nearer than edges_m[0], class k lies in [edges_m[k-1], edges_m[k]), the
+last class is "at least edges_m[-1]" (free as far as the controller cares). The controller
+takes the lower edge of each class as the free range: it never believes a sector freer than
+its class says.
+
+Two producers make the same `SectorPercept`, so closed-loop figures split into controller
+error and perception error:
+- `oracle_percept`: from the world's geometry (what perfect perception would report);
+- `percept_from_classes`: from a perception decision of the four-class task
+  (snn_autonomy.perception.labels), whose only range information is "something nearer than
+  near_m in the left / centre / right third".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+from ..config import spec
+from ..sim.ground_truth import HIT_NONE, range_scan
+from ..sim.world import World
+from .labels import CENTER, LEFT, RIGHT, LabelConfig
+
+
+@dataclass(frozen=True)
+class SectorSpec:
+    count: int = spec(9, lo=3, hi=64, help="sectors across the field of view (10 deg each at 90 deg)")
+    edges_m: Tuple[float, ...] = spec((0.35, 0.6, 0.9, 1.4, 2.2), lo=0.01, hi=100.0, unit="m",
+                                      help="range class edges, ascending; the last is 'free'")
+    hfov_deg: float = spec(90.0, lo=10.0, hi=170.0, unit="deg")
+    ttc_s: float = spec(2.0, lo=0.1, hi=60.0, unit="s", help="approaching when time to contact is below")
+
+    def __post_init__(self) -> None:
+        e = tuple(float(v) for v in self.edges_m)
+        if not e or any(b <= a for a, b in zip(e, e[1:])) or e[0] <= 0:
+            raise ValueError(f"edges_m must be positive and ascending, got {self.edges_m!r}")
+
+    @property
+    def classes(self) -> int:
+        return len(self.edges_m) + 1
+
+    def angles(self) -> np.ndarray:
+        """Centre of each sector relative to the heading [rad], + to the left, left to right."""
+        half = math.radians(self.hfov_deg) / 2
+        width = 2 * half / self.count
+        return half - width * (np.arange(self.count) + 0.5)
+
+    def grade(self, ranges_m: np.ndarray) -> np.ndarray:
+        """Range class of each sector's nearest range."""
+        return np.searchsorted(np.asarray(self.edges_m), np.asarray(ranges_m, dtype=float), side="right")
+
+    def lower_edge(self, classes: np.ndarray) -> np.ndarray:
+        """The free range the controller may assume for each class (0 for class 0)."""
+        lo = np.concatenate([[0.0], np.asarray(self.edges_m, dtype=float)])
+        return lo[np.asarray(classes, dtype=int)]
+
+
+@dataclass(frozen=True)
+class SectorPercept:
+    """One decision in the controller's terms (ranges from the camera, in metres)."""
+
+    classes: Tuple[int, ...]        # range class per sector, left to right
+    free_m: Tuple[float, ...]       # lower edge of each class: the range assumed free
+    angles: Tuple[float, ...]       # sector centres relative to the heading [rad], + left
+    approaching: bool               # something in view closes in with time to contact under ttc_s
+    ttc_s: float                    # the smallest time to contact in view (inf when nothing closes in)
+    confidence: float               # of the decision that made it, [0, 1]
+
+    @property
+    def imminent(self) -> bool:
+        """Something in the central sectors nearer than the first class edge, and closing in."""
+        n = len(self.classes)
+        centre = self.classes[n // 3: n - n // 3]
+        return self.approaching and min(centre) == 0
+
+
+def make_percept(spec_: SectorSpec, classes: np.ndarray, approaching: bool, ttc_s: float,
+                 confidence: float) -> SectorPercept:
+    classes = np.asarray(classes, dtype=int)
+    return SectorPercept(tuple(int(c) for c in classes), tuple(float(v) for v in spec_.lower_edge(classes)),
+                         tuple(float(a) for a in spec_.angles()), bool(approaching), float(ttc_s),
+                         float(confidence))
+
+
+def sector_ranges(distance: np.ndarray, hit: np.ndarray, count: int) -> np.ndarray:
+    """Nearest range per sector from rays running left to right (inf where nothing was hit)."""
+    d = np.where(hit, distance, np.inf)
+    return np.array([part.min() if len(part) else np.inf for part in np.array_split(d, count)])
+
+
+def oracle_percept(world: World, robot: int, spec_: SectorSpec, rays_per_sector: int = 5) -> SectorPercept:
+    """What perfect perception would report for `robot` now, from the world's geometry."""
+    scan = range_scan(world, robot, n_rays=spec_.count * rays_per_sector, hfov_deg=spec_.hfov_deg)
+    hit = scan.kind != HIT_NONE
+    ranges = sector_ranges(scan.distance, hit, spec_.count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ttc = np.where(hit & (scan.closing_speed > 1e-3), scan.distance / scan.closing_speed, np.inf)
+    t_min = float(ttc.min()) if len(ttc) else math.inf
+    return make_percept(spec_, spec_.grade(ranges), t_min < spec_.ttc_s, t_min, 1.0)
+
+
+def percept_from_classes(spec_: SectorSpec, label: int, approaching: bool, confidence: float,
+                         label_cfg: LabelConfig = LabelConfig(), ttc_s: float = math.inf) -> SectorPercept:
+    """A four-class decision as sectors. Every sector the model called clear gets the class of
+    near_m (it saw nothing nearer there, so near_m is all that can be assumed free); a blocked
+    side's sectors the class below (something nearer than near_m, how near unknown: the
+    controller steers away from it and keeps moving, as from any obstacle inside its
+    pass range); a blocked centre class 1, or class 0 when it is also approaching, which the
+    watchdog takes as imminent (the four-class task's halt: obstacle_center and approaching)."""
+    clear = int(spec_.grade(np.array([label_cfg.near_m]))[0])
+    classes = np.full(spec_.count, clear)
+    thirds = np.array_split(np.arange(spec_.count), 3)
+    blocked = {LEFT: thirds[0], CENTER: thirds[1], RIGHT: thirds[2]}.get(int(label))
+    if int(label) == CENTER:
+        classes[blocked] = 0 if approaching else 1
+    elif blocked is not None:
+        classes[blocked] = clear - 1
+    return make_percept(spec_, classes, approaching, ttc_s, confidence)
