@@ -204,8 +204,8 @@ class PatrolController:
             return Command(0.0, self._turn_dir * c.max_turn_rps, "turn_in_place")
         self._turn_dir = 0.0
         keep = 0.0 if self._last_dir is None else wrap(self._last_dir - pose[2])
-        cost = (np.abs(np.vectorize(wrap)(centres - target)) + c.straight_weight * np.abs(centres)
-                + (0.0 if self._last_dir is None else c.keep_weight * np.abs(np.vectorize(wrap)(centres - keep))))
+        cost = (np.abs(wrap(centres - target)) + c.straight_weight * np.abs(centres)   # wrap works on arrays too
+                + (0.0 if self._last_dir is None else c.keep_weight * np.abs(wrap(centres - keep))))
         cost[~passable] = np.inf
         k = int(np.argmin(cost))
         direction = float(centres[k])

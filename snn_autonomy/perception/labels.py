@@ -43,10 +43,10 @@ class Label:
     sector_m: Tuple[float, float, float]   # nearest distance in the left, centre and right sector
 
 
-def sector_minima(scan: RangeScan) -> Tuple[float, float, float]:
+def sector_minima(scan: RangeScan, count: int = 3) -> Tuple[float, ...]:
+    """Nearest range in each of `count` equal sectors, left to right (inf where nothing was hit)."""
     d = np.where(scan.kind != HIT_NONE, scan.distance, np.inf)
-    thirds = np.array_split(d, 3)  # rays run left to right
-    return tuple(float(t.min()) if len(t) else float("inf") for t in thirds)
+    return tuple(float(t.min()) if len(t) else float("inf") for t in np.array_split(d, count))  # rays run left to right
 
 
 def class_of(sector_m, near_m: float) -> int:

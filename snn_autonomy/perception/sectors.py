@@ -25,7 +25,7 @@ import numpy as np
 from ..config import spec
 from ..sim.ground_truth import HIT_NONE, range_scan
 from ..sim.world import World
-from .labels import CENTER, LEFT, RIGHT, LabelConfig
+from .labels import CENTER, LEFT, RIGHT, LabelConfig, sector_minima
 
 
 @dataclass(frozen=True)
@@ -88,17 +88,11 @@ def make_percept(spec_: SectorSpec, classes: np.ndarray, approaching: bool, ttc_
                          float(confidence))
 
 
-def sector_ranges(distance: np.ndarray, hit: np.ndarray, count: int) -> np.ndarray:
-    """Nearest range per sector from rays running left to right (inf where nothing was hit)."""
-    d = np.where(hit, distance, np.inf)
-    return np.array([part.min() if len(part) else np.inf for part in np.array_split(d, count)])
-
-
 def oracle_percept(world: World, robot: int, spec_: SectorSpec, rays_per_sector: int = 5) -> SectorPercept:
     """What perfect perception would report for `robot` now, from the world's geometry."""
     scan = range_scan(world, robot, n_rays=spec_.count * rays_per_sector, hfov_deg=spec_.hfov_deg)
     hit = scan.kind != HIT_NONE
-    ranges = sector_ranges(scan.distance, hit, spec_.count)
+    ranges = np.array(sector_minima(scan, spec_.count))
     with np.errstate(divide="ignore", invalid="ignore"):
         ttc = np.where(hit & (scan.closing_speed > 1e-3), scan.distance / scan.closing_speed, np.inf)
     t_min = float(ttc.min()) if len(ttc) else math.inf
