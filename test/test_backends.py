@@ -12,7 +12,7 @@ import torch
 
 from snn_autonomy.config import ConfigError
 from snn_autonomy.paths import model_path
-from snn_autonomy.perception.early_exit import confidence
+from snn_autonomy.perception.early_exit import confidence, predict
 from snn_autonomy.perception.model_io import load_model
 from snn_autonomy.perception.runtime import load_stepper
 
@@ -20,10 +20,12 @@ LOGIT_TOL = 1e-4
 
 
 def _decisions(stepper, x, threshold):
+    """(prediction, steps, logits) per sample; the prediction is a class per sector of a sector
+    model (the stepper's groups), so == compares them sector by sector."""
     out = []
     for sample in x:
         r, steps, _ = stepper.run_until_exit(sample.astype(np.float32), threshold)
-        out.append((int(r.logits[:-1].argmax()), steps, r.logits))
+        out.append((predict(r.logits[:-1], stepper.groups), steps, r.logits))
     return out
 
 
@@ -36,12 +38,13 @@ def test_onnxruntime_agrees_with_torch_on_the_test_split(test_split_sample):
     a = _decisions(torch_s, data.x[idx], th)
     b = _decisions(ort_s, data.x[idx], th)
     assert ort_s.name == "onnxruntime"            # the default: the event-driven graph
-    same = np.mean([p[0] == q[0] and p[1] == q[1] for p, q in zip(a, b)])
+    assert torch_s.groups == ort_s.groups == 9     # the shipped sector head, from the manifest
+    same = np.mean([np.array_equal(p[0], q[0]) and p[1] == q[1] for p, q in zip(a, b)])
     diff = max(float(np.abs(p[2] - q[2]).max()) for p, q in zip(a, b) if p[1] == q[1])
     print(f"sparse ONNX vs torch: same decision and step on {same:.4f}, max logit diff {diff:.2e}")
     assert same >= 0.999
     assert diff < LOGIT_TOL
-    assert float(confidence(a[0][2][None, :-1])[0]) > 0
+    assert float(confidence(a[0][2][None, :-1], groups=torch_s.groups)[0]) > 0
 
 
 def _scatter_conv_session(conv, hw, binary):
@@ -166,22 +169,22 @@ def test_export_cli_writes_a_valid_onnx_step_graph(tmp_path):
 
 
 def test_int8_quantisation_cost_is_small_and_measured(test_split_sample):
-    from snn_autonomy.perception.labels import LabelConfig
+    from snn_autonomy.perception.heads import Head
 
     f32, manifest = load_stepper(model_path("perception_default.npz"), "onnxruntime")
     i8, _ = load_stepper(model_path("perception_default.npz"), "onnxruntime", int8=True)
     assert i8.name == "onnxruntime-int8"
     data = test_split_sample
-    sure = np.flatnonzero(~data.ambiguous(LabelConfig(**manifest["labels"])))
-    idx = np.random.default_rng(1).choice(sure, 300, replace=False)
+    idx = np.random.default_rng(1).choice(len(data), 300, replace=False)
+    y = Head.of(manifest).targets(data.y, data.sector_m)[idx]
     th = manifest["early_exit"]["threshold"]
     a = _decisions(f32, data.x[idx], th)
     b = _decisions(i8, data.x[idx], th)
-    acc32 = np.mean([p[0] == y for p, y in zip(a, data.y[idx])])
-    acc8 = np.mean([q[0] == y for q, y in zip(b, data.y[idx])])
-    agree = np.mean([p[0] == q[0] for p, q in zip(a, b)])
-    print(f"int8: accuracy {acc8:.3f} vs float {acc32:.3f}, same decision on {agree:.3f}")
-    assert agree >= 0.95 and acc8 >= acc32 - 0.03
+    acc32 = np.mean([p[0] == t for p, t in zip(a, y)])        # sectors right
+    acc8 = np.mean([q[0] == t for q, t in zip(b, y)])
+    agree = np.mean([p[0] == q[0] for p, q in zip(a, b)])     # sectors alike
+    print(f"int8: accuracy {acc8:.3f} vs float {acc32:.3f}, same sector class on {agree:.3f}")
+    assert agree >= 0.9 and acc8 >= acc32 - 0.03
 
 
 def test_bench_backends_json_keys():

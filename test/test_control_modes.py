@@ -22,8 +22,10 @@ from ros_helpers import CONTROL, NodeProcess, Probe, diag_values
 from snn_autonomy.control.core import ControlCore, ControlTiming
 from snn_autonomy.events.batch import EventBatch
 from snn_autonomy.loop.fused import FusedAgent
+from snn_autonomy.perception.heads import Head
 from snn_autonomy.perception.labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT
 from snn_autonomy.perception.runtime import Decision
+from snn_autonomy.perception.sectors import SectorSpec
 from snn_autonomy.ros import qos
 
 ORIGIN = (1.0, 4.0, math.pi / 2)    # facing its nearest waypoint, (1, 6)
@@ -57,14 +59,21 @@ def _seconds(ms: int) -> float:
     return ms * 1_000_000 * 1e-9      # as the node computes it from its clock's nanoseconds
 
 
+# A sector model's view of each scripted label: nothing near; something at 0.35-0.6 m in the
+# left third; under 0.35 m in the centre; at 0.6-0.9 m in the right third.
+SECTOR_VIEWS = {CLEAR: (5,) * 9, LEFT: (1, 1, 2, 5, 5, 5, 5, 5, 5), CENTER: (5, 5, 4, 0, 0, 1, 5, 5, 5),
+                RIGHT: (5, 5, 5, 5, 5, 5, 2, 2, 3)}
+
+
 class _ScriptedPerception:
     """Stands where StreamingPerception stands in the fused loop: hands out the scripted decision."""
 
     classes = list(CLASSES)
     model_t_max, threshold = 16, 0.9
 
-    def __init__(self) -> None:
+    def __init__(self, head: Head) -> None:
         self.next: Optional[tuple] = None
+        self.head = head
 
     def push(self, batch, now_us: int) -> list:
         if self.next is None:
@@ -72,13 +81,14 @@ class _ScriptedPerception:
         label, conf, approaching = self.next
         self.next = None
         scores = np.full(len(CLASSES), 0.1)
+        sectors = SECTOR_VIEWS.get(label, (5,) * 9) if self.head.sectors is not None else ()
         return [Decision(now_us, label, scores, conf, approaching, 0.9 if approaching else 0.1, 4, 16, True,
-                         0.9, 0, 0, 0.0, 0)]
+                         0.9, 0, 0, 0.0, 0, sectors=sectors)]
 
 
-def _fused_commands(steps) -> Tuple[List[tuple], List[int]]:
+def _fused_commands(steps, head: Head) -> Tuple[List[tuple], List[int]]:
     """Commands of the fused loop, and how many there are after each step."""
-    engine = _ScriptedPerception()
+    engine = _ScriptedPerception(head)
     agent = FusedAgent(engine, 128, 96, 90.0, attention=False, origin=ORIGIN)
     agent.control.on_assignment("r1", WAYPOINTS)
     empty = EventBatch.empty(128, 96)
@@ -102,17 +112,21 @@ def _fused_commands(steps) -> Tuple[List[tuple], List[int]]:
     return out, counts
 
 
-def _perception(label: int, conf: float, approaching: bool, k: int) -> Perception:
+def _perception(head: Head, label: int, conf: float, approaching: bool, k: int) -> Perception:
     m = Perception()
     m.agent_id, m.decision_id = "robot_0", k
     m.class_names = list(CLASSES)
     m.label, m.confidence, m.approaching = label, conf, approaching
+    if head.sectors is not None:           # as perception_msg fills it
+        view = head.sectors.view(SECTOR_VIEWS.get(label, (5,) * 9))
+        m.fov_rad, m.sector_classes, m.sector_free_m = view.fov_rad, list(view.classes), list(view.free_m)
     return m
 
 
-def test_fused_and_split_control_give_the_same_commands():
+@pytest.mark.parametrize("head", [Head(), Head(SectorSpec())], ids=["four_classes", "sectors"])
+def test_fused_and_split_control_give_the_same_commands(head):
     steps = _script()
-    expected, counts = _fused_commands(steps)
+    expected, counts = _fused_commands(steps, head)
     assert len(expected) > 40
     kinds = {("stop" if c == (0.0, 0.0) else "turn" if c[0] == 0.0 else "drive") for c in expected}
     assert kinds == {"stop", "turn", "drive"}, expected        # the script exercises every branch
@@ -171,7 +185,7 @@ def test_fused_and_split_control_give_the_same_commands():
         for k, ((ms, d), want) in enumerate(zip(steps, counts)):
             advance(ms)
             if d is not None:
-                perception.publish(_perception(*d, k))
+                perception.publish(_perception(head, *d, k))
             probe.spin_until(lambda: len(got) >= want, 30,
                              f"{want} commands by step {k} ({ms} ms); got {len(got)}: {got[-3:]}")
         advance(steps[-1][0] + TICK_MS)       # the last decision's command is in; nothing more comes
@@ -182,8 +196,10 @@ def test_fused_and_split_control_give_the_same_commands():
         probe.close()
     assert code == 0, node.log()[-2000:]
     assert len(got) == len(expected), (got, expected)
+    # the message carries the sector ranges and field of view as float32: a few 1e-9 apart
+    tol = 1e-9 if head.sectors is None else 1e-6
     for i, (g, e) in enumerate(zip(got, expected)):
-        assert g == pytest.approx(e, abs=1e-9), f"command {i}: split {g}, fused {e}"
+        assert g == pytest.approx(e, abs=tol), f"command {i}: split {g}, fused {e}"
     assert int(final["bad_decisions"]) == 1 and int(final["clock_jumps"]) == 1, final
     assert math.isclose(float(final["last_clock_jump_s"]), JUMP_MS / 1000.0, abs_tol=0.05), final
 

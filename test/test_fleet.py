@@ -471,4 +471,6 @@ def test_sweep_route_covers_its_region_in_lanes_and_closes_the_loop():
         for s in np.linspace(0.0, 1.0, 50):
             cov.visit(x0 + s * (x1 - x0), y0 + s * (y1 - y0))
     assert cov.fraction > 0.9
-    assert route[-1] != route[0] and len(route) == 2 * 6 - 2
+    assert route[-1] != route[0] and len(route) == 2 * 3 * 5 - 2      # 7 m lanes: waypoints 1.75 m apart
+    steps = np.hypot(*np.diff(np.array(route), axis=0).T)
+    assert steps.max() <= 2.0 + 1e-9

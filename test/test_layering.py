@@ -168,8 +168,8 @@ def shipped():
 def frames(shipped, test_split_sample) -> np.ndarray:
     """Real event frames (T_max, 2, H, W): a test-split sample of the shipped model's dataset whose
     confidence peaks inside the sequence, so that an exit there can be asked for."""
-    from snn_autonomy.backends.torch_backend import TorchStepper
-    stepper = TorchStepper(shipped[0])
+    from snn_autonomy.backends import make_stepper
+    stepper = make_stepper("torch", *shipped)
     for sample in test_split_sample.x[:200]:
         f = sample.astype(np.float32)
         if 2 <= int(np.argmax(_confidences(stepper, f))) < len(f) - 2:
@@ -214,7 +214,7 @@ def _confidences(stepper, frames: np.ndarray) -> List[float]:
     from snn_autonomy.backends.base import confidence_of
 
     stepper.reset()
-    return [confidence_of(stepper.step(f).logits[:-1]) for f in frames]
+    return [confidence_of(stepper.step(f).logits[:-1], groups=stepper.groups) for f in frames]
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

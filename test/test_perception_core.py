@@ -166,3 +166,70 @@ def test_newest_wins_drops_a_backlog_but_not_every_packet_of_a_slow_transport():
     assert a.admit(1.0) and not a.transport_late          # in time again: newest wins as before
     assert not a.admit(30.0)
     assert all(PacketAdmission(0.0, 5).admit(1e6) for _ in range(3))   # 0: every packet taken
+
+
+def test_grouped_outputs_exit_on_the_least_certain_sector():
+    """Sector heads: one softmax per group; the confidence is the smallest group's, predictions
+    and labels are per group, and the oracle waits until every group is and stays right."""
+    from snn_autonomy.perception.early_exit import confidence_of
+
+    T, G, K = 4, 3, 2
+    logits = np.zeros((T, 1, G * K))
+    logits[:, 0, 1] = 6.0                 # group 0: class 1, sure from step 1
+    logits[:, 0, 2] = 6.0                 # group 1: class 0, sure from step 1
+    logits[2:, 0, 5] = 6.0                # group 2: undecided until step 3, then class 1
+    conf = confidence(logits, "max_softmax", groups=G)
+    assert conf[:2, 0] == pytest.approx([0.5, 0.5]) and conf[2, 0] > 0.99
+    assert confidence_of(logits[0, 0], "max_softmax", G) == pytest.approx(0.5)
+    r = exit_at(logits, 0.9, groups=G)
+    assert r.steps.tolist() == [3] and r.prediction.tolist() == [[1, 0, 1]]
+    assert oracle_steps(logits, np.array([[1, 0, 1]]), groups=G).tolist() == [3]
+    cal = calibrate(logits, np.array([[1, 0, 1]]), max_loss=0.0, groups=G)
+    assert cal.accuracy_full == 1.0 and cal.mean_steps == 3
+
+
+def test_sector_summary_scan_and_view():
+    from snn_autonomy.perception.heads import Head
+    from snn_autonomy.perception.sectors import SectorSpec, SectorView, summary_label
+
+    spec = SectorSpec()                   # 9 sectors; edges 0.35 0.6 0.9 1.4 2.2 m
+    free = [5, 5, 5, 5, 5, 5, 5, 5, 5]
+    assert summary_label(spec, free, 0.9) == CLEAR
+    assert summary_label(spec, [5, 5, 5, 5, 2, 5, 5, 5, 5], 0.9) == CENTER
+    assert summary_label(spec, [5, 2, 5, 5, 3, 5, 5, 5, 1], 0.9) == RIGHT    # the nearer side
+    assert summary_label(spec, [3, 3, 3, 3, 3, 3, 3, 3, 3], 0.9) == CLEAR    # 0.9 m and beyond is clear
+    np.testing.assert_allclose(spec.scan_ranges([0, 1, 4, 5]), [0.175, 0.35, 1.4, np.inf])
+    head = Head.of({"sectors": spec.as_manifest()})
+    assert head.sectors == spec and head.logits == 54 and head.groups == 9
+    assert head.mirrored(np.array([[0, 1, 2, 3, 4, 5, 5, 5, 5]])).tolist() == [[5, 5, 5, 5, 4, 3, 2, 1, 0]]
+    assert Head.of({}).sectors is None and Head.of({}).logits == 4
+    view = spec.view([0, 1, 2, 3, 4, 5, 5, 5, 5])
+    assert view.problem() == "" and view.free_m[:3] == (0.0, 0.35, 0.6)
+    p = view.percept(approaching=True, confidence=0.8)
+    np.testing.assert_allclose(p.angles, spec.angles())
+    assert not p.imminent                  # centre sectors 3..5 are at 0.9 m and beyond
+    assert spec.view([5, 5, 5, 0, 0, 0, 5, 5, 5]).percept(True, 0.8).imminent
+    assert "sector classes" in SectorView((1, 2), (0.3,), 1.5).problem()
+    assert "field of view" in SectorView((1, 2, 3), (0.3, 0.3, 0.3), 4.0).problem()
+    assert "not finite" in SectorView((1, 2, 3), (0.3, float("nan"), 0.3), 1.5).problem()
+
+
+def test_shipped_model_decides_sectors_and_derives_its_label():
+    """The shipped model has a sector head: its decisions carry a range class per sector, and
+    the four-class label (for attention and the fleet) is the one the sectors give."""
+    from snn_autonomy.events.batch import EVENT_DTYPE, EventBatch
+    from snn_autonomy.paths import model_path
+    from snn_autonomy.perception.runtime import StreamingPerception
+    from snn_autonomy.perception.sectors import summary_label
+
+    eng = StreamingPerception.from_file(model_path("perception_default.npz"), "torch")
+    assert eng.head.sectors is not None and eng.head.groups == 9
+    rng = np.random.default_rng(3)
+    ev = np.zeros(20000, EVENT_DTYPE)
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 128, ev.size), rng.integers(0, 96, ev.size), rng.integers(0, 2, ev.size)
+    ev["t"] = np.sort(rng.integers(0, 200_000, ev.size))
+    decisions = eng.push(EventBatch(ev, 128, 96), 200_000)
+    assert decisions
+    for d in decisions:
+        assert len(d.sectors) == 9 and all(0 <= c < 6 for c in d.sectors) and d.scores.size == 0
+        assert d.label == summary_label(eng.head.sectors, d.sectors, eng.near_m)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Dict, Union
 
 from ..config import ConfigError
-from .base import Stepper
+from .base import Stepper, output_groups
 
 if TYPE_CHECKING:
     from ..perception.model import ConvSNN
@@ -29,6 +29,12 @@ def make_stepper(name: str, model: Union[ConvSNN, Callable[[], ConvSNN]], manife
     dense_fallback (bool, default true: the event-driven graph hands busy frames to the dense one).
     Options of lava: tag ("floating_pt" or "fixed_pt"), max_steps (int, default the model's t_max),
     taps ("relay" or "delaydense"), timeout_s (float, per request), python (the Lava interpreter)."""
+    stepper = _open(name, model, manifest, **options)
+    stepper.groups = output_groups(manifest)
+    return stepper
+
+
+def _open(name: str, model, manifest: Dict[str, Any], **options) -> Stepper:
     load = model if callable(model) and not hasattr(model, "init_state") else (lambda: model)
     if name == "torch":
         from .torch_backend import TorchStepper

@@ -12,6 +12,9 @@ does. `run_until_exit` then uses it, and stops taking results at the exit step.
 
 Confidence measures (after Li et al., ICCV 2023): `max_softmax`, the largest class
 probability, and `entropy`, 1 - H(p) / log C (1 for a one-hot p, 0 for a uniform one).
+A model whose output is `groups` independent softmaxes (one per sector of the field of view)
+has a joint confidence: the measure of each group, and the smallest of them, so that a
+decision is as confident as its least certain sector.
 
 Numpy only: no torch, nothing of the perception package.
 """
@@ -40,6 +43,7 @@ class Stepper(Protocol):
 
     name: str                 # the back end and its variant, e.g. "onnxruntime-dense"
     neurons: int              # neuron updates per step
+    groups: int               # softmaxes in the class logits (`output_groups`; 1 unless a sector head)
 
     def reset(self) -> None:
         """Forget the state: the next step starts a fresh sequence."""
@@ -50,9 +54,15 @@ class Stepper(Protocol):
         ...
 
     def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: str = "max_softmax") -> Tuple[StepResult, int, float]:
+                       measure: str = "max_softmax", groups: Optional[int] = None) -> Tuple[StepResult, int, float]:
         """`run_until_exit(self, ...)` of this module."""
         ...
+
+
+def output_groups(manifest: dict) -> int:
+    """Softmaxes in a model's class logits: one per sector for a sector head, else one."""
+    sectors = manifest.get("sectors")
+    return int(sectors["count"]) if sectors else 1
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -65,8 +75,12 @@ def _unknown(measure: str) -> ValueError:
     return ValueError(f"unknown confidence measure {measure!r}; use {' or '.join(MEASURES)}")
 
 
-def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax") -> np.ndarray:
-    """Confidence in [0, 1] of (..., C) class logits."""
+def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax", groups: int = 1) -> np.ndarray:
+    """Confidence in [0, 1] of (..., C) class logits; with groups > 1, C = groups x K logits of
+    `groups` softmaxes, and the confidence is the smallest of theirs."""
+    if groups > 1:
+        g = np.asarray(class_logits).reshape(*np.shape(class_logits)[:-1], groups, -1)
+        return confidence(g, measure).min(-1)
     p = softmax(class_logits)
     if measure == "max_softmax":
         return p.max(-1)
@@ -76,9 +90,12 @@ def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax") -> np
     raise _unknown(measure)
 
 
-def confidence_of(class_logits: Sequence[float], measure: Measure = "max_softmax") -> float:
+def confidence_of(class_logits: Sequence[float], measure: Measure = "max_softmax", groups: int = 1) -> float:
     """`confidence` of one sample's class logits with plain floats: the per-step path of the
-    early-exit loop, where numpy's call overhead would cost more than the arithmetic."""
+    early-exit loop, where numpy's call overhead would cost more than the arithmetic (grouped
+    logits, many more numbers, go through numpy)."""
+    if groups > 1:
+        return float(confidence(np.asarray(class_logits, dtype=np.float64), measure, groups))
     z = [float(v) for v in class_logits]
     top = max(z)
     e = [math.exp(v - top) for v in z]
@@ -92,11 +109,13 @@ def confidence_of(class_logits: Sequence[float], measure: Measure = "max_softmax
 
 
 def run_until_exit(stepper: Stepper, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                   measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
+                   measure: Measure = "max_softmax", groups: Optional[int] = None) -> Tuple[StepResult, int, float]:
     """Step `stepper` through frames (T, 2, H, W) from a fresh state until the confidence of the
-    class logits reaches `threshold`, or for t_max steps (default and at most T). Returns
+    class logits (in `groups` softmaxes, by default the stepper's) reaches `threshold`, or for
+    t_max steps (default and at most T). Returns
     (the exit step's result, steps used, confidence at exit)."""
     t_max = min(t_max or len(frames), len(frames))
+    groups = groups or getattr(stepper, "groups", 1)
     if t_max < 1:
         raise ValueError("no frames")
     stepper.reset()
@@ -104,7 +123,7 @@ def run_until_exit(stepper: Stepper, frames: np.ndarray, threshold: float, t_max
     in_one_go = getattr(stepper, "step_sequence", None)
     results = in_one_go(frames) if in_one_go is not None else (stepper.step(f) for f in frames)
     for t, r in enumerate(results, 1):
-        conf = confidence_of(r.logits[:-1], measure)
+        conf = confidence_of(r.logits[:-1], measure, groups)
         if conf >= threshold or t == t_max:
             return r, t, conf
     raise RuntimeError(f"back end {stepper.name} returned fewer results than the {t_max} frames given")

@@ -261,6 +261,8 @@ class LavaStepper:
     """The stepping API (see `base.Stepper`) on a Lava network; also `step_sequence` for the
     steps of a sequence in one request and `run_sequences` for many sequences in one request."""
 
+    groups = 1          # make_stepper sets it from the manifest
+
     def __init__(self, model, manifest: Dict[str, Any], tag: str = "floating_pt", max_steps: Optional[int] = None,
                  taps: str = "relay", trace: bool = True, python: Optional[Path] = None,
                  timeout_s: Optional[float] = None, start_timeout_s: float = 300.0, chunk: int = 64) -> None:
@@ -362,8 +364,8 @@ class LavaStepper:
             yield StepResult(logits[0, t], float(synops[0, t]), self.neurons)
 
     def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
-        return run_until_exit(self, frames, threshold, t_max, measure)
+                       measure: Measure = "max_softmax", groups: Optional[int] = None) -> Tuple[StepResult, int, float]:
+        return run_until_exit(self, frames, threshold, t_max, measure, groups)
 
     def close(self) -> None:
         worker = getattr(self, "worker", None)

@@ -49,6 +49,8 @@ def choose_graph(providers: Optional[List[str]] = None, threads: int = 1, int8: 
 class OrtStepper:
     """The stepping API (see `base.Stepper`) on ONNX Runtime."""
 
+    groups = 1          # make_stepper sets it from the manifest
+
     def __init__(self, graphs: OrtGraphs, providers: Optional[List[str]] = None, threads: int = 1,
                  dense_above: int = DENSE_ABOVE) -> None:
         """graphs.dense: the dense graph of the same network, run instead of the event-driven step
@@ -167,5 +169,5 @@ class OrtStepper:
         return StepResult(self._logits[0].copy(), float(self._synops[0]), self.neurons)
 
     def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
-        return run_until_exit(self, frames, threshold, t_max, measure)
+                       measure: Measure = "max_softmax", groups: Optional[int] = None) -> Tuple[StepResult, int, float]:
+        return run_until_exit(self, frames, threshold, t_max, measure, groups)

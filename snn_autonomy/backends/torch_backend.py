@@ -25,6 +25,7 @@ class TorchStepper:
     """The stepping API (see `base.Stepper`) on a ConvSNN in torch."""
 
     name = "torch"
+    groups = 1          # make_stepper sets it from the manifest
 
     def __init__(self, model: ConvSNN) -> None:
         self.model = model.eval()
@@ -43,5 +44,5 @@ class TorchStepper:
         return StepResult(logits[0].numpy(), ops, self.neurons)
 
     def run_until_exit(self, frames: np.ndarray, threshold: float, t_max: Optional[int] = None,
-                       measure: Measure = "max_softmax") -> Tuple[StepResult, int, float]:
-        return run_until_exit(self, frames, threshold, t_max, measure)
+                       measure: Measure = "max_softmax", groups: Optional[int] = None) -> Tuple[StepResult, int, float]:
+        return run_until_exit(self, frames, threshold, t_max, measure, groups)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..config import ConfigError, spec
-from ..perception.sectors import SectorPercept, SectorSpec, percept_from_classes
+from ..perception.sectors import SectorPercept, SectorSpec, SectorView, percept_from_classes
 from .frames import Pose2, finite, odom_to_map
 from .limits import LimitsConfig, VelocityLimiter
 from .policy import PatrolConfig, PatrolController
@@ -86,13 +86,16 @@ class ControlCore:
         self.patrol.assign(region_id, waypoints, self.pose)
 
     def on_decision(self, now_s: float, label: int, classes: int, confidence: float,
-                    approaching: bool) -> Optional[Twist2]:
-        """A decision of the four-class perception task: the command to send now, or None when it
-        is unreadable (a label outside the classes, a confidence outside [0, 1]); a refused
-        decision does not feed the watchdog, so it cannot keep the robot moving."""
-        if not (0 <= label < classes and 0.0 <= confidence <= 1.0):
+                    approaching: bool, view: Optional[SectorView] = None) -> Optional[Twist2]:
+        """A perception decision: the command to send now, or None when it is unreadable (a label
+        outside the classes, a confidence outside [0, 1], a malformed sector view); a refused
+        decision does not feed the watchdog, so it cannot keep the robot moving. A sector
+        model's `view` is steered by; a four-class model's label is made into sectors."""
+        if not (0 <= label < classes and 0.0 <= confidence <= 1.0) or (view is not None and view.problem()):
             self.counters.refused["decision"] += 1
             return None
+        if view is not None:
+            return self.on_percept(now_s, view.percept(approaching, confidence))
         return self.on_percept(now_s, percept_from_classes(self.sectors, int(label), bool(approaching),
                                                            float(confidence)))
 

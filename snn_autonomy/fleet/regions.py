@@ -62,14 +62,18 @@ def row_counts(n: int, width: float, depth: float) -> List[int]:
 
 
 LANE_SPACING_M = 1.0   # two 0.5 m coverage cells per lane (loop.coverage): a robot passes 0.25 m from each
+WAYPOINT_SPACING_M = 2.0   # waypoints along a lane at most this far apart: a waypoint given up (blocked, or
+                           # no progress) costs a few metres of the lane, not the whole lane
 
 
 def sweep_route(x0: float, y0: float, x1: float, y1: float, inset_m: float,
-                lane_spacing_m: float = LANE_SPACING_M) -> Tuple[Point2, ...]:
+                lane_spacing_m: float = LANE_SPACING_M,
+                waypoint_spacing_m: float = WAYPOINT_SPACING_M) -> Tuple[Point2, ...]:
     """A boustrophedon route over the rectangle [x0, x1] x [y0, y1]: lanes parallel to its longer
     side, `lane_spacing_m` apart, the first and last `inset_m` in from the edges, driven
-    alternately one way and the other; then back over the same lanes in reverse order, so the
-    route is a closed loop (its last waypoint leads back to the first)."""
+    alternately one way and the other, with waypoints at most `waypoint_spacing_m` apart along
+    each lane; then back over the same lanes in reverse order, so the route is a closed loop
+    (its last waypoint leads back to the first)."""
     along_x = (x1 - x0) >= (y1 - y0)
     a0, a1, c0, c1 = (x0, x1, y0, y1) if along_x else (y0, y1, x0, x1)
     lo, hi = c0 + inset_m, c1 - inset_m
@@ -77,10 +81,11 @@ def sweep_route(x0: float, y0: float, x1: float, y1: float, inset_m: float,
     if hi - lanes[-1] > 0.5 * lane_spacing_m:
         lanes.append(hi)          # the far edge would otherwise be left out
     ends = (a0 + inset_m, a1 - inset_m)
+    stops = np.linspace(ends[0], ends[1], max(2, int(math.ceil((ends[1] - ends[0]) / waypoint_spacing_m - 1e-9)) + 1))
     out: List[Point2] = []
     for k, c in enumerate(lanes):
-        for a in (ends if k % 2 == 0 else ends[::-1]):
-            out.append((a, c) if along_x else (c, a))
+        for a in (stops if k % 2 == 0 else stops[::-1]):
+            out.append((float(a), c) if along_x else (c, float(a)))
     if len(out) > 2:
         out += out[-2:0:-1]
     return tuple(out)

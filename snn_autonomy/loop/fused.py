@@ -64,7 +64,10 @@ class FusedAgent:
             self._account(d)
         d = decisions[-1]
         self.last_decisions, self.last_decision = decisions, d
-        cmd = self.control.on_decision(now_s, d.label, len(self.perception.classes), d.confidence, d.approaching)
+        sectors = self.perception.head.sectors
+        view = sectors.view(d.sectors) if sectors is not None else None
+        cmd = self.control.on_decision(now_s, d.label, len(self.perception.classes), d.confidence, d.approaching,
+                                       view)
         if cmd is not None and self.attention is not None:
             self._attend(d, cmd)
         return cmd

@@ -31,7 +31,7 @@ from ..sim.config import WallConfig, WorldConfig, load_world_config
 from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
-from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan
+from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan, sector_minima
 
 SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
@@ -56,8 +56,9 @@ class DatasetSpec:
     warmup_s: float = 0.5                # no samples before the cameras have history
     label: LabelConfig = field(default_factory=LabelConfig)
     inputs: InputSpec = field(default_factory=InputSpec)
+    sectors: int = spec(9, lo=3, hi=64, help="sectors whose nearest range is recorded (sector labels)")
     randomize_layout: bool = True
-    generator_version: int = 7           # bump when generation changes, so caches are not reused
+    generator_version: int = 8           # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -69,6 +70,7 @@ class Dataset:
     y: np.ndarray          # (N,) int64 class index
     approaching: np.ndarray  # (N,) uint8
     meta: np.ndarray       # (N, 8) float64: seed, robot, t_us, nearest_m, left_m, centre_m, right_m, ttc_s
+    sector_m: np.ndarray   # (N, S) float32: nearest range per sector of DatasetSpec.sectors, left to right
 
     def ambiguous(self, cfg: LabelConfig) -> np.ndarray:
         """Samples whose label ground truth cannot settle cleanly (see labels.ambiguous)."""
@@ -126,7 +128,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
     inp = ds.inputs
     window_us = inp.bin_us * inp.t_max
     history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
-    xs, ys, app, meta = [], [], [], []
+    xs, ys, app, meta, sectors = [], [], [], [], []
     roi = Roi.full(cfg.camera.width, cfg.camera.height)
     period_us = int(ds.sample_period_ms * 1000)
     next_sample = int(ds.warmup_s * 1e6)
@@ -150,14 +152,16 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
                 history[i] = [b for b in history[i] if b.t_last >= t0]
                 batch = EventBatch.concatenate(history[i]) if history[i] else EventBatch.empty(*inp.sensor)
                 frames = binned_frames(batch, t0 + 1, inp.bin_us, inp.t_max, roi=roi, out_size=inp.grid)
-                lab = label_from_scan(range_scan(world, i, n_rays=ds.label.rays), ds.label)
+                scan = range_scan(world, i, n_rays=ds.label.rays)
+                lab = label_from_scan(scan, ds.label)
                 xs.append(np.minimum(frames, 255).astype(np.uint8))
                 ys.append(lab.cls)
                 app.append(lab.approaching)
                 meta.append((seed, i, t_end, lab.nearest_m, *lab.sector_m, lab.ttc_s))
+                sectors.append(sector_minima(scan, ds.sectors))
             next_sample = world.time_us + period_us
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(app, dtype=np.uint8),
-            np.array(meta, dtype=np.float64))
+            np.array(meta, dtype=np.float64), np.array(sectors, dtype=np.float32))
 
 
 def cache_dir() -> Path:
@@ -172,7 +176,7 @@ def generate(ds: DatasetSpec, workers: int = 0, progress: Optional[Callable[[int
     path = cache_dir() / f"{ds.key()}.npz"
     if use_cache and path.exists():
         with np.load(path) as z:
-            return Dataset(z["x"], z["y"], z["approaching"], z["meta"])
+            return Dataset(z["x"], z["y"], z["approaching"], z["meta"], z["sector_m"])
     workers = workers or min(len(ds.seeds), os.cpu_count() or 1)
     parts = []
     jobs = [(ds, s) for s in ds.seeds]
@@ -187,10 +191,11 @@ def generate(ds: DatasetSpec, workers: int = 0, progress: Optional[Callable[[int
                 parts.append(part)
                 if progress:
                     progress(k + 1, len(jobs))
-    data = Dataset(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
+    data = Dataset(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
     if use_cache:
         tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta)
+        np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta,
+                            sector_m=data.sector_m)
         tmp.replace(path)
     return data
 

@@ -12,9 +12,10 @@ import torch
 from ..paths import resolve_model
 from .dataset import DatasetSpec, generate, input_spec_of, split_spec
 from .early_exit import sweep
+from .heads import Head
 from .labels import LabelConfig
 from .model_io import load_model
-from .train import evaluate_logits, step_logits
+from .train import evaluate_logits, exit_targets, step_logits
 
 
 def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optional[int] = None,
@@ -37,10 +38,11 @@ def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optio
     logits = step_logits(model, data.x, torch.device("cpu"))
     ee = manifest["early_exit"]
     label_cfg = LabelConfig(**manifest["labels"]) if "labels" in manifest else ds.label
-    result = evaluate_logits(logits, data, ee["threshold"], label_cfg, ee["measure"])
-    sure = ~data.ambiguous(label_cfg)
+    head = Head.of(manifest)
+    result = evaluate_logits(logits, data, ee["threshold"], label_cfg, ee["measure"], head)
+    mask, targets = exit_targets(head, data, label_cfg)
     thresholds = np.unique(np.concatenate([np.linspace(0.3, 0.95, 27), 1.0 - np.logspace(-1.5, -4, 14)]))
-    curve = sweep(logits[:, sure, :-1], data.y[sure], thresholds, ee["measure"])
+    curve = sweep(logits[:, mask, :-1], targets, thresholds, ee["measure"], head.groups)
     result.update({"model": str(model_file), "world": world or "default", "seeds": list(ds.seeds),
                    "early_exit_saving": 1.0 - result["mean_steps_exit"] / result["t_max"],
                    "curve": curve})
@@ -65,8 +67,12 @@ def _plot(curve, result: Dict[str, Any], path: Path) -> None:
     ax.axhline(100 * result["accuracy_full"], color="grey", ls=":", label=f"all {result['t_max']} steps")
     ax.set_xlabel("mean SNN time steps per decision")
     ax.set_ylabel("accuracy (%)")
-    n = round(result["samples"] * (1 - result["ambiguous_fraction"]))
-    ax.set_title(f"Early exit, {result['world']} world: {n} unambiguous test samples", fontsize=10)
+    if result["head"] == "sectors":
+        ax.set_ylabel("sectors right (%)")
+        title = f"{result['samples']} test samples"
+    else:
+        title = f"{round(result['samples'] * (1 - result['ambiguous_fraction']))} unambiguous test samples"
+    ax.set_title(f"Early exit, {result['world']} world: {title}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

@@ -24,7 +24,10 @@ from ..events.batch import EVENT_DTYPE, EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
+from .heads import Head
+from .labels import LabelConfig
 from .model_io import load_model, verified_manifest
+from .sectors import summary_label
 
 
 def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper, Dict]:
@@ -38,8 +41,8 @@ def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper
 @dataclass
 class Decision:
     t_end_us: int             # sensor time of the end of the last bin used
-    label: int
-    scores: np.ndarray        # class probabilities
+    label: int                # four-class label (for a sector model, derived from its sectors)
+    scores: np.ndarray        # class probabilities (empty for a sector model: its label is derived)
     confidence: float
     approaching: bool
     approach_probability: float
@@ -54,6 +57,7 @@ class Decision:
     first_packet_seq: int = -1
     last_packet_seq: int = -1
     stamp_ns: int = 0         # header stamp of the newest packet that fed the decision
+    sectors: Tuple[int, ...] = ()  # range class per sector, left to right (sector models only)
 
 
 @dataclass
@@ -81,6 +85,8 @@ class StreamingPerception:
         self.t_max = self.model_t_max
         self.threshold = float(manifest["early_exit"]["threshold"])
         self.measure = manifest["early_exit"]["measure"]
+        self.head = Head.of(manifest)
+        self.near_m = LabelConfig(**manifest.get("labels", {})).near_m
         self.roi = roi
         self._bins: Optional[Packetizer] = None   # cuts the stream into bins of bin_us
         self._acc = _Accum()
@@ -193,15 +199,20 @@ class StreamingPerception:
         acc.events_in += n_in
         acc.events_used += int(frame.sum())
         cls_logits = r.logits[:-1]
-        conf = confidence_of(cls_logits, self.measure)
+        conf = confidence_of(cls_logits, self.measure, self.head.groups)
         steps_cap = min(self.t_max, 10 * self.model_t_max)
         if conf < self.threshold and acc.steps < steps_cap:
             return None
-        p = softmax(cls_logits[None])[0]
+        if self.head.sectors is None:
+            p, sectors = softmax(cls_logits[None])[0], ()
+            label = int(p.argmax())
+        else:
+            sectors = tuple(int(c) for c in np.asarray(cls_logits).reshape(self.head.groups, -1).argmax(-1))
+            p, label = np.zeros(0), summary_label(self.head.sectors, sectors, self.near_m)
         p_app = 1.0 / (1.0 + math.exp(-float(r.logits[-1])))
-        d = Decision(0, int(p.argmax()), p, conf, p_app > 0.5, p_app, acc.steps, self.t_max,
+        d = Decision(0, label, p, conf, p_app > 0.5, p_app, acc.steps, self.t_max,
                      acc.steps < steps_cap, self.threshold, acc.events_in, acc.events_used, acc.synops,
-                     r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp)
+                     r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp, sectors)
         self._acc = _Accum()
         self.decisions += 1
         return d

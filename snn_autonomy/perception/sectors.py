@@ -7,25 +7,30 @@ last class is "at least edges_m[-1]" (free as far as the controller cares). The 
 takes the lower edge of each class as the free range: it never believes a sector freer than
 its class says.
 
-Two producers make the same `SectorPercept`, so closed-loop figures split into controller
+Three producers make the same `SectorPercept`, so closed-loop figures split into controller
 error and perception error:
 - `oracle_percept`: from the world's geometry (what perfect perception would report);
-- `percept_from_classes`: from a perception decision of the four-class task
-  (snn_autonomy.perception.labels), whose only range information is "something nearer than
-  near_m in the left / centre / right third".
+- `make_percept` on a decision of a sector model (one softmax of range classes per sector:
+  the shipped model, whose manifest has a "sectors" section, `SectorSpec.from_manifest`);
+- `percept_from_classes`: from a decision of a four-class model (snn_autonomy.perception.labels),
+  whose only range information is "something nearer than near_m in the left / centre / right
+  third".
+A sector decision also gives the four-class label (`summary_label`), so consumers of the label
+(attention, fleet sightings) work with either kind of model, and a `sensor_msgs/LaserScan`
+virtual scan (`scan_ranges`) for a costmap.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
 from ..config import spec
 from ..sim.ground_truth import HIT_NONE, range_scan
 from ..sim.world import World
-from .labels import CENTER, LEFT, RIGHT, LabelConfig, sector_minima
+from .labels import CENTER, CLEAR, LEFT, RIGHT, LabelConfig, sector_minima
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,13 @@ class SectorSpec:
 
     def angles(self) -> np.ndarray:
         """Centre of each sector relative to the heading [rad], + to the left, left to right."""
-        half = math.radians(self.hfov_deg) / 2
-        width = 2 * half / self.count
-        return half - width * (np.arange(self.count) + 0.5)
+        return sector_angles(self.count, math.radians(self.hfov_deg))
+
+    def view(self, classes) -> "SectorView":
+        """A decision's sector classes as they travel to the controller."""
+        classes = tuple(int(c) for c in classes)
+        return SectorView(classes, tuple(float(v) for v in self.lower_edge(np.array(classes))),
+                          math.radians(self.hfov_deg))
 
     def grade(self, ranges_m: np.ndarray) -> np.ndarray:
         """Range class of each sector's nearest range."""
@@ -59,6 +68,70 @@ class SectorSpec:
         """The free range the controller may assume for each class (0 for class 0)."""
         lo = np.concatenate([[0.0], np.asarray(self.edges_m, dtype=float)])
         return lo[np.asarray(classes, dtype=int)]
+
+    def scan_ranges(self, classes: np.ndarray) -> np.ndarray:
+        """Ranges of a virtual laser scan, one ray per sector: the lower edge of each class (an
+        obstacle is marked no farther than perception vouches for), half the first edge for
+        class 0, and +inf (REP 117: nothing within range_max) for the last class."""
+        classes = np.asarray(classes, dtype=int)
+        r = self.lower_edge(classes)
+        r = np.where(classes == 0, self.edges_m[0] / 2, r)
+        return np.where(classes >= self.classes - 1, np.inf, r)
+
+    def as_manifest(self) -> dict:
+        return {"count": self.count, "edges_m": list(self.edges_m), "hfov_deg": self.hfov_deg, "ttc_s": self.ttc_s}
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> Optional["SectorSpec"]:
+        """The sector head of a model manifest; None for a four-class model."""
+        d = manifest.get("sectors")
+        return None if d is None else cls(int(d["count"]), tuple(float(e) for e in d["edges_m"]),
+                                          float(d["hfov_deg"]), float(d["ttc_s"]))
+
+
+def summary_label(spec_: SectorSpec, classes: np.ndarray, near_m: float) -> int:
+    """The four-class label (labels.class_of) of a sector view: sectors are grouped into the
+    left, centre and right thirds and a third is blocked when one of its sectors is of a class
+    wholly nearer than near_m; the nearer side wins (the lower class), left on a tie."""
+    classes = np.asarray(classes, dtype=int)
+    blocked_below = int(spec_.grade(np.array([near_m]))[0])    # classes below this lie under near_m
+    left, centre, right = (int(t.min()) for t in np.array_split(classes, 3))
+    if centre < blocked_below:
+        return CENTER
+    if min(left, right) < blocked_below:
+        return LEFT if left <= right else RIGHT
+    return CLEAR
+
+
+def sector_angles(count: int, hfov_rad: float) -> np.ndarray:
+    """Centres of `count` equal sectors of a field of view `hfov_rad` wide, left to right [rad]."""
+    width = hfov_rad / count
+    return hfov_rad / 2 - width * (np.arange(count) + 0.5)
+
+
+@dataclass(frozen=True)
+class SectorView:
+    """A sector model's decision as it travels (the sector fields of snn_autonomy_msgs/Perception):
+    enough for a controller that holds no model manifest."""
+
+    classes: Tuple[int, ...]        # range class per sector, left to right
+    free_m: Tuple[float, ...]       # the range each sector is free to (lower edge of its class)
+    fov_rad: float                  # the field of view the sectors split
+
+    def problem(self) -> str:
+        """Why this view cannot be steered by ('' when it can)."""
+        if len(self.classes) != len(self.free_m) or not 3 <= len(self.classes) <= 64:
+            return f"{len(self.classes)} sector classes and {len(self.free_m)} ranges (3..64 sectors, one range each)"
+        if not (math.isfinite(self.fov_rad) and 0.0 < self.fov_rad < math.pi):
+            return f"field of view {self.fov_rad} rad outside (0, pi)"
+        if not all(math.isfinite(r) and r >= 0.0 for r in self.free_m):
+            return "a sector range is negative or not finite"
+        return ""
+
+    def percept(self, approaching: bool, confidence: float, ttc_s: float = math.inf) -> "SectorPercept":
+        angles = sector_angles(len(self.classes), self.fov_rad)
+        return SectorPercept(tuple(self.classes), tuple(self.free_m), tuple(float(a) for a in angles),
+                             bool(approaching), float(ttc_s), float(confidence))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """Training of the perception SNN: surrogate gradients through time (BPTT).
 
-Loss: at every time step, class cross-entropy (class-weighted by 1/sqrt(frequency))
-plus 0.5 x binary cross-entropy of `approaching`, averaged over the steps, so the
-network learns to be right early (what early exit cashes in). Augmentation:
-left-right mirroring with the left/right labels swapped. Adam with cosine decay;
+The head (`heads.Head`) says what the class logits are: one softmax of range classes per
+sector of the field of view (the default, `--head sectors`) or the four-class task
+(`--head classes`). Loss: at every time step, class cross-entropy (per sector for the
+sector head; class-weighted by 1/sqrt(frequency)) plus `approach_weight` x binary
+cross-entropy of `approaching`, averaged over the steps, so the network learns to be right
+early (what early exit cashes in). Augmentation: left-right mirroring with the targets
+mirrored (sectors reversed; left/right labels swapped). Adam with cosine decay;
 the epoch with the best validation accuracy at T_max is kept. Deterministic for
 a seed on a given device. After training, the early-exit threshold is calibrated
 on the validation split and the model is written with its manifest.
@@ -21,14 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from .dataset import Dataset, InputSpec, generate, split_spec
-from .early_exit import calibrate, exit_at, oracle_steps
-from .labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT, LabelConfig
+from .early_exit import calibrate, exit_at, oracle_steps, predict
+from .heads import Head
+from .labels import CLASSES, LabelConfig
 from .model import ConvSNN, ModelConfig, make_model
 from .model_io import save_model
+from .sectors import SectorSpec
 from .train_config import TrainConfig
-
-
-MIRROR = torch.tensor([CLEAR, RIGHT, CENTER, LEFT])  # class after a left-right flip
 
 
 def pick_device(name: str) -> torch.device:
@@ -48,12 +50,18 @@ def step_logits(model: ConvSNN, x: np.ndarray, device: torch.device, batch: int 
     return np.concatenate(out, axis=1)
 
 
+def head_of(cfg: TrainConfig, sectors: int) -> Head:
+    """The head a training recipe asks for, over the data's `sectors` sectors."""
+    return Head(SectorSpec(count=sectors) if cfg.head == "sectors" else None)
+
+
 def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor,
-          approach_weight: float) -> torch.Tensor:
+          approach_weight: float, k: int) -> torch.Tensor:
+    """yb: (B,) or (B, S) targets of softmaxes of k classes."""
     logits = model(xb.transpose(0, 1))                  # (T, B, C+1)
-    T, B, _ = logits.shape
-    cls = logits[..., :-1].reshape(T * B, -1)
-    ce = F.cross_entropy(cls, yb.repeat(T), weight=weights)
+    T = logits.shape[0]
+    cls = logits[..., :-1].reshape(-1, k)               # (T * B * groups, k), groups fastest
+    ce = F.cross_entropy(cls, yb.reshape(-1).repeat(T), weight=weights)
     bce = F.binary_cross_entropy_with_logits(logits[..., -1].reshape(-1), ab.repeat(T))
     return ce + approach_weight * bce
 
@@ -63,7 +71,7 @@ def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
     return nbytes < 0.5 * free
 
 
-def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec,
+def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec, head: Head,
                 checkpoint: Optional[Path] = None,
                 progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None) -> tuple:
     """Returns (best model, history list)."""
@@ -71,23 +79,26 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     mcfg = ModelConfig(in_hw=(inputs.grid[1], inputs.grid[0]), channels=tuple(cfg.channels), hidden=cfg.hidden,
-                       delay_steps=cfg.delay_steps, reset=cfg.reset)
+                       n_classes=head.logits, delay_steps=cfg.delay_steps, reset=cfg.reset)
     model = make_model(mcfg, seed=cfg.seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
-    freq = np.bincount(train.y, minlength=len(CLASSES)).astype(np.float64)
-    # mirrored copies swap left and right, so weight the classes of the augmented set
-    freq = freq + freq[MIRROR.numpy()]
+    k = head.classes_per_group
+    targets = head.targets(train.y, train.sector_m)
+    mirrored = head.mirrored(targets)
+    # weight the classes of the augmented set (mirrored copies swap left and right)
+    freq = np.bincount(np.concatenate([targets.ravel(), mirrored.ravel()]), minlength=k).astype(np.float64)
     weights = torch.tensor(1.0 / np.sqrt(np.maximum(freq, 1.0)), dtype=torch.float32, device=device)
     weights = weights / weights.mean()
     # On a GPU with room for it, the (sparse, uint8) training set lives on the device, so that
     # batches are gathered there instead of copied over PCIe every step.
     data_device = device if device.type == "cuda" and _fits_on_gpu(train.x.nbytes, device) else torch.device("cpu")
     x_all = torch.from_numpy(train.x).to(data_device)
-    y_all = torch.from_numpy(train.y).to(data_device)
+    y_all = torch.from_numpy(targets).to(data_device)
+    m_all = torch.from_numpy(mirrored).to(data_device)
     a_all = torch.from_numpy(train.approaching.astype(np.float32)).to(data_device)
-    mirror = MIRROR.to(device)
+    val_targets = head.targets(val.y, val.sector_m)
     best = (-1.0, None)
     history = []
     for epoch in range(cfg.epochs):
@@ -100,19 +111,19 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             tidx = torch.from_numpy(idx).to(data_device)
             xb = x_all[tidx].to(device).float()
-            yb = y_all[tidx].to(device)
             ab = a_all[tidx].to(device)
             fl = torch.from_numpy(flips[idx]).to(device)
             xb = torch.where(fl[:, None, None, None, None], xb.flip(-1), xb)
-            yb = torch.where(fl, mirror[yb], yb)
-            loss = _loss(model, xb, yb, ab, weights, cfg.approach_weight)
+            fy = fl.reshape(-1, *([1] * (y_all.dim() - 1)))
+            yb = torch.where(fy, m_all[tidx].to(device), y_all[tidx].to(device))
+            loss = _loss(model, xb, yb, ab, weights, cfg.approach_weight, k)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
         logits = step_logits(model, val.x, device)
-        acc = float((logits[-1, :, :-1].argmax(-1) == val.y).mean())
+        acc = float((predict(logits[-1, :, :-1], head.groups) == val_targets).mean())
         row = {"epoch": epoch + 1, "loss": total / len(train), "val_accuracy": acc,
                "seconds": time.monotonic() - t0}
         history.append(row)
@@ -128,13 +139,53 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     return model.cpu().eval(), history
 
 
-def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
-                    measure: str = "max_softmax") -> Dict[str, Any]:
-    """Metrics of per-step logits (T, N, C+1) on `data`.
+def exit_targets(head: Head, data: Dataset, label_cfg: LabelConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """(sample mask, targets) that early exit is calibrated and swept on: every sample for the
+    sector head; for the four-class head the unambiguous ones (labels.ambiguous)."""
+    if head.sectors is None:
+        sure = ~data.ambiguous(label_cfg)
+        return sure, data.y[sure]
+    return np.ones(len(data), dtype=bool), head.targets(data.y, data.sector_m)
 
-    The headline figures (accuracy_full, accuracy_exit, mean_steps_exit, oracle) are on the
-    samples whose label is unambiguous (labels.ambiguous); the same on all samples are given
-    beside them (suffix _all), with the fraction of ambiguous samples."""
+
+def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
+                    measure: str = "max_softmax", head: Head = Head()) -> Dict[str, Any]:
+    """Metrics of per-step logits (T, N, C+1) on `data`."""
+    if head.sectors is None:
+        return _evaluate_classes(logits, data, threshold, label_cfg, measure)
+    cls, g = logits[..., :-1], head.groups
+    y = head.targets(data.y, data.sector_m)
+    r = exit_at(cls, threshold, measure=measure, groups=g)
+    full = predict(cls[-1], g)
+    names = head.class_names()
+    per_class = {name: float((full[y == k] == k).mean()) if (y == k).any() else None for k, name in enumerate(names)}
+    return {
+        "head": "sectors",
+        "samples": int(len(data)),
+        "accuracy_full": float((full == y).mean()),              # fraction of sectors right, all samples
+        "accuracy_exit": float((r.prediction == y).mean()),
+        "mean_steps_exit": float(r.steps.mean()),
+        "t_max": int(cls.shape[0]),
+        "oracle_mean_steps": float(oracle_steps(cls, y, g).mean()),
+        "within_one_class_full": float((np.abs(full - y) <= 1).mean()),
+        "within_one_class_exit": float((np.abs(r.prediction - y) <= 1).mean()),
+        "all_sectors_right_full": float((full == y).all(1).mean()),
+        "farther_than_true_full": float((full > y).mean()),     # the unsafe error: a sector believed freer
+        "per_class_accuracy": per_class,
+        "summary_accuracy_full": float((head.summary(full, label_cfg) == data.y).mean()),
+        "summary_accuracy_exit": float((head.summary(r.prediction, label_cfg) == data.y).mean()),
+        "approaching_accuracy": float(((logits[-1, :, -1] > 0) == data.approaching.astype(bool)).mean()),
+        "threshold": float(threshold),
+        "measure": measure,
+        "class_balance": {name: int(c) for name, c in zip(names, np.bincount(y.ravel(), minlength=len(names)))},
+    }
+
+
+def _evaluate_classes(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
+                      measure: str) -> Dict[str, Any]:
+    """The four-class head: headline figures (accuracy_full, accuracy_exit, mean_steps_exit,
+    oracle) on the samples whose label is unambiguous (labels.ambiguous); the same on all
+    samples beside them (suffix _all), with the fraction of ambiguous samples."""
     cls = logits[..., :-1]
     amb = data.ambiguous(label_cfg)
     sure = ~amb
@@ -147,6 +198,7 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
     app_pred = logits[-1, :, -1] > 0
     y = data.y
     return {
+        "head": "classes",
         "samples": int(len(data)),
         "ambiguous_fraction": float(amb.mean()),
         "accuracy_full": float((full[sure] == y[sure]).mean()),
@@ -166,25 +218,26 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
 
 
 def calibrate_model(model: ConvSNN, val: Dataset, label_cfg: LabelConfig, max_loss: float,
-                    measure: str = "max_softmax", device: Optional[torch.device] = None):
-    """Early-exit threshold from the unambiguous validation samples (model on `device`, CPU by default)."""
+                    measure: str = "max_softmax", device: Optional[torch.device] = None, head: Head = Head()):
+    """Early-exit threshold from the validation samples of `exit_targets` (model on `device`, CPU by default)."""
     logits = step_logits(model, val.x, device or torch.device("cpu"))[..., :-1]
-    sure = ~val.ambiguous(label_cfg)
-    return calibrate(logits[:, sure], val.y[sure], max_loss, measure)
+    mask, targets = exit_targets(head, val, label_cfg)
+    return calibrate(logits[:, mask], targets, max_loss, measure, head.groups)
 
 
 def calibrate_and_test(model: ConvSNN, val: Dataset, test: Dataset, label_cfg: LabelConfig, max_loss: float,
-                       measure: str = "max_softmax", device: Optional[torch.device] = None) -> Tuple[dict, dict]:
+                       measure: str = "max_softmax", device: Optional[torch.device] = None,
+                       head: Head = Head()) -> Tuple[dict, dict]:
     """Calibrate the early-exit threshold on `val`, then measure on `test`: the manifest's
     `early_exit` section and its test metrics."""
     device = device or torch.device("cpu")
     model.to(device)
-    cal = calibrate_model(model, val, label_cfg, max_loss, measure, device=device)
-    metrics = evaluate_logits(step_logits(model, test.x, device), test, cal.threshold, label_cfg, measure)
+    cal = calibrate_model(model, val, label_cfg, max_loss, measure, device=device, head=head)
+    metrics = evaluate_logits(step_logits(model, test.x, device), test, cal.threshold, label_cfg, measure, head)
     model.cpu()
-    early_exit = {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss,
-                  "calibrated_on": "validation split, unambiguous samples",
-                  "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
+    on = "validation split, unambiguous samples" if head.sectors is None else "validation split, all samples"
+    early_exit = {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss, "groups": head.groups,
+                  "calibrated_on": on, "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
                   "val_mean_steps": cal.mean_steps}
     return early_exit, metrics
 
@@ -193,14 +246,15 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
     """Re-derive a model's early-exit threshold for another allowed accuracy loss (or confidence
     measure) on its world's validation split, re-measure the test split, and rewrite the manifest.
     The weights are untouched, so their hash still matches."""
+    from .dataset import input_spec_of
     from .model_io import load_model, write_manifest
 
     model, manifest = load_model(weights)
     world = manifest.get("training", {}).get("datasets", {}).get("val", {}).get("world", "default")
     world = "" if world == "default" else world
     label_cfg = LabelConfig(**manifest["labels"])
-    val, test = (generate(split_spec(s, world)) for s in ("val", "test"))
-    early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure)
+    val, test = (generate(split_spec(s, world, inputs=input_spec_of(manifest))) for s in ("val", "test"))
+    early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure, head=Head.of(manifest))
     manifest["early_exit"] = early_exit
     manifest.setdefault("metrics", {})["test"] = metrics
     write_manifest(weights, manifest)
@@ -221,15 +275,16 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
         data[name] = generate(ds)
         log(f"{name}: {len(data[name])} samples {data[name].class_balance()} ({time.monotonic() - t0:.0f} s)")
     inputs = specs["train"].inputs
+    head = head_of(cfg, specs["train"].sectors)
     t0 = time.monotonic()
-    model, history = train_model(cfg, data["train"], data["val"], inputs,
+    model, history = train_model(cfg, data["train"], data["val"], inputs, head,
                                  checkpoint=out.with_suffix(".ckpt"), progress=progress)
     train_s = time.monotonic() - t0
     label_cfg = specs["train"].label
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label_cfg, cfg.max_exit_loss,
-                                                  device=pick_device(cfg.device))
+                                                  device=pick_device(cfg.device), head=head)
     manifest = {
-        "classes": list(CLASSES),
+        **head.manifest(),
         "input": asdict(inputs),
         "t_max": inputs.t_max,
         "early_exit": early_exit,

@@ -10,6 +10,8 @@ from ..config import spec
 @dataclass(frozen=True)
 class TrainConfig:
     """The training recipe; the defaults are the shipped model's (`snn-autonomy train` with no options)."""
+    head: Literal["sectors", "classes"] = spec("sectors", help="sectors: a range class per sector of the field of "
+                                                "view; classes: the four-class task")
     epochs: int = spec(40, lo=1, hi=10_000, help="passes over the training split")
     batch_size: int = spec(512, lo=1, hi=65536, help="samples per optimiser step")
     lr: float = spec(4e-3, lo=1e-6, hi=1.0, help="Adam learning rate (cosine-annealed to 0)")

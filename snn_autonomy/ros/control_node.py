@@ -38,7 +38,7 @@ from ..fleet.agent import start_pose_in_world
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from . import qos
 from .control_ports import ControlPorts
-from .convert import decision_trace_msg
+from .convert import decision_trace_msg, sector_view_of
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
 from .params import declare_params
@@ -79,7 +79,7 @@ class ControlNode(Node):
 
     def _on_perception(self, msg: Perception, info) -> None:
         if self.ports.decide(int(msg.label), len(msg.class_names), float(msg.confidence),
-                             bool(msg.approaching)) is not None:
+                             bool(msg.approaching), sector_view_of(msg)) is not None:
             self._trace(msg, int(info["source_timestamp"]))
 
     def _trace(self, msg: Perception, perception_wall_ns: int) -> None:

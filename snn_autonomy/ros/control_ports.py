@@ -17,6 +17,7 @@ from nav_msgs.msg import Odometry
 from snn_autonomy_msgs.msg import Assignment
 
 from ..control.core import ControlCore, ControlTiming, Twist2
+from ..perception.sectors import SectorView
 from . import qos
 from .clock import on_clock_jumps
 from .convert import quat_yaw
@@ -43,12 +44,14 @@ class ControlPorts:
         t.linear.x, t.angular.z = float(cmd[0]), float(cmd[1])
         self._pub.publish(t)
 
-    def decide(self, label: int, classes: int, confidence: float, approaching: bool) -> Optional[Twist2]:
+    def decide(self, label: int, classes: int, confidence: float, approaching: bool,
+               view: Optional[SectorView] = None) -> Optional[Twist2]:
         """A perception decision: the command, published at once (None when the decision is refused)."""
-        cmd = self.core.on_decision(self.now_s(), label, classes, confidence, approaching)
+        cmd = self.core.on_decision(self.now_s(), label, classes, confidence, approaching, view)
         if cmd is None:
-            self.node.get_logger().warning(f"perception label {label} outside {classes} classes or confidence "
-                                           f"{confidence} outside [0, 1]: refused", throttle_duration_sec=1.0)
+            why = ((view.problem() if view is not None else "")
+                   or f"label {label} outside {classes} classes or confidence {confidence} outside [0, 1]")
+            self.node.get_logger().warning(f"perception decision refused: {why}", throttle_duration_sec=1.0)
         self.send(cmd)
         return cmd
 

@@ -9,9 +9,11 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
+from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
 from ..control.frames import odom_to_map
+from ..perception.sectors import SectorView
 from ..events.packet import EventPacketData
 
 
@@ -126,6 +128,12 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
     m.confidence_measure = engine.measure
     m.threshold = d.threshold
     m.approaching = d.approaching
+    sectors = engine.head.sectors
+    if sectors is not None:
+        view = sectors.view(d.sectors)
+        m.fov_rad, m.sector_classes, m.sector_free_m = view.fov_rad, list(view.classes), list(view.free_m)
+    else:
+        m.fov_rad = math.nan
     m.time_to_contact_s = math.nan
     m.steps_used, m.t_max, m.early_exit = d.steps, d.t_max, d.early_exit
     m.events_in, m.events_used = d.events_in, d.events_used
@@ -134,6 +142,30 @@ def perception_msg(d, engine, agent_id: str, decision_id: int, stages, energy_es
     m.energy_measured_uj = float(energy_measured_uj)
     m.backend = engine.stepper.name
     m.stage_latencies = [StageLatency(stage=s, duration_ms=float(ms)) for s, ms in stages]
+    return m
+
+
+def sector_view_of(msg) -> Optional[SectorView]:
+    """The sector view of a Perception message (None for a four-class model's)."""
+    if not len(msg.sector_classes) and not len(msg.sector_free_m):
+        return None
+    return SectorView(tuple(int(c) for c in msg.sector_classes), tuple(float(r) for r in msg.sector_free_m),
+                      float(msg.fov_rad))
+
+
+def virtual_scan_msg(d, spec, header, range_min_m: float = 0.05):
+    """sensor_msgs/LaserScan of a sector decision: one ray per sector at its centre, ranges as
+    `SectorSpec.scan_ranges` (the lower edge of the class, +inf where free). The scan frame has x
+    forward and angles counter-clockwise (REP 103), so rays run right to left, the reverse of
+    the sectors' left-to-right order; `header` says when and in which frame."""
+    m = LaserScan()
+    m.header = header
+    fov = math.radians(spec.hfov_deg)
+    step = fov / spec.count
+    m.angle_min, m.angle_max, m.angle_increment = -fov / 2 + step / 2, fov / 2 - step / 2, step
+    m.time_increment, m.scan_time = 0.0, 0.0      # every ray of one decision at once
+    m.range_min, m.range_max = float(range_min_m), float(spec.edges_m[-1])
+    m.ranges = [float(r) for r in spec.scan_ranges(np.array(d.sectors))[::-1]]
     return m
 
 

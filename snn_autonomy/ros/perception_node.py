@@ -3,6 +3,9 @@
 Subscribes events     event_camera_msgs/EventPacket (SensorDataQoS), decoded as one stream
            attention  snn_autonomy_msgs/AttentionCommand: ROI, t_max, confidence threshold
 Publishes  perception snn_autonomy_msgs/Perception, one per decision (early exit or t_max)
+           virtual_scan sensor_msgs/LaserScan (sector models): the decision's range per sector as
+                      a laser scan in `scan_frame_id` (x forward), one ray per sector, for a
+                      Nav2 costmap's obstacle layer; +inf where a sector is free (REP 117)
            /diagnostics
 Each `bin_us` of events (the model's time step) is one SNN step; a decision is
 published as soon as the class confidence reaches the threshold (dynamic-confidence
@@ -36,6 +39,8 @@ from typing import List, Optional
 
 from event_camera_msgs.msg import EventPacket
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Header
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
 from ..config import ConfigError, spec
@@ -47,7 +52,7 @@ from ..perception.engine import EngineConfig, open_engine
 from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.warmup import warm_up
 from . import qos
-from .convert import msg_to_packet, perception_msg
+from .convert import msg_to_packet, perception_msg, virtual_scan_msg
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
@@ -63,6 +68,7 @@ class PerceptionNodeConfig:
     confidence_threshold: float = spec(0.0, lo=0.0, hi=1.0, help="early-exit threshold (0 = the calibrated one)")
     max_packet_age_ms: float = spec(10.0, lo=0.0, hi=60_000.0, unit="ms",
                                     help="drop a packet older than this when its turn comes (newest wins; 0 = keep all)")
+    scan_frame_id: str = spec("camera_link", help="frame of virtual_scan: the camera's body frame, x forward")
     autostart: bool = spec(True, help="configure and activate on start")
 
 
@@ -83,6 +89,8 @@ class PerceptionNode(LifecycleNode):
         self.energy: Optional[EnergyAccountant] = None
         self.decoder = PacketStreamDecoder()
         self._pub = None
+        self._scan_pub = None
+        self._scan_frame = cfg.scan_frame_id
         self._subs: List = []
         self._offset_us: Optional[int] = None   # packet stamp minus sensor time
         self._decode_ms = 0.0
@@ -129,6 +137,9 @@ class PerceptionNode(LifecycleNode):
         self.admission = PacketAdmission(cfg.max_packet_age_ms, QUEUE_DEPTH)
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
+        self._scan_frame = cfg.scan_frame_id
+        if self.engine.head.sectors is not None:
+            self._scan_pub = self.create_lifecycle_publisher(LaserScan, "virtual_scan", qos.SENSOR)
         self.get_logger().info(f"model {engine.model or '(the shipped model)'} on "
                                f"{self.engine.stepper.name}{graphs_note(self.engine)}: T_max {self.engine.t_max}, threshold "
                                f"{self.engine.threshold:.3f}, {self.engine.bin_us} us per step")
@@ -146,11 +157,12 @@ class PerceptionNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        if self._pub is not None:
-            self.destroy_lifecycle_publisher(self._pub)
+        for pub in (self._pub, self._scan_pub):
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
         if self.energy is not None:
             self.energy.close()
-        self._pub = self.engine = self.energy = None
+        self._pub = self._scan_pub = self.engine = self.energy = None
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ callbacks
@@ -228,6 +240,9 @@ class PerceptionNode(LifecycleNode):
         self.steps_total += d.steps
         if self._pub is not None:
             self._pub.publish(m)
+        if self._scan_pub is not None:
+            header = Header(stamp=m.header.stamp, frame_id=self._scan_frame)
+            self._scan_pub.publish(virtual_scan_msg(d, self.engine.head.sectors, header))
 
     def _diagnose(self, st: Status) -> None:
         e = self.engine

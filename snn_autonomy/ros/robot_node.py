@@ -11,6 +11,7 @@ Subscribes /world/state        the built-in world (this robot's camera rendered 
            /fleet/detections
 Publishes  cmd_vel             on every decision, and zero while perception is stale (watchdog)
            perception          snn_autonomy_msgs/Perception per decision (for the fleet agent, monitors)
+           virtual_scan        sensor_msgs/LaserScan of a sector model's decision (as the perception node)
            decision_trace      DecisionTrace: e2e = the camera's events available -> cmd_vel published
            /diagnostics
 """
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from rclpy.node import Node
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Header
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, SharedDetections, WorldState
 
 from ..attention.policy import AttentionConfig
@@ -39,7 +42,7 @@ from ..sensors.world_follower import WorldFollower
 from ..sim.config import load_world_config
 from . import qos
 from .control_ports import ControlPorts
-from .convert import apply_world_state, decision_trace_msg, perception_msg, stamp_to_ns
+from .convert import apply_world_state, decision_trace_msg, perception_msg, stamp_to_ns, virtual_scan_msg
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .diagnostics import STALE as DIAG_STALE
@@ -53,6 +56,7 @@ class RobotNodeConfig:
     world_config: str = spec("", help="world YAML of the world node ('' = the shipped default world)")
     robot_id: str = spec("", help="robot id ('' = the namespace)")
     attention: bool = spec(True, help="false: the full sensing budget always")
+    scan_frame_id: str = spec("camera_link", help="frame of virtual_scan: the camera's body frame, x forward")
 
 
 class RobotNode(Node):
@@ -81,6 +85,9 @@ class RobotNode(Node):
         self.rejected_detections = 0
         self._perception_pub = self.create_publisher(Perception, "perception", qos.COMMAND)
         self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)
+        self._scan_frame = cfg.scan_frame_id
+        self._scan_pub = (self.create_publisher(LaserScan, "virtual_scan", qos.SENSOR)
+                          if perception.head.sectors is not None else None)
         self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE)
         self.create_subscription(SharedDetections, DETECTIONS_TOPIC, self._on_shared, qos.COMMAND)
         self.diag = Updater(self, hardware_id=f"robot_{self.agent_id}")
@@ -114,9 +121,12 @@ class RobotNode(Node):
         energy = self.energy.assign(self.agent.last_decisions)[-1]
         d.stamp_ns = stamp_to_ns(msg.header.stamp)   # sensor time of the world state that completed it
         stages = [("loop", e2e)]
-        self._perception_pub.publish(perception_msg(d, self.agent.perception, self.agent_id,
-                                                    self.agent.stats.decisions, stages,
-                                                    energy.estimated_uj, energy.measured_uj))
+        m = perception_msg(d, self.agent.perception, self.agent_id, self.agent.stats.decisions, stages,
+                           energy.estimated_uj, energy.measured_uj)
+        self._perception_pub.publish(m)
+        if self._scan_pub is not None:
+            header = Header(stamp=m.header.stamp, frame_id=self._scan_frame)
+            self._scan_pub.publish(virtual_scan_msg(d, self.agent.perception.head.sectors, header))
         self.latency.add(time.time_ns() * 1e-9, e2e, {"loop": e2e})
         t = decision_trace_msg(msg.header, self.agent_id, self.agent.stats.decisions, time.time_ns(), e2e, stages,
                                energy.estimated_uj, energy.measured_uj)
