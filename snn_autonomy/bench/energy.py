@@ -14,6 +14,7 @@ from typing import Any, Dict
 
 import torch
 
+from ..backends.base import output_groups
 from ..monitor.energy import EnergyEstimator, detect_meters, load_profiles
 from ..paths import resolve_model
 from ..perception.dataset import generate, split_spec
@@ -43,6 +44,7 @@ def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
     data = generate(split_spec("test", seeds=(301,), duration_s=10.0))
     x = torch.from_numpy(data.x[:samples]).float()
     th = float(manifest["early_exit"]["threshold"])
+    measure, groups = manifest["early_exit"]["measure"], output_groups(manifest)   # a sector head's joint confidence
     fan = [f.to(dev) for f in model.fanout_maps()]
     found = detect_meters()
     meters = found.meters
@@ -57,7 +59,7 @@ def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
             for t in range(frames.shape[0]):
                 logits, st, spikes = model.step(frames[t][None], st, trace=True)
                 counts["synops"] += float(synaptic_ops(spikes, fan)[0])
-                conf = float(confidence(logits[:, :-1].cpu().numpy(), "max_softmax")[0])
+                conf = float(confidence(logits[:, :-1].cpu().numpy(), measure, groups)[0])
                 if conf >= th or t == frames.shape[0] - 1:
                     break
             counts["decisions"] += 1

@@ -50,8 +50,9 @@ class PatrolConfig:
     max_turn_rps: float = spec(1.5, lo=0.1, hi=20.0, unit="rad/s", help="turn rate in place and at most")
     waypoint_radius_m: float = spec(0.3, lo=0.05, hi=10.0, unit="m",
                                     help="a waypoint is reached within this (less than the 0.5 m coverage cell)")
-    waypoint_timeout_s: float = spec(10.0, lo=1.0, hi=3600.0, unit="s",
-                                     help="skip a waypoint after this long without getting 0.3 m nearer")
+    waypoint_timeout_s: float = spec(6.0, lo=1.0, hi=3600.0, unit="s",
+                                     help="skip a waypoint after this long without getting 0.3 m nearer (the next "
+                                          "one along a lane is at most 2 m on: 4 s at cruise)")
     body_radius_m: float = spec(0.18, lo=0.01, hi=5.0, unit="m", help="the robot's radius")
     camera_offset_m: float = spec(0.16, lo=0.0, hi=5.0, unit="m", help="camera ahead of the robot's centre")
     margin_m: float = spec(0.1, lo=0.0, hi=5.0, unit="m", help="clearance kept beyond the body's radius")
@@ -63,11 +64,16 @@ class PatrolConfig:
     ttc_slow_s: float = spec(2.0, lo=0.01, hi=60.0, unit="s", help="slow in proportion below this time to contact")
     straight_weight: float = spec(0.3, lo=0.0, hi=10.0, help="cost per rad of turning away from the heading")
     keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
-    smoothing_s: float = spec(0.1, lo=0.0, hi=5.0, unit="s",
+    smoothing_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s",
                               help="steer by each sector's median range class over the decisions of this "
-                                   "window (a perception that flickers between sides would make the robot "
-                                   "zigzag); the watchdog sees every decision unsmoothed")
-    memory_s: float = spec(3.0, lo=0.0, hi=60.0, unit="s", help="how long an obstacle out of view is remembered")
+                                   "window: a sector perception calls wrong one decision in four is outvoted "
+                                   "(a flickering perception would make the robot zigzag), and something that "
+                                   "appears wins the median after half the window (6 cm at cruise); the "
+                                   "watchdog sees every decision unsmoothed")
+    memory_s: float = spec(1.5, lo=0.0, hi=60.0, unit="s",
+                           help="how long an obstacle out of view is remembered: long enough to pass one that "
+                                "left the view (its edge is beside the body within 1 s at cruise), short "
+                                "enough that a wrong reading does not block a direction for long")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ..events.batch import EVENT_DTYPE, EventBatch
 from ..events.representations import binned_frames
 from ..events.roi import Roi, crop
 from ..sensors.packetizer import Packetizer
+from .early_exit import predict
 from .heads import Head
 from .labels import LabelConfig
 from .model_io import load_model, verified_manifest
@@ -207,7 +208,7 @@ class StreamingPerception:
             p, sectors = softmax(cls_logits[None])[0], ()
             label = int(p.argmax())
         else:
-            sectors = tuple(int(c) for c in np.asarray(cls_logits).reshape(self.head.groups, -1).argmax(-1))
+            sectors = tuple(int(c) for c in predict(np.asarray(cls_logits), self.head.groups))
             p, label = np.zeros(0), summary_label(self.head.sectors, sectors, self.near_m)
         p_app = 1.0 / (1.0 + math.exp(-float(r.logits[-1])))
         d = Decision(0, label, p, conf, p_app > 0.5, p_app, acc.steps, self.t_max,
