@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..sim.config import load_world_config
 from .dataset import Dataset, InputSpec, generate, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps, predict
 from .heads import Head
@@ -50,9 +51,10 @@ def step_logits(model: ConvSNN, x: np.ndarray, device: torch.device, batch: int 
     return np.concatenate(out, axis=1)
 
 
-def head_of(cfg: TrainConfig, sectors: int) -> Head:
-    """The head a training recipe asks for, over the data's `sectors` sectors."""
-    return Head(SectorSpec(count=sectors) if cfg.head == "sectors" else None)
+def head_of(cfg: TrainConfig, sectors: int, hfov_deg: float) -> Head:
+    """The head a training recipe asks for, over the data's `sectors` sectors of a camera's
+    horizontal field of view `hfov_deg` (the data's ray casts span it)."""
+    return Head(SectorSpec(count=sectors, hfov_deg=hfov_deg) if cfg.head == "sectors" else None)
 
 
 def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor,
@@ -275,7 +277,7 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
         data[name] = generate(ds)
         log(f"{name}: {len(data[name])} samples {data[name].class_balance()} ({time.monotonic() - t0:.0f} s)")
     inputs = specs["train"].inputs
-    head = head_of(cfg, specs["train"].sectors)
+    head = head_of(cfg, specs["train"].sectors, load_world_config(world or None).camera.hfov_deg)
     t0 = time.monotonic()
     model, history = train_model(cfg, data["train"], data["val"], inputs, head,
                                  checkpoint=out.with_suffix(".ckpt"), progress=progress)
