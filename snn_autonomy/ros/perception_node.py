@@ -266,7 +266,8 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, f"{a.taken_late} packets taken late: the transport delays them over {a.max_age_ms:g} ms")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
-        st.add_all({"decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
+        st.add_all({"head": e.head.kind, "sectors": e.head.groups if e.head.sectors is not None else 0,
+                    "decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
