@@ -143,6 +143,11 @@ def test_attention_is_calm_only_driving_straight_after_a_confident_clear():
                 AttentionInputs(0.4, 0.0, CLEAR, 0.99, True), AttentionInputs(0.2, 1.2, CLEAR, 0.99, False)):
         a = pol.decide(inp)
         assert a.mode == ALERT and a.t_max == 8 and a.threshold == pytest.approx(0.986), inp
+    # 0: the model's calibrated threshold (0.986 here) instead of fixed values
+    relative = _policy(calm_confidence=0.0, calm_threshold=0.0)
+    calm = relative.decide(AttentionInputs(0.4, 0.0, CLEAR, 0.99, False))
+    assert calm.mode == CALM and calm.t_max == 4 and calm.threshold == pytest.approx(0.986)
+    assert relative.decide(AttentionInputs(0.4, 0.0, CLEAR, 0.97, False)).mode == ALERT
 
 
 def test_attention_roi_drops_the_side_the_robot_turns_away_from():

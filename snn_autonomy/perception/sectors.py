@@ -10,8 +10,9 @@ its class says.
 Three producers make the same `SectorPercept`, so closed-loop figures split into controller
 error and perception error:
 - `oracle_percept`: from the world's geometry (what perfect perception would report);
-- `make_percept` on a decision of a sector model (one softmax of range classes per sector:
-  the shipped model, whose manifest has a "sectors" section, `SectorSpec.from_manifest`);
+- `SectorView.percept` from a decision of a sector model (one softmax of range classes per
+  sector: the shipped model, whose manifest has a "sectors" section, `SectorSpec.from_manifest`;
+  `SectorSpec.view` makes the view, which travels in the Perception message);
 - `percept_from_classes`: from a decision of a four-class model (snn_autonomy.perception.labels),
   whose only range information is "something nearer than near_m in the left / centre / right
   third".

@@ -13,8 +13,8 @@ from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
 from ..control.frames import odom_to_map
-from ..perception.sectors import SectorView
 from ..events.packet import EventPacketData
+from ..perception.sectors import SectorView
 
 
 def stamp_to_ns(stamp: Time) -> int:
