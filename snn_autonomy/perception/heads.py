@@ -21,7 +21,6 @@ from .labels import CENTER, CLASSES, CLEAR, LEFT, RIGHT, LabelConfig
 from .sectors import SectorSpec, summary_label
 
 MIRROR_CLASSES = np.array([CLEAR, RIGHT, CENTER, LEFT])  # four-class label after a left-right flip
-HEADS = ("sectors", "classes")
 
 
 @dataclass(frozen=True)

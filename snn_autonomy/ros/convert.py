@@ -153,13 +153,13 @@ def sector_view_of(msg) -> Optional[SectorView]:
                       float(msg.fov_rad))
 
 
-def virtual_scan_msg(d, spec, header, range_min_m: float = 0.05):
-    """sensor_msgs/LaserScan of a sector decision: one ray per sector at its centre, ranges as
-    `SectorSpec.scan_ranges` (the lower edge of the class, +inf where free). The scan frame has x
-    forward and angles counter-clockwise (REP 103), so rays run right to left, the reverse of
-    the sectors' left-to-right order; `header` says when and in which frame."""
+def virtual_scan_msg(d, spec, stamp, frame_id: str, range_min_m: float = 0.05):
+    """sensor_msgs/LaserScan of a sector decision, stamped `stamp` in `frame_id`: one ray per
+    sector at its centre, ranges as `SectorSpec.scan_ranges` (the lower edge of the class, +inf
+    where free). The scan frame has x forward and angles counter-clockwise (REP 103), so rays
+    run right to left, the reverse of the sectors' left-to-right order."""
     m = LaserScan()
-    m.header = header
+    m.header.stamp, m.header.frame_id = stamp, frame_id
     fov = math.radians(spec.hfov_deg)
     step = fov / spec.count
     m.angle_min, m.angle_max, m.angle_increment = -fov / 2 + step / 2, fov / 2 - step / 2, step

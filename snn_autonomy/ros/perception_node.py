@@ -40,7 +40,6 @@ from typing import List, Optional
 from event_camera_msgs.msg import EventPacket
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Header
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
 from ..config import ConfigError, spec
@@ -241,8 +240,7 @@ class PerceptionNode(LifecycleNode):
         if self._pub is not None:
             self._pub.publish(m)
         if self._scan_pub is not None:
-            header = Header(stamp=m.header.stamp, frame_id=self._scan_frame)
-            self._scan_pub.publish(virtual_scan_msg(d, self.engine.head.sectors, header))
+            self._scan_pub.publish(virtual_scan_msg(d, self.engine.head.sectors, m.header.stamp, self._scan_frame))
 
     def _diagnose(self, st: Status) -> None:
         e = self.engine

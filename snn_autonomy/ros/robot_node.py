@@ -24,7 +24,6 @@ from typing import List, Optional
 
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
-from std_msgs.msg import Header
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, SharedDetections, WorldState
 
 from ..attention.policy import AttentionConfig
@@ -125,8 +124,7 @@ class RobotNode(Node):
                            energy.estimated_uj, energy.measured_uj)
         self._perception_pub.publish(m)
         if self._scan_pub is not None:
-            header = Header(stamp=m.header.stamp, frame_id=self._scan_frame)
-            self._scan_pub.publish(virtual_scan_msg(d, self.agent.perception.head.sectors, header))
+            self._scan_pub.publish(virtual_scan_msg(d, self.agent.perception.head.sectors, m.header.stamp, self._scan_frame))
         self.latency.add(time.time_ns() * 1e-9, e2e, {"loop": e2e})
         t = decision_trace_msg(msg.header, self.agent_id, self.agent.stats.decisions, time.time_ns(), e2e, stages,
                                energy.estimated_uj, energy.measured_uj)
