@@ -9,7 +9,7 @@ import pytest
 from snn_autonomy.attention.policy import ALERT, CALM, AttentionConfig, AttentionInputs, AttentionPolicy
 from snn_autonomy.control.limits import LimitsConfig, VelocityLimiter
 from snn_autonomy.control.core import ControlCore
-from snn_autonomy.control.policy import PatrolConfig, PatrolController
+from snn_autonomy.control.policy import PatrolConfig, PatrolController, first_pass_start
 from snn_autonomy.control.watchdog import IMMINENT, STALE, SafetyWatchdog, WatchdogConfig
 from snn_autonomy.perception.labels import CENTER, CLEAR, LEFT, RIGHT
 from snn_autonomy.perception.sectors import SectorSpec, make_percept
@@ -129,6 +129,50 @@ def test_patrol_skips_a_waypoint_it_makes_no_progress_toward():
     for k in range(40):                                           # stuck in place for 4 s
         p.command((0.0, 0.0, 0.0), _percept(OPEN), 0.1 * k)
     assert p.index == 1 and p.waypoints_skipped == 1 and p.waypoints_reached == 0
+
+
+def test_patrol_starts_a_sweep_at_its_nearer_end_not_at_the_nearest_waypoint():
+    # lanes at y = 0, 1, 2, driven out and back: from near the middle lane's start, the first
+    # full pass is shortest from the first lane's start (index 0), not from the middle lane
+    lanes = [(0.0, 0.0), (4.0, 0.0), (4.0, 1.0), (0.0, 1.0), (0.0, 2.0), (4.0, 2.0)]
+    route = lanes + lanes[-2:0:-1]
+    assert first_pass_start(route, (0.1, 1.0)) in (0, 5)
+    assert first_pass_start(route, (0.0, -0.5)) == 0
+    assert first_pass_start(route, (4.0, 2.5)) == 5
+    # a route that is a plain loop: the nearest waypoint is where its first pass is shortest
+    assert first_pass_start([(0.0, 0.0), (3.0, 0.0), (3.0, 3.0), (0.0, 3.0)], (2.9, 3.2)) == 2
+
+
+def test_patrol_reaches_a_waypoint_near_a_wall_instead_of_circling_it():
+    # a wall 0.8 m ahead of the centre (within the pass range), the waypoint 0.35 m ahead:
+    # the body fits, so the robot drives to it (and then back along the route)
+    p = PatrolController()
+    p.assign("r", [(0.35, 0.0), (-3.0, 0.0)], pose=(0.0, 0.0, 0.0))
+    wall = [0.62] * SPEC.count
+    c = p.command((0.0, 0.0, 0.0), _percept(wall), 0.0)
+    assert c.mode == "pursue" and c.linear > 0.0
+
+
+def test_patrol_skips_a_waypoint_it_sees_inside_an_obstacle_at_once():
+    p = PatrolController()
+    p.assign("r", [(0.7, 0.0), (0.0, 3.0)], pose=(0.0, 0.0, 0.0))
+    pillar = [9.0, 9.0, 9.0, 0.3, 0.3, 0.3, 9.0, 9.0, 9.0]      # 0.3 m ahead of the camera
+    p.command((0.0, 0.0, 0.0), _percept(pillar), 0.0)
+    assert p.index == 1 and p.waypoints_skipped == 1
+    # seen free up to it: kept
+    p = PatrolController()
+    p.assign("r", [(0.7, 0.0), (0.0, 3.0)], pose=(0.0, 0.0, 0.0))
+    p.command((0.0, 0.0, 0.0), _percept(OPEN), 0.0)
+    assert p.index == 0 and p.waypoints_skipped == 0
+
+
+def test_patrol_drives_a_lane_end_as_an_arc():
+    # 0.5 m before a lane's end, the next lane 1 m to the left: already turning left, still moving
+    p = PatrolController()
+    p.assign("r", [(0.0, 0.0), (3.0, 0.0), (3.0, 1.0), (0.0, 1.0)])
+    p.index = 1                                                   # on the way to the lane's end
+    c = p.command((2.5, 0.0, 0.0), _percept(OPEN), 0.1)
+    assert p.index == 1 and c.angular > 0.3 and c.linear > 0.2
 
 
 def _policy(**kw):

@@ -53,6 +53,9 @@ class PatrolConfig:
     waypoint_timeout_s: float = spec(6.0, lo=1.0, hi=3600.0, unit="s",
                                      help="skip a waypoint after this long without getting 0.3 m nearer (the next "
                                           "one along a lane is at most 2 m on: 4 s at cruise)")
+    lookahead_m: float = spec(0.7, lo=0.0, hi=10.0, unit="m",
+                              help="aim this far ahead along the route (pure pursuit): a 90 deg corner is "
+                                   "driven as an arc of about this radius")
     body_radius_m: float = spec(0.18, lo=0.01, hi=5.0, unit="m", help="the robot's radius")
     camera_offset_m: float = spec(0.16, lo=0.0, hi=5.0, unit="m", help="camera ahead of the robot's centre")
     margin_m: float = spec(0.1, lo=0.0, hi=5.0, unit="m", help="clearance kept beyond the body's radius")
@@ -87,6 +90,28 @@ def wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
+def first_pass_start(waypoints: Sequence[Tuple[float, float]], xy: Tuple[float, float]) -> int:
+    """The waypoint to start a closed route at, from (x, y): the one from which the robot has been
+    at every distinct waypoint after the least travel (the way there included). On a sweep driven
+    out and back, that is the nearer end of the sweep, not the nearest waypoint: starting at the
+    nearest one, mid-sweep, the robot would pass the lanes behind it only on the way back, and
+    its first full coverage would take up to one and a half sweeps."""
+    pts = [tuple(map(float, w)) for w in waypoints]
+    n = len(pts)
+    legs = [math.dist(pts[k], pts[(k + 1) % n]) for k in range(n)]
+    distinct = len(set(pts))
+    best, best_cost = 0, math.inf
+    for i in range(n):
+        cost, seen, k = math.dist(xy, pts[i]), {pts[i]}, i
+        while len(seen) < distinct and cost < best_cost:
+            cost += legs[k]
+            k = (k + 1) % n
+            seen.add(pts[k])
+        if cost < best_cost:
+            best, best_cost = i, cost
+    return best
+
+
 class PatrolController:
     def __init__(self, cfg: PatrolConfig = PatrolConfig()) -> None:
         self.cfg = cfg
@@ -105,15 +130,15 @@ class PatrolController:
 
     # ------------------------------------------------------------------ route
     def assign(self, region_id: str, waypoints: Sequence[Tuple[float, float]], pose: Optional[Pose] = None) -> None:
-        """A new patrol route; it starts at the waypoint nearest to `pose`."""
+        """A new patrol route; it starts where the first pass over all of it ends soonest from `pose`
+        (first_pass_start)."""
         if region_id == self.region_id and [tuple(map(float, w)) for w in waypoints] == self.waypoints:
             return
         self.region_id, self.waypoints = region_id, [tuple(map(float, w)) for w in waypoints]
         self.index = 0
         self._best_dist = math.inf
         if pose is not None and self.waypoints:
-            d = [math.hypot(wx - pose[0], wy - pose[1]) for wx, wy in self.waypoints]
-            self.index = int(min(range(len(d)), key=d.__getitem__))
+            self.index = first_pass_start(self.waypoints, pose[:2])
 
     def _advance(self, skipped: bool, now_s: float) -> None:
         self.index = (self.index + 1) % len(self.waypoints)
@@ -121,8 +146,9 @@ class PatrolController:
         self.waypoints_reached += not skipped
         self._best_dist, self._progress_at = math.inf, now_s
 
-    def _goal_bearing(self, pose: Pose, now_s: float) -> Optional[float]:
-        """Bearing of the current waypoint relative to the heading (None without a route)."""
+    def _goal(self, pose: Pose, now_s: float) -> Optional[Tuple[float, float]]:
+        """(bearing relative to the heading, distance) of the point the robot aims at on its route
+        (None without a route)."""
         if not self.waypoints:
             return None
         x, y, yaw = pose
@@ -134,7 +160,18 @@ class PatrolController:
         elif now_s - self._progress_at > self.cfg.waypoint_timeout_s:
             self._advance(True, now_s)
         wx, wy = self.waypoints[self.index]
-        return wrap(math.atan2(wy - y, wx - x) - yaw)
+        d = math.hypot(wx - x, wy - y)
+        if d < self.cfg.lookahead_m and len(self.waypoints) > 1:
+            # pure pursuit around the corner: aim past the waypoint along the next leg, so a lane
+            # end is driven as an arc instead of a stop and a turn on the spot; not where the route
+            # turns back on itself (the point past the waypoint would be the robot's own place)
+            nx, ny = self.waypoints[(self.index + 1) % len(self.waypoints)]
+            px, py = self.waypoints[self.index - 1]
+            leg = math.hypot(nx - wx, ny - wy)
+            if leg > 1e-9 and (wx - px) * (nx - wx) + (wy - py) * (ny - wy) > -0.5 * leg * math.hypot(wx - px, wy - py):
+                s = min(leg, self.cfg.lookahead_m - d) / leg
+                wx, wy = wx + s * (nx - wx), wy + s * (ny - wy)
+        return wrap(math.atan2(wy - y, wx - x) - yaw), math.hypot(wx - x, wy - y)
 
     # ------------------------------------------------------------------ histogram
     def _remember(self, pose: Pose, p: SectorPercept, now_s: float) -> None:
@@ -180,10 +217,23 @@ class PatrolController:
             lo.update(zip(q.classes, q.free_m))
         return replace(p, classes=tuple(int(v) for v in med), free_m=tuple(lo[int(v)] for v in med))
 
+    def _waypoint_blocked(self, pose: Pose, centres: np.ndarray, free: np.ndarray, half_fov: float) -> bool:
+        """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle:
+        the body cannot come within waypoint_radius_m of it. Such a waypoint is skipped at once
+        instead of circled until waypoint_timeout_s."""
+        c = self.cfg
+        x, y, yaw = pose
+        wx, wy = self.waypoints[self.index]
+        d = math.hypot(wx - x, wy - y)
+        bearing = wrap(math.atan2(wy - y, wx - x) - yaw)
+        if d >= c.pass_range_m or abs(bearing) > half_fov:
+            return False
+        k = int(np.argmin(np.abs(wrap(centres - bearing))))
+        return bool(free[k] - c.body_radius_m < d - c.waypoint_radius_m)
+
     def command(self, pose: Pose, percept: SectorPercept, now_s: float) -> Command:
         c = self.cfg
         percept = self._smoothed(percept, now_s)
-        goal = self._goal_bearing(pose, now_s)
         self._remember(pose, percept, now_s)
         centres, free = self.histogram(pose, percept)
         n = len(centres)
@@ -198,9 +248,19 @@ class PatrolController:
                 m = (k + j) % n
                 if abs(j) <= math.ceil(reach[m]):
                     clearance[k] = min(clearance[k], free[m])
-        passable = clearance >= c.pass_range_m
-        target = 0.0 if goal is None else goal
         half_fov = abs(percept.angles[0]) + width / 2
+        goal = self._goal(pose, now_s)
+        if goal is not None and self._waypoint_blocked(pose, centres, free, half_fov):
+            self._advance(True, now_s)
+            goal = self._goal(pose, now_s)
+        target = 0.0 if goal is None else goal[0]
+        need = np.full(n, c.pass_range_m)
+        if goal is not None:
+            # the bins toward a goal nearer than pass_range_m need only room to reach it (a waypoint
+            # 0.5 m from a wall is reached, not circled)
+            toward = np.abs(wrap(centres - target)) <= width
+            need[toward] = min(c.pass_range_m, goal[1] + body)
+        passable = clearance >= need
         if not passable.any():
             if self._turn_dir == 0.0:
                 left = free[centres > 0].sum() if (centres > 0).any() else 0.0
