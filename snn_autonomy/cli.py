@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job: the fleet in the built-in world over ROS 2, report and plots")
     config_option(demo, "--agents", LaunchConfig, "robots", help="robots, each in its own namespace")
-    demo.add_argument("--duration", type=float, default=60.0, help="wall seconds after the first decision")
+    demo.add_argument("--duration", type=float, default=60.0, help="simulated seconds after the first decision (the world runs at half real time)")
     demo.add_argument("--seed", type=int, help="world seed (arena layout; default: the world file's)")
     demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     demo.add_argument("--no-attention", action="store_true", help="full sensing budget all the time")
