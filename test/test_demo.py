@@ -74,3 +74,43 @@ def test_report_agrees_with_the_recorded_messages(demo):
     assert sum(report["collisions_by_kind"].values()) <= collisions
     assert all(report["collisions_at_fault_by_kind"][k] <= n for k, n in report["collisions_by_kind"].items())
     assert 0.0 <= report["halted_fraction"] <= 1.0 and report["mean_speed_mps"] >= 0.0
+
+
+def test_report_judges_fault_on_the_worlds_clock_not_the_recordings(tmp_path):
+    """Collisions and ground truth carry the world's stamps while the recording's clock is the
+    wall's (the world runs at half real time): the fault must be judged on the pose at the
+    contact's own time."""
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from rclpy.serialization import serialize_message
+    from snn_autonomy.events.bag import McapBagWriter
+    from snn_autonomy.report.summary import summarise
+    from snn_autonomy.sim.config import load_world_config, with_robot_count
+    from snn_autonomy.sim.world import World
+    from snn_autonomy_msgs.msg import Collision
+
+    wall0 = 1_800_000_000 * 10**9
+    with McapBagWriter(tmp_path / "rec") as bag:
+        for k in range(21):                        # 0..10 world seconds, written at 2 wall s each
+            gt = Odometry()
+            gt.header.stamp.sec = k // 2
+            gt.header.stamp.nanosec = (k % 2) * 500_000_000
+            gt.pose.pose.position.x = 0.1 * max(0, k - 10)   # at rest, then driving along +x
+            gt.pose.pose.orientation.w = 1.0
+            gt.twist.twist.linear.x = 0.0 if k < 10 else 0.2
+            bag.write_raw("/robot_0/ground_truth", "nav_msgs/msg/Odometry", serialize_message(gt), wall0 + k * 10**9)
+            cmd = Twist()
+            cmd.linear.x = gt.twist.twist.linear.x
+            bag.write_raw("/robot_0/cmd_vel", "geometry_msgs/msg/Twist", serialize_message(cmd), wall0 + k * 10**9)
+        c = Collision()
+        c.header.stamp.sec = 10                    # at the end, just ahead of the robot
+        c.robot_id, c.other_kind, c.other_id = "robot_0", 0, "wall_0"
+        c.position.x = 1.2
+        bag.write_raw("/robot_0/collisions", "snn_autonomy_msgs/msg/Collision", serialize_message(c),
+                      wall0 + 20 * 10**9)
+    world = World(with_robot_count(load_world_config(None), 1))
+    report, _run = summarise(tmp_path / "rec", 1, 10.0, 16, world=world)
+    assert report["collisions_by_kind"]["wall"] == 1
+    assert report["collisions_at_fault_by_kind"]["wall"] == 1     # driving toward it at the contact
+    assert report["halted_fraction"] == pytest.approx(0.5)
+    assert report["distance_m"] == pytest.approx(1.0)

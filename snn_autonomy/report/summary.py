@@ -38,6 +38,10 @@ class RunData:
     t_last_ns: Optional[int] = None
 
 
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def read_run(bag: Path) -> RunData:
     run = RunData()
     for topic, t_ns, _type, msg in read_messages(bag):
@@ -58,10 +62,11 @@ def read_run(bag: Path) -> RunData:
         elif leaf == "decision_trace":
             run.traces[robot].append(msg)
         elif leaf == "ground_truth":
-            p, q = msg.pose.pose.position, msg.pose.pose.orientation
-            run.poses[robot].append((t_ns * 1e-9, p.x, p.y))
+            # on the world's clock, as the collisions are (the recording's clock is the wall's)
+            p, q, stamp = msg.pose.pose.position, msg.pose.pose.orientation, _seconds(msg.header.stamp)
+            run.poses[robot].append((stamp, p.x, p.y))
             yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
-            run.motion[robot].append((t_ns * 1e-9, yaw, float(msg.twist.twist.linear.x)))
+            run.motion[robot].append((stamp, yaw, float(msg.twist.twist.linear.x)))
         elif leaf == "cmd_vel":
             run.commands[robot].append((t_ns * 1e-9, float(msg.linear.x)))
         else:
@@ -103,7 +108,7 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
         motion = run.motion.get(robot, [])
         times = np.asarray([m[0] for m in motion])
         for c in cs:
-            t = c.header.stamp.sec + c.header.stamp.nanosec * 1e-9
+            t = _seconds(c.header.stamp)
             key = (int(c.other_kind), c.other_id)
             gap, last[key] = t - last.get(key, -math.inf), t
             if gap < EPISODE_GAP_S:
@@ -114,16 +119,18 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
                 kind = "moving" if 0 <= idx < len(world.obs_moving) and world.obs_moving[idx] else "static"
             coll[kind] += 1
             if len(times):
-                # the newest ground truth at or before the contact (the recording's clock)
+                # the newest ground truth at or before the contact (both on the world's clock)
                 i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
                 _t, yaw, v = motion[i]
                 px, py = run.poses[robot][i][1:]
                 fault[kind] += at_fault(px, py, yaw, v, c.position.x, c.position.y)
     total = sum(dist.values())
-    halted = 0.0
+    # commands carry no stamp: their share of time halted is taken on the recording's clock
+    halted = span = 0.0
     for robot, cmds in run.commands.items():
         for (t0, v), (t1, _v) in zip(cmds, cmds[1:]):
             halted += (t1 - t0) if abs(v) < HALT_MPS else 0.0
+            span += t1 - t0
     robots = max(len(dist), 1)
     return {
         "distance_per_robot_m": dist,
@@ -131,7 +138,7 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
         "collisions_by_kind": coll,
         "collisions_at_fault_by_kind": fault,
         "collisions_at_fault_per_100m": round(100.0 * sum(fault.values()) / total, 3) if total > 0 else None,
-        "halted_fraction": round(halted / (duration_s * robots), 4) if duration_s > 0 else None,
+        "halted_fraction": round(halted / span, 4) if span > 0 else None,
     }
 
 
