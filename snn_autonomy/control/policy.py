@@ -1,17 +1,20 @@
 """Patrol with reactive avoidance that goes around obstacles: a vector-field-histogram steering
 law over the sectors perception reports (snn_autonomy.perception.sectors).
 
-The robot follows the waypoints of its assigned route (the next one once within
-`waypoint_radius_m`, or when it made no progress toward it for `waypoint_timeout_s`: a
-waypoint inside an obstacle, or behind another robot that stays, must not hold the patrol).
-Each decision:
+The robot follows the waypoints of its assigned route from where its first pass over them
+ends soonest (`first_pass_start`), aiming `lookahead_m` past a corner along the next leg as it
+nears one (pure pursuit), and takes the next waypoint once within `waypoint_radius_m`, at once
+when it sees the waypoint inside or behind an obstacle, or when it made no progress toward it
+for `waypoint_timeout_s` (behind a wall, behind another robot that stays: a waypoint must not
+hold the patrol). Each decision:
 
 1. A polar histogram of free range around the robot, in bins as wide as perception's
    sectors: inside the field of view from the decision itself; outside it from what recent
    decisions saw (`memory_s`), held in the map frame while the robot moves, so that an obstacle
    just passed is not forgotten the moment it leaves the image; never seen: free.
 2. A bin is passable when every bin within the robot's half-width of it is free to at least
-   `pass_range_m` (the body must fit through, not only its centre line).
+   `pass_range_m` (the body must fit through, not only its centre line), or, toward a goal
+   nearer than that, to the goal plus the body's half-width.
 3. Among passable bins the steering direction minimises
    |direction - goal| + `straight_weight` |direction| + `keep_weight` |direction - last choice|
    (toward the waypoint; no needless turning; no dithering between two equal gaps).
