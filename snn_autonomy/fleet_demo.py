@@ -31,6 +31,7 @@ import yaml
 from .launch_plan import LaunchConfig, build_plan
 from .paths import config_path, resolve_model
 from .perception.model_io import read_manifest
+from .report.summary import stamp_seconds
 
 RECORD = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel", "odom", "assignment")
 
@@ -73,9 +74,11 @@ class _Live:
 
     def on_ground_truth(self, robot: str, msg) -> None:
         p = msg.pose.pose.position
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        stamp = stamp_seconds(msg.header.stamp)
         with self._lock:
             self.sim_now_s = max(self.sim_now_s or 0.0, stamp)
+            if self.first_decision_s is not None and self.sim_first_s is None:
+                self.sim_first_s = self.sim_now_s   # the first decision came before any ground truth
             last = self._last_xy.get(robot)
             if last is not None:
                 self.distance[robot] += ((p.x - last[0]) ** 2 + (p.y - last[1]) ** 2) ** 0.5
@@ -89,8 +92,6 @@ class _Live:
         """Simulated seconds since the first decision (0 before it)."""
         with self._lock:
             if self.sim_first_s is None or self.sim_now_s is None:
-                if self.first_decision_s is not None and self.sim_now_s is not None:
-                    self.sim_first_s = self.sim_now_s   # the first decision came before any ground truth
                 return 0.0
             return self.sim_now_s - self.sim_first_s
 

@@ -38,7 +38,8 @@ class RunData:
     t_last_ns: Optional[int] = None
 
 
-def _seconds(stamp) -> float:
+def stamp_seconds(stamp) -> float:
+    """A builtin_interfaces/Time (of rclpy or of a recording) in seconds."""
     return stamp.sec + stamp.nanosec * 1e-9
 
 
@@ -63,7 +64,7 @@ def read_run(bag: Path) -> RunData:
             run.traces[robot].append(msg)
         elif leaf == "ground_truth":
             # on the world's clock, as the collisions are (the recording's clock is the wall's)
-            p, q, stamp = msg.pose.pose.position, msg.pose.pose.orientation, _seconds(msg.header.stamp)
+            p, q, stamp = msg.pose.pose.position, msg.pose.pose.orientation, stamp_seconds(msg.header.stamp)
             run.poses[robot].append((stamp, p.x, p.y))
             yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
             run.motion[robot].append((stamp, yaw, float(msg.twist.twist.linear.x)))
@@ -108,7 +109,7 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
         motion = run.motion.get(robot, [])
         times = np.asarray([m[0] for m in motion])
         for c in cs:
-            t = _seconds(c.header.stamp)
+            t = stamp_seconds(c.header.stamp)
             key = (int(c.other_kind), c.other_id)
             gap, last[key] = t - last.get(key, -math.inf), t
             if gap < EPISODE_GAP_S:
@@ -130,7 +131,7 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
     for robot, cmds in run.commands.items():
         for (t0, v), (t1, _v) in zip(cmds, cmds[1:]):
             halted += (t1 - t0) if abs(v) < HALT_MPS else 0.0
-            span += t1 - t0
+        span += cmds[-1][0] - cmds[0][0] if cmds else 0.0
     robots = max(len(dist), 1)
     return {
         "distance_per_robot_m": dist,
