@@ -224,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
+    from .perception.dataset import InputSpec
     from .perception.train import run_training
     from .perception.train_config import TrainConfig
 
@@ -237,8 +238,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress.update(task, completed=epoch, description=(
                 f"epoch {epoch}/{total} loss {row['loss']:.3f} val acc {100 * row['val_accuracy']:.1f}%"))
 
+        inputs = InputSpec(grid=tuple(args.grid), bin_us=args.bin_us)
         manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
-                                grid=tuple(args.grid), command=command, progress=on_epoch,
+                                inputs=inputs, command=command, progress=on_epoch,
                                 log=progress.console.print)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
@@ -458,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--reset", "reset"), ("--max-exit-loss", "max_exit_loss"), ("--device", "device")):
         config_option(train, flag, TrainConfig, name)
     config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))
+    config_option(train, "--bin-us", InputSpec, "bin_us", help="microseconds per time step (bin) of the input")
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
     config_option(train, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     train.add_argument("--json", action="store_true")

@@ -52,7 +52,7 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
     recipe = asdict(config_from_args(args, TrainConfig))
     shipped = manifest["training"]["config"]
     assert {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()} == shipped
-    assert list(args.grid) == manifest["input"]["grid"]
+    assert list(args.grid) == manifest["input"]["grid"] and args.bin_us == manifest["input"]["bin_us"]
     assert all(d["duration_s"] == args.duration_s for d in manifest["training"]["datasets"].values())
     assert args.out == "models/perception_default.npz"
     # and a value outside the recipe's ranges is refused by name, exit 2
@@ -62,8 +62,8 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
 
 def test_train_on_cpu_then_eval(tmp_path):
     out = tmp_path / "tiny.npz"
-    # a smoke run: a tiny network on a coarser grid than the shipped one, which eval must then use
-    p = _cli("train", "--epochs", "1", "--duration", "0.6", "--grid", "32", "24", "--channels", "8", "16",
+    # a smoke run: a tiny network on a coarser grid and longer bins than the shipped one, which eval must then use
+    p = _cli("train", "--epochs", "1", "--duration", "0.6", "--grid", "32", "24", "--bin-us", "3000", "--channels", "8", "16",
              "--hidden", "64", "--delays", "0", "--device", "cpu", "--out", out, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
@@ -75,7 +75,7 @@ def test_train_on_cpu_then_eval(tmp_path):
     assert manifest["classes"] == ["clear", "obstacle_left", "obstacle_center", "obstacle_right"]
     assert len(manifest["sectors"]["range_classes"]) == len(manifest["sectors"]["edges_m"]) + 1 == 6
     assert len(manifest["training"]["history"]) == 1
-    assert manifest["input"]["grid"] == [32, 24]
+    assert manifest["input"]["grid"] == [32, 24] and manifest["input"]["bin_us"] == 3000
     x = torch.zeros(3, 1, 2, 24, 32)
     assert model(x).shape == (3, 1, 9 * 6 + 1)
     png = tmp_path / "curve.png"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -264,12 +264,12 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
 
 
 def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optional[float] = None,
-                 grid: Optional[Tuple[int, int]] = None, command: str = "", progress=None,
+                 inputs: Optional[InputSpec] = None, command: str = "", progress=None,
                  log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Generate data, train, calibrate, evaluate on the test split, write the model."""
     overrides: Dict[str, Any] = {} if duration_s is None else {"duration_s": duration_s}
-    if grid is not None:
-        overrides["inputs"] = replace(InputSpec(), grid=tuple(grid))
+    if inputs is not None:
+        overrides["inputs"] = inputs
     specs = {s: split_spec(s, world, **overrides) for s in ("train", "val", "test")}
     data = {}
     for name, ds in specs.items():
