@@ -93,6 +93,9 @@ def test_robot_and_gazebo_plans():
     entries = yaml.safe_load(Path(gz[0].parameters["config_file"]).read_text())
     names = [e["ros_topic_name"] for e in entries]
     assert names.count("/clock") == 1 and "/robot_1/camera/image_raw" in names
+    # the simulator's LiDAR arrives where the built-in world publishes its own (dataset labels)
+    assert {"gz_topic_name": "/model/robot_0/scan", "ros_type_name": "sensor_msgs/msg/LaserScan"}.items() <= \
+        next(e for e in entries if e["ros_topic_name"] == "/robot_0/scan").items()
     assert {"gz_topic_name": "/model/robot_1/cmd_vel", "ros_topic_name": "/robot_1/cmd_vel"}.items() <= \
         next(e for e in entries if e["ros_topic_name"] == "/robot_1/cmd_vel").items()
     with pytest.raises(ConfigError, match="gz_bridge: true needs world: false"):

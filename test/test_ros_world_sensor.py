@@ -135,6 +135,9 @@ def test_world_state_round_trip_and_refusals():
 
     from snn_autonomy.ros.convert import WorldStateWriter
 
+    from snn_autonomy.sim.world import OBSTACLE_STRIDE, ROBOT_STRIDE
+
+    assert (WorldState.ROBOT_STRIDE, WorldState.OBSTACLE_STRIDE) == (ROBOT_STRIDE, OBSTACLE_STRIDE)
     cfg = load_world_config()
     src, dst = World(cfg), World(cfg)
     for i in range(len(src.robot_ids)):

@@ -110,6 +110,33 @@ def test_range_scan_sees_the_wall_ahead():
     assert range_scan(w, 0, n_rays=9).closing_speed[centre] == pytest.approx(0.5)
 
 
+def test_lidar_scan_follows_rep117_and_sees_only_what_rises_through_its_plane():
+    """Robot at (1, 2) facing +x in a 6 x 4 m arena: the wall ahead is 5 m away, behind 1 m; a
+    short pillar (below the scanning plane) is invisible to the LiDAR though the camera sees it."""
+    from snn_autonomy.sim.lidar import lidar_scan
+
+    cfg = from_dict({"seed": 1, "arena": {"size_m": [6.0, 4.0], "moving_obstacles": {"count": 0},
+                                          "static_obstacles": [{"position": [2.0, 1.0], "radius_m": 0.2, "height_m": 0.1},
+                                                               {"position": [1.0, 3.0], "radius_m": 0.2, "height_m": 0.5}]},
+                     "robots": {"count": 1, "start_poses": [[1.0, 2.0, 0.0]]},
+                     "lidar": {"range_max_m": 4.0, "noise_std_m": 0.0}}, WorldConfig)
+    w = World(cfg)
+    s = lidar_scan(w, 0, np.random.default_rng(0))
+    a = s.angles()
+    assert len(s.ranges) == 360 and a[0] == pytest.approx(-math.pi) and s.scan_time == pytest.approx(0.1)
+    at = lambda deg: s.ranges[np.argmin(np.abs(a - math.radians(deg)))]  # noqa: E731
+    assert at(0) == math.inf                          # the wall ahead lies beyond range_max (REP 117)
+    assert at(180) == pytest.approx(1.0, abs=1e-3)    # the wall behind
+    assert at(90) == pytest.approx(0.8, abs=1e-3)     # the tall pillar 1 m to the left, 0.2 m radius
+    assert at(-45) > 1.3                              # the 0.1 m pillar to the front right: below the plane
+    noisy = lidar_scan(World(replace(cfg, lidar=replace(cfg.lidar, noise_std_m=0.01))), 0, np.random.default_rng(1))
+    both = np.isfinite(s.ranges) & np.isfinite(noisy.ranges)
+    err = noisy.ranges[both] - s.ranges[both]
+    assert 0.005 < float(np.std(err)) < 0.015
+    with pytest.raises(ConfigError, match="range_min_m 5.0 must be below range_max_m 4.0"):
+        from_dict({"lidar": {"range_min_m": 5.0, "range_max_m": 4.0}}, WorldConfig)
+
+
 def test_config_errors_and_hash():
     with pytest.raises(ConfigError, match="textures: 'marble' is used but not defined"):
         from_dict({"arena": {"wall_texture": "marble"}}, WorldConfig)

@@ -93,21 +93,8 @@ def apply_world_state(msg, world) -> int:
     """Adopt a WorldState in a local sim.World (same configuration); returns its time in us.
 
     Raises ValueError when the message does not describe this world."""
-    if msg.config_sha256 != world.sha256:
-        raise ValueError(f"world state is of configuration {msg.config_sha256[:12]}, this sensor loaded "
-                         f"{world.sha256[:12]}: both must use the same world file")
-    n_robots, n_obs = len(world.pose), len(world.obs_pos)
-    if (len(msg.robot_states) != n_robots * WorldState.ROBOT_STRIDE
-            or len(msg.obstacle_states) != n_obs * WorldState.OBSTACLE_STRIDE):
-        raise ValueError(f"world state has {len(msg.robot_states)} robot and {len(msg.obstacle_states)} obstacle "
-                         f"numbers, this world needs {n_robots} x {WorldState.ROBOT_STRIDE} and "
-                         f"{n_obs} x {WorldState.OBSTACLE_STRIDE}")
-    robots = np.frombuffer(msg.robot_states, dtype=np.float64).reshape(n_robots, WorldState.ROBOT_STRIDE)
-    obs = np.frombuffer(msg.obstacle_states, dtype=np.float64).reshape(n_obs, WorldState.OBSTACLE_STRIDE)
-    if not (np.isfinite(robots).all() and np.isfinite(obs).all()):
-        raise ValueError("world state holds non-finite numbers")
     t_us = stamp_to_ns(msg.header.stamp) // 1000
-    world.set_dynamic_state(t_us, robots[:, :3], obs[:, :2], robots[:, 3:], obs[:, 2:])
+    world.set_packed_state(t_us, msg.config_sha256, msg.robot_states, msg.obstacle_states)
     return t_us
 
 
@@ -158,14 +145,24 @@ def virtual_scan_msg(d, spec, stamp, frame_id: str, range_min_m: float = 0.05):
     sector at its centre, ranges as `SectorSpec.scan_ranges` (the lower edge of the class, +inf
     where free). The scan frame has x forward and angles counter-clockwise (REP 103), so rays
     run right to left, the reverse of the sectors' left-to-right order."""
-    m = LaserScan()
-    m.header.stamp, m.header.frame_id = stamp, frame_id
     fov = math.radians(spec.hfov_deg)
     step = fov / spec.count
-    m.angle_min, m.angle_max, m.angle_increment = -fov / 2 + step / 2, fov / 2 - step / 2, step
-    m.time_increment, m.scan_time = 0.0, 0.0      # every ray of one decision at once
-    m.range_min, m.range_max = float(range_min_m), float(spec.edges_m[-1])
-    m.ranges = [float(r) for r in spec.scan_ranges(np.array(d.sectors))[::-1]]
+    # scan_time 0: every ray of one decision at once, not one turn of a scanner
+    return laser_scan_msg(stamp, frame_id, -fov / 2 + step / 2, step, spec.scan_ranges(np.array(d.sectors))[::-1],
+                          range_min_m, spec.edges_m[-1], 0.0)
+
+
+def laser_scan_msg(stamp, frame_id: str, angle_min: float, angle_increment: float, ranges: np.ndarray,
+                   range_min: float, range_max: float, scan_time: float):
+    """sensor_msgs/LaserScan of beams from `angle_min`, counter-clockwise, all taken at `stamp`
+    (time_increment 0); `ranges` with +-inf as REP 117."""
+    m = LaserScan()
+    m.header.stamp, m.header.frame_id = stamp, frame_id
+    m.angle_min, m.angle_increment = float(angle_min), float(angle_increment)
+    m.angle_max = float(angle_min + angle_increment * (len(ranges) - 1))
+    m.time_increment, m.scan_time = 0.0, float(scan_time)
+    m.range_min, m.range_max = float(range_min), float(range_max)
+    m.ranges = array.array("f", np.ascontiguousarray(ranges, dtype=np.float32).tobytes())
     return m
 
 

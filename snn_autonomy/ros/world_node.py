@@ -4,6 +4,9 @@ Subscribes  /<robot>/cmd_vel        geometry_msgs/Twist (non-finite values rejec
 Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, base_link)
             /<robot>/ground_truth   nav_msgs/Odometry in the map frame
             /<robot>/collisions     snn_autonomy_msgs/Collision, once per new contact
+            /<robot>/scan           sensor_msgs/LaserScan of the robot's 2D LiDAR (world file's
+                                    `lidar:` section; frame <robot>/laser, at the robot's centre
+                                    unless mounted elsewhere), sensor-data QoS
             /world/state            snn_autonomy_msgs/WorldState every step, reliable (event sensors render from it)
             /clock                  rosgraph_msgs/Clock (simulation time, starting at 0)
             /diagnostics
@@ -18,18 +21,21 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
+import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import Collision, WorldState
 
 from ..config import spec
 from ..sim.config import load_world_config, with_robot_count
+from ..sim.lidar import lidar_scan
 from ..sim.world import World
 from . import qos
-from .convert import WorldStateWriter, ns_to_stamp, yaw_to_quat
+from .convert import WorldStateWriter, laser_scan_msg, ns_to_stamp, yaw_to_quat
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params
 from .spin import exit_with, spin_node
@@ -63,12 +69,17 @@ class WorldNode(Node):
         self._lock = threading.Lock()
         self._last_cmd_us = [-(1 << 62)] * len(self.world.robot_ids)
         self._start_pose = self.world.pose.copy()
-        self._odom_pubs, self._gt_pubs, self._col_pubs = [], [], []
+        self._odom_pubs, self._gt_pubs, self._col_pubs, self._scan_pubs = [], [], [], []
+        lidar = cfg.lidar
+        self.scan_period_us = int(1e6 / lidar.rate_hz) if lidar.enabled else 0
+        self._scan_rng = np.random.default_rng(cfg.seed * 7919 + 17)   # range noise, reproducible per world
         for i, rid in enumerate(self.world.robot_ids):
             self.create_subscription(Twist, f"/{rid}/cmd_vel", lambda m, i=i: self._on_cmd(i, m), qos.COMMAND)
             self._odom_pubs.append(self.create_publisher(Odometry, f"/{rid}/odom", qos.COMMAND))
             self._gt_pubs.append(self.create_publisher(Odometry, f"/{rid}/ground_truth", qos.COMMAND))
             self._col_pubs.append(self.create_publisher(Collision, f"/{rid}/collisions", qos.COMMAND))
+            if lidar.enabled:
+                self._scan_pubs.append(self.create_publisher(LaserScan, f"/{rid}/scan", qos.SENSOR))
         self._state_pub = self.create_publisher(WorldState, "/world/state", qos.STATE)
         self._state = WorldStateWriter(self.world)
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
@@ -107,7 +118,7 @@ class WorldNode(Node):
     # ------------------------------------------------------------------ stepping
     def _loop(self) -> None:
         w = self.world
-        next_odom = 0
+        next_odom = next_scan = 0
         wanted = self.params.wait_for_subscribers
         try:
             while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
@@ -128,6 +139,9 @@ class WorldNode(Node):
                 if w.time_us >= next_odom:
                     self._publish_odom(now_ns)
                     next_odom = w.time_us + self.odom_period_us
+                if self.scan_period_us and w.time_us >= next_scan:
+                    self._publish_scans(now_ns)
+                    next_scan = w.time_us + self.scan_period_us
                 if self.rtf > 0:
                     due = wall0 + w.time_us / 1e6 / self.rtf
                     delay = due - time.monotonic()
@@ -169,6 +183,13 @@ class WorldNode(Node):
                 m.pose.pose.orientation = yaw_to_quat(float(pyaw))
                 m.twist.twist.linear.x, m.twist.twist.angular.z = float(w.vel[i, 0]), float(w.vel[i, 1])
                 pub.publish(m)
+
+    def _publish_scans(self, now_ns: int) -> None:
+        stamp = ns_to_stamp(now_ns)
+        for i, rid in enumerate(self.world.robot_ids):
+            s = lidar_scan(self.world, i, self._scan_rng)   # on the physics thread, between steps
+            self._scan_pubs[i].publish(laser_scan_msg(stamp, f"{rid}/laser", s.angle_min, s.angle_increment,
+                                                      s.ranges, s.range_min, s.range_max, s.scan_time))
 
     def destroy_node(self) -> None:
         self._running = False

@@ -78,6 +78,25 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class LidarConfig:
+    """2D laser scanner on each robot; the defaults are those of a typical 360-degree
+    triangulation/ToF scanner of small ground robots (e.g. RPLIDAR A2: 0.15-12 m, 10 Hz,
+    about 1 degree, range error about 1 % at a few metres). The scan is taken at one instant
+    (no rotation skew) from `mount_xy_m` in the robot's base_link, in a plane `mount_height_m`
+    above the floor: obstacles lower than that plane are not seen, as with a real scanner."""
+
+    enabled: bool = spec(True, help="publish /<robot>/scan")
+    rate_hz: float = spec(10.0, lo=0.1, hi=100.0, unit="Hz")
+    rays: int = spec(360, lo=3, hi=10_000, help="beams per scan, evenly over fov_deg")
+    fov_deg: float = spec(360.0, lo=1.0, hi=360.0, unit="deg", help="centred on the robot's heading")
+    range_min_m: float = spec(0.15, lo=0.0, hi=10.0, unit="m")
+    range_max_m: float = spec(12.0, lo=0.1, hi=1000.0, unit="m")
+    noise_std_m: float = spec(0.01, lo=0.0, hi=1.0, unit="m", help="Gaussian range noise")
+    mount_xy_m: Tuple[float, float] = spec((0.0, 0.0), lo=-10.0, hi=10.0, unit="m", help="in base_link")
+    mount_height_m: float = spec(0.2, lo=0.0, hi=3.0, unit="m")
+
+
+@dataclass(frozen=True)
 class RobotsConfig:
     """Differential-drive robots (unicycle model with velocity and acceleration limits)."""
 
@@ -123,6 +142,7 @@ class WorldConfig:
     arena: ArenaConfig = field(default_factory=ArenaConfig)
     robots: RobotsConfig = field(default_factory=RobotsConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    lidar: LidarConfig = field(default_factory=LidarConfig)
     textures: Dict[str, TextureConfig] = field(default_factory=_default_textures)
 
     def __post_init__(self) -> None:
@@ -137,6 +157,9 @@ class WorldConfig:
         missing = sorted(used - names)
         if missing:
             raise ConfigError(f"textures: {missing[0]!r} is used but not defined (defined: {', '.join(sorted(names))})")
+        if self.lidar.range_min_m >= self.lidar.range_max_m:
+            raise ConfigError(f"lidar: range_min_m {self.lidar.range_min_m} must be below range_max_m "
+                              f"{self.lidar.range_max_m}")
         if len(self.robots.start_poses) > self.robots.count:
             raise ConfigError(f"robots.start_poses: {len(self.robots.start_poses)} poses for {self.robots.count} robots")
 

@@ -56,18 +56,32 @@ class RangeScan:
     closing_speed: np.ndarray
 
 
+def cast_rays(world: World, robot: int, x: float, y: float, yaw: float, rel_angles: np.ndarray,
+              max_range: float, min_height: float = 0.0):
+    """(distance, kind, index) of rays from (x, y) at yaw + rel_angles, past `robot`'s own body.
+    With `min_height`, obstacles and robots no taller than that are transparent (a scanning
+    plane above them); a ray meeting nothing reads `max_range` with kind HIT_NONE."""
+    cyl, heights, _ = world.cylinders()
+    n_obs = len(world.obs_pos)
+    skip = n_obs + robot
+    if min_height > 0:
+        cyl = np.where((heights > min_height)[:, None], cyl, np.array([0.0, 0.0, 0.0]))  # radius 0: never hit
+    n = len(rel_angles)
+    dist = np.empty(n)
+    kind = np.empty(n, dtype=np.int64)
+    index = np.empty(n, dtype=np.int64)
+    _scan(x, y, yaw, np.asarray(rel_angles, dtype=np.float64), max_range, world.walls, np.ascontiguousarray(cyl),
+          n_obs, skip, dist, kind, index)
+    return dist, kind, index
+
+
 def range_scan(world: World, robot: int, n_rays: int = 33, hfov_deg: float | None = None,
                max_range: float | None = None) -> RangeScan:
     cam = world.cfg.camera
     half = math.radians(hfov_deg if hfov_deg is not None else cam.hfov_deg) / 2
     rel = np.linspace(half, -half, n_rays)
     x, y, yaw = world.camera_pose(robot)
-    cyl, _, _ = world.cylinders()
-    n_obs = len(world.obs_pos)
-    dist = np.empty(n_rays)
-    kind = np.empty(n_rays, dtype=np.int64)
-    index = np.empty(n_rays, dtype=np.int64)
-    _scan(x, y, yaw, rel, max_range or cam.max_range_m, world.walls, cyl, n_obs, n_obs + robot, dist, kind, index)
+    dist, kind, index = cast_rays(world, robot, x, y, yaw, rel, max_range or cam.max_range_m)
     dirs = np.stack([np.cos(yaw + rel), np.sin(yaw + rel)], axis=1)
     v_self = world.vel[robot, 0] * np.array([math.cos(yaw), math.sin(yaw)])
     v_other = np.zeros((n_rays, 2))

@@ -35,6 +35,9 @@ class Collision:
     relative_speed: float
 
 
+ROBOT_STRIDE, OBSTACLE_STRIDE = 5, 4   # numbers per robot and per obstacle in a packed state (WorldState.msg)
+
+
 def config_sha256(cfg: WorldConfig) -> str:
     """Hash of the resolved configuration without the robot count (equal worlds hash equally,
     whatever the file; robots are placed after the obstacles, so their number changes nothing else)."""
@@ -195,6 +198,22 @@ class World:
         return {"time_us": np.int64(self.time_us), "pose": self.pose.copy(), "vel": self.vel.copy(),
                 "obs_pos": self.obs_pos.copy(), "obs_vel": self.obs_vel.copy(),
                 "collisions": self.collisions.copy()}
+
+    def set_packed_state(self, time_us: int, config_sha256: str, robot_states, obstacle_states) -> None:
+        """Adopt a state packed as snn_autonomy_msgs/WorldState carries it (rows of x, y, yaw, v, w
+        per robot and x, y, vx, vy per obstacle, flat). Raises ValueError when it is not this world's."""
+        if config_sha256 != self.sha256:
+            raise ValueError(f"world state is of configuration {config_sha256[:12]}, this world is "
+                             f"{self.sha256[:12]}: both must use the same world file")
+        n_robots, n_obs = len(self.pose), len(self.obs_pos)
+        if len(robot_states) != n_robots * ROBOT_STRIDE or len(obstacle_states) != n_obs * OBSTACLE_STRIDE:
+            raise ValueError(f"world state has {len(robot_states)} robot and {len(obstacle_states)} obstacle "
+                             f"numbers, this world needs {n_robots} x {ROBOT_STRIDE} and {n_obs} x {OBSTACLE_STRIDE}")
+        robots = np.frombuffer(robot_states, dtype=np.float64).reshape(n_robots, ROBOT_STRIDE)
+        obs = np.frombuffer(obstacle_states, dtype=np.float64).reshape(n_obs, OBSTACLE_STRIDE)
+        if not (np.isfinite(robots).all() and np.isfinite(obs).all()):
+            raise ValueError("world state holds non-finite numbers")
+        self.set_dynamic_state(time_us, robots[:, :3], obs[:, :2], robots[:, 3:], obs[:, 2:])
 
     def set_dynamic_state(self, time_us: int, pose: np.ndarray, obs_pos: np.ndarray,
                           vel: Optional[np.ndarray] = None, obs_vel: Optional[np.ndarray] = None) -> None:
