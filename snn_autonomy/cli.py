@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional
 
 from .config import ConfigError, from_dict
 from .events.errors import EventFormatError
-from .perception.errors import ModelFileError
+from .perception.errors import ModelFileError, RecordingError
 
 
 def config_option(parser: argparse.ArgumentParser, flag: str, cls: type, name: str, **overrides: Any) -> None:
@@ -205,6 +205,9 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     from .perception.dataset import cache_dir, generate, split_spec
 
+    if args.bag:
+        return _dataset_from_bag(args)
+
     spec = split_spec(args.split, args.world or "", duration_s=args.duration_s)
     t0 = time.monotonic()
     data = generate(spec, workers=args.workers)
@@ -215,6 +218,48 @@ def cmd_dataset(args: argparse.Namespace) -> int:
               "approaching_fraction": round(float(data.approaching.mean()), 4) if len(data) else 0.0,
               "cache": str(cache_dir() / f"{spec.key()}.npz"), "seconds": round(time.monotonic() - t0, 1)}
     _report(args, f"dataset {args.split}", result)
+    return 0
+
+
+def _dataset_from_bag(args: argparse.Namespace) -> int:
+    """`dataset --bag`: LiDAR-labelled samples of every camera in a recording, saved as one .npz."""
+    import numpy as np
+
+    from .perception.bag_dataset import dataset_from_bag, resolve_topics
+    from .perception.dataset import Dataset, input_spec_of
+    from .perception.labels import LabelConfig
+    from .perception.model_io import read_manifest
+    from .perception.rig import load_rig
+    from .perception.sectors import SectorSpec
+    from .paths import resolve_model
+
+    manifest = read_manifest(resolve_model(args.model))
+    inputs, spec = input_spec_of(manifest), SectorSpec.from_manifest(manifest) or SectorSpec()
+    label = LabelConfig(**manifest.get("labels", {}))
+    rig = load_rig(args.rig)
+    bag = Path(args.bag)
+    parts, streams = [], []
+    for k, topics in enumerate(resolve_topics(bag, args.events_topic, args.scan_topic, args.odom_topic)):
+        data, report = dataset_from_bag(bag, rig, inputs, spec.count, label, topics=topics, bag_index=k)
+        entry = report.as_dict()
+        if args.truth:
+            from .perception.bag_truth import simulator_agreement
+            from .sim.config import load_world_config
+
+            robot = topics.events.strip("/").split("/")[0]
+            entry["truth"] = simulator_agreement(bag, data, robot, spec, label, load_world_config(args.world))
+        parts.append(data)
+        streams.append(entry)
+    data = Dataset.concatenate(parts)
+    out = Path(args.out or f"runs/dataset/{bag.name}.npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta, sector_m=data.sector_m)
+    result = {"out": str(out), "samples": len(data), "streams": streams,
+              "approaching_fraction": round(float(data.approaching.mean()), 4) if len(data) else 0.0,
+              "grid": list(inputs.grid), "bin_us": inputs.bin_us, "t_max": inputs.t_max, "sectors": spec.count}
+    if len(streams) == 1:      # one camera: its report at the top level too
+        result.update({k: v for k, v in streams[0].items() if k not in result})
+    _report(args, f"dataset from {bag}", result, table_skip=("streams",))
     return 0
 
 
@@ -239,9 +284,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"epoch {epoch}/{total} loss {row['loss']:.3f} val acc {100 * row['val_accuracy']:.1f}%"))
 
         inputs = InputSpec(grid=tuple(args.grid), bin_us=args.bin_us)
-        manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
-                                inputs=inputs, command=command, progress=on_epoch,
-                                log=progress.console.print)
+        if args.bag:
+            from .perception.bag_train import run_bag_training
+            from .perception.rig import load_rig
+
+            manifest = run_bag_training(cfg, [Path(b) for b in args.bag], Path(args.out), load_rig(args.rig),
+                                        init=Path(args.init) if args.init else None, inputs=inputs,
+                                        topics=(args.events_topic, args.scan_topic, args.odom_topic),
+                                        command=command, progress=on_epoch, log=progress.console.print)
+        elif args.init:
+            raise ConfigError("--init fine-tunes on recordings: give them with --bag")
+        else:
+            manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
+                                    inputs=inputs, command=command, progress=on_epoch,
+                                    log=progress.console.print)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
     return 0
@@ -375,6 +431,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return summary["exit_status"]
 
 
+def _recording_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rig", help="sensor rig YAML: camera field of view and pose in the LiDAR frame, sync "
+                                 "tolerances (default: config/rig_builtin.yaml, the built-in world's)")
+    p.add_argument("--events-topic", help="EventPacket topic (default: each camera's, paired by namespace)")
+    p.add_argument("--scan-topic", help="sensor_msgs/LaserScan topic (default: the camera's namespace's)")
+    p.add_argument("--odom-topic", help="nav_msgs/Odometry topic (default: the camera's namespace's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # the defaults of these options live in the config dataclasses (imported light: no torch)
     from .backends.base import MEASURES
@@ -449,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     dset.add_argument("--world", help="world YAML (default: the shipped world)")
     config_option(dset, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     dset.add_argument("--workers", type=int, default=0, help="processes (default: one per seed, up to the CPUs)")
+    dset.add_argument("--bag", help="label a recording instead (rosbag2 directory of events, LaserScan, odometry)")
+    dset.add_argument("--out", help="with --bag: the samples' .npz (default: runs/dataset/<bag>.npz)")
+    dset.add_argument("--model", help="with --bag: the model whose input grid and sectors to label for (default: shipped)")
+    dset.add_argument("--truth", action="store_true",
+                      help="with --bag of the built-in world: agreement with the simulator's labels (needs /world/state)")
+    _recording_options(dset)
     dset.add_argument("--json", action="store_true")
     dset.set_defaults(func=cmd_dataset)
 
@@ -462,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))
     config_option(train, "--bin-us", InputSpec, "bin_us", help="microseconds per time step (bin) of the input")
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
+    train.add_argument("--bag", nargs="+", help="train on these recordings (rosbag2 directories) instead, "
+                                                "labelled by their LiDAR")
+    train.add_argument("--init", help="with --bag: fine-tune this model (keeps its architecture, grid, time steps)")
+    _recording_options(train)
     config_option(train, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     train.add_argument("--json", action="store_true")
     train.set_defaults(func=cmd_train)
@@ -561,7 +635,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (EventFormatError, ConfigError, ModelFileError) as exc:
+    except (EventFormatError, ConfigError, ModelFileError, RecordingError) as exc:
         print(f"snn-autonomy: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

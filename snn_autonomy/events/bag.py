@@ -74,7 +74,7 @@ def ensure_type(type_name: str) -> None:
         raise EventFormatError(f"no definition of {type_name} found (is its interface package installed?)")
 
 
-def _packet_from_msg(msg: Any) -> EventPacketData:
+def packet_from_msg(msg: Any) -> EventPacketData:
     stamp = msg.header.stamp
     return EventPacketData(
         stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
@@ -136,7 +136,7 @@ def read_event_packets(path: Path, topic: Optional[str] = None) -> Iterator[Tupl
                 msg = store.deserialize_cdr(raw, conn.msgtype)
             except (SerdeError, ValueError, IndexError, AssertionError) as exc:
                 raise EventFormatError(f"corrupt {conn.msgtype} message at {t_ns} ns on {conn.topic}: {exc}") from exc
-            yield conn.topic, int(t_ns), _packet_from_msg(msg)
+            yield conn.topic, int(t_ns), packet_from_msg(msg)
 
 
 def packet_to_dict(pkt: EventPacketData) -> Dict[str, Any]:

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -79,6 +79,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y)
 
+    def take(self, idx: np.ndarray) -> "Dataset":
+        return Dataset(self.x[idx], self.y[idx], self.approaching[idx], self.meta[idx], self.sector_m[idx])
+
+    @staticmethod
+    def concatenate(parts: List["Dataset"]) -> "Dataset":
+        return Dataset(*(np.concatenate([getattr(p, f) for p in parts])
+                         for f in ("x", "y", "approaching", "meta", "sector_m")))
+
     def class_balance(self) -> Dict[str, int]:
         counts = np.bincount(self.y, minlength=len(CLASSES))
         return {name: int(c) for name, c in zip(CLASSES, counts)}
@@ -118,40 +126,43 @@ def _drivers(world: World, robots: int, seed: int) -> List[WanderDriver]:
     return out
 
 
-def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
-    ds, seed = args
+def drive_seed(ds: DatasetSpec, seed: int) -> Iterator[Tuple[World, List[Optional[EventBatch]]]]:
+    """The wandering drive of one seed, step by step: the world after each step and each robot's
+    new events (None where its camera took no frame this step)."""
     base = load_world_config(ds.world or None)
-    cfg = layout_for_seed(base, seed, ds.robots, ds.randomize_layout)
-    world = World(cfg)
+    world = World(layout_for_seed(base, seed, ds.robots, ds.randomize_layout))
     cams = [WorldCamera(world, i) for i in range(ds.robots)]
     drivers = _drivers(world, ds.robots, seed)
-    inp = ds.inputs
-    window_us = inp.bin_us * inp.t_max
-    history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
-    xs, ys, app, meta, sectors = [], [], [], [], []
-    roi = Roi.full(cfg.camera.width, cfg.camera.height)
-    period_us = int(ds.sample_period_ms * 1000)
-    next_sample = int(ds.warmup_s * 1e6)
     next_control = 0
-    steps = int(ds.duration_s * 1e6 / world.dt_us)
-    for _ in range(steps):
+    for _ in range(int(ds.duration_s * 1e6 / world.dt_us)):
         if world.time_us >= next_control:
             for i, d in enumerate(drivers):
                 world.set_command(i, *d.command())
             next_control = world.time_us + 20_000
         world.step()
-        for i, cam in enumerate(cams):
-            if cam.frame_due():
-                b = cam.capture()
-                if len(b):
-                    history[i].append(b)
+        yield world, [cam.capture() if cam.frame_due() else None for cam in cams]
+
+
+def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
+    ds, seed = args
+    inp = ds.inputs
+    window_us = inp.bin_us * inp.t_max
+    history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
+    xs, ys, app, meta, sectors = [], [], [], [], []
+    period_us = int(ds.sample_period_ms * 1000)
+    next_sample = int(ds.warmup_s * 1e6)
+    for world, batches in drive_seed(ds, seed):
+        for i, b in enumerate(batches):
+            if b is not None and len(b):
+                history[i].append(b)
         if world.time_us >= next_sample:
             t_end = world.time_us
             t0 = t_end - window_us
             for i in range(ds.robots):
                 history[i] = [b for b in history[i] if b.t_last >= t0]
                 batch = EventBatch.concatenate(history[i]) if history[i] else EventBatch.empty(*inp.sensor)
-                frames = binned_frames(batch, t0 + 1, inp.bin_us, inp.t_max, roi=roi, out_size=inp.grid)
+                frames = binned_frames(batch, t0 + 1, inp.bin_us, inp.t_max, out_size=inp.grid,
+                                       roi=Roi.full(world.cfg.camera.width, world.cfg.camera.height))
                 scan = range_scan(world, i, n_rays=ds.label.rays)
                 lab = label_from_scan(scan, ds.label)
                 xs.append(np.minimum(frames, 255).astype(np.uint8))

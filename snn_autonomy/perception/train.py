@@ -13,6 +13,7 @@ on the validation split and the model is written with its manifest.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import asdict
@@ -75,14 +76,17 @@ def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
 
 def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec, head: Head,
                 checkpoint: Optional[Path] = None,
-                progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None) -> tuple:
-    """Returns (best model, history list)."""
+                progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None,
+                init: Optional[ConvSNN] = None) -> tuple:
+    """Returns (best model, history list). With `init`, training starts from that model's weights
+    (fine-tuning; its architecture, not the recipe's, is trained)."""
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     mcfg = ModelConfig(in_hw=(inputs.grid[1], inputs.grid[0]), channels=tuple(cfg.channels), hidden=cfg.hidden,
                        n_classes=head.logits, delay_steps=cfg.delay_steps, reset=cfg.reset)
-    model = make_model(mcfg, seed=cfg.seed).to(device)
+    model = make_model(mcfg, seed=cfg.seed) if init is None else copy.deepcopy(init)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
