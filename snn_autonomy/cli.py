@@ -207,6 +207,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     if args.bag:
         return _dataset_from_bag(args)
+    if args.write_bags:
+        return _write_world_bags(args)
 
     spec = split_spec(args.split, args.world or "", duration_s=args.duration_s)
     t0 = time.monotonic()
@@ -218,6 +220,27 @@ def cmd_dataset(args: argparse.Namespace) -> int:
               "approaching_fraction": round(float(data.approaching.mean()), 4) if len(data) else 0.0,
               "cache": str(cache_dir() / f"{spec.key()}.npz"), "seconds": round(time.monotonic() - t0, 1)}
     _report(args, f"dataset {args.split}", result)
+    return 0
+
+
+def _write_world_bags(args: argparse.Namespace) -> int:
+    """`dataset --split S --write-bags DIR`: the split's drives as recordings, one bag per seed."""
+    import time
+
+    from .perception.dataset import split_spec
+    from .perception.sim_bags import write_world_bag
+
+    spec = split_spec(args.split, args.world or "", duration_s=args.duration_s)
+    root = Path(args.write_bags)
+    t0 = time.monotonic()
+    bags = {}
+    for seed in spec.seeds:
+        counts = write_world_bag(root / f"seed_{seed}", spec, seed, with_state=args.truth)
+        bags[f"seed_{seed}"] = sum(counts.values())
+        print(f"seed {seed}: {bags[f'seed_{seed}']} messages", file=sys.stderr)
+    _report(args, f"bags of the {args.split} split", {"split": args.split, "dir": str(root), "bags": bags,
+                                                      "duration_s": spec.duration_s, "robots": spec.robots,
+                                                      "seconds": round(time.monotonic() - t0, 1)})
     return 0
 
 
@@ -517,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     dset.add_argument("--out", help="with --bag: the samples' .npz (default: runs/dataset/<bag>.npz)")
     dset.add_argument("--model", help="with --bag: the model whose input grid and sectors to label for (default: shipped)")
     dset.add_argument("--truth", action="store_true",
-                      help="with --bag of the built-in world: agreement with the simulator's labels (needs /world/state)")
+                      help="with --bag of the built-in world: agreement with the simulator's labels (needs "
+                           "/world/state); with --write-bags: record /world/state too")
+    dset.add_argument("--write-bags", metavar="DIR",
+                      help="write the split's drives as rosbag2 recordings (events, scan, odom per robot), one per seed")
     _recording_options(dset)
     dset.add_argument("--json", action="store_true")
     dset.set_defaults(func=cmd_dataset)

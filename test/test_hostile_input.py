@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
@@ -250,6 +250,29 @@ def test_perception_survives_hostile_event_packets(graph):
     assert int(after["seq_restarts"]) > int(before.get("seq_restarts", 0)), after
     # stamps far in the past and future (and fuzz that decodes to far-off times) restart the time line
     assert int(after["time_jumps"]) - int(before.get("time_jumps", 0)) >= 2, after
+
+
+def test_perception_refuses_a_camera_the_model_was_not_trained_on(graph):
+    """A well-formed stream of a DAVIS346-sized camera: refused and counted, an ERROR on
+    /diagnostics that says how to get a model for it; the right camera's stream decides on."""
+    g, rec = graph, graph["rec"]
+    other = _ValidStream(346, 260)
+    other.t_us, other.stamp_s = g["stream"].t_us, g["stream"].stamp_s
+    refused = 0
+    deadline = time.monotonic() + 30
+    while refused == 0 and time.monotonic() < deadline:
+        _send(g, "events", [other.next() for _ in range(3)], gap=0.02)
+        start = len(rec["diag"])
+        g["probe"].spin_for(0.3)
+        refused = int(diag_values(rec["diag"][start:], "robot_0/perception: decisions").get("geometry_refused", 0))
+    assert refused > 0, "a 346x260 stream was not refused"
+    status = [s for m in rec["diag"][-50:] for s in m.status if s.name.endswith("perception: decisions")][-1]
+    assert status.level == DiagnosticStatus.ERROR and "346x260" in status.message and "train --bag" in status.message
+    n0 = len(rec["perception"])
+    deadline = time.monotonic() + 20
+    while len(rec["perception"]) < n0 + 3 and time.monotonic() < deadline:
+        _valid(g, 5)
+    assert len(rec["perception"]) >= n0 + 3, "no decisions on the model's own camera after the refusal"
 
 
 def test_perception_and_sensor_refuse_hostile_attention(graph):

@@ -233,3 +233,11 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     for d in decisions:
         assert len(d.sectors) == 9 and all(0 <= c < 6 for c in d.sectors) and d.scores.size == 0
         assert d.label == summary_label(eng.head.sectors, d.sectors, eng.near_m)
+    # a camera of another size: refused with the reason and counted, the stream goes on after it
+    before = eng.decisions
+    big = EventBatch(np.zeros(0, EVENT_DTYPE), 346, 260)
+    assert eng.push(big, 210_000) == [] and eng.geometry_refused == 1
+    assert "346x260" in eng.geometry_problem and "128x96" in eng.geometry_problem
+    assert "train --bag" in eng.geometry_problem and eng.decisions == before
+    ev["t"] += 200_000
+    assert eng.push(EventBatch(ev, 128, 96), 400_000)

@@ -96,6 +96,8 @@ class StreamingPerception:
         self._last_now_us: Optional[int] = None
         self.time_jumps = 0
         self.loss_restarts = 0
+        self.geometry_refused = 0     # packets of a camera size other than the model's
+        self.geometry_problem = ""
         self.decisions = 0
 
     @classmethod
@@ -147,6 +149,9 @@ class StreamingPerception:
              lost_before: int = 0) -> List[Decision]:
         """Add events up to sensor time `now_us`; returns the decisions completed.
 
+        Events of a camera whose size is not the model's (manifest `input.sensor`) are refused,
+        counted in `geometry_refused` with the reason in `geometry_problem`.
+
         Sensor time leaping more than MAX_TIME_JUMP_US from the last push, or a batch spanning
         more than that, would mean stepping the network through every bin of the gap: such a
         batch is dropped, counted in `time_jumps`, and the stream starts afresh. Small jitter
@@ -156,6 +161,14 @@ class StreamingPerception:
         would tell the network nothing happened, so the decision in progress is dropped and the
         stream starts afresh with this batch (counted in `loss_restarts`). Shorter losses thin
         one step's input, as the rate cap does."""
+        if (batch.width, batch.height) != self.sensor:
+            # the grid, the sectors and the range classes were learnt through one camera's optics
+            self.geometry_refused += 1
+            self.geometry_problem = (
+                f"events of a {batch.width}x{batch.height} camera refused: the model was trained on a "
+                f"{self.sensor[0]}x{self.sensor[1]} camera; train one on this camera's recordings "
+                "(snn-autonomy train --bag ...)")
+            return []
         last = self._last_now_us
         if (last is not None and abs(now_us - last) > MAX_TIME_JUMP_US) or \
                 (len(batch) and now_us - batch.t_first > MAX_TIME_JUMP_US):

@@ -52,7 +52,7 @@ from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.warmup import warm_up
 from . import qos
 from .convert import msg_to_packet, perception_msg, virtual_scan_msg
-from .diagnostics import OK, WARN, Status, Updater
+from .diagnostics import ERROR, OK, WARN, Status, Updater
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
 
@@ -220,9 +220,13 @@ class PerceptionNode(LifecycleNode):
         t1 = time.perf_counter()
         self._decode_ms = (t1 - t0) * 1e3
         self.energy.begin()
-        jumps = self.engine.time_jumps
+        jumps, refused = self.engine.time_jumps, self.engine.geometry_refused
         decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns, lost_before=lost)
         self.energy.end()
+        if self.engine.geometry_refused > refused:
+            self.last_problem = self.engine.geometry_problem
+            self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
+            return
         if self.engine.time_jumps > jumps:   # dropped by the engine, which restarted its time line
             self.last_problem = f"packet {pkt.seq}: sensor time jumped to {now_us} us; stream restarted"
             self.get_logger().warning(self.last_problem, throttle_duration_sec=1.0)
@@ -257,6 +261,8 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, "; ".join(stats.problems()) or c.last_problem)
         if e.time_jumps:
             st.merge(WARN, f"{e.time_jumps} packets with sensor time jumps dropped")
+        if e.geometry_refused:
+            st.merge(ERROR, f"{e.geometry_refused} packets: {e.geometry_problem}")
         a = self.admission
         if a.dropped_stale:
             st.merge(WARN, f"{a.dropped_stale} packets dropped as older than {a.max_age_ms:g} ms (behind)")
@@ -272,7 +278,7 @@ class PerceptionNode(LifecycleNode):
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
                     "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "first_seq": c.first_seq, "time_jumps": e.time_jumps,
                     "stale_packets": a.dropped_stale, "late_packets_taken": a.taken_late,
-                    "loss_restarts": e.loss_restarts})
+                    "loss_restarts": e.loss_restarts, "geometry_refused": e.geometry_refused})
 
     def _diagnose_energy(self, st: Status) -> None:
         if self.energy is None:

@@ -142,6 +142,9 @@ class RobotNode(Node):
     def _diagnose(self, st: Status) -> None:
         level, text = self.latency.level(time.time_ns() * 1e-9)
         st.summary((OK, WARN, ERROR, DIAG_STALE)[level], text)
+        p = self.agent.perception
+        if p.geometry_refused:      # the world's camera is not the one the model was trained on
+            st.merge(ERROR, f"{p.geometry_refused} frames: {p.geometry_problem}")
         s = self.agent.stats
         lat = self.latency.summary().get("e2e", {})
         st.add_all({"mode": self.agent.control.mode, "decisions": s.decisions,
