@@ -269,8 +269,12 @@ def _dataset_from_bag(args: argparse.Namespace) -> int:
             from .perception.bag_truth import simulator_agreement
             from .sim.config import load_world_config
 
+            from .perception.sim_bags import WORLD_FILE
+
             robot = topics.events.strip("/").split("/")[0]
-            entry["truth"] = simulator_agreement(bag, data, robot, spec, label, load_world_config(args.world))
+            recorded = bag / WORLD_FILE      # a layout written beside a drive of `dataset --write-bags`
+            world = args.world or (str(recorded) if recorded.exists() else None)
+            entry["truth"] = simulator_agreement(bag, data, robot, spec, label, load_world_config(world))
         parts.append(data)
         streams.append(entry)
     data = Dataset.concatenate(parts)

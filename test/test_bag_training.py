@@ -167,6 +167,10 @@ def test_time_to_contact_from_range_rate_and_from_odometry():
     # the centre sector's obstacle closes at 0.5 m/s while the robot stands (a mover): range rate
     ttc = [est.update(0.1 * k, np.array([np.inf, 2.0 - 0.05 * k, np.inf]), 0.0) for k in range(3)]
     assert ttc[-1][1] == pytest.approx((2.0 - 0.1) / 0.5, rel=0.02) and ttc[-1][0] == math.inf
-    # a new obstacle appears in the left sector while the robot drives at 0.4 m/s: odometry stands in
+    # a new obstacle appears in the left sector while the robot drives at 0.4 m/s: its own motion
     ttc = est.update(0.3, np.array([0.6, 1.85, np.inf]), 0.4)
     assert ttc[0] == pytest.approx(0.6 / (0.4 * math.cos(math.radians(30))), rel=0.01)
+    # turning on the spot, a falling range is the nearest point sliding along a surface: not closing
+    est.reset()
+    ttc = [est.update(0.1 * k, np.array([np.inf, 1.0 - 0.05 * k, np.inf]), 0.0, 1.0) for k in range(4)]
+    assert np.isinf(ttc[-1]).all()

@@ -30,7 +30,7 @@ from .dataset import Dataset, InputSpec
 from .errors import RecordingError
 from .labels import LabelConfig, class_of
 from .rig import RigConfig
-from .scan_labels import ContactEstimator, ScanData, camera_sector_ranges, forward_speed
+from .scan_labels import ContactEstimator, ScanData, camera_sector_ranges, planar_motion
 
 SCAN_TYPE, ODOM_TYPE = "sensor_msgs/msg/LaserScan", "nav_msgs/msg/Odometry"
 OFFSET_PACKETS = 64            # packets whose stamp-minus-event-time median puts events on the stamps' clock
@@ -200,7 +200,7 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     report = BagDatasetReport(str(path), {"events": topics.events, "scan": topics.scan, "odom": topics.odom})
     dropped: Counter = Counter()
     stream = _EventStream(rig.sync.packet_stamp == "first_event")
-    odom: Deque[Tuple[int, float]] = deque()
+    odom: Deque[Tuple[int, float, float]] = deque()   # stamp ns, forward m/s, turn rad/s
     pending: List[ScanData] = []
     contact = ContactEstimator(rig.camera, sectors)
     window_ns = inputs.bin_us * inputs.t_max * 1000
@@ -216,12 +216,13 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
 
     def label_scan(scan: ScanData) -> None:
         t = scan.stamp_ns
-        near = [(abs(ts - t), v) for ts, v in odom if abs(ts - t) <= skew_ns]
+        near = [(abs(ts - t), v, w) for ts, v, w in odom if abs(ts - t) <= skew_ns]
         ranges, covered = camera_sector_ranges(scan, rig.camera, sectors)
         if last_scan_ns[0] is not None and t - last_scan_ns[0] > SCAN_GAP_S * 1e9:
             contact.reset()
         last_scan_ns[0] = t
-        ttc = contact.update(t * 1e-9, ranges, min(near)[1] if near else 0.0)
+        _, v, w = min(near) if near else (0, 0.0, 0.0)
+        ttc = contact.update(t * 1e-9, ranges, v, w)
         if not near:
             dropped[f"no odometry within {rig.sync.max_odom_skew_s:g} s"] += 1
             return
@@ -276,10 +277,10 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
                 pending.append(ScanData.from_msg(msg, t))
             else:
                 t = _stamp_ns(msg.header)
-                v = forward_speed(msg)
+                motion = planar_motion(msg)
                 note("odom", t)
-                if v is not None:
-                    odom.append((t, v))
+                if motion is not None:
+                    odom.append((t, *motion))
             if n % 2000 == 0:
                 flush(final=False)
                 if progress:

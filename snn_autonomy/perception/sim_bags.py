@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Callable, Dict, Optional
 
 import numpy as np
+import yaml
 
+from ..config import to_dict
 from ..events.bag import McapBagWriter, packet_to_dict
 from ..events.packet import EVENT_PACKET_TYPE, PacketEncoder
 from ..sim.lidar import lidar_scan
@@ -25,6 +27,7 @@ from .dataset import DatasetSpec, drive_seed
 
 ODOM_PERIOD_US = 20_000          # wheel odometry at 50 Hz, as the world node publishes it
 STATE_TYPE = "snn_autonomy_msgs/msg/WorldState"
+WORLD_FILE = "world.yaml"      # the recorded layout, beside the bag's metadata.yaml
 
 
 def _header(t_ns: int, frame_id: str) -> dict:
@@ -67,7 +70,7 @@ def write_world_bag(out: Path, ds: DatasetSpec, seed: int, with_state: bool = Fa
 
         ensure_type(STATE_TYPE)
     counts: Dict[str, int] = {}
-    encoders, start, rng = None, None, np.random.default_rng(seed * 7919 + 17)
+    encoders, start, rng, world = None, None, np.random.default_rng(seed * 7919 + 17), None
     next_scan = next_odom = next_state = 0
     with McapBagWriter(Path(out), qos_sensor_data_topics=[]) as bag:
         def put(topic: str, msgtype: str, message: dict, t_ns: int) -> None:
@@ -102,4 +105,8 @@ def write_world_bag(out: Path, ds: DatasetSpec, seed: int, with_state: bool = Fa
                 next_state = t_us + int(state_period_ms * 1000)
             if progress and world.step_count % 1000 == 0:
                 progress(t_us * 1e-6 / ds.duration_s)
+    # the layout beside the recording (rosbag2 reads only the files metadata.yaml lists), so that
+    # `dataset --bag ... --truth` can rebuild the world the state messages describe
+    if world is not None:
+        (Path(out) / WORLD_FILE).write_text(yaml.safe_dump({"world": to_dict(world.cfg)}, sort_keys=False))
     return counts
