@@ -174,3 +174,76 @@ def test_time_to_contact_from_range_rate_and_from_odometry():
     est.reset()
     ttc = [est.update(0.1 * k, np.array([np.inf, 1.0 - 0.05 * k, np.inf]), 0.0, 1.0) for k in range(4)]
     assert np.isinf(ttc[-1]).all()
+
+
+# ---------------------------------------------------------------------------------------------- other cameras, sqlite3
+
+def _synthetic_bag(path: Path, width: int, height: int, seconds: float = 2.0) -> Path:
+    """A DAVIS346-sized camera's random events (1 ms packets), a LiDAR facing a wall 1 m ahead at
+    10 Hz and odometry at 50 Hz, one clock: what a robot's own recording holds."""
+    from snn_autonomy.events.batch import EventBatch
+    from snn_autonomy.events.packet import PacketEncoder
+
+    rng = np.random.default_rng(5)
+    enc = PacketEncoder(width, height, "camera")
+    n = 720
+    a = -math.pi + 2 * math.pi / n * np.arange(n)
+    with np.errstate(divide="ignore"):
+        wall = np.where(np.abs(a) < math.pi / 2, 1.0 / np.cos(a), np.inf).astype(np.float32)
+    t0 = 50 * 10**9
+    with McapBagWriter(path) as w:
+        for k in range(int(seconds * 1000)):
+            t_us = 10_000_000 + 1000 * k           # the camera's own clock, unrelated to the stamps'
+            m = 40
+            b = EventBatch.from_arrays(rng.integers(0, width, m), rng.integers(0, height, m),
+                                       np.sort(rng.integers(t_us, t_us + 1000, m)), rng.integers(0, 2, m), width, height)
+            stamp = t0 + k * 10**6 + 10**6
+            w.write("/cam/events", EVENT_PACKET_TYPE, packet_to_dict(enc.encode(b, stamp)), stamp)
+            if k % 20 == 0:
+                w.write("/odom", ODOM_TYPE, odom_to_dict(stamp, "odom", "base_link", 0.0, 0.0, 0.0, 0.2, 0.0), stamp)
+            if k % 100 == 0:
+                w.write("/scan", SCAN_TYPE, scan_to_dict(stamp, "laser", LidarScan(-math.pi, 2 * math.pi / n, wall,
+                                                                                    0.15, 12.0, 0.1)), stamp)
+    return path
+
+
+def _to_sqlite3(src: Path, dst: Path) -> Path:
+    from rosbags.rosbag2 import Reader, Writer
+
+    from snn_autonomy.events.bag import typestore
+
+    with Reader(src) as r, Writer(dst, version=8) as w:
+        conns = {c.id: w.add_connection(c.topic, c.msgtype, typestore=typestore()) for c in r.connections}
+        for c, t, raw in r.messages():
+            w.write(conns[c.id], t, raw)
+    return dst
+
+
+def test_any_camera_size_is_pooled_onto_the_grid_from_mcap_or_sqlite3(tmp_path):
+    from snn_autonomy.perception.bag_train import run_bag_training
+    from snn_autonomy.perception.runtime import StreamingPerception
+    from snn_autonomy.perception.train_config import TrainConfig
+
+    mcap = _synthetic_bag(tmp_path / "davis", 346, 260)
+    sqlite = _to_sqlite3(mcap, tmp_path / "davis_db3")
+    assert next(sqlite.glob("*.db3"))
+    rig = load_rig()
+    results = [dataset_from_bag(b, rig, InputSpec(), 9, LabelConfig()) for b in (mcap, sqlite)]
+    (data, report), (data2, _) = results
+    assert report.camera == (346, 260) and report.samples >= 18, report
+    assert data.x.shape[1:] == (16, 2, 48, 64) and data.x.sum() > 0
+    assert np.array_equal(data.x, data2.x) and np.array_equal(data.sector_m, data2.sector_m)
+    # the wall 1 m ahead of the LiDAR is 0.838 m ahead of the camera, 0.162 m in front of it
+    assert data.sector_m[:, 4] == pytest.approx(0.838, abs=0.01)
+    # offset: the packets' stamps are 40 s of the camera's clock ahead of its events
+    assert report.stamp_offset_s == pytest.approx(40.0, abs=0.002)
+    tiny = TrainConfig(epochs=1, channels=(4, 8), hidden=16, delay_steps=0, device="cpu", batch_size=8)
+    out = tmp_path / "davis.npz"
+    run_bag_training(tiny, [sqlite, mcap], out, rig, log=lambda s: None)
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["input"]["sensor"] == [346, 260] and manifest["input"]["grid"] == [64, 48]
+    assert [b["camera"] for b in manifest["training"]["bags"]] == [[346, 260], [346, 260]]
+    eng = StreamingPerception.from_file(out, "torch")
+    from snn_autonomy.events.batch import EventBatch
+
+    assert eng.push(EventBatch.empty(128, 96), 1000) == [] and eng.geometry_refused == 1
