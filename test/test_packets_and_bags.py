@@ -94,3 +94,49 @@ def test_mcap_writer_refuses_to_overwrite(tmp_path):
     (tmp_path / "rec" / "x").write_text("keep me")
     with pytest.raises(EventFormatError, match="not empty"):
         McapBagWriter(tmp_path / "rec")
+
+
+def _older_metadata(bag, storage: str = "", files=None) -> None:
+    """Rewrite a bag's metadata.yaml as older writers leave it: no storage, no file lists."""
+    import yaml
+
+    meta = bag / "metadata.yaml"
+    doc = yaml.safe_load(meta.read_text())
+    info = doc["rosbag2_bagfile_information"]
+    info["storage_identifier"] = storage
+    info["files"] = []
+    info["relative_file_paths"] = files if files is not None else []
+    meta.write_text(yaml.safe_dump(doc))
+
+
+def test_bags_with_older_metadata_are_read_by_their_files_extension(tmp_path, evt3_bag):
+    """`ros2 bag` reads a bag whose metadata names no storage and no files by the data files'
+    extension; so does every reader here, sqlite3 and MCAP, and a bag nothing can be told of is
+    one line and exit 2 from `events info` and `replay`."""
+    import shutil
+    import subprocess
+    import sys
+
+    expected = [p.events for _, _, p in read_event_packets(evt3_bag)]
+    sqlite = shutil.copytree(evt3_bag, tmp_path / "sqlite")
+    _older_metadata(sqlite)
+    assert [p.events for _, _, p in read_event_packets(sqlite)] == expected
+    mcap = tmp_path / "mcap"
+    with McapBagWriter(mcap) as bag:
+        for topic, t_ns, pkt in read_event_packets(evt3_bag):
+            bag.write(topic, EVENT_PACKET_TYPE, packet_to_dict(pkt), t_ns)
+    _older_metadata(mcap, files=["gone_0.mcap"])      # and a file list that names a file not there
+    assert [p.events for _, _, p in read_event_packets(mcap)] == expected
+    assert bag_topics(mcap)[0].count == len(expected)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metadata.yaml").write_text("rosbag2_bagfile_information:\n  version: 5\n  storage_identifier: ''\n")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.yaml").write_text("rosbag2_bagfile_information: [unclosed\n")
+    for bag in (empty, broken):
+        for args in (["events", "info", bag, "--json"], ["replay", "--bag", bag]):
+            p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", *map(str, args)], capture_output=True,
+                               text=True, timeout=120)
+            lines = p.stderr.strip().splitlines()
+            assert p.returncode == 2 and len(lines) == 1 and "cannot open bag" in lines[0], (args, p.stderr)

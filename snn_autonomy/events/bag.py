@@ -9,7 +9,9 @@ whatever else a caller registers.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -90,16 +92,60 @@ class BagTopic:
     count: int
 
 
+STORAGE_BY_SUFFIX = {".mcap": "mcap", ".db3": "sqlite3"}
+
+
+@contextmanager
 def _open_reader(path: Path):
+    """An open rosbags Reader of the bag at `path`. Metadata that `ros2 bag` reads but rosbags
+    refuses (an empty `storage_identifier`, no file list: older writers) is completed from the
+    data files' extensions, in a temporary copy of metadata.yaml beside links to the files.
+    Any failure to open is an EventFormatError."""
     from rosbags.rosbag2 import Reader, ReaderError
 
     path = Path(path)
-    if not (path / "metadata.yaml").exists():
+    meta_file = path / "metadata.yaml"
+    if not meta_file.exists():
         raise EventFormatError(f"{path} is not a rosbag2 directory (no metadata.yaml)")
+    with tempfile.TemporaryDirectory(prefix="snn-bag-") as tmp:
+        fixed = _completed_metadata(path, meta_file, Path(tmp))
+        reader = Reader(fixed or path)
+        try:
+            reader.open()
+        except (ReaderError, OSError) as exc:
+            raise EventFormatError(f"cannot open bag {path}: {exc}") from exc
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+
+def _completed_metadata(path: Path, meta_file: Path, tmp: Path) -> Optional[Path]:
+    """A directory in `tmp` with metadata.yaml completed (storage and files inferred from the data
+    files' extensions) and links to the data files, or None when the bag needs nothing."""
     try:
-        return Reader(path)
-    except ReaderError as exc:
-        raise EventFormatError(f"cannot open bag {path}: {exc}") from exc
+        doc = yaml.safe_load(meta_file.read_text())
+        info = doc["rosbag2_bagfile_information"]
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        why = " ".join(str(exc).split())      # YAML errors span lines; a refusal is one
+        raise EventFormatError(f"cannot open bag {path}: unreadable metadata.yaml ({why})") from exc
+    listed = [Path(p).name for p in info.get("relative_file_paths") or []]
+    files = [n for n in listed if (path / n).exists()] or sorted(
+        f.name for f in path.iterdir() if f.suffix in STORAGE_BY_SUFFIX)
+    storage = info.get("storage_identifier") or ""
+    if storage in STORAGE_BY_SUFFIX.values() and files == listed:
+        return None
+    kinds = {STORAGE_BY_SUFFIX.get(Path(n).suffix) for n in files}
+    if not files or len(kinds) != 1 or None in kinds:
+        raise EventFormatError(f"cannot open bag {path}: storage {storage!r} and no .mcap or .db3 file to tell it by "
+                               f"(files: {', '.join(files) or 'none'})")
+    info["storage_identifier"] = kinds.pop()
+    info["relative_file_paths"] = files
+    info.pop("files", None)              # per-file details are optional; stale ones would mislead
+    for n in files:
+        (tmp / n).symlink_to((path / n).resolve())
+    (tmp / "metadata.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return tmp
 
 
 def bag_topics(path: Path) -> List[BagTopic]:
