@@ -132,3 +132,92 @@ class RefEvt2:
                 self.c["skipped_words"] += 1
             else:
                 self.c["unknown_words"] += 1
+
+
+_CMP_COUNTERS = ("out_of_range", "time_backwards", "unknown_words", "truncated_bytes", "time_wraps")
+
+
+class RefLibcaerCmp:
+    """libcaer_cmp, word by word: 16-bit words, code in bits 15..12; time relative to each
+    message's time_base (ns), restarting with every message; x, base y, polarity carry over."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.w, self.h = width, height
+        self.x = self.base_y = self.pol = 0
+        self.last_t = None
+        self.events: List[Tuple[int, int, int, int]] = []
+        self.triggers: List[Tuple[int, int, int]] = []
+        self.c: Dict[str, int] = {k: 0 for k in _CMP_COUNTERS}
+
+    def _event(self, x: int, y: int, t: int, p: int) -> None:
+        if self.last_t is not None and t < self.last_t:
+            self.c["time_backwards"] += 1
+            return
+        self.last_t = t
+        if x >= self.w or y >= self.h:
+            self.c["out_of_range"] += 1
+        else:
+            self.events.append((x, y, t, p))
+
+    def feed(self, data: bytes, time_base_ns: int = 0) -> None:
+        extra = len(data) % 2
+        if extra:
+            self.c["truncated_bytes"] += extra
+            data = data[: len(data) - extra]
+        base_us, high, low = time_base_ns // 1000, 0, 0
+        for (w,) in struct.iter_unpack("<H", data):
+            code, v = w >> 12, w & 0xFFF
+            if code == 0:
+                high = v << 12
+            elif code == 1:
+                low = v
+            elif code == 2:
+                self.x = w & 0x7FF
+            elif code == 3:
+                self._event(self.x, w & 0x7FF, base_us + high + low, (w >> 11) & 1)
+            elif code == 4:
+                self.base_y, self.pol = w & 0x7FF, (w >> 11) & 1
+            elif code == 5:
+                for i in range(8):
+                    if (w >> i) & 1:
+                        self._event(self.x, self.base_y + i, base_us + high + low, self.pol)
+                self.base_y += 8
+            else:
+                self.c["unknown_words"] += 1
+
+
+class RefLibcaer:
+    """libcaer, record by record: uint32 data (polarity bit 1, y bits 16..2, x bits 31..17) and an
+    int32 timestamp (us) that wraps at 2^31 within a message, relative to its time_base (ns)."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.w, self.h = width, height
+        self.last_t = None
+        self.events: List[Tuple[int, int, int, int]] = []
+        self.triggers: List[Tuple[int, int, int]] = []
+        self.c: Dict[str, int] = {k: 0 for k in _CMP_COUNTERS}
+
+    def feed(self, data: bytes, time_base_ns: int = 0) -> None:
+        extra = len(data) % 8
+        if extra:
+            self.c["truncated_bytes"] += extra
+            data = data[: len(data) - extra]
+        wraps, prev = 0, None
+        for data_word, stamp in struct.iter_unpack("<Ii", data):
+            if stamp < 0:
+                self.c["unknown_words"] += 1
+                continue
+            if prev is not None and stamp < prev:
+                wraps += 1
+                self.c["time_wraps"] += 1
+            prev = stamp
+            t = time_base_ns // 1000 + wraps * (1 << 31) + stamp
+            if self.last_t is not None and t < self.last_t:
+                self.c["time_backwards"] += 1
+                continue
+            self.last_t = t
+            x, y = (data_word >> 17) & 0x7FFF, (data_word >> 2) & 0x7FFF
+            if x >= self.w or y >= self.h:
+                self.c["out_of_range"] += 1
+            else:
+                self.events.append((x, y, t, (data_word >> 1) & 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from snn_autonomy.events import EventFormatError, PacketEncoder, PacketStreamDecoder
+from snn_autonomy.events import EventBatch, EventFormatError, PacketEncoder, PacketStreamDecoder
 from snn_autonomy.events.bag import McapBagWriter, bag_topics, packet_to_dict, read_event_packets
 from snn_autonomy.events.packet import EVENT_PACKET_MSG, EVENT_PACKET_TYPE
 from snn_autonomy.events.synthetic import edge_stream
@@ -140,3 +140,30 @@ def test_bags_with_older_metadata_are_read_by_their_files_extension(tmp_path, ev
                                text=True, timeout=120)
             lines = p.stderr.strip().splitlines()
             assert p.returncode == 2 and len(lines) == 1 and "cannot open bag" in lines[0], (args, p.stderr)
+
+
+@pytest.mark.parametrize("encoding", ["libcaer_cmp", "libcaer"])
+def test_events_info_and_replay_read_libcaer_bags(tmp_path, encoding):
+    """A bag as libcaer_driver records it: `events info` counts every event at its absolute time
+    (time_base + relative time), and `replay` goes through it."""
+    import json
+    import subprocess
+    import sys
+
+    stream = edge_stream(6000, width=346, height=260, seed=8)
+    enc = PacketEncoder(346, 260, encoding=encoding)
+    bag = tmp_path / encoding
+    with McapBagWriter(bag) as w:
+        for k, a in enumerate(range(0, len(stream), 500)):
+            part = EventBatch(stream.events[a:a + 500], 346, 260)
+            w.write("/dvxplorer/events", EVENT_PACKET_TYPE, packet_to_dict(enc.encode(part, 10**9 + k)), 10**9 + k)
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "events", "info", str(bag), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["encoding"] == encoding and info["width"] == 346
+    assert info["t_first_us"] == int(stream.t_first) and info["t_last_us"] == int(stream.t_last)
+    assert info["stats"]["time_backwards"] == 0 and info["events"] == len(stream)
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "replay", "--bag", str(bag)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr

@@ -48,3 +48,42 @@ def test_event_packets_over_dds():
         np.testing.assert_array_equal(got, stream.events)
     finally:
         rclpy.try_shutdown()
+
+
+def test_every_encoding_of_the_camera_drivers_reaches_a_decision():
+    """A perception node fed EventPackets as metavision_driver (evt3, evt2) and libcaer_driver
+    (libcaer_cmp, libcaer) publish them: each stream, in turn on one topic, is decided on."""
+    from snn_autonomy_msgs.msg import Perception
+
+    from ros_helpers import PERCEPTION, NodeProcess, Probe
+    from snn_autonomy.events.batch import EventBatch
+    from snn_autonomy.ros import qos
+
+    probe = Probe("encodings_probe")
+    got = []
+    probe.node.create_subscription(Perception, "/cam/perception", got.append, qos.COMMAND)
+    pub = probe.node.create_publisher(EventPacket, "/cam/events", qos.SENSOR)
+    node = NodeProcess(PERCEPTION, namespace="/cam").start()
+    rng = np.random.default_rng(2)
+    t_us, stamp_ns = 5_000_000, 1_700_000_000 * 10**9
+    try:
+        probe.spin_until(lambda: pub.get_subscription_count() > 0, 60, "perception to subscribe")
+        decided = {}
+        for encoding in ("evt3", "evt2", "libcaer_cmp", "libcaer"):
+            enc = PacketEncoder(128, 96, encoding=encoding)
+            n0 = len(got)
+            deadline = time.monotonic() + 60
+            while len(got) < n0 + 3 and time.monotonic() < deadline:
+                k = 400                       # 2 ms of a busy scene per packet
+                b = EventBatch.from_arrays(rng.integers(0, 128, k), rng.integers(0, 96, k),
+                                           np.sort(rng.integers(t_us, t_us + 2000, k)), rng.integers(0, 2, k), 128, 96)
+                t_us += 2000
+                stamp_ns += 2_000_000
+                pub.publish(packet_to_msg(enc.encode(b, stamp_ns)))
+                probe.spin_for(0.01)
+            decided[encoding] = len(got) - n0
+        assert all(n >= 3 for n in decided.values()), (decided, node.log()[-3000:])
+    finally:
+        code = node.stop()
+        probe.close()
+    assert code == 0, node.log()[-3000:]

@@ -7,10 +7,13 @@ from .batch import EventBatch
 from .errors import UnsupportedEncodingError
 from .evt2 import Evt2Decoder, encode_evt2
 from .evt3 import Evt3Decoder, encode_evt3
+from .libcaer import LibcaerCmpDecoder, LibcaerDecoder, encode_libcaer, encode_libcaer_cmp
 from .words import WordStreamDecoder
 
-DECODERS: Dict[str, Type[WordStreamDecoder]] = {"evt3": Evt3Decoder, "evt2": Evt2Decoder}
-ENCODERS: Dict[str, Callable[[EventBatch], bytes]] = {"evt3": encode_evt3, "evt2": encode_evt2}
+DECODERS: Dict[str, Type[WordStreamDecoder]] = {"evt3": Evt3Decoder, "evt2": Evt2Decoder,
+                                                "libcaer_cmp": LibcaerCmpDecoder, "libcaer": LibcaerDecoder}
+ENCODERS: Dict[str, Callable[[EventBatch], bytes]] = {"evt3": encode_evt3, "evt2": encode_evt2,
+                                                      "libcaer_cmp": encode_libcaer_cmp, "libcaer": encode_libcaer}
 SUPPORTED = tuple(sorted(DECODERS))
 
 
@@ -24,9 +27,10 @@ def normalise_encoding(encoding: str) -> str:
 
 
 def make_decoder(encoding: str, width: int, height: int) -> WordStreamDecoder:
-    """A fresh stream decoder for `encoding` ("evt3", "evt2"; "EVT 3.0" is accepted).
+    """A fresh stream decoder for `encoding` ("evt3", "evt2", "libcaer_cmp", "libcaer"; "EVT 3.0"
+    is accepted).
 
-    Raises UnsupportedEncodingError for other encodings (e.g. libcaer_cmp, mono).
+    Raises UnsupportedEncodingError for other encodings (e.g. mono).
     """
     key = normalise_encoding(encoding)
     if key not in DECODERS:

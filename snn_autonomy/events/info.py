@@ -49,7 +49,7 @@ def _bag_info(path: Path, topic: str | None) -> Dict[str, Any]:
     if topic is None:
         topics = [t.name for t in bag_topics(path) if t.msgtype == EVENT_PACKET_TYPE]
         if len(topics) > 1:
-            raise EventFormatError(f"bag has several EventPacket topics ({', '.join(topics)}); choose one")
+            raise EventFormatError(f"bag has several EventPacket topics ({', '.join(topics)}); choose one with --topic")
         topic = topics[0] if topics else None
     decoder = PacketStreamDecoder()
     n = n_tr = packets = 0

@@ -150,5 +150,5 @@ class PacketStreamDecoder:
                 c.seq_restarts += 1
                 c.last_problem = f"packet seq went from {self._last_seq} to {pkt.seq}: driver restarted?"
         self._last_seq = int(pkt.seq)
-        return self._decoder.decode(pkt.events)
+        return self._decoder.decode(pkt.events, pkt.time_base)
 

@@ -104,8 +104,11 @@ class WordStreamDecoder:
     def stats(self) -> DecodeStats:
         return DecodeStats.from_counters(self._counters)
 
-    def decode(self, buf) -> EventBatch:
+    def decode(self, buf, time_base_ns: int = 0) -> EventBatch:
+        """Events of `buf`; `time_base_ns` (the message's time_base) is read only by formats whose
+        times are relative to it (libcaer), EVT times are the sensor's own."""
         words = as_words(buf, self.word_dtype, self._counters)
+        self._time_base_us = int(time_base_ns) // 1000
         n_ev, n_tr = self._upper_bound(words)
         out = np.empty(n_ev, dtype=EVENT_DTYPE)
         trig = np.empty(n_tr, dtype=TRIGGER_DTYPE)
