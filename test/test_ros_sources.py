@@ -177,3 +177,51 @@ def test_world_node_reports_a_collision_and_rejects_nan_commands(tmp_path):
             probe.spin_for(0.2)
         assert rejected() >= 1, "no NaN command was counted in 60 s"
     probe.close()
+
+
+def test_an_aedat4_file_replays_to_decisions(tmp_path):
+    """An iniVation AEDAT4 recording: `events info` reads it (not taken for RAW), and the event
+    sensor replays it (source raw) to a perception node that decides on it."""
+    import json
+    import subprocess
+    import sys
+
+    from snn_autonomy_msgs.msg import Perception
+
+    from ros_helpers import PERCEPTION
+    from snn_autonomy.events.aedat4 import write_aedat4
+    from snn_autonomy.events.batch import EventBatch
+
+    rng = np.random.default_rng(6)
+    n = 120_000                                           # one second of a busy 128x96 scene
+    t = np.sort(rng.integers(1_700_000_000_000_000, 1_700_000_001_000_000, n))
+    path = tmp_path / "dvxplorer.aedat4"
+    write_aedat4(path, EventBatch.from_arrays(rng.integers(0, 128, n), rng.integers(0, 96, n), t,
+                                              rng.integers(0, 2, n), 128, 96), camera="DVXplorer_test")
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "events", "info", str(path), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert (info["kind"], info["events"], info["width"], info["height"]) == ("aedat4", n, 128, 96)
+    assert (info["t_first_us"], info["t_last_us"]) == (int(t[0]), int(t[-1]))
+    for name, blob in (("garbage", b"#!AER-DAT4.0\r\nnot a file table"), ("cut", path.read_bytes()[:3000])):
+        bad = tmp_path / f"{name}.aedat4"
+        bad.write_bytes(blob)
+        p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "events", "info", str(bad), "--json"],
+                           capture_output=True, text=True, timeout=120)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1 and "AEDAT4" in lines[0] and len(lines[0]) < 400, p.stderr
+    probe = Probe("aedat_probe")
+    got = []
+    probe.node.create_subscription(Perception, "/dvx/perception", got.append, qos.COMMAND)
+    perception = NodeProcess(PERCEPTION, namespace="/dvx").start()
+    sensor = NodeProcess(SENSOR, {"source": "raw", "raw_file": str(path), "replay_realtime": True,
+                                  "wait_for_subscribers": 1, "replay_delay_s": 1.0}, namespace="/dvx").start()
+    try:
+        probe.spin_until(lambda: len(got) >= 5, 90, "decisions on the AEDAT4 replay")
+    except AssertionError:
+        raise AssertionError(f"{len(got)} decisions\n{sensor.log()[-2000:]}\n{perception.log()[-2000:]}")
+    finally:
+        codes = [sensor.stop(), perception.stop()]
+        probe.close()
+    assert codes == [0, 0]

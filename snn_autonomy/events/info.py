@@ -1,4 +1,4 @@
-"""Summaries of recordings (RAW files and rosbag2 directories of EventPackets)."""
+"""Summaries of recordings (RAW and AEDAT4 files, rosbag2 directories of EventPackets)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any, Dict
 from .bag import bag_topics, read_event_packets
 from .errors import EventFormatError
 from .packet import EVENT_PACKET_TYPE, PacketStreamDecoder
-from .raw import iter_raw, read_raw_header
+from .files import iter_file, read_file_header
 
 
 def recording_info(path: Path, topic: str | None = None) -> Dict[str, Any]:
@@ -30,17 +30,17 @@ def _span(first, last) -> Dict[str, Any]:
 
 
 def _raw_info(path: Path) -> Dict[str, Any]:
-    header = read_raw_header(path)
+    header = read_file_header(path)
     n = n_tr = 0
     first = last = None
     stats = None
-    for batch, stats in iter_raw(path):
+    for batch, stats in iter_file(path):
         n += len(batch)
         n_tr += len(batch.triggers)
         if len(batch):
             first = batch.t_first if first is None else first
             last = batch.t_last
-    return {"kind": "raw", "path": str(path), "events": n, "triggers": n_tr, **_span(first, last),
+    return {"kind": "aedat4" if header.encoding == "aedat4" else "raw", "path": str(path), "events": n, "triggers": n_tr, **_span(first, last),
             "width": header.width, "height": header.height, "encoding": header.encoding,
             "geometry_source": header.geometry_source, "stats": stats.as_dict() if stats else {}}
 

@@ -64,7 +64,7 @@ class EventSensorConfig:
                                             "default: sensor-data QoS")
     bag: str = spec("", help="rosbag2 directory of EventPackets (source bag)")
     bag_topic: str = spec("", help="EventPacket topic in the bag ('' = the only one)")
-    raw_file: str = spec("", help="Prophesee RAW file (source raw)")
+    raw_file: str = spec("", help="event file: Prophesee RAW (EVT2, EVT3) or iniVation AEDAT4 (source raw)")
     replay_realtime: bool = spec(True, help="replay at the recorded pace")
     replay_loop: bool = spec(False, help="start the recording again at its end")
     wait_for_subscribers: int = spec(0, lo=0, hi=1000, help="replays: hold until `events` has this many subscribers")

@@ -1,4 +1,4 @@
-"""Replay of a Prophesee RAW file as a stream of fixed-period event batches."""
+"""Replay of an event file (Prophesee RAW, iniVation AEDAT4) as a stream of fixed-period event batches."""
 from __future__ import annotations
 
 import time
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Tuple
 
 from ..events.batch import EventBatch
-from ..events.raw import iter_raw, read_raw_header
+from ..events.files import iter_file, read_file_header
 from .packetizer import Packetizer
 
 
@@ -16,7 +16,7 @@ class RawReplaySource:
     def __init__(self, path: Path, period_us: int = 1000, realtime: bool = False, rate: float = 1.0,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = Path(path)
-        header = read_raw_header(self.path)
+        header = read_file_header(self.path)
         self.width, self.height = header.width, header.height
         self.period_us = int(period_us)
         self.realtime, self.rate = realtime, rate
@@ -26,7 +26,7 @@ class RawReplaySource:
         pk = Packetizer(self.width, self.height, self.period_us)
         start_wall = start_t = None
         last_t = None
-        for batch, _ in iter_raw(self.path):
+        for batch, _ in iter_file(self.path):
             if not len(batch):
                 continue
             last_t = batch.t_last
