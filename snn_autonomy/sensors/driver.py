@@ -68,10 +68,16 @@ class LiveCameraSource:
     def _dv(self) -> Iterator[Tuple[int, EventBatch]]:
         import dv_processing as dv
 
+        # dv-processing 2 opens cameras with io.camera.open; 1.x had io.CameraCapture
+        opener = dv.io.camera.open if hasattr(dv.io, "camera") else dv.io.CameraCapture
+        if hasattr(dv.io, "camera") and not dv.io.camera.discover():
+            raise SourceUnavailable("no iniVation camera could be opened (none connected: dv-processing finds "
+                                    "no device; check the USB connection and udev rules)")
         try:
-            cap = dv.io.CameraCapture(self.serial) if self.serial else dv.io.CameraCapture()
+            cap = opener(self.serial) if self.serial else opener()
         except Exception as exc:
-            raise SourceUnavailable(f"no iniVation camera could be opened ({exc})") from exc
+            why = " ".join(str(exc).split()).split(" Stacktrace:")[0]
+            raise SourceUnavailable(f"no iniVation camera could be opened ({why})") from exc
         if not cap.isEventStreamAvailable():
             raise SourceUnavailable("the camera provides no event stream")
         width, height = cap.getEventResolution()
