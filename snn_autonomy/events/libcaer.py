@@ -144,36 +144,32 @@ def _raw_decode(words, base_us, width, height, st, cnt, xs, ys, ts, ps):
     return k
 
 
-class LibcaerCmpDecoder(WordStreamDecoder):
-    """Stateful libcaer_cmp decoder of one stream (see WordStreamDecoder; reads time_base)."""
+class _RelativeTimeDecoder(WordStreamDecoder):
+    """A libcaer stream (see WordStreamDecoder): times relative to each message's time_base, no triggers."""
 
-    encoding = "libcaer_cmp"
-    word_dtype = np.dtype("<u2")
     state_size = _N_STATE
     last_t_slot = _ST_LAST_T
+
+    def _decode(self, words, state, counters, out, trig) -> tuple:
+        kernel = _cmp_decode if self.encoding == "libcaer_cmp" else _raw_decode
+        return kernel(words, self._time_base_us, self.width, self.height, state, counters,
+                      out["x"], out["y"], out["t"], out["p"]), 0
+
+
+class LibcaerCmpDecoder(_RelativeTimeDecoder):
+    encoding = "libcaer_cmp"
+    word_dtype = np.dtype("<u2")
 
     def _upper_bound(self, words: np.ndarray) -> tuple:
         return _cmp_upper_bound(words), 0
 
-    def _decode(self, words, state, counters, out, trig) -> tuple:
-        return _cmp_decode(words, self._time_base_us, self.width, self.height, state, counters,
-                           out["x"], out["y"], out["t"], out["p"]), 0
 
-
-class LibcaerDecoder(WordStreamDecoder):
-    """Stateful libcaer decoder of one stream (see WordStreamDecoder; reads time_base)."""
-
+class LibcaerDecoder(_RelativeTimeDecoder):
     encoding = "libcaer"
     word_dtype = np.dtype("<u8")
-    state_size = _N_STATE
-    last_t_slot = _ST_LAST_T
 
     def _upper_bound(self, words: np.ndarray) -> tuple:
         return len(words), 0
-
-    def _decode(self, words, state, counters, out, trig) -> tuple:
-        return _raw_decode(words, self._time_base_us, self.width, self.height, state, counters,
-                           out["x"], out["y"], out["t"], out["p"]), 0
 
 
 def time_base_ns(batch: EventBatch) -> int:
