@@ -207,12 +207,11 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     skew_ns = int(rig.sync.max_odom_skew_s * 1e9)
     gap_ns = int(rig.sync.max_event_gap_s * 1e9)
     out: Dict[str, list] = {"x": [], "y": [], "app": [], "meta": [], "sector_m": []}
-    seen = {"events": (0, 0), "scan": (0, 0), "odom": (0, 0)}   # first and last stamp per topic
+    seen: Dict[str, Optional[Tuple[int, int]]] = {"events": None, "scan": None, "odom": None}   # first, last stamp
     last_scan_ns = [None]
 
     def note(kind: str, t: int) -> None:
-        first, _ = seen[kind]
-        seen[kind] = (first or t, t)
+        seen[kind] = (t, t) if seen[kind] is None else (seen[kind][0], t)
 
     def label_scan(scan: ScanData) -> None:
         t = scan.stamp_ns
@@ -312,12 +311,12 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     return data, report
 
 
-def _check_clocks(path: Path, topics: BagTopics, seen: Dict[str, Tuple[int, int]]) -> None:
+def _check_clocks(path: Path, topics: BagTopics, seen: Dict[str, Optional[Tuple[int, int]]]) -> None:
     """Refuse a bag whose three streams do not share a clock (say, events stamped with the
     camera's own time and scans with the robot's): their stamp spans must overlap."""
     names = {"events": topics.events, "scan": topics.scan, "odom": topics.odom}
-    for kind, (first, last) in seen.items():
-        if not last:
+    for kind, span in seen.items():
+        if span is None:
             raise RecordingError(f"{path}: {names[kind]} holds no message")
     lo = max(first for first, _ in seen.values())
     hi = min(last for _, last in seen.values())
