@@ -345,8 +345,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .perception.evaluate import evaluate
 
     plot = Path(args.plot) if args.plot else Path(args.out_dir) / "early_exit_curve.png"
+    rig = None
+    if args.bag:
+        from .perception.rig import load_rig
+
+        rig = load_rig(args.rig)
     result = evaluate(Path(args.model) if args.model else None, world=args.world or "", episodes=args.episodes,
-                      seed=args.seed, duration_s=args.duration, plot=plot)
+                      seed=args.seed, duration_s=args.duration, plot=plot,
+                      bags=[Path(b) for b in args.bag] if args.bag else None, rig=rig)
     _report(args, "eval", result, table_skip=("curve",))
     return 0
 
@@ -584,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, help="first seed of the drawn layouts")
     ev.add_argument("--duration", type=float, help="simulated seconds per layout")
     ev.add_argument("--out-dir", default="runs/eval", help="where the PNG goes (default: runs/eval)")
+    ev.add_argument("--bag", nargs="+", help="evaluate on these recordings' LiDAR-labelled samples instead")
+    ev.add_argument("--rig", help="with --bag: the sensor rig YAML (default: config/rig_builtin.yaml)")
     ev.add_argument("--plot", help="PNG path (default: OUT_DIR/early_exit_curve.png)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_eval)

@@ -108,6 +108,12 @@ def test_dataset_and_fine_tune_from_the_bag_on_the_command_line(world_bag, tmp_p
     assert manifest["input"]["sensor"] == [128, 96]
     assert manifest["training"]["init"].endswith("perception_default.npz")
     assert [b["bag"] for b in manifest["training"]["bags"]] == [str(world_bag)]
+    # and the same eval, on the recording's samples
+    p = _cli("eval", "--model", out, "--bag", world_bag, "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    r = json.loads(p.stdout)
+    assert r["bags"] == [str(world_bag)] and r["samples"] == sum(s["samples"] for s in r["streams"]) >= 40
+    assert 0.0 <= r["accuracy_exit"] <= 1.0 and r["mean_steps_exit"] <= 16
 
 
 # ---------------------------------------------------------------------------------------------- refusals
@@ -247,3 +253,8 @@ def test_any_camera_size_is_pooled_onto_the_grid_from_mcap_or_sqlite3(tmp_path):
     from snn_autonomy.events.batch import EventBatch
 
     assert eng.push(EventBatch.empty(128, 96), 1000) == [] and eng.geometry_refused == 1
+    from snn_autonomy.perception.evaluate import evaluate
+
+    with pytest.raises(RecordingError, match="camera is 346x260, the model's 128x96"):
+        evaluate(None, bags=[mcap], rig=rig)
+    assert evaluate(out, bags=[mcap], rig=rig)["samples"] == report.samples

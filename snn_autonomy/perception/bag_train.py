@@ -40,12 +40,12 @@ def split_in_time(data: Dataset) -> Tuple[Dataset, Dataset, Dataset]:
     return tuple(data.take(idx) for idx in parts)
 
 
-def bag_datasets(bags: Sequence[Path], rig: RigConfig, inputs: InputSpec, sectors: int, label: LabelConfig,
-                 events: Optional[str] = None, scan: Optional[str] = None, odom: Optional[str] = None,
-                 log: Callable[[str], None] = print) -> Tuple[Dict[str, Dataset], List[dict], Tuple[int, int]]:
-    """({train, val, test}, per-stream reports, camera geometry) of the recordings."""
-    splits: Dict[str, List[Dataset]] = {"train": [], "val": [], "test": []}
-    reports, geometry = [], None
+def label_bags(bags: Sequence[Path], rig: RigConfig, inputs: InputSpec, sectors: int, label: LabelConfig,
+               events: Optional[str] = None, scan: Optional[str] = None, odom: Optional[str] = None,
+               log: Callable[[str], None] = print) -> Tuple[List[Dataset], List[dict], Tuple[int, int]]:
+    """LiDAR-labelled samples of every camera of the bags (one Dataset each), their reports, and
+    the cameras' one geometry (recordings of cameras of different sizes are refused)."""
+    parts, reports, geometry = [], [], None
     for b, bag in enumerate(bags):
         for topics in resolve_topics(Path(bag), events, scan, odom):
             t0 = time.monotonic()
@@ -54,16 +54,24 @@ def bag_datasets(bags: Sequence[Path], rig: RigConfig, inputs: InputSpec, sector
                 f"({time.monotonic() - t0:.0f} s){'; dropped ' + str(report.dropped) if report.dropped else ''}")
             if geometry is not None and report.camera != geometry:
                 raise RecordingError(f"{bag} {topics.events}: a {report.camera[0]}x{report.camera[1]} camera among "
-                                      f"{geometry[0]}x{geometry[1]} ones; train one model per camera geometry")
+                                     f"{geometry[0]}x{geometry[1]} ones; train one model per camera geometry")
             geometry = report.camera
+            parts.append(data)
             reports.append(report.as_dict())
-            for name, part in zip(splits, split_in_time(data)):
-                splits[name].append(part)
-    out = {name: Dataset.concatenate(parts) for name, parts in splits.items()}
+    return parts, reports, geometry
+
+
+def bag_datasets(bags: Sequence[Path], rig: RigConfig, inputs: InputSpec, sectors: int, label: LabelConfig,
+                 events: Optional[str] = None, scan: Optional[str] = None, odom: Optional[str] = None,
+                 log: Callable[[str], None] = print) -> Tuple[Dict[str, Dataset], List[dict], Tuple[int, int]]:
+    """({train, val, test}, per-stream reports, camera geometry) of the recordings."""
+    parts, reports, geometry = label_bags(bags, rig, inputs, sectors, label, events, scan, odom, log)
+    splits = list(zip(*(split_in_time(d) for d in parts)))
+    out = {name: Dataset.concatenate(list(p)) for name, p in zip(("train", "val", "test"), splits)}
     for name, d in out.items():
         if len(d) == 0:
             raise RecordingError(f"the recordings give no {name} sample ({sum(r['samples'] for r in reports)} "
-                                  "samples in all); record longer")
+                                 "samples in all); record longer")
     return out, reports, geometry
 
 
