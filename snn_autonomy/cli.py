@@ -9,13 +9,15 @@
                                          robots patrol their assigned regions on perception, fused mode
   snn-autonomy launch [CONFIG] [--robots N] [--log-dir DIR] [--duration S]
                                          run the launch plan's nodes here, without launch_ros
-  snn-autonomy events info PATH [--json] summarise a RAW file or an EventPacket bag
+  snn-autonomy events info PATH [--json] summarise a RAW or AEDAT4 file or an EventPacket bag
   snn-autonomy events record --out DIR   record topics (default: every EventPacket topic) to MCAP
   snn-autonomy dataset --split train|val|test [--world Y] [--json]
                                          generate (or find cached) a split; its class balance
+  snn-autonomy dataset --bag DIR [--rig Y] LiDAR-labelled samples of a recording
   snn-autonomy train [--epochs N] [--out FILE]   train the perception SNN (GPU when present)
+  snn-autonomy train --bag DIR... [--init F]     train or fine-tune it on recordings
   snn-autonomy calibrate --max-loss L [--model F]  re-derive the early-exit threshold
-  snn-autonomy eval [--model F] [--world Y] [--json]  early-exit accuracy and the steps it saves
+  snn-autonomy eval [--model F] [--world Y | --bag DIR...] [--json]  early-exit accuracy and the steps it saves
   snn-autonomy export --model F --format onnx|nir|lava --out FILE
   snn-autonomy bench codec|emulator|backends|loop|energy|patrol [--json]
 Sub-commands print JSON with --json (one object on stdout) and a readable table
