@@ -88,8 +88,8 @@ def test_labels_from_the_lidar_agree_with_the_simulator(world_bag):
     agree = simulator_agreement(world_bag, data, ROBOT, SectorSpec(), label)
     assert agree["samples"] == report.samples
     # the LiDAR sees from the robot's centre, 1 cm noisy, the camera's rays from its front: the range
-    # classes agree but where an edge falls within a few centimetres of a class boundary
-    assert agree["class_agreement"] >= 0.85 and agree["within_one_class"] >= 0.98, agree
+    # classes agree but where an edge lies within centimetres of a class boundary or behind an obstacle
+    assert agree["class_agreement"] >= 0.85 and agree["within_one_class"] >= 0.95, agree
     assert agree["range_error_median_m"] < 0.05, agree
 
 

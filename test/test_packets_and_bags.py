@@ -44,12 +44,12 @@ def test_bad_packets_are_counted_not_raised():
     dec = PacketStreamDecoder()
     p = pkts[0]
     bad = [
-        type(p)(**{**p.__dict__, "encoding": "libcaer_cmp"}),
+        type(p)(**{**p.__dict__, "encoding": "mono"}),
         type(p)(**{**p.__dict__, "is_bigendian": True}),
         type(p)(**{**p.__dict__, "width": 0}),
     ]
     assert dec.decode(bad[0]) is None
-    assert "unsupported event encoding 'libcaer_cmp'" in dec.counters.last_problem
+    assert "unsupported event encoding 'mono'" in dec.counters.last_problem
     assert dec.decode(bad[1]) is None and dec.decode(bad[2]) is None
     c = dec.counters
     assert (c.rejected_encoding, c.rejected_big_endian, c.rejected_geometry) == (1, 1, 1)
