@@ -24,7 +24,7 @@ def is_aedat4(path: Path) -> bool:
         return fh.read(len(MAGIC)) == MAGIC
 
 
-def _why(exc: Exception) -> str:
+def dv_error_text(exc: Exception) -> str:
     """dv-processing's message on one line, without its C++ source location and stack trace."""
     text = " ".join(str(exc).split()).split(" Stacktrace:")[0]
     return text.split("() ", 1)[-1]
@@ -39,7 +39,7 @@ def _open(path: Path):
     try:
         rec = dv.io.MonoCameraRecording(str(path))
     except RuntimeError as exc:
-        raise EventFormatError(f"{path}: cannot read AEDAT4: {_why(exc)}") from exc
+        raise EventFormatError(f"{path}: cannot read AEDAT4: {dv_error_text(exc)}") from exc
     if not rec.isEventStreamAvailable():
         raise EventFormatError(f"{path}: the AEDAT4 file holds no event stream")
     return rec
@@ -63,7 +63,7 @@ def iter_aedat4(path: Path) -> Iterator[Tuple[EventBatch, DecodeStats]]:
         try:
             store = rec.getNextEventBatch()
         except RuntimeError as exc:
-            raise EventFormatError(f"{path}: corrupt AEDAT4 data: {_why(exc)}") from exc
+            raise EventFormatError(f"{path}: corrupt AEDAT4 data: {dv_error_text(exc)}") from exc
         if store is None:
             continue
         a = store.numpy()

@@ -76,10 +76,14 @@ def ensure_type(type_name: str) -> None:
         raise EventFormatError(f"no definition of {type_name} found (is its interface package installed?)")
 
 
+def stamp_ns(stamp: Any) -> int:
+    """A builtin_interfaces/Time (an rclpy message's or a recording's) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def packet_from_msg(msg: Any) -> EventPacketData:
-    stamp = msg.header.stamp
     return EventPacketData(
-        stamp_ns=int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec),
+        stamp_ns=stamp_ns(msg.header.stamp),
         frame_id=str(msg.header.frame_id), width=int(msg.width), height=int(msg.height),
         seq=int(msg.seq), time_base=int(msg.time_base), encoding=str(msg.encoding),
         is_bigendian=bool(msg.is_bigendian), events=msg.events.tobytes())

@@ -20,7 +20,7 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..events.bag import bag_topics, packet_from_msg, read_messages
+from ..events.bag import bag_topics, packet_from_msg, read_messages, stamp_ns
 from ..events.batch import EventBatch
 from ..events.errors import EventFormatError
 from ..events.packet import EVENT_PACKET_TYPE, PacketStreamDecoder
@@ -110,10 +110,6 @@ def resolve_topics(path: Path, events: Optional[str] = None, scan: Optional[str]
             raise RecordingError(f"{path}: several event topics ({', '.join(cams)}); name one with --events-topic")
     return [BagTopics(ev, beside(ev, scan, SCAN_TYPE, "/scan", "--scan-topic"),
                       beside(ev, odom, ODOM_TYPE, "/odom", "--odom-topic")) for ev in cams]
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class _EventStream:
@@ -271,11 +267,11 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
                 note("events", pkt.stamp_ns)
             elif kind == "scan":
                 report.scans += 1
-                t = _stamp_ns(msg.header)
+                t = stamp_ns(msg.header.stamp)
                 note("scan", t)
                 pending.append(ScanData.from_msg(msg, t))
             else:
-                t = _stamp_ns(msg.header)
+                t = stamp_ns(msg.header.stamp)
                 motion = planar_motion(msg)
                 note("odom", t)
                 if motion is not None:

@@ -12,7 +12,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..events.bag import read_messages
+from ..events.bag import read_messages, stamp_ns
 from ..sim.config import WorldConfig, load_world_config, with_robot_count
 from ..sim.ground_truth import range_scan
 from ..sim.world import World
@@ -36,7 +36,7 @@ def simulator_agreement(path: Path, data: Dataset, robot_id: str, spec: SectorSp
     approaching = np.zeros(len(data), dtype=bool)
     k, found = 0, 0
     for _, _, _, msg in read_messages(path, [STATE_TOPIC]):
-        t_us = (int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)) // 1000
+        t_us = stamp_ns(msg.header.stamp) // 1000
         while k < len(order) and times[order[k]] < t_us - MAX_STATE_SKEW_US:
             k += 1                                       # no state near this sample (lost in recording)
         if k == len(order):

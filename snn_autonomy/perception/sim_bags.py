@@ -21,7 +21,7 @@ from ..config import to_dict
 from ..events.bag import McapBagWriter, packet_to_dict
 from ..events.packet import EVENT_PACKET_TYPE, PacketEncoder
 from ..sim.lidar import lidar_scan
-from ..sim.world import World
+from ..sim.world import World, pose_in_start_frame
 from .bag_dataset import ODOM_TYPE, SCAN_TYPE
 from .dataset import DatasetSpec, drive_seed
 
@@ -54,10 +54,9 @@ def odom_to_dict(t_ns: int, frame_id: str, child: str, x: float, y: float, yaw: 
 
 
 def _state_to_dict(t_ns: int, world: World) -> dict:
+    robots, obstacles = world.packed_state()
     return {"header": _header(t_ns, "map"), "step": int(world.step_count), "config_sha256": world.sha256,
-            "robot_ids": list(world.robot_ids),
-            "robot_states": np.concatenate([world.pose, world.vel], axis=1).ravel().tolist(),
-            "obstacle_states": np.concatenate([world.obs_pos, world.obs_vel], axis=1).ravel().tolist(),
+            "robot_ids": list(world.robot_ids), "robot_states": robots.tolist(), "obstacle_states": obstacles.tolist(),
             "robot_collisions": [int(c) for c in world.collisions]}
 
 
@@ -94,11 +93,9 @@ def write_world_bag(out: Path, ds: DatasetSpec, seed: int, with_state: bool = Fa
                 next_scan = t_us + int(1e6 / world.cfg.lidar.rate_hz)
             if t_us >= next_odom:
                 for i, rid in enumerate(ids):
-                    (x, y, yaw), (x0, y0, yaw0) = world.pose[i], start[i]
-                    c, s = math.cos(-yaw0), math.sin(-yaw0)
                     put(f"/{rid}/odom", ODOM_TYPE, odom_to_dict(
-                        t_ns, f"{rid}/odom", f"{rid}/base_link", c * (x - x0) - s * (y - y0),
-                        s * (x - x0) + c * (y - y0), yaw - yaw0, float(world.vel[i, 0]), float(world.vel[i, 1])), t_ns)
+                        t_ns, f"{rid}/odom", f"{rid}/base_link", *pose_in_start_frame(world.pose[i], start[i]),
+                        float(world.vel[i, 0]), float(world.vel[i, 1])), t_ns)
                 next_odom = t_us + ODOM_PERIOD_US
             if with_state and t_us >= next_state:
                 put("/world/state", STATE_TYPE, _state_to_dict(t_ns, world), t_ns)

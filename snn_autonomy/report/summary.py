@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..events.bag import read_messages
+from ..events.bag import read_messages, stamp_ns
 from ..loop.coverage import RegionCoverage
 from ..monitor.latency import percentiles
 from ..realtime import scheduling_reports
@@ -40,7 +40,7 @@ class RunData:
 
 def stamp_seconds(stamp) -> float:
     """A builtin_interfaces/Time (of rclpy or of a recording) in seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
+    return stamp_ns(stamp) * 1e-9
 
 
 def read_run(bag: Path) -> RunData:

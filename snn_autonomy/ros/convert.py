@@ -13,12 +13,13 @@ from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
 from ..control.frames import odom_to_map
+from ..events.bag import stamp_ns
 from ..events.packet import EventPacketData
 from ..perception.sectors import SectorView
 
 
 def stamp_to_ns(stamp: Time) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    return stamp_ns(stamp)
 
 
 def ns_to_stamp(ns: int) -> Time:
@@ -76,8 +77,9 @@ class WorldStateWriter:
         m = self.msg
         m.header.stamp = ns_to_stamp(stamp_ns)
         m.step = int(world.step_count)
-        m.robot_states = _float64_array(np.concatenate([world.pose, world.vel], axis=1))
-        m.obstacle_states = _float64_array(np.concatenate([world.obs_pos, world.obs_vel], axis=1))
+        robots, obstacles = world.packed_state()
+        m.robot_states = _float64_array(robots)
+        m.obstacle_states = _float64_array(obstacles)
         m.robot_collisions = array.array("I", np.asarray(world.collisions, dtype=np.uint32).tobytes())
         return m
 

@@ -15,7 +15,6 @@ real base controller does.
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from snn_autonomy_msgs.msg import Collision, WorldState
 from ..config import spec
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.lidar import lidar_scan
-from ..sim.world import World
+from ..sim.world import World, pose_in_start_frame
 from . import qos
 from .convert import WorldStateWriter, laser_scan_msg, ns_to_stamp, yaw_to_quat
 from .diagnostics import OK, WARN, Status, Updater
@@ -168,13 +167,9 @@ class WorldNode(Node):
     def _publish_odom(self, now_ns: int) -> None:
         w = self.world
         for i, rid in enumerate(w.robot_ids):
-            x, y, yaw = w.pose[i]
-            x0, y0, yaw0 = self._start_pose[i]
-            c0, s0 = math.cos(-yaw0), math.sin(-yaw0)
             for pub, frame, (px, py, pyaw) in (
-                    (self._gt_pubs[i], "map", (x, y, yaw)),
-                    (self._odom_pubs[i], f"{rid}/odom", (c0 * (x - x0) - s0 * (y - y0),
-                                                        s0 * (x - x0) + c0 * (y - y0), yaw - yaw0))):
+                    (self._gt_pubs[i], "map", w.pose[i]),
+                    (self._odom_pubs[i], f"{rid}/odom", pose_in_start_frame(w.pose[i], self._start_pose[i]))):
                 m = Odometry()
                 m.header.stamp = ns_to_stamp(now_ns)
                 m.header.frame_id = frame

@@ -68,6 +68,8 @@ class LiveCameraSource:
     def _dv(self) -> Iterator[Tuple[int, EventBatch]]:
         import dv_processing as dv
 
+        from ..events.aedat4 import dv_error_text
+
         # dv-processing 2 opens cameras with io.camera.open; 1.x had io.CameraCapture
         opener = dv.io.camera.open if hasattr(dv.io, "camera") else dv.io.CameraCapture
         if hasattr(dv.io, "camera") and not dv.io.camera.discover():
@@ -76,8 +78,7 @@ class LiveCameraSource:
         try:
             cap = opener(self.serial) if self.serial else opener()
         except Exception as exc:
-            why = " ".join(str(exc).split()).split(" Stacktrace:")[0]
-            raise SourceUnavailable(f"no iniVation camera could be opened ({why})") from exc
+            raise SourceUnavailable(f"no iniVation camera could be opened ({dv_error_text(exc)})") from exc
         if not cap.isEventStreamAvailable():
             raise SourceUnavailable("the camera provides no event stream")
         width, height = cap.getEventResolution()

@@ -38,6 +38,14 @@ class Collision:
 ROBOT_STRIDE, OBSTACLE_STRIDE = 5, 4   # numbers per robot and per obstacle in a packed state (WorldState.msg)
 
 
+def pose_in_start_frame(pose, start) -> Tuple[float, float, float]:
+    """(x, y, yaw) of a map-frame pose in the frame of a start pose: a robot's odom frame, which
+    begins where the robot began (REP 105)."""
+    (x, y, yaw), (x0, y0, yaw0) = pose, start
+    c, s = math.cos(-yaw0), math.sin(-yaw0)
+    return c * (x - x0) - s * (y - y0), s * (x - x0) + c * (y - y0), yaw - yaw0
+
+
 def config_sha256(cfg: WorldConfig) -> str:
     """Hash of the resolved configuration without the robot count (equal worlds hash equally,
     whatever the file; robots are placed after the obstacles, so their number changes nothing else)."""
@@ -198,6 +206,11 @@ class World:
         return {"time_us": np.int64(self.time_us), "pose": self.pose.copy(), "vel": self.vel.copy(),
                 "obs_pos": self.obs_pos.copy(), "obs_vel": self.obs_vel.copy(),
                 "collisions": self.collisions.copy()}
+
+    def packed_state(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(robot_states, obstacle_states) as snn_autonomy_msgs/WorldState packs them (set_packed_state)."""
+        return (np.concatenate([self.pose, self.vel], axis=1).ravel(),
+                np.concatenate([self.obs_pos, self.obs_vel], axis=1).ravel())
 
     def set_packed_state(self, time_us: int, config_sha256: str, robot_states, obstacle_states) -> None:
         """Adopt a state packed as snn_autonomy_msgs/WorldState carries it (rows of x, y, yaw, v, w
