@@ -360,7 +360,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .paths import resolve_model
+    from .paths import NODELAY_MODEL, resolve_model
     from .perception.model_io import load_model
 
     model, manifest = load_model(resolve_model(args.model))
@@ -376,8 +376,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.format == "nir":
         from .backends.nir_export import export_nir
 
-        graph = export_nir(model, manifest, Path(args.out))
-        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, dt {graph.metadata.get('dt')} s")
+        try:
+            graph = export_nir(model, manifest, Path(args.out), dt_s=args.nir_dt)
+        except ValueError as exc:
+            print(f"snn-autonomy: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out}: NIR graph of {len(graph.nodes)} nodes, one step = {graph.metadata['dt']} s")
+        if graph.metadata["delay_taps"] > 1:
+            print(f"note: the model has {graph.metadata['delay_taps']} delay taps, so the graph has Delay nodes, "
+                  f"which snnTorch and Norse do not read; for them export models/{NODELAY_MODEL}", file=sys.stderr)
     else:
         from .backends.lava_backend import export_lava
 
@@ -603,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="onnx", choices=["onnx", "nir", "lava"])
     exp.add_argument("--out", required=True)
     exp.add_argument("--int8", action="store_true", help="onnx: quantise weights to int8")
+    exp.add_argument("--nir-dt", type=float, metavar="SECONDS",
+                     help="nir: seconds one step stands for in the graph (default: the model's bin); snnTorch's "
+                          "importer steps at 1e-4")
     exp.set_defaults(func=cmd_export)
 
     lau = sub.add_parser("launch", help="run the launch plan's nodes here (no launch_ros needed); Ctrl-C stops")

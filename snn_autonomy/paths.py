@@ -7,6 +7,7 @@ from typing import Optional, Union
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = "perception_default.npz"    # the shipped perception model, in models/
+NODELAY_MODEL = "perception_nodelay.npz"    # the same network without synaptic delays (for NIR peers)
 
 
 def data_dir() -> Optional[Path]:
