@@ -413,8 +413,12 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     from .chaos.run import FAULTS, run_chaos
 
     faults = args.faults.split(",") if args.faults else list(FAULTS)
+    if args.stress < 0:
+        print("chaos: --stress must be 0 or more processes", file=sys.stderr)
+        return 2
     result = run_chaos(args.agents, faults, out_dir=Path(args.out), seed=args.seed,
-                       real_time_factor=args.real_time_factor, log=lambda line: print(line, file=sys.stderr))
+                       real_time_factor=args.real_time_factor, stress=args.stress, realtime=not args.no_realtime,
+                       measured_caps=not args.fixed_caps, log=lambda line: print(line, file=sys.stderr))
     if args.json:
         _print_json(result)
     else:
@@ -513,6 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--faults", default="", help="comma-separated subset of the catalogue (default: all)")
     ch.add_argument("--seed", type=int, help="world seed (default: the world file's)")
     ch.add_argument("--out", default="runs/chaos", help="output directory for logs (default: runs/chaos)")
+    ch.add_argument("--stress", type=int, default=0, metavar="N",
+                    help="N busy-loop processes, each pinned to a core, for the whole run (1: a machine with one "
+                         "core fewer)")
+    ch.add_argument("--no-realtime", action="store_true", help="every node at normal priority (no SCHED_FIFO)")
+    ch.add_argument("--fixed-caps", action="store_true",
+                    help="perception's event-rate cap from measured cost off: the fixed caps alone (to compare)")
     ch.add_argument("--real-time-factor", type=float, default=0.25, help="world speed (default 0.25: see "
                                                                           "snn_autonomy/chaos/run.py)")
     ch.add_argument("--json", action="store_true")

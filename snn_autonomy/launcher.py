@@ -177,9 +177,12 @@ def default_log_dir() -> Path:
     return Path(base) / time.strftime(f"snn_launch_%Y-%m-%d-%H-%M-%S_{os.getpid()}")
 
 
-def _child_setup(parent: int, cpus: Optional[set] = None) -> Callable[[], None]:
+def _child_setup(parent: int, cpus: Optional[set] = None, priority: int = 0) -> Callable[[], None]:
     """preexec_fn: SIGTERM to the child when the runner dies (even by SIGKILL), and the CPU
-    affinity `cpus`, set before exec so that every thread the node starts inherits it."""
+    affinity `cpus`, set before exec so that every thread the node starts inherits it. A node
+    with a `realtime_priority` starts at it (where the kernel allows; the node applies it again
+    and reports a refusal): its start-up (imports, model, warm-up) is then not starved by the
+    very load the priority protects its decisions from, which matters most when it is respawned."""
     libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
     def setup() -> None:
@@ -189,6 +192,11 @@ def _child_setup(parent: int, cpus: Optional[set] = None) -> Callable[[], None]:
                 os.kill(os.getpid(), signal.SIGTERM)
         if cpus:
             os.sched_setaffinity(0, cpus)
+        if priority:
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            except (OSError, AttributeError):
+                pass
     return setup
 
 
@@ -337,7 +345,8 @@ class Launcher:
         try:
             n.proc = subprocess.Popen(n.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                       env=self._env, start_new_session=True,
-                                      preexec_fn=_child_setup(os.getpid(), cpus))
+                                      preexec_fn=_child_setup(os.getpid(), cpus,
+                                                              int(n.spec.parameters.get("realtime_priority", 0))))
         except OSError as exc:
             n.state, n.rc, n.note = "failed", None, f"cannot start: {exc}"
             self.say(f"{n.label}: cannot start: {exc}")

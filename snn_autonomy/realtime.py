@@ -115,3 +115,16 @@ def thread_policies(pid: int) -> List[tuple]:
         except ProcessLookupError:
             continue
     return out
+
+
+def process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux procfs; None elsewhere): how long a start-up
+    took from the supervisor's fork, imports included."""
+    try:
+        with open("/proc/self/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])   # field 22, after the command name
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None

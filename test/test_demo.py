@@ -45,6 +45,11 @@ def test_demo_writes_report_plots_recording_and_logs(demo):
     assert sorted(robots) == ["/robot_0/robot", "/robot_1/robot"], report["scheduling"]
     expected = "SCHED_FIFO priority 45" if fifo_permitted(45) else "SCHED_FIFO priority 45 refused"
     assert all(expected in v for v in robots.values()), robots
+    # what was shed, why and how much, per robot: the fused loop's filter and its admission control
+    for robot in ("robot_0", "robot_1"):
+        shed = report["shedding"][robot]["robot"]
+        assert int(shed["events_in"]) >= int(shed["events_out"]) > 0, shed
+        assert int(shed["dropped_rate_cap"]) >= 0 and float(shed["admitted_ev_s"]) > 0 and shed["admitted_why"], shed
 
 
 def test_report_agrees_with_the_recorded_messages(demo):

@@ -9,7 +9,9 @@ import pytest
 from geometry_msgs.msg import Twist
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
-from ros_helpers import PERCEPTION, SENSOR, WORLD, NodeProcess, Probe
+from diagnostic_msgs.msg import DiagnosticArray
+from ros_helpers import PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
+from snn_autonomy.perception.cost_model import AdmissionConfig
 from snn_autonomy.ros import qos
 
 
@@ -31,8 +33,9 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
 
     probe = Probe("perception_probe")
     n = probe.node
-    got, states, scans = [], {}, {}
+    got, states, scans, diags = [], {}, {}, []
     n.create_subscription(Perception, "/robot_0/perception", got.append, qos.COMMAND)
+    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
     n.create_subscription(LaserScan, "/robot_0/virtual_scan",
                           lambda m: scans.__setitem__(stamp_to_ns(m.header.stamp), m), qos.SENSOR)
     n.create_subscription(WorldState, "/world/state", lambda m: states.__setitem__(stamp_to_ns(m.header.stamp), m),
@@ -102,6 +105,17 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
             cmd.publish(fwd)
             probe.spin_for(0.05)
         assert got and all(m.steps_used <= 4 and m.t_max == 4 for m in got[2:])
+        # admission: once it has measured a second of packets, perception advertises the event rate
+        # it can take on this machine (perception/cost_model.py), within the configured bounds, and
+        # reports the costs it measured on /diagnostics
+        probe.spin_until(lambda: (cmd.publish(fwd) or True) and any(m.admitted_event_rate > 0 for m in got)
+                         and "admitted_ev_s" in diag_values(diags, "robot_0/perception: decisions"),
+                         60, "an admitted event rate")
+        rates = [m.admitted_event_rate for m in got if m.admitted_event_rate > 0]
+        assert all(0.88 * AdmissionConfig().min_rate_ev_s <= r <= AdmissionConfig().max_rate_ev_s for r in rates)
+        d = diag_values(diags, "robot_0/perception: decisions")
+        assert float(d["cost_per_step_us"]) > 0 and int(d["cost_measured_packets"]) >= 50
+        assert float(d["admitted_ev_s"]) > 0 and d["admitted_why"]
     finally:
         codes = [p.stop() for p in reversed(procs)]
         probe.close()

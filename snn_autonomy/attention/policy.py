@@ -35,7 +35,10 @@ a few grid columns costs accuracy (offline, 4 columns each side: -2.3 points), h
 the cap. The event-rate cap guards against bursts (flicker, fast rotation): 1 M events/s
 is about 6x what a 128x96 camera of the built-in world produces while driving (about
 150 k events/s), so it never thins normal scenes (thinning costs accuracy and, with
-more steps to decide, saves no synaptic operations).
+more steps to decide, saves no synaptic operations). Beneath it, the cap perception
+advertises (`admitted_event_rate`, from what an event and a step cost on this machine:
+perception/cost_model.py) applies where it is lower: on a slow or loaded machine a burst is
+thinned at the sensor before it costs encoding, transport and decoding.
 """
 from __future__ import annotations
 
@@ -78,6 +81,7 @@ class AttentionInputs:
     pose: Optional[Tuple[float, float, float]] = None
     shared: Sequence[Tuple[float, float, float, str]] = ()   # (x, y, age_s, source agent) of fleet detections
     agent_id: str = ""
+    admitted_ev_s: float = 0.0        # what perception can take on this machine (its measured cost); 0 = unknown
 
 
 @dataclass
@@ -137,8 +141,12 @@ class AttentionPolicy:
             why += f"; ROI drops {shift} px on the {'right' if inp.angular > 0 else 'left'}"
         else:
             roi = (0, 0, 0, 0)
+        cap = c.rate_cap_ev_s
+        admitted = inp.admitted_ev_s if math.isfinite(inp.admitted_ev_s) and inp.admitted_ev_s > 0 else 0.0
+        if admitted and (cap == 0 or admitted < cap):
+            cap = admitted
+            why += f"; rate cap {admitted:,.0f} ev/s: what perception takes on this machine"
         if mode == CALM:
-            return AttentionDecision(mode, roi, c.rate_cap_ev_s, min(c.calm_t_max, self.model_t_max),
-                                     self.calm_threshold, why)
-        return AttentionDecision(mode, roi, c.rate_cap_ev_s, min(c.alert_t_max or self.model_t_max, self.model_t_max),
+            return AttentionDecision(mode, roi, cap, min(c.calm_t_max, self.model_t_max), self.calm_threshold, why)
+        return AttentionDecision(mode, roi, cap, min(c.alert_t_max or self.model_t_max, self.model_t_max),
                                  self.model_threshold, why)

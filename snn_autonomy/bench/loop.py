@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Optional
 
 from ..monitor.latency import percentiles
 from ..paths import resolve_model
+from .stress import CpuHog
 
 
 def _ms(values: List[float]) -> Dict[str, Any]:
@@ -154,28 +155,17 @@ def split_latency(duration_s: float = 15.0, warmup_s: float = 5.0,
     return {**_ms(traces), "stages": per_stage, "scheduling": dict(sorted(policies.items()))}
 
 
-def _busy_loops(n: int) -> List[Any]:
-    import subprocess
-    import sys
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-
-
 def bench_loop(duration_s: float = 10.0, split: bool = True, stress: int = 0) -> Dict[str, Any]:
     """`fused`, `split` and `split_normal`; `split_pinned` too where this process may use CPUs 0 and 1."""
     import os
 
-    hogs = _busy_loops(stress)
-    try:
+    with CpuHog(stress, pin=False):
         out: Dict[str, Any] = {"fused": fused_latency(duration_s)}
         if split:
             out["split"] = split_latency(duration_s)
             out["split_normal"] = split_latency(duration_s, realtime_priority={})
             if {0, 1} <= os.sched_getaffinity(0):
                 out["split_pinned"] = {**split_latency(duration_s, cpu_affinity=PINNED), "cpu_affinity": PINNED}
-    finally:
-        for p in hogs:
-            p.kill()
-            p.wait()
     out["stress_processes"] = stress
     out["budgets_ms"] = {"fused_p99": 2.0, "split_p99": 5.0}
     out["within_budget"] = {"fused": bool(out["fused"]["p99_ms"] <= 2.0),

@@ -187,12 +187,18 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
            "dropped_rate_cap": (f.counter(stream, "dropped_rate_cap") or 0) - (cap0 or 0),
            "lost_packets": (f.counter(perc, "lost_packets") or 0) - (lost0 or 0),
            "stale_packets": (f.counter(perc, "stale_packets") or 0) - (stale0 or 0),
-           "sensor_counts_balance": balanced}
+           "sensor_counts_balance": balanced,
+           # the caps in force during the burst: the sensor's, and what perception's measured cost admits
+           "rate_cap_ev_s": f.counter(stream, "rate_cap_ev_s", tb + 0.5),
+           "admitted_ev_s": f.counter(perc, "admitted_ev_s", tb),
+           "perception_cost": {k: v for k, v in (f.diag_values(perc, tb)[-1][1] if f.diag_values(perc, tb) else {}).items()
+                               if k.startswith("cost_") or k == "fixed_load"}}
     out["survived"] = bool(burst >= 0.75 * BURST * nominal and p99 <= budget and out["decisions_per_s"] >= 5
                            and balanced)
     out["what_happened"] = (f"{out['ratio']}x the nominal {out['nominal_ev_s']} ev/s for {BURST_S:g} s: "
                             f"{out['decisions_per_s']} decisions/s, e2e p99 {out['e2e_p99_ms']} ms (budget {budget}), "
-                            f"{out['dropped_rate_cap']} events over the rate cap, {out['lost_packets']} packets lost and "
+                            f"{out['dropped_rate_cap']} events over the rate cap of {out['rate_cap_ev_s']} ev/s "
+                            f"(perception admits {out['admitted_ev_s']}), {out['lost_packets']} packets lost and "
                             f"{out['stale_packets']} dropped as stale, all counted")
     return out
 

@@ -8,9 +8,15 @@ decisions. The control stage is the same `ControlCore` the split `control` node 
 odometry, assignments and clock jumps go to `agent.control` directly. Event time is the
 sensor's (microseconds); control time is whatever clock the caller runs on, in seconds
 (a node's ROS clock; sensor time in a headless simulation).
+
+With `admission` (a node at the world's pace; not a headless simulation, which runs as fast as
+it can and whose wall time says nothing of the robot's), the loop's own work is measured
+(perception/cost_model.py) and the event-rate cap it affords applies to the filter, through
+attention where it is on, directly where it is off.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -21,6 +27,7 @@ from ..control.limits import LimitsConfig
 from ..control.policy import PatrolConfig
 from ..control.watchdog import WatchdogConfig
 from ..events.batch import EventBatch
+from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
 from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.controls import EventFilter
 
@@ -40,8 +47,10 @@ class FusedAgent:
                  attention: bool = True, patrol: PatrolConfig = PatrolConfig(),
                  limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig(),
                  attention_cfg: AttentionConfig = AttentionConfig(), agent_id: str = "",
-                 origin: Pose2 = (0.0, 0.0, 0.0)) -> None:
+                 origin: Pose2 = (0.0, 0.0, 0.0), admission: Optional[AdmissionConfig] = None) -> None:
         self.perception = perception
+        self.admission = (MeasuredAdmission(admission, 1e6 / perception.bin_us)
+                          if admission is not None and admission.enabled else None)
         self.filter = EventFilter(width, height)
         self.control = ControlCore(origin, patrol, limits, watchdog)
         self.attention = (AttentionPolicy(width, height, hfov_deg, perception.model_t_max, perception.threshold,
@@ -57,7 +66,11 @@ class FusedAgent:
         """Events up to sensor time `now_us`; the command when a decision completed, acted on at
         control time `now_s` (the clock `on_tick` runs on)."""
         self.stats.events_in += len(batch)
-        decisions = self.perception.push(self.filter.apply(batch), now_us)
+        t0, steps = time.perf_counter(), self.perception.steps
+        filtered = self.filter.apply(batch)
+        decisions = self.perception.push(filtered, now_us)
+        if self.admission is not None:
+            self._measure(t0, now_us, len(filtered), self.perception.steps - steps, bool(decisions))
         if not decisions:
             return None
         for d in decisions:
@@ -71,6 +84,15 @@ class FusedAgent:
         if cmd is not None and self.attention is not None:
             self._attend(d, cmd)
         return cmd
+
+    def _measure(self, t0: float, now_us: int, events: int, steps: int, decided: bool) -> None:
+        t1 = time.perf_counter()
+        self.admission.observe(t1, now_us, t1 - t0, events, steps)
+        if decided:
+            self.admission.observe_latency((t1 - t0) * 1e3)
+        cap = self.admission.admitted_ev_s
+        if self.attention is None and cap and cap != self.filter.controls.rate_cap_ev_s:
+            self.filter.set_controls(rate_cap_ev_s=cap)
 
     def on_tick(self, now_s: float) -> Optional[Twist2]:
         """The watchdog's check between decisions: a stop command when one is due."""
@@ -86,8 +108,10 @@ class FusedAgent:
             s.calm_decisions += 1
 
     def _attend(self, d: Decision, cmd: Twist2) -> None:
+        admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0
         a = self.attention.decide(AttentionInputs(cmd[0], cmd[1], d.label, d.confidence, d.approaching,
-                                                  pose=self.control.pose, shared=self.shared, agent_id=self.agent_id))
+                                                  pose=self.control.pose, shared=self.shared, agent_id=self.agent_id,
+                                                  admitted_ev_s=admitted))
         self.last_attention = a
         self.filter.set_controls(roi=a.roi, rate_cap_ev_s=a.rate_cap_ev_s)
         self.perception.set_budget(t_max=a.t_max, threshold=a.threshold)

@@ -99,6 +99,7 @@ class StreamingPerception:
         self.geometry_refused = 0     # packets of a camera size other than the model's
         self.geometry_problem = ""
         self.decisions = 0
+        self.steps = 0                # SNN steps taken, all decisions
 
     @classmethod
     def from_file(cls, path: Path, backend: str = "torch", **options) -> "StreamingPerception":
@@ -136,7 +137,7 @@ class StreamingPerception:
             ev["t"] = np.sort(rng.integers(k * self.bin_us, (k + 1) * self.bin_us, 64))
             self.push(EventBatch(ev.copy(), w, h), (k + 1) * self.bin_us)
         self.restart()
-        self.decisions = 0
+        self.decisions = self.steps = 0
 
     def restart(self) -> None:
         """Forget the stream's time line and the decision in progress (after a time jump)."""
@@ -209,6 +210,7 @@ class StreamingPerception:
             self.stepper.reset()
         r = self.stepper.step(frame)
         acc.steps += 1
+        self.steps += 1
         acc.synops += r.synops
         acc.events_in += n_in
         acc.events_used += int(frame.sum())

@@ -20,6 +20,16 @@ from ..realtime import scheduling_reports
 ROBOT_TOPIC = re.compile(r"^/(?P<robot>[^/]+)/(?P<leaf>perception|decision_trace|ground_truth|collisions|cmd_vel)$")
 RECORDED_TOPICS = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel")
 FLEET_TOPICS = ("/fleet/plan", "/fleet/agent_state", "/fleet/detections", "/diagnostics")
+# what was shed, why and how much: the counters of these /diagnostics statuses (newest values)
+SHEDDING_STATUSES = ("event_sensor: event stream", "perception: decisions", "robot: fused loop")
+SHEDDING_KEYS = {
+    "event_sensor: event stream": ("events_in", "events_out", "dropped_rate_cap", "dropped_roi", "dropped_subsample",
+                                   "dropped_time_reset", "rate_cap_ev_s", "controls_by"),
+    "perception: decisions": ("packets", "stale_packets", "lost_packets", "loss_restarts", "late_packets_taken",
+                              "time_jumps", "admitted_ev_s", "admitted_why", "latency_p95_ms", "latency_over_target"),
+    "robot: fused loop": ("events_in", "events_out", "dropped_rate_cap", "dropped_roi", "rate_cap_ev_s",
+                          "missed_world_states", "admitted_ev_s", "admitted_why", "latency_p95_ms", "latency_over_target"),
+}
 
 
 @dataclass
@@ -34,6 +44,7 @@ class RunData:
     collisions: Dict[str, List[Any]] = field(default_factory=lambda: defaultdict(list))
     plans: List[Any] = field(default_factory=list)
     scheduling: Dict[str, str] = field(default_factory=dict)   # node -> its newest "scheduling" report
+    shedding: Dict[str, Dict[str, str]] = field(default_factory=dict)   # status name -> its newest values
     t_first_ns: Optional[int] = None
     t_last_ns: Optional[int] = None
 
@@ -53,6 +64,9 @@ def read_run(bag: Path) -> RunData:
             continue
         if topic == "/diagnostics":
             run.scheduling.update({"/" + node: text for node, text in scheduling_reports(msg.status).items()})
+            for st in msg.status:
+                if st.name.endswith(SHEDDING_STATUSES):
+                    run.shedding[st.name] = {kv.key: kv.value for kv in st.values}
             continue
         m = ROBOT_TOPIC.match(topic)
         if m is None:
@@ -143,6 +157,16 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
     }
 
 
+def _shedding(run: RunData) -> Dict[str, Dict[str, Dict[str, str]]]:
+    """Per node (status name prefix): the counters of what it dropped, and the caps in force."""
+    out: Dict[str, Dict[str, Dict[str, str]]] = defaultdict(dict)
+    for name, values in sorted(run.shedding.items()):
+        node, _, task = name.rpartition(": ")
+        wanted = SHEDDING_KEYS[f"{node.rpartition('/')[2]}: {task}"]
+        out[node.rpartition("/")[0] or node][node.rpartition("/")[2]] = {k: values[k] for k in wanted if k in values}
+    return dict(out)
+
+
 def _mean(values: List[float]) -> Optional[float]:
     a = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     return round(float(a.mean()), 4) if a.size else None
@@ -191,6 +215,7 @@ def summarise(bag: Path, agents: int, duration_s: float, model_t_max: int,
         **(_patrol(run, world, duration_s) if world is not None else {}),
         "plans": len(run.plans),
         "scheduling": dict(sorted(run.scheduling.items())),
+        "shedding": _shedding(run),
     }
     report.update(extra or {})
     return report, run

@@ -121,7 +121,7 @@ class AttentionNode(Node):
             return
         a = self.policy.decide(AttentionInputs(self.cmd[0], self.cmd[1], int(msg.label), float(msg.confidence),
                                                bool(msg.approaching), pose=self.pose, shared=self.shared,
-                                               agent_id=self.agent_id))
+                                               agent_id=self.agent_id, admitted_ev_s=float(msg.admitted_event_rate)))
         self.sent[a.mode] += 1
         # Only a change is news to the sensor and perception (each command costs both a callback,
         # and decisions come at up to a few hundred per second). A subscriber that joins gets the

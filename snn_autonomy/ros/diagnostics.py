@@ -84,3 +84,22 @@ class Updater:
     def destroy(self) -> None:
         self.node.destroy_timer(self._timer)
         self.node.destroy_publisher(self._pub)
+
+
+def report_admission(st: Status, adm) -> None:
+    """What a node's admission control (perception.cost_model.MeasuredAdmission) measured and
+    did: the costs, the event rate it admits and why, and a WARN where it sheds or cannot help."""
+    if adm.over_share:
+        st.merge(WARN, f"the SNN steps alone keep this node busy {adm.fixed_load:.0%} of the time, over its share of "
+                       f"{adm.cfg.busy_share:.0%}: this machine cannot take the model in real time; packets are "
+                       "shed as stale")
+    if adm.admitted_ev_s is not None and adm.admitted_ev_s < adm.events_per_sensor_s:
+        st.merge(WARN, f"events over {adm.admitted_ev_s:,.0f} ev/s are shed at the sensor ({adm.events_per_sensor_s:,.0f} "
+                       f"ev/s came in): {adm.reason}")
+    if adm.contended:
+        st.merge(WARN, f"decision latency p95 {adm.latency_p95_ms:.1f} ms over the {adm.cfg.decision_latency_ms:g} ms "
+                       f"target while this node is busy {adm.busy:.0%} of the time, events {adm.event_share:.0%} of "
+                       "that: it waits for a core (a contended machine), which fewer events would not shorten; give "
+                       "it real-time priority or a core of its own")
+    st.add_all({k if k.startswith(("admitted", "fixed_load", "latency")) else f"cost_{k}": v
+                for k, v in adm.diagnostics().items()})

@@ -88,6 +88,7 @@ class EventSensorNode(LifecycleNode):
         self._pub = None
         self._filter: Optional[EventFilter] = None
         self._requested: Optional[tuple] = None
+        self._controls_by = "parameters"      # who set the ROI / rate cap / subsampling in force
         self._encoder: Optional[PacketEncoder] = None
         self._packetizer: Optional[Packetizer] = None
         self._subs: List = []
@@ -203,6 +204,7 @@ class EventSensorNode(LifecycleNode):
         """Set ROI / rate cap / subsampling; kept and re-applied if the sensor size changes."""
         cap = float(erc_rate) if erc_mode == "enabled" else 0.0
         self._requested = (list(roi), cap, int(subsample) if subsample else None)
+        self._controls_by = who
         if self._filter is None:
             return []
         warnings = self._filter.set_controls(*self._requested)
@@ -256,7 +258,7 @@ class EventSensorNode(LifecycleNode):
         roi = [msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height]
         with self._lock:
             self._apply_controls(roi, "enabled", float(msg.event_rate_cap), msg.subsample,
-                                 who=f"attention from {msg.agent_id or '?'}")
+                                 who=f"attention from {msg.agent_id or '?'} ({msg.reason})")
 
     # ------------------------------------------------------------------ data paths
     def _emit(self, batch: EventBatch, now_us: int, stamp_offset_ns: int = 0) -> None:
@@ -372,7 +374,7 @@ class EventSensorNode(LifecycleNode):
             "dropped_time_reset": self._packetizer.dropped_on_restart if self._packetizer is not None else 0, "dropped_roi": c.dropped_roi,
             "dropped_subsample": c.dropped_subsample, "dropped_rate_cap": c.dropped_rate_cap,
             "roi": "full" if roi is None else f"{roi.x_offset},{roi.y_offset},{roi.width},{roi.height}",
-            "rate_cap_ev_s": ctl.rate_cap_ev_s, "subsample": ctl.subsample,
+            "rate_cap_ev_s": ctl.rate_cap_ev_s, "subsample": ctl.subsample, "controls_by": self._controls_by,
             "commands": c.commands, "commands_clamped": c.commands_clamped,
             "commands_rejected": c.commands_rejected, "source_problems": self.source_problems,
         })

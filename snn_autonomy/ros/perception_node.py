@@ -47,12 +47,14 @@ from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
 from ..monitor.energy import DecisionEnergy, EnergyAccountant, EnergyConfig
 from ..perception.admission import PacketAdmission
+from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
 from ..perception.engine import EngineConfig, open_engine
 from ..perception.runtime import Decision, StreamingPerception
+from ..realtime import process_age_s
 from ..sensors.warmup import warm_up
 from . import qos
 from .convert import msg_to_packet, perception_msg, virtual_scan_msg
-from .diagnostics import ERROR, OK, WARN, Status, Updater
+from .diagnostics import ERROR, OK, WARN, Status, Updater, report_admission
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
 
@@ -84,6 +86,9 @@ class PerceptionNode(LifecycleNode):
         cfg = declare_params(self, PerceptionNodeConfig)
         declare_params(self, EngineConfig)
         declare_params(self, EnergyConfig)
+        declare_params(self, AdmissionConfig, "admission.")
+        self.load: Optional[MeasuredAdmission] = None
+        self.startup: dict = {}       # where start-up time went (seconds since the process started)
         self.engine: Optional[StreamingPerception] = None
         self.energy: Optional[EnergyAccountant] = None
         self.decoder = PacketStreamDecoder()
@@ -112,6 +117,7 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         cfg = read_config(self, PerceptionNodeConfig)
         engine = read_config(self, EngineConfig)
+        t0 = time.perf_counter()
         try:
             self.engine = open_engine(engine)
         except Exception as exc:  # a missing, corrupt or mismatched model, a back end unavailable: say why
@@ -121,8 +127,11 @@ class PerceptionNode(LifecycleNode):
         problems = self.engine.set_budget(cfg.t_max or None, cfg.confidence_threshold or None)
         for p in problems:
             self.get_logger().warning(p)
+        t1 = time.perf_counter()
         warm_up()                  # the decoders' kernels
         self.engine.warm_up()      # the back end's first runs
+        self.startup = {"model_s": round(t1 - t0, 3), "warm_up_s": round(time.perf_counter() - t1, 3),
+                        "configured_after_s": round(process_age_s() or math.nan, 3)}
         try:
             self.energy = EnergyAccountant.from_config(read_config(self, EnergyConfig),
                                                        self.engine.manifest.get("dense_macs_per_step"))
@@ -134,6 +143,8 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
                                f"{self.energy.meter_description()}{why}")
         self.admission = PacketAdmission(cfg.max_packet_age_ms, QUEUE_DEPTH)
+        load = read_config(self, AdmissionConfig, "admission.")
+        self.load = MeasuredAdmission(load, 1e6 / self.engine.bin_us) if load.enabled else None
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self._scan_frame = cfg.scan_frame_id
@@ -220,9 +231,12 @@ class PerceptionNode(LifecycleNode):
         t1 = time.perf_counter()
         self._decode_ms = (t1 - t0) * 1e3
         self.energy.begin()
-        jumps, refused = self.engine.time_jumps, self.engine.geometry_refused
+        jumps, refused, steps = self.engine.time_jumps, self.engine.geometry_refused, self.engine.steps
         decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns, lost_before=lost)
         self.energy.end()
+        if self.load is not None:    # what this packet cost: decode, binning, the steps it completed
+            t_done = time.perf_counter()
+            self.load.observe(t_done, now_us, t_done - t0, len(batch), self.engine.steps - steps)
         if self.engine.geometry_refused > refused:
             self.last_problem = self.engine.geometry_problem
             self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
@@ -236,11 +250,20 @@ class PerceptionNode(LifecycleNode):
             self._publish(d, (time.perf_counter() - t1) * 1e3, energy)
 
     def _publish(self, d: Decision, snn_ms: float, energy: DecisionEnergy) -> None:
-        stages = [("transport", self._transport_ms), ("decision", (time.time_ns() - self._packet_wall_ns) * 1e-6),
-                  ("decode", self._decode_ms), ("snn", snn_ms)]
+        decision_ms = (time.time_ns() - self._packet_wall_ns) * 1e-6
+        stages = [("transport", self._transport_ms), ("decision", decision_ms), ("decode", self._decode_ms),
+                  ("snn", snn_ms)]
+        if self.load is not None:
+            self.load.observe_latency(decision_ms)
         m = perception_msg(d, self.engine, self.agent_id, self.engine.decisions, stages,
                            energy.estimated_uj, energy.measured_uj)
         self.steps_total += d.steps
+        if "first_decision_after_s" not in self.startup:
+            self.startup["first_decision_after_s"] = round(process_age_s() or math.nan, 3)
+            self.get_logger().info("start-up: first decision {first_decision_after_s} s after the process started "
+                                   "(configured after {configured_after_s} s: model {model_s} s, warm-up {warm_up_s} s)"
+                                   .format(**self.startup))
+        m.admitted_event_rate = float(self.load.admitted_ev_s or 0.0) if self.load is not None else 0.0
         if self._pub is not None:
             self._pub.publish(m)
         if self._scan_pub is not None:
@@ -270,6 +293,8 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, f"{a.taken_late} packets taken late: the transport delays them over {a.max_age_ms:g} ms")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
+        if self.load is not None:
+            report_admission(st, self.load)
         st.add_all({"head": e.head.kind, "sectors": e.head.groups if e.head.sectors is not None else 0,
                     "decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
@@ -278,7 +303,8 @@ class PerceptionNode(LifecycleNode):
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
                     "rejected_packets": rejected, "seq_restarts": c.seq_restarts, "first_seq": c.first_seq, "time_jumps": e.time_jumps,
                     "stale_packets": a.dropped_stale, "late_packets_taken": a.taken_late,
-                    "loss_restarts": e.loss_restarts, "geometry_refused": e.geometry_refused})
+                    "loss_restarts": e.loss_restarts, "geometry_refused": e.geometry_refused,
+                    **{f"startup_{k}": v for k, v in self.startup.items()}})
 
     def _diagnose_energy(self, st: Status) -> None:
         if self.energy is None:

@@ -35,6 +35,7 @@ from ..control.watchdog import WatchdogConfig
 from ..loop.fused import FusedAgent
 from ..monitor.energy import EnergyAccountant, EnergyConfig
 from ..monitor.latency import LatencyBudgets, LatencyTracker
+from ..perception.cost_model import AdmissionConfig
 from ..perception.engine import EngineConfig, open_engine
 from ..sensors.dvs import DvsConfig
 from ..sensors.world_follower import WorldFollower
@@ -43,7 +44,7 @@ from . import qos
 from .control_ports import ControlPorts
 from .convert import apply_world_state, decision_trace_msg, perception_msg, stamp_to_ns, virtual_scan_msg
 from .coordinator_node import DETECTIONS_TOPIC
-from .diagnostics import ERROR, OK, WARN, Status, Updater
+from .diagnostics import ERROR, OK, WARN, Status, Updater, report_admission
 from .diagnostics import STALE as DIAG_STALE
 from .params import declare_params
 from .perception_node import graphs_note
@@ -69,6 +70,7 @@ class RobotNode(Node):
         patrol, limits = declare_params(self, PatrolConfig, "patrol."), declare_params(self, LimitsConfig, "limits.")
         watchdog, timing = declare_params(self, WatchdogConfig, "watchdog."), declare_params(self, ControlTiming)
         self.latency = LatencyTracker(declare_params(self, LatencyBudgets, "latency."))
+        admission = declare_params(self, AdmissionConfig, "admission.")
         world_cfg = load_world_config(cfg.world_config or None)
         self.agent_id = cfg.robot_id or self.get_namespace().strip("/") or "robot_0"
         self.follower = WorldFollower(world_cfg, self.agent_id, dvs)
@@ -78,7 +80,7 @@ class RobotNode(Node):
         origin = tuple(float(v) for v in self.follower.world.pose[self.follower.index])
         self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=cfg.attention,
                                 patrol=patrol, limits=limits, watchdog=watchdog, attention_cfg=attention,
-                                agent_id=self.agent_id, origin=origin)
+                                agent_id=self.agent_id, origin=origin, admission=admission)
         self.ports = ControlPorts(self, self.agent.control, timing)
         self.rejected_states = 0
         self.rejected_detections = 0
@@ -153,6 +155,12 @@ class RobotNode(Node):
                     "e2e_p50_ms": lat.get("p50"), "e2e_p99_ms": lat.get("p99"),
                     "missed_world_states": self.follower.missed_states, "rejected_states": self.rejected_states,
                     "rejected_detections": self.rejected_detections})
+        f = self.agent.filter
+        st.add_all({"events_in": f.counters.events_in, "events_out": f.counters.events_out,
+                    "dropped_rate_cap": f.counters.dropped_rate_cap, "dropped_roi": f.counters.dropped_roi,
+                    "rate_cap_ev_s": f.controls.rate_cap_ev_s})
+        if self.agent.admission is not None:
+            report_admission(st, self.agent.admission)
 
 
 def main(args: Optional[List[str]] = None) -> None:
