@@ -363,3 +363,19 @@ def test_cpu_affinity_is_set_before_the_node_starts_and_an_unusable_cpu_is_refus
     assert states["/nowhere"]["state"] == "failed" and "cpu_affinity [4095]" in states["/nowhere"]["note"]
     assert status == 1
     assert not _groups_left(p for s in states.values() for p in s["pids"])
+
+
+def test_a_node_with_a_realtime_priority_starts_at_it(tmp_path):
+    """Its start-up (imports, model, warm-up) runs at the priority it will decide at, where the
+    kernel allows it; elsewhere it starts normally (and the node reports the refusal itself)."""
+    from ros_helpers import fifo_permitted
+
+    code = "import os, time; print(os.sched_getscheduler(0), os.sched_getparam(0).sched_priority, flush=True); time.sleep(30)"
+    plan = [NodeSpec("x", "urgent", parameters={"realtime_priority": 45}), NodeSpec("x", "plain")]
+    launcher = Launcher(plan, tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lambda line: None,
+                        command=lambda spec, params: [sys.executable, "-c", code])
+    launcher.run(duration_s=1.5)
+    urgent = (tmp_path / "logs" / "urgent.log").read_text().split()[:2]
+    plain = (tmp_path / "logs" / "plain.log").read_text().split()[:2]
+    assert plain == [str(os.SCHED_OTHER), "0"]
+    assert urgent == ([str(os.SCHED_FIFO), "45"] if fifo_permitted(45) else [str(os.SCHED_OTHER), "0"])
