@@ -76,13 +76,20 @@ def test_bounds_and_the_machine_that_cannot_step_the_model_in_time():
     cfg = AdmissionConfig(busy_share=0.3, min_rate_ev_s=20_000.0, max_rate_ev_s=1_000_000.0)
     fast, _ = _admission(cfg, 3.0, 100_000, per_event=1e-9)
     assert fast.admitted_ev_s == pytest.approx(quantize_down(1_000_000.0))       # never above the ceiling
+    costly, _ = _admission(cfg, 3.0, 300_000, per_event=1e-6)   # events take the node over its share: cut
+    spare = 0.3 - PACKET_S * 1000 - STEP_S * 500
+    assert costly.admitted_ev_s < 300_000
+    assert costly.admitted_ev_s == pytest.approx(quantize_down(spare / 1e-6), rel=0.15)
+    starved, _ = _admission(cfg, 3.0, 30_000, per_event=1e-5)
+    assert starved.admitted_ev_s == pytest.approx(quantize_down(20_000.0))      # never below the floor
     adm = MeasuredAdmission(cfg, steps_per_sensor_s=500.0)
     assert adm.admitted_ev_s is None and adm.reason == "measuring"
     wall = 0.0
     for i in range(3000):       # 1 ms a step of 2 ms: the steps alone take half of the time
         wall += 1e-3
         adm.observe(wall, i * 1000, 1e-3 * (i % 2) + 100e-9 * 300, 300, i % 2)
-    assert adm.over_share and adm.admitted_ev_s == pytest.approx(quantize_down(20_000.0))   # the floor
+    # no cut of the events could bring it within its share: none is made (stale packets are shed)
+    assert adm.over_share and adm.admitted_ev_s == pytest.approx(quantize_down(300_000.0))
 
 
 def test_latency_over_target_is_reported_and_cuts_nothing():

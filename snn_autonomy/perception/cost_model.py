@@ -39,8 +39,7 @@ class AdmissionConfig:
                              help="the node may be busy at most this fraction of wall time: the rest is "
                                   "headroom for bursts of work and for the other nodes on its core")
     min_rate_ev_s: float = spec(20_000.0, lo=0.0, hi=1e9, unit="ev/s",
-                                help="never cap below this (fewer events starve the network); when even "
-                                     "this does not fit, packets are shed as stale instead and it is reported")
+                                help="never cap below this (fewer events starve the network)")
     max_rate_ev_s: float = spec(1_000_000.0, lo=0.0, hi=1e10, unit="ev/s", help="never advertise more than this")
     decision_latency_ms: float = spec(8.0, lo=0.5, hi=10_000.0, unit="ms",
                                       help="target p95 of newest packet published -> decision published; above it "
@@ -170,8 +169,10 @@ class MeasuredAdmission:
         if self.cost.samples < cfg.min_samples:
             return
         rate = self.cost.affordable_rate(self.packets_per_sensor_s, self.steps_per_sensor_s, cfg.busy_share / k)
-        if self.busy <= cfg.busy_share:
-            # within its share as measured: whatever the fit says, what comes in now is affordable
+        if self.busy <= cfg.busy_share or self.over_share:
+            # Within its share as measured: whatever the fit says, what comes in now is affordable.
+            # Over it on packets and steps alone: no cut of the events can bring the node within
+            # it, so none is made (a blinder robot for nothing); stale packets are shed instead.
             rate = max(rate, self.events_per_sensor_s)
         ceiling = min(cfg.max_rate_ev_s, max(cfg.min_rate_ev_s, rate))
         # Latency over target is reported with what it is made of, not acted on by a further cut:
