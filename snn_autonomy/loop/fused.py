@@ -66,7 +66,8 @@ class FusedAgent:
         """Events up to sensor time `now_us`; the command when a decision completed, acted on at
         control time `now_s` (the clock `on_tick` runs on)."""
         self.stats.events_in += len(batch)
-        t0, steps = time.perf_counter(), self.perception.steps
+        if self.admission is not None:
+            t0, steps = time.perf_counter(), self.perception.steps
         filtered = self.filter.apply(batch)
         decisions = self.perception.push(filtered, now_us)
         if self.admission is not None:
