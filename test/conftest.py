@@ -11,6 +11,10 @@ import pytest
 if "SNN_TEST_DOMAIN_FIXED" not in os.environ:
     os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(10, 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+# One OpenMP thread for torch in the tests: with a thread per core, every torch op waits at a
+# barrier for the thread on a core another process holds, and on a loaded machine (a CPU hog on
+# one core) one test took 148 s instead of under 9.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from snn_autonomy.paths import data_dir  # noqa: E402
 
