@@ -20,7 +20,10 @@ old, the age is the transport's, not a backlog: they are then taken as they come
 `late_packets_taken`, WARN on /diagnostics) rather than all dropped (perception/admission.py). Packets that overflow the queue, or are lost on the
 way, show as gaps in `seq` and are counted (`lost_packets`);
 a loss longer than one time step drops the decision in progress (`loss_restarts`), because
-the missing step was unseen, not empty. The back end runs a few synthetic steps at configure,
+the missing step was unseen, not empty. Admission (`admission.*`, perception/cost_model.py): every
+packet's work is timed and fitted into costs per packet, event and step on this machine; the
+event rate those afford within `admission.busy_share` of the time goes out in each Perception
+message (`admitted_event_rate`), for attention to cap the sensor with. The back end runs a few synthetic steps at configure,
 so first-run costs are not paid on the first real packet.
 backend lava runs the network in a Lava worker process in the Python 3.10 environment
 (Loihi 2 simulation on the CPU here: about 17 ms per step, far slower than real time;
