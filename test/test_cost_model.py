@@ -1,5 +1,5 @@
 """Admission from measured cost: the running fit recovers what work costs, the cap follows the
-machine, latency over target cuts the cap only where events are what the node spends its time on."""
+machine, and latency over target is reported without cutting the cap."""
 from __future__ import annotations
 
 import math

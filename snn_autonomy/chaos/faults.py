@@ -180,6 +180,7 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
     balanced = int(last["events_in"]) == sum(int(last[k]) for k in ("events_out", "events_pending", "dropped_roi",
                                                                     "dropped_subsample", "dropped_rate_cap",
                                                                     "dropped_time_reset"))
+    during = f.diag_values(perc, tb)
     out = {"nominal_ev_s": round(nominal), "burst_ev_s": round(burst), "ratio": round(burst / nominal, 1),
            "decisions_per_s": round(len(e2e) / max(te - tb - 0.5, 1e-9), 1),
            "e2e_p99_ms": round(p99, 2), "e2e_budget_ms": budget,
@@ -191,7 +192,7 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
            # the caps in force during the burst: the sensor's, and what perception's measured cost admits
            "rate_cap_ev_s": f.counter(stream, "rate_cap_ev_s", tb + 0.5),
            "admitted_ev_s": f.counter(perc, "admitted_ev_s", tb),
-           "perception_cost": {k: v for k, v in (f.diag_values(perc, tb)[-1][1] if f.diag_values(perc, tb) else {}).items()
+           "perception_cost": {k: v for k, v in (during[-1][1] if during else {}).items()
                                if k.startswith("cost_") or k == "fixed_load"}}
     out["survived"] = bool(burst >= 0.75 * BURST * nominal and p99 <= budget and out["decisions_per_s"] >= 5
                            and balanced)

@@ -150,15 +150,17 @@ class _RelativeTimeDecoder(WordStreamDecoder):
     state_size = _N_STATE
     last_t_slot = _ST_LAST_T
 
+    _kernel = None      # the numba kernel of the encoding (a subclass's staticmethod)
+
     def _decode(self, words, state, counters, out, trig) -> tuple:
-        kernel = _cmp_decode if self.encoding == "libcaer_cmp" else _raw_decode
-        return kernel(words, self._time_base_us, self.width, self.height, state, counters,
-                      out["x"], out["y"], out["t"], out["p"]), 0
+        return self._kernel(words, self._time_base_us, self.width, self.height, state, counters,
+                            out["x"], out["y"], out["t"], out["p"]), 0
 
 
 class LibcaerCmpDecoder(_RelativeTimeDecoder):
     encoding = "libcaer_cmp"
     word_dtype = np.dtype("<u2")
+    _kernel = staticmethod(_cmp_decode)
 
     def _upper_bound(self, words: np.ndarray) -> tuple:
         return _cmp_upper_bound(words), 0
@@ -167,6 +169,7 @@ class LibcaerCmpDecoder(_RelativeTimeDecoder):
 class LibcaerDecoder(_RelativeTimeDecoder):
     encoding = "libcaer"
     word_dtype = np.dtype("<u8")
+    _kernel = staticmethod(_raw_decode)
 
     def _upper_bound(self, words: np.ndarray) -> tuple:
         return len(words), 0

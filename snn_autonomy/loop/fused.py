@@ -49,8 +49,8 @@ class FusedAgent:
                  attention_cfg: AttentionConfig = AttentionConfig(), agent_id: str = "",
                  origin: Pose2 = (0.0, 0.0, 0.0), admission: Optional[AdmissionConfig] = None) -> None:
         self.perception = perception
-        self.admission = (MeasuredAdmission(admission, 1e6 / perception.bin_us)
-                          if admission is not None and admission.enabled else None)
+        self.admission = (MeasuredAdmission.for_model(admission, perception.bin_us)
+                          if admission is not None else None)
         self.filter = EventFilter(width, height)
         self.control = ControlCore(origin, patrol, limits, watchdog)
         self.attention = (AttentionPolicy(width, height, hfov_deg, perception.model_t_max, perception.threshold,

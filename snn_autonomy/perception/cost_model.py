@@ -100,8 +100,9 @@ class CostModel:
         return self.per_packet_s * packets_per_s + self.per_step_s * steps_per_s
 
     def as_dict(self) -> dict:
-        return {"per_packet_us": round(self.per_packet_s * 1e6, 2), "per_event_ns": round(self.per_event_s * 1e9, 2),
-                "per_step_us": round(self.per_step_s * 1e6, 2), "measured_packets": self.samples}
+        return {"cost_per_packet_us": round(self.per_packet_s * 1e6, 2),
+                "cost_per_event_ns": round(self.per_event_s * 1e9, 2),
+                "cost_per_step_us": round(self.per_step_s * 1e6, 2), "cost_measured_packets": self.samples}
 
 
 WINDOW_S = 1.0          # wall seconds over which packet rate and time scale are measured
@@ -114,6 +115,11 @@ class MeasuredAdmission:
 
     `admitted_ev_s` is re-derived once per WINDOW_S and rounded down to about 12 % steps, so
     that a stable machine yields a stable cap (each change is a command to the sensor)."""
+
+    @classmethod
+    def for_model(cls, cfg: AdmissionConfig, bin_us: int) -> Optional["MeasuredAdmission"]:
+        """Admission for a model stepping every `bin_us` of sensor time; None where it is off."""
+        return cls(cfg, 1e6 / bin_us) if cfg.enabled else None
 
     def __init__(self, cfg: AdmissionConfig, steps_per_sensor_s: float) -> None:
         self.cfg = cfg
@@ -204,11 +210,13 @@ class MeasuredAdmission:
         return self.fixed_load > self.cfg.busy_share
 
     def diagnostics(self) -> dict:
+        """The /diagnostics key/values: fitted costs and measured rates (cost_*), the cap and why."""
         return {**self.cost.as_dict(), "admitted_ev_s": round(self.admitted_ev_s or 0.0), "admitted_why": self.reason,
-                "busy_share": self.cfg.busy_share, "busy": round(self.busy, 3), "fixed_load": round(self.fixed_load, 3),
-                "packets_per_s": round(self.packets_per_sensor_s, 1), "events_per_s": round(self.events_per_sensor_s),
-                "time_scale": round(self.time_scale, 3), "event_share": round(self.event_share, 3),
-                "latency_p95_ms": round(self.latency_p95_ms, 2), "latency_over_target": self.contended}
+                "cost_busy_share": self.cfg.busy_share, "cost_busy": round(self.busy, 3),
+                "fixed_load": round(self.fixed_load, 3), "cost_packets_per_s": round(self.packets_per_sensor_s, 1),
+                "cost_events_per_s": round(self.events_per_sensor_s), "cost_time_scale": round(self.time_scale, 3),
+                "cost_event_share": round(self.event_share, 3), "latency_p95_ms": round(self.latency_p95_ms, 2),
+                "latency_over_target": self.contended}
 
 
 def quantize_down(rate: float) -> float:
@@ -221,15 +229,16 @@ def quantize_down(rate: float) -> float:
 def nonnegative_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """argmin |x b - y| subject to b >= 0, for a few columns: the best of the least-squares fits
     on every subset of the columns whose coefficients all come out non-negative (exact; 2^k
-    small solves)."""
+    small solves, on the normal equations: x is reduced to a k x k matrix once)."""
     k = x.shape[1]
-    best, best_err = np.zeros(k), float(np.sum(y * y))
+    gram, xty, yty = x.T @ x, x.T @ y, float(y @ y)
+    best, best_err = np.zeros(k), yty
     for mask in range(1, 2 ** k):
         cols = [j for j in range(k) if mask >> j & 1]
-        b, *_ = np.linalg.lstsq(x[:, cols], y, rcond=None)
+        b, *_ = np.linalg.lstsq(gram[np.ix_(cols, cols)], xty[cols], rcond=None)
         if np.any(b < 0):
             continue
-        err = float(np.sum((x[:, cols] @ b - y) ** 2))
+        err = yty - 2.0 * float(b @ xty[cols]) + float(b @ gram[np.ix_(cols, cols)] @ b)
         if err < best_err:
             best, best_err = np.zeros(k), err
             best[cols] = b

@@ -20,8 +20,8 @@ from ..realtime import scheduling_reports
 ROBOT_TOPIC = re.compile(r"^/(?P<robot>[^/]+)/(?P<leaf>perception|decision_trace|ground_truth|collisions|cmd_vel)$")
 RECORDED_TOPICS = ("perception", "decision_trace", "ground_truth", "collisions", "cmd_vel")
 FLEET_TOPICS = ("/fleet/plan", "/fleet/agent_state", "/fleet/detections", "/diagnostics")
-# what was shed, why and how much: the counters of these /diagnostics statuses (newest values)
-SHEDDING_STATUSES = ("event_sensor: event stream", "perception: decisions", "robot: fused loop")
+# what was shed, why and how much: these counters of these /diagnostics statuses (newest values;
+# status names are "<namespace>/<node>: <task>")
 SHEDDING_KEYS = {
     "event_sensor: event stream": ("events_in", "events_out", "dropped_rate_cap", "dropped_roi", "dropped_subsample",
                                    "dropped_time_reset", "rate_cap_ev_s", "controls_by"),
@@ -65,7 +65,7 @@ def read_run(bag: Path) -> RunData:
         if topic == "/diagnostics":
             run.scheduling.update({"/" + node: text for node, text in scheduling_reports(msg.status).items()})
             for st in msg.status:
-                if st.name.endswith(SHEDDING_STATUSES):
+                if st.name.endswith(tuple(SHEDDING_KEYS)):
                     run.shedding[st.name] = {kv.key: kv.value for kv in st.values}
             continue
         m = ROBOT_TOPIC.match(topic)
@@ -161,9 +161,9 @@ def _shedding(run: RunData) -> Dict[str, Dict[str, Dict[str, str]]]:
     """Per node (status name prefix): the counters of what it dropped, and the caps in force."""
     out: Dict[str, Dict[str, Dict[str, str]]] = defaultdict(dict)
     for name, values in sorted(run.shedding.items()):
-        node, _, task = name.rpartition(": ")
-        wanted = SHEDDING_KEYS[f"{node.rpartition('/')[2]}: {task}"]
-        out[node.rpartition("/")[0] or node][node.rpartition("/")[2]] = {k: values[k] for k in wanted if k in values}
+        namespace, _, status = name.rpartition("/")
+        node = status.partition(": ")[0]
+        out[namespace or node][node] = {k: values[k] for k in SHEDDING_KEYS[status] if k in values}
     return dict(out)
 
 

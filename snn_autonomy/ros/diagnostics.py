@@ -101,5 +101,4 @@ def report_admission(st: Status, adm) -> None:
                        f"target while this node is busy {adm.busy:.0%} of the time, events {adm.event_share:.0%} of "
                        "that: it waits for a core (a contended machine), which fewer events would not shorten; give "
                        "it real-time priority or a core of its own")
-    st.add_all({k if k.startswith(("admitted", "fixed_load", "latency")) else f"cost_{k}": v
-                for k, v in adm.diagnostics().items()})
+    st.add_all(adm.diagnostics())

@@ -146,8 +146,7 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(f"energy: profile {self.energy.estimator.profile_name}, meter "
                                f"{self.energy.meter_description()}{why}")
         self.admission = PacketAdmission(cfg.max_packet_age_ms, QUEUE_DEPTH)
-        load = read_config(self, AdmissionConfig, "admission.")
-        self.load = MeasuredAdmission(load, 1e6 / self.engine.bin_us) if load.enabled else None
+        self.load = MeasuredAdmission.for_model(read_config(self, AdmissionConfig, "admission."), self.engine.bin_us)
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot"
         self._pub = self.create_lifecycle_publisher(Perception, "perception", qos.COMMAND)
         self._scan_frame = cfg.scan_frame_id
