@@ -141,7 +141,8 @@ def cmd_bench_patrol(args: argparse.Namespace) -> int:
 
     perceptions = ("oracle", "snn") if args.perception == "both" else (args.perception,)
     result = bench_patrol(perceptions, worlds=args.worlds, seeds=args.seeds, agents=args.agents,
-                          duration_s=args.duration, workers=args.workers)
+                          duration_s=args.duration, workers=args.workers,
+                          model=Path(args.model) if args.model else None)
     _report(args, "bench patrol", result)
     return 0
 
@@ -197,7 +198,7 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
         task = progress.add_task(f"{args.agents} agents, attention {'off' if args.no_attention else 'on'}", total=1.0)
         result = run_closed_loop(args.agents, args.duration, attention=not args.no_attention, world=args.world or "",
                                  seed=args.seed, backend=args.backend, perception=args.perception,
-                                 plot=Path(args.plot) if args.plot else None, progress=lambda f: progress.update(task, completed=f))
+                                 model=Path(args.model) if args.model else None, plot=Path(args.plot) if args.plot else None, progress=lambda f: progress.update(task, completed=f))
     _report(args, "closed loop", result)
     return 0
 
@@ -555,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--perception", choices=["snn", "oracle"], default="snn",
                     help="snn: the shipped model on each robot's events; oracle: ground truth from the world's "
                          "geometry through the same controller")
+    cl.add_argument("--model", help="with --perception snn: model file (default: the shipped model)")
     cl.add_argument("--plot", help="PNG of the robots' paths, the arena and every collision")
     config_option(cl, "--backend", EngineConfig, "backend")
     cl.add_argument("--json", action="store_true")
@@ -686,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--agents", type=int, default=3)
     bp.add_argument("--duration", type=float, default=120.0, help="simulated seconds per run")
     bp.add_argument("--workers", type=int, default=0, help="processes (default: one per run, up to the CPUs)")
+    bp.add_argument("--model", help="the SNN's model file (default: the shipped model)")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench_patrol)
     return ap

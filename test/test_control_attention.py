@@ -228,6 +228,21 @@ def test_fused_closed_loop_patrols_with_real_perception():
     assert np.isfinite(r["synops_per_decision"]) and r["synops_per_decision"] > 0
 
 
+def test_closed_loop_drives_on_the_model_it_is_given(tmp_path):
+    """A user's own model (here the delay-free one) drives the same loop; a missing one is refused
+    before any run starts."""
+    from snn_autonomy.bench.patrol import bench_patrol
+    from snn_autonomy.loop.closed_loop import run_closed_loop
+    from snn_autonomy.paths import model_path
+
+    own = model_path("perception_nodelay.npz")
+    r = run_closed_loop(agents=1, duration_s=1.5, seed=7, model=own)
+    assert r["model"] == str(own) and r["decisions"] > 1.5 * 20
+    assert r["synops_per_decision"] != run_closed_loop(agents=1, duration_s=1.5, seed=7)["synops_per_decision"]
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        bench_patrol(("snn",), model=tmp_path / "none.npz")
+
+
 def test_oracle_fleet_patrols_its_regions_without_driving_into_walls_or_pillars(tmp_path):
     """Ground-truth perception through the same controller: the controller's own share of
     every figure (bench patrol gives the full 120 s figures)."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Dict, List, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
-from ..paths import config_path
+from ..paths import config_path, resolve_model
 
 # what a patrol must reach (figures over all worlds and seeds, 3 robots, 120 simulated s)
 GOALS = {
@@ -26,9 +27,9 @@ WORLDS = {"default": "", "unseen": "world_unseen.yaml"}
 def _one(args) -> Dict[str, Any]:
     from ..loop.closed_loop import run_closed_loop
 
-    perception, world, seed, agents, duration_s = args
+    perception, world, seed, agents, duration_s, model = args
     r = run_closed_loop(agents=agents, duration_s=duration_s, world=str(config_path(WORLDS[world])) if WORLDS[world]
-                        else "", seed=seed, perception=perception)
+                        else "", seed=seed, perception=perception, model=model)
     r["world"] = world
     r.pop("collision_events", None)
     return r
@@ -63,11 +64,14 @@ def _overall(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def bench_patrol(perceptions: Sequence[str] = ("oracle", "snn"), worlds: Sequence[str] = ("default", "unseen"),
                  seeds: Sequence[int] = (7, 11), agents: int = 3, duration_s: float = 120.0,
-                 workers: int = 0) -> Dict[str, Any]:
+                 workers: int = 0, model: Optional[Path] = None) -> Dict[str, Any]:
+    """`model`: the SNN's model file (default: the shipped model)."""
     for w in worlds:
         if w not in WORLDS:
             raise ValueError(f"unknown world {w!r}; use one of {', '.join(WORLDS)}")
-    jobs = [(p, w, s, agents, duration_s) for p in perceptions for w in worlds for s in seeds]
+    if "snn" in perceptions and not resolve_model(model).is_file():
+        raise FileNotFoundError(f"no model file {resolve_model(model)}")
+    jobs = [(p, w, s, agents, duration_s, model) for p in perceptions for w in worlds for s in seeds]
     with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1)) as pool:
         runs = list(pool.map(_one, jobs))
     out: Dict[str, Any] = {"agents": agents, "duration_s": duration_s, "worlds": list(worlds), "seeds": list(seeds)}

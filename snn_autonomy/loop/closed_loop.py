@@ -127,6 +127,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
                  for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions")}
         n = max(total["decisions"], 1)
         result.update({
+            "model": str(resolve_model(model)), "model_bin_us": loops[0].perception.bin_us,
             "events_per_decision": round(total["events_used"] / n, 1),
             "camera_events_per_decision": round(total["events_in"] / n, 1),
             "synops_per_decision": round(total["synaptic_ops"] / n, 1),
