@@ -198,7 +198,9 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
         task = progress.add_task(f"{args.agents} agents, attention {'off' if args.no_attention else 'on'}", total=1.0)
         result = run_closed_loop(args.agents, args.duration, attention=not args.no_attention, world=args.world or "",
                                  seed=args.seed, backend=args.backend, perception=args.perception,
-                                 model=Path(args.model) if args.model else None, plot=Path(args.plot) if args.plot else None, progress=lambda f: progress.update(task, completed=f))
+                                 model=Path(args.model) if args.model else None,
+                                 plot=Path(args.plot) if args.plot else None,
+                                 progress=lambda f: progress.update(task, completed=f))
     _report(args, "closed loop", result)
     return 0
 

@@ -69,8 +69,8 @@ def bench_patrol(perceptions: Sequence[str] = ("oracle", "snn"), worlds: Sequenc
     for w in worlds:
         if w not in WORLDS:
             raise ValueError(f"unknown world {w!r}; use one of {', '.join(WORLDS)}")
-    if "snn" in perceptions and not resolve_model(model).is_file():
-        raise FileNotFoundError(f"no model file {resolve_model(model)}")
+    if "snn" in perceptions and not (path := resolve_model(model)).is_file():
+        raise FileNotFoundError(f"no model file {path}")
     jobs = [(p, w, s, agents, duration_s, model) for p in perceptions for w in worlds for s in seeds]
     with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1)) as pool:
         runs = list(pool.map(_one, jobs))

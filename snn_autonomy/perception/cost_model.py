@@ -235,10 +235,11 @@ def nonnegative_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     best, best_err = np.zeros(k), yty
     for mask in range(1, 2 ** k):
         cols = [j for j in range(k) if mask >> j & 1]
-        b, *_ = np.linalg.lstsq(gram[np.ix_(cols, cols)], xty[cols], rcond=None)
+        sub = gram[np.ix_(cols, cols)]
+        b, *_ = np.linalg.lstsq(sub, xty[cols], rcond=None)
         if np.any(b < 0):
             continue
-        err = yty - 2.0 * float(b @ xty[cols]) + float(b @ gram[np.ix_(cols, cols)] @ b)
+        err = yty - 2.0 * float(b @ xty[cols]) + float(b @ sub @ b)
         if err < best_err:
             best, best_err = np.zeros(k), err
             best[cols] = b
