@@ -112,7 +112,9 @@ class LaunchConfig:
     event_driver: Literal["metavision_driver", "libcaer_driver"] = "metavision_driver"   # with sensor_source driver
     driver_parameters: Dict[str, Any] = field(default_factory=dict)
     events_topic: str = ""          # perception input ('' = events; with a driver: event_camera/events)
-    use_sim_time: bool = False      # every node follows /clock (Gazebo)
+    # every node follows /clock; None: when a simulator publishes it (the built-in world, whose
+    # nodes then keep its time at any real_time_factor, or Gazebo)
+    use_sim_time: Optional[bool] = None
     gz_bridge: bool = False         # ros_gz_bridge parameter_bridge for every robot (Gazebo)
     gz_bridge_config: str = ""      # bridge template ('' = config/gz_bridge.yaml)
     security: SecurityLaunchConfig = field(default_factory=SecurityLaunchConfig)   # SROS2 (off by default)
@@ -244,6 +246,14 @@ def robot_ids(cfg: LaunchConfig) -> List[str]:
     return list(cfg.robot_names) or [f"{cfg.robot_prefix}{i}" for i in range(cfg.robots)]
 
 
+def sim_time(cfg: LaunchConfig) -> bool:
+    """Whether the plan's nodes run on simulation time (/clock): as configured, else whenever a
+    simulator publishes it. The built-in world steps at `real_time_factor` x real time; on the wall
+    clock the watchdog's deadline, the velocity ramps and the patrol's timeouts would run that
+    much faster than the world they act in."""
+    return cfg.use_sim_time if cfg.use_sim_time is not None else bool(cfg.world or cfg.gz_bridge)
+
+
 def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
     nodes: List[NodeSpec] = []
     if cfg.world:
@@ -287,8 +297,9 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         allowed = robot_ids(cfg)
         nodes.append(NodeSpec("coordinator", "coordinator", parameters={
             "world_config": cfg.world_config, "allowed_agents": allowed, **cfg.coordinator_parameters}))
-    if cfg.use_sim_time:
-        nodes = [replace(n, parameters={**n.parameters, "use_sim_time": True}) for n in nodes]
+    if sim_time(cfg):   # the world node is the clock's source: it keeps the wall clock
+        nodes = [n if n.name == "world" else replace(n, parameters={**n.parameters, "use_sim_time": True})
+                 for n in nodes]
     if cfg.security.enable:
         nodes = [replace(n, enclave=node_enclave(cfg, n)) for n in nodes]
     if cfg.cpu_affinity:

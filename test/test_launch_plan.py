@@ -20,6 +20,20 @@ def test_default_plan_has_a_world_a_coordinator_and_the_loop_per_robot():
     assert plan[-1].parameters["allowed_agents"] == ["robot_0", "robot_1", "robot_2"]
 
 
+def test_the_built_in_worlds_nodes_run_on_its_clock_unless_told_otherwise(tmp_path):
+    """The world steps at real_time_factor x real time and publishes /clock: every other node
+    follows it, so the watchdog's deadline and the velocity ramps are in the world's seconds;
+    the world itself, the clock's source, stays on the wall clock."""
+    plan = build_plan(load_launch_config())
+    assert "use_sim_time" not in plan[0].parameters
+    assert all(n.parameters["use_sim_time"] is True for n in plan[1:])
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  use_sim_time: false\n")
+    assert not any("use_sim_time" in n.parameters for n in build_plan(load_launch_config(str(p))))
+    p.write_text("launch:\n  world: false\n  sensor_source: bag\n")
+    assert not any("use_sim_time" in n.parameters for n in build_plan(load_launch_config(str(p))))
+
+
 def test_robots_override_and_bad_values():
     plan = build_plan(load_launch_config(robots=5))
     assert sum(n.executable == "event_sensor" for n in plan) == 5

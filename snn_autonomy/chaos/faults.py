@@ -24,13 +24,22 @@ from ..monitor.latency import LatencyBudgets
 from ..sensors.dvs import DvsConfig
 from .live import CONTROL, PERCEPTION, STREAM, LiveFleet
 
-# Allowances on top of the watchdog deadline for a stop to count as in time: one control
-# tick (50 Hz) and DDS delivery and scheduling with every node of the fleet on two cores.
-STOP_SLACK_S = 0.02 + 0.2
+# Allowances on top of the watchdog deadline for a stop to count as in time: one control tick
+# (50 Hz) and one /clock period (200 Hz) of the world's time, and DDS delivery and scheduling with
+# every node of the fleet on two cores (wall time).
+TICK_S = 0.02 + 0.005
+DELIVERY_S = 0.2
 BURST = 20                     # x the nominal event rate
 BURST_S = 8.0                  # long enough for a few hundred decisions: a p99 of fewer is one outlier
 STANDSTILL_MPS = 0.02
+REPLAN_BUDGET_S = 2.0          # a lost agent's region re-planned within this, on the fleet's clock
+REPLAN_SLACK_S = 1.0           # on top, in wall time: scheduling with every node of the fleet on two cores
 HOSTILE_MARK = -12345.0        # linear.z of the hostile fault's own Twists (the probe records apart)
+
+
+def _deadline(f: LiveFleet) -> float:
+    """The watchdog's deadline in wall seconds: it runs on the world's clock."""
+    return WatchdogConfig().deadline_s * f.wall_per_sim_s
 
 
 def _now() -> float:
@@ -76,13 +85,15 @@ def settle(f: LiveFleet, timeout_s: float = 20.0) -> bool:
 def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float) -> Dict[str, Any]:
     """Stop or kill `robot`'s `node` (sensing or perception): the robot must come to a stop
     within the watchdog deadline and stay stopped until decisions resume."""
-    deadline = WatchdogConfig().deadline_s
+    allowed = WatchdogConfig().deadline_s + TICK_S + DELIVERY_S / f.wall_per_sim_s   # of the world's time
     label = f"{robot}/{node}"
     respawns = f.launcher.node(label).respawns
     t0 = _now()
     f.launcher.signal_node(label, sig)
     try:
         f.wait(hold_s)
+        # and until the world's clock is past the stop's allowance (a starved world runs late)
+        f.wait_until(lambda: f.world_s(_now()) - f.world_s(t0) > allowed, 10.0)
         stop = _stop_after(f, robot, t0, _now())
         stand = _await(f, lambda: _standstill(f, robot, t0), 3.0)
     finally:
@@ -94,6 +105,9 @@ def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float
     moved = blind_moves(f, robot, t0, t_back)
     out: Dict[str, Any] = {
         "time_to_stop_s": _secs(stop, t0),
+        # what the watchdog's deadline is on: the world's clock (slower than the wall's, and slower
+        # still while the world runs late)
+        "time_to_stop_world_s": None if stop is None else round(f.world_s(stop) - f.world_s(t0), 3),
         "time_to_standstill_s": _secs(stand, t0),
         "time_to_recover_s": _secs(recover, t0),
         "moved_while_blind": moved,
@@ -104,7 +118,7 @@ def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float
     if recover is None:      # what the chain said of itself last, for whoever reads the report
         out["last_diagnostics"] = {name: (f.diag_values(f"{robot}/{name}") or [(0.0, {})])[-1][1]
                                    for name in (STREAM, PERCEPTION, CONTROL)}
-    in_time = stop is not None and stop - t0 <= deadline + STOP_SLACK_S
+    in_time = stop is not None and out["time_to_stop_world_s"] <= allowed
     out["survived"] = bool(in_time and not moved and recover is not None and out["collisions"] == 0
                            and out.get("respawned", True))
     return out
@@ -116,7 +130,7 @@ REORDER_S = 0.05               # the probe may hear a command before the decisio
 def blind_moves(f: LiveFleet, robot: str, t0: float, t1: float) -> int:
     """Commands to move in [t0, t1] that no decision of the last deadline (plus slack) backed:
     neither one the probe received nor one control's DecisionTrace names."""
-    window = WatchdogConfig().deadline_s + STOP_SLACK_S
+    window = _deadline(f) + TICK_S * f.wall_per_sim_s + DELIVERY_S
     decided = np.asarray(f.decisions[robot] + f.traced_decisions[robot])
     n = 0
     for t, v, _ in f.cmd[robot]:
@@ -127,15 +141,17 @@ def blind_moves(f: LiveFleet, robot: str, t0: float, t1: float) -> int:
 
 def sensor_stall(f: LiveFleet, robot: str) -> Dict[str, Any]:
     out = _silenced_robot(f, robot, "event_sensor", signal.SIGSTOP, hold_s=1.5)
-    out["what_happened"] = (f"{robot}'s event sensor frozen 1.5 s: commands zero after {out['time_to_stop_s']} s "
-                            f"(watchdog deadline {WatchdogConfig().deadline_s} s), deciding again "
+    out["what_happened"] = (f"{robot}'s event sensor frozen 1.5 s: commands zero after {out['time_to_stop_s']} s, "
+                            f"{out['time_to_stop_world_s']} s of the world's time (watchdog deadline "
+                            f"{WatchdogConfig().deadline_s} s), deciding again "
                             f"{out['time_to_recover_s']} s after the stall began")
     return out
 
 
 def perception_killed(f: LiveFleet, robot: str) -> Dict[str, Any]:
     out = _silenced_robot(f, robot, "perception", signal.SIGKILL, hold_s=0.8)
-    out["what_happened"] = (f"{robot}'s perception killed: commands zero after {out['time_to_stop_s']} s, "
+    out["what_happened"] = (f"{robot}'s perception killed: commands zero after {out['time_to_stop_s']} s "
+                            f"({out['time_to_stop_world_s']} s of the world's), "
                             f"respawned, deciding again after {out['time_to_recover_s']} s; "
                             f"{out['moved_while_blind']} commands to move while blind")
     return out
@@ -155,7 +171,9 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
     """The sensor's shot noise raised to give 20x the nominal event rate for BURST_S seconds."""
     sensor, stream, perc = f"/{robot}/event_sensor", f"{robot}/{STREAM}", f"{robot}/{PERCEPTION}"
     t0 = _now()
-    f.wait(3.2)
+    # three of the sensor's reports: once a second of the world's time (its /diagnostics period)
+    f.wait_until(lambda: len([v for _, v in f.diag_values(stream, t0) if "stamp_s" in v]) >= 3,
+                 3.2 * f.wall_per_sim_s + 2.0)
     nominal = _event_rate(f, stream, t0)
     if not nominal:
         return {"survived": False, "what_happened": "no sensor diagnostics to measure the nominal rate"}
@@ -211,8 +229,10 @@ def _plan_after(f: LiveFleet, t0: float, cond) -> Optional[float]:
     return None
 
 
-def agent_link_cut(f: LiveFleet, robot: str, hold_s: float = 3.0) -> Dict[str, Any]:
-    """`robot`'s fleet agent silenced (as a cut link looks to the coordinator), then back."""
+def agent_link_cut(f: LiveFleet, robot: str) -> Dict[str, Any]:
+    """`robot`'s fleet agent silenced (as a cut link looks to the coordinator) for as long as the
+    re-plan may take, then back."""
+    hold_s = REPLAN_BUDGET_S * f.wall_per_sim_s + REPLAN_SLACK_S
     label = f"{robot}/fleet_agent"
     t0 = _now()
     f.launcher.signal_node(label, signal.SIGSTOP)
@@ -230,7 +250,7 @@ def agent_link_cut(f: LiveFleet, robot: str, hold_s: float = 3.0) -> Dict[str, A
     covered = bool(_plan_after(f, t0, lambda m: robot in m.lost_agent_ids and
                                {a.agent_id for a in m.assignments} >= set(others)))
     out = {"time_to_replan_s": _secs(lost, t0), "time_to_rejoin_s": _secs(back, t1), "others_reassigned": covered}
-    out["survived"] = bool(lost is not None and lost - t0 <= 3.0 and back is not None and covered)
+    out["survived"] = bool(lost is not None and lost - t0 <= hold_s and back is not None and covered)
     out["what_happened"] = (f"{robot}'s agent silent {hold_s:.0f} s: the coordinator re-planned without it after "
                             f"{out['time_to_replan_s']} s and took it back {out['time_to_rejoin_s']} s after it "
                             "spoke again")

@@ -3,7 +3,9 @@ an in-process probe node that records what the faults are judged on.
 
 Times are wall-clock seconds (`time.time()`, the clock of DDS source timestamps on this host):
 a message counts at the moment its sender published it, so a probe that takes its messages
-late (a pause of its own) does not move them. Everything runs in the caller's thread:
+late (a pause of its own) does not move them. The nodes run on the world's clock (/clock): a
+deadline of theirs lasts `wall_per_sim_s` times as long on the probe's, or longer while the
+world runs late; `world_s` maps a probe time onto the world's clock. Everything runs in the caller's thread:
 `wait` / `wait_until` supervise the launcher (reaping exits, respawning) and spin the probe.
 """
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from ..launch_plan import NodeSpec
 from ..launcher import Launcher
@@ -29,11 +33,13 @@ def sent(info) -> float:
 
 
 class LiveFleet:
-    def __init__(self, plan: Sequence[NodeSpec], robots: Sequence[str], log_dir: Path) -> None:
+    def __init__(self, plan: Sequence[NodeSpec], robots: Sequence[str], log_dir: Path,
+                 wall_per_sim_s: float = 1.0) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
         self.robots = list(robots)
+        self.wall_per_sim_s = wall_per_sim_s     # 1 / the world's real-time factor
         self.launcher = Launcher(plan, log_dir, echo=lambda line: None, node_output=False)
         if not rclpy.ok():
             rclpy.init()
@@ -52,6 +58,7 @@ class LiveFleet:
         self.collisions: Dict[str, List[float]] = defaultdict(list)
         self.plans: List[Tuple[float, Any]] = []
         self.diag: Dict[str, List[Tuple[float, Dict[str, str], str]]] = defaultdict(list)  # name -> values, message
+        self.clock: List[Tuple[float, float]] = []     # (probe time, the world's /clock in seconds)
         self.ignore_linear_z = math.nan        # Twists marked with this linear.z are not recorded
         self._subscribe()
 
@@ -60,6 +67,7 @@ class LiveFleet:
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import Twist
         from nav_msgs.msg import Odometry
+        from rosgraph_msgs.msg import Clock
         from snn_autonomy_msgs.msg import Collision, DecisionTrace, FleetPlan, Perception
 
         from ..ros import qos
@@ -77,6 +85,8 @@ class LiveFleet:
                                   lambda m, i, r=r: self.collisions[r].append(sent(i)), qos.COMMAND)
         n.create_subscription(FleetPlan, "/fleet/plan", lambda m, i: self.plans.append((sent(i), m)), qos.LATCHED)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
+        n.create_subscription(Clock, "/clock", lambda m, i: self.clock.append((sent(i), stamp_to_ns(m.clock) * 1e-9)),
+                              qos.SENSOR)
 
     def _on_trace(self, robot: str, msg, t: float) -> None:
         self.e2e[robot].append((t, float(msg.e2e_latency_ms)))
@@ -95,6 +105,22 @@ class LiveFleet:
     def diag_values(self, name: str, since: float = 0.0) -> List[Tuple[float, Dict[str, str]]]:
         """(t, key/values) of the status `name` (e.g. 'robot_0/perception: decisions') since `since`."""
         return [(t, v) for t, v, _ in self.diag.get(name, []) if t >= since]
+
+    def world_s(self, t: float) -> float:
+        """The world's clock at probe time `t`, interpolated between /clock messages (NaN before the
+        first), on the run of that clock that was going at `t`: a restarted world counts from 0."""
+        pts = self.clock
+        if not pts:
+            return math.nan
+        start, end = 0, len(pts)
+        for k in range(1, len(pts)):
+            if pts[k][1] < pts[k - 1][1]:       # the world restarted here
+                if pts[k][0] > t:
+                    end = k
+                    break
+                start = k
+        run = pts[start:end]
+        return float(np.interp(t, [p[0] for p in run], [p[1] for p in run]))
 
     def counter(self, name: str, key: str, since: float = 0.0) -> Optional[int]:
         """The newest value of an integer counter on /diagnostics (None if not reported yet)."""

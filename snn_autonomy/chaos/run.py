@@ -59,7 +59,8 @@ def run_chaos(agents: int = 2, faults: Sequence[str] = FAULTS, out_dir: Path = P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     robots = [f"robot_{i}" for i in range(agents)]
-    fleet = LiveFleet(_plan(agents, out, seed, real_time_factor, realtime, measured_caps), robots, out / "logs")
+    fleet = LiveFleet(_plan(agents, out, seed, real_time_factor, realtime, measured_caps), robots, out / "logs",
+                      wall_per_sim_s=1.0 / real_time_factor)
     fleet.ignore_linear_z = F.HOSTILE_MARK
     victim, peer = robots[0], robots[-1]
     catalogue: Dict[str, Callable[[], Dict[str, Any]]] = {

@@ -8,10 +8,12 @@ Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, 
                                     `lidar:` section; frame <robot>/laser, at the robot's centre
                                     unless mounted elsewhere), sensor-data QoS
             /world/state            snn_autonomy_msgs/WorldState every step, reliable (event sensors render from it)
-            /clock                  rosgraph_msgs/Clock (simulation time, starting at 0)
+            /clock                  rosgraph_msgs/Clock (simulation time, starting at 0, at clock_rate_hz)
             /diagnostics
 A robot whose cmd_vel is older than `cmd_vel_timeout_s` is commanded to stop, as a
-real base controller does.
+real base controller does. Every node of the graph but this one runs on /clock (the launch plan's
+use_sim_time): the world keeps its real_time_factor, and when starved it goes on from where it is
+rather than racing through the time it lost (MAX_LAG_S).
 """
 from __future__ import annotations
 
@@ -39,6 +41,11 @@ from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params
 from .spin import exit_with, spin_node
 
+# A world later than this behind its real-time factor (a starved process) goes on from where it is
+# at that factor: racing to catch up would step the robots through time the nodes on /clock never
+# saw, with stale commands. Shorter lags are caught up, so the factor holds over jitter.
+MAX_LAG_S = 0.05
+
 _KIND = {"wall": Collision.WALL, "obstacle": Collision.OBSTACLE, "robot": Collision.ROBOT}
 
 
@@ -48,6 +55,10 @@ class WorldNodeConfig:
     robots: int = spec(-1, lo=-1, hi=64, help="number of robots (-1 = as in the world file)")
     real_time_factor: float = spec(1.0, lo=0.0, hi=1000.0, help="simulated s per wall s (0 = as fast as possible)")
     odom_rate_hz: float = spec(50.0, lo=0.1, hi=1000.0, unit="Hz", help="odometry and ground-truth rate")
+    clock_rate_hz: float = spec(200.0, lo=1.0, hi=100000.0, unit="Hz",
+                                help="/clock rate in simulated time (at most once a step): every node of the "
+                                     "graph follows it, and each tick is a callback in each of them; 200 Hz puts "
+                                     "a watchdog stop within 5 ms of its 100 ms deadline")
     cmd_vel_timeout_s: float = spec(0.5, lo=0.001, hi=3600.0, unit="s", help="stop a robot whose cmd_vel is older")
     wait_for_subscribers: int = spec(0, lo=0, hi=1000,
                                      help="hold simulation time at 0 until /world/state has this many subscribers")
@@ -64,6 +75,7 @@ class WorldNode(Node):
         self.params = params
         self.rtf = params.real_time_factor
         self.odom_period_us = int(1e6 / params.odom_rate_hz)
+        self.clock_period_us = int(1e6 / params.clock_rate_hz)
         self.cmd_timeout_us = int(params.cmd_vel_timeout_s * 1e6)
         self._lock = threading.Lock()
         self._last_cmd_us = [-(1 << 62)] * len(self.world.robot_ids)
@@ -83,6 +95,7 @@ class WorldNode(Node):
         self._state = WorldStateWriter(self.world)
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
         self.late_steps = 0
+        self.lost_wall_s = 0.0       # wall time the world fell behind its real-time factor and gave up on
         self.rejected_cmds = 0
         self.diag = Updater(self, hardware_id="builtin_world")
         self.diag.add("simulation", self._diagnose)
@@ -110,6 +123,7 @@ class WorldNode(Node):
         if self.rejected_cmds:
             st.merge(WARN, f"{self.rejected_cmds} non-finite cmd_vel rejected")
         st.add_all({"sim_time_s": w.time_us / 1e6, "steps": w.step_count, "late_steps": self.late_steps,
+                    "lost_wall_s": round(self.lost_wall_s, 3),
                     "rejected_cmd_vel": self.rejected_cmds,
                     "collisions": ",".join(str(int(c)) for c in w.collisions),
                     "distance_m": ",".join(f"{d:.2f}" for d in w.distance_m)})
@@ -117,7 +131,7 @@ class WorldNode(Node):
     # ------------------------------------------------------------------ stepping
     def _loop(self) -> None:
         w = self.world
-        next_odom = next_scan = 0
+        next_odom = next_scan = next_clock = 0
         wanted = self.params.wait_for_subscribers
         try:
             while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
@@ -131,7 +145,9 @@ class WorldNode(Node):
                     collisions = w.step()
                     state = self._state.write(w, w.time_us * 1000)
                 now_ns = w.time_us * 1000
-                self._clock_pub.publish(Clock(clock=ns_to_stamp(now_ns)))
+                if w.time_us >= next_clock:
+                    self._clock_pub.publish(Clock(clock=ns_to_stamp(now_ns)))
+                    next_clock = w.time_us + self.clock_period_us
                 self._state_pub.publish(state)
                 for c in collisions:
                     self._publish_collision(c)
@@ -148,6 +164,11 @@ class WorldNode(Node):
                         time.sleep(delay)
                     elif delay < -0.005:
                         self.late_steps += 1
+                        if delay < -MAX_LAG_S:
+                            # starved: go on at the real-time factor from here instead of racing
+                            # through the lost time, which the nodes on /clock could not follow
+                            wall0 -= delay
+                            self.lost_wall_s -= delay
         except Exception as exc:  # context shut down under us, or a real fault: say so
             if rclpy.ok():
                 self.get_logger().error(f"physics loop stopped: {type(exc).__name__}: {exc}")
