@@ -52,3 +52,18 @@ def test_a_move_counts_as_blind_only_when_no_decision_backs_it():
     f.traced_decisions["r"] = []
     assert blind_moves(f, "r", 9.0, 12.0) == 2          # 10.30 loses its only backing
     assert blind_moves(f, "r", 10.5, 10.9) == 0         # a zero command is never blind
+
+
+def test_probe_times_map_onto_the_worlds_clock_run_by_run():
+    """Deadlines are judged on the world's clock: a probe time maps onto the /clock readings around
+    it, and after a world restart (its clock back to 0) onto the new run, not across the jump."""
+    import math
+
+    from snn_autonomy.chaos.live import world_time
+
+    ts, ss, runs = [10.0, 11.0, 12.0, 13.0, 14.0], [1.0, 1.25, 1.5, 0.0, 0.25], [0, 3]
+    assert math.isnan(world_time(5.0, [], [], [0]))
+    assert world_time(10.5, ts, ss, runs) == 1.125         # a quarter of real time
+    assert world_time(12.5, ts, ss, runs) == 1.5           # the first run's last reading, not a blend with 0
+    assert world_time(13.5, ts, ss, runs) == 0.125
+    assert world_time(9.0, ts, ss, runs) == 1.0 and world_time(20.0, ts, ss, runs) == 0.25

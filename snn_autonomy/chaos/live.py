@@ -5,18 +5,18 @@ Times are wall-clock seconds (`time.time()`, the clock of DDS source timestamps 
 a message counts at the moment its sender published it, so a probe that takes its messages
 late (a pause of its own) does not move them. The nodes run on the world's clock (/clock): a
 deadline of theirs lasts `wall_per_sim_s` times as long on the probe's, or longer while the
-world runs late; `world_s` maps a probe time onto the world's clock. Everything runs in the caller's thread:
-`wait` / `wait_until` supervise the launcher (reaping exits, respawning) and spin the probe.
+world runs late; `world_s` maps a probe time onto the world's clock. Everything runs in the
+caller's thread: `wait` / `wait_until` supervise the launcher (reaping exits, respawning) and
+spin the probe.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
 
 from ..launch_plan import NodeSpec
 from ..launcher import Launcher
@@ -30,6 +30,21 @@ CONTROL = "control: control"
 def sent(info) -> float:
     """When the sender published the message (DDS source timestamp), wall-clock seconds."""
     return int(info["source_timestamp"]) * 1e-9
+
+
+def world_time(t: float, ts: Sequence[float], ss: Sequence[float], runs: Sequence[int]) -> float:
+    """A clock's reading at time `t`, interpolated between readings `ss` taken at times `ts`, on the
+    run of that clock that was going at `t` (`runs`: where each run starts in the readings; a
+    restarted world counts from 0 again). NaN before the first reading."""
+    if not ts:
+        return math.nan
+    k = max(0, bisect.bisect_right([ts[i] for i in runs], t) - 1)
+    lo, hi = runs[k], (runs[k + 1] if k + 1 < len(runs) else len(ts))
+    j = bisect.bisect_right(ts, t, lo, hi)
+    if j == lo or j == hi:
+        return ss[lo] if j == lo else ss[hi - 1]
+    w = (t - ts[j - 1]) / max(ts[j] - ts[j - 1], 1e-9)
+    return ss[j - 1] + w * (ss[j] - ss[j - 1])
 
 
 class LiveFleet:
@@ -58,7 +73,11 @@ class LiveFleet:
         self.collisions: Dict[str, List[float]] = defaultdict(list)
         self.plans: List[Tuple[float, Any]] = []
         self.diag: Dict[str, List[Tuple[float, Dict[str, str], str]]] = defaultdict(list)  # name -> values, message
-        self.clock: List[Tuple[float, float]] = []     # (probe time, the world's /clock in seconds)
+        # the world's /clock: probe times, its seconds, and where each run of it starts (a restarted
+        # world counts from 0 again)
+        self._clock_t: List[float] = []
+        self._clock_s: List[float] = []
+        self._runs: List[int] = [0]
         self.ignore_linear_z = math.nan        # Twists marked with this linear.z are not recorded
         self._subscribe()
 
@@ -85,8 +104,14 @@ class LiveFleet:
                                   lambda m, i, r=r: self.collisions[r].append(sent(i)), qos.COMMAND)
         n.create_subscription(FleetPlan, "/fleet/plan", lambda m, i: self.plans.append((sent(i), m)), qos.LATCHED)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 100)
-        n.create_subscription(Clock, "/clock", lambda m, i: self.clock.append((sent(i), stamp_to_ns(m.clock) * 1e-9)),
-                              qos.SENSOR)
+        n.create_subscription(Clock, "/clock", self._on_clock, qos.SENSOR)
+
+    def _on_clock(self, msg, info) -> None:
+        s = stamp_to_ns(msg.clock) * 1e-9
+        if self._clock_s and s < self._clock_s[-1]:
+            self._runs.append(len(self._clock_s))
+        self._clock_t.append(sent(info))
+        self._clock_s.append(s)
 
     def _on_trace(self, robot: str, msg, t: float) -> None:
         self.e2e[robot].append((t, float(msg.e2e_latency_ms)))
@@ -107,20 +132,8 @@ class LiveFleet:
         return [(t, v) for t, v, _ in self.diag.get(name, []) if t >= since]
 
     def world_s(self, t: float) -> float:
-        """The world's clock at probe time `t`, interpolated between /clock messages (NaN before the
-        first), on the run of that clock that was going at `t`: a restarted world counts from 0."""
-        pts = self.clock
-        if not pts:
-            return math.nan
-        start, end = 0, len(pts)
-        for k in range(1, len(pts)):
-            if pts[k][1] < pts[k - 1][1]:       # the world restarted here
-                if pts[k][0] > t:
-                    end = k
-                    break
-                start = k
-        run = pts[start:end]
-        return float(np.interp(t, [p[0] for p in run], [p[1] for p in run]))
+        """The world's clock at probe time `t` (see `world_time`)."""
+        return world_time(t, self._clock_t, self._clock_s, self._runs)
 
     def counter(self, name: str, key: str, since: float = 0.0) -> Optional[int]:
         """The newest value of an integer counter on /diagnostics (None if not reported yet)."""
