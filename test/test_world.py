@@ -153,3 +153,20 @@ def test_crowded_arena_is_a_clear_error():
     cfg = from_dict({"arena": {"size_m": [1.0, 1.0], "moving_obstacles": {"count": 30}}}, WorldConfig)
     with pytest.raises(ValueError, match="arena too crowded"):
         World(cfg)
+
+
+def test_a_starved_world_goes_on_at_its_factor_instead_of_racing():
+    """At half real time a step 0.1 s of the world in is due 0.2 s of wall time in; a short lag is
+    caught up (the factor holds over jitter), a 2 s stall is given up on and counted: the next
+    steps are due at the factor from there, not at once."""
+    from snn_autonomy.sim.pacing import RealTimePacer
+
+    p = RealTimePacer(0.5)
+    p.start(100.0)
+    assert p.wait_s(0.1, 100.0) == pytest.approx(0.2)
+    assert p.wait_s(0.2, 100.42) == 0.0 and p.late_steps == 1 and p.lost_wall_s == 0.0   # 20 ms late: caught up
+    assert p.wait_s(0.201, 100.403) == pytest.approx(0.0)
+    assert p.wait_s(0.202, 102.404) == 0.0                      # stalled 2 s
+    assert p.lost_wall_s == pytest.approx(2.0) and p.late_steps == 2
+    assert p.wait_s(0.203, 102.404) == pytest.approx(0.002)     # 1 ms of the world = 2 ms of wall time
+    assert RealTimePacer(0.0).wait_s(5.0, 0.0) == 0.0           # as fast as possible

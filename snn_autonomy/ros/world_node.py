@@ -13,7 +13,7 @@ Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, 
 A robot whose cmd_vel is older than `cmd_vel_timeout_s` is commanded to stop, as a
 real base controller does. Every node of the graph but this one runs on /clock (the launch plan's
 use_sim_time): the world keeps its real_time_factor, and when starved it goes on from where it is
-rather than racing through the time it lost (MAX_LAG_S).
+rather than racing through the time it lost (sim/pacing.py).
 """
 from __future__ import annotations
 
@@ -34,17 +34,13 @@ from snn_autonomy_msgs.msg import Collision, WorldState
 from ..config import spec
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.lidar import lidar_scan
+from ..sim.pacing import RealTimePacer
 from ..sim.world import World, pose_in_start_frame
 from . import qos
 from .convert import WorldStateWriter, laser_scan_msg, ns_to_stamp, yaw_to_quat
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params
 from .spin import exit_with, spin_node
-
-# A world later than this behind its real-time factor (a starved process) goes on from where it is
-# at that factor: racing to catch up would step the robots through time the nodes on /clock never
-# saw, with stale commands. Shorter lags are caught up, so the factor holds over jitter.
-MAX_LAG_S = 0.05
 
 _KIND = {"wall": Collision.WALL, "obstacle": Collision.OBSTACLE, "robot": Collision.ROBOT}
 
@@ -94,8 +90,7 @@ class WorldNode(Node):
         self._state_pub = self.create_publisher(WorldState, "/world/state", qos.STATE)
         self._state = WorldStateWriter(self.world)
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
-        self.late_steps = 0
-        self.lost_wall_s = 0.0       # wall time the world fell behind its real-time factor and gave up on
+        self.pacer = RealTimePacer(self.rtf)
         self.rejected_cmds = 0
         self.diag = Updater(self, hardware_id="builtin_world")
         self.diag.add("simulation", self._diagnose)
@@ -118,12 +113,12 @@ class WorldNode(Node):
     def _diagnose(self, st: Status) -> None:
         w = self.world
         st.summary(OK, "running")
-        if self.late_steps:
-            st.merge(WARN, f"{self.late_steps} steps later than real time")
+        if self.pacer.late_steps:
+            st.merge(WARN, f"{self.pacer.late_steps} steps later than real time")
         if self.rejected_cmds:
             st.merge(WARN, f"{self.rejected_cmds} non-finite cmd_vel rejected")
-        st.add_all({"sim_time_s": w.time_us / 1e6, "steps": w.step_count, "late_steps": self.late_steps,
-                    "lost_wall_s": round(self.lost_wall_s, 3),
+        st.add_all({"sim_time_s": w.time_us / 1e6, "steps": w.step_count, "late_steps": self.pacer.late_steps,
+                    "lost_wall_s": round(self.pacer.lost_wall_s, 3),
                     "rejected_cmd_vel": self.rejected_cmds,
                     "collisions": ",".join(str(int(c)) for c in w.collisions),
                     "distance_m": ",".join(f"{d:.2f}" for d in w.distance_m)})
@@ -136,7 +131,7 @@ class WorldNode(Node):
         try:
             while wanted and self._running and self._state_pub.get_subscription_count() < wanted:
                 time.sleep(0.01)
-            wall0 = time.monotonic()
+            self.pacer.start(time.monotonic())
             while self._running and rclpy.ok():
                 with self._lock:
                     for i, t in enumerate(self._last_cmd_us):
@@ -157,18 +152,9 @@ class WorldNode(Node):
                 if self.scan_period_us and w.time_us >= next_scan:
                     self._publish_scans(now_ns)
                     next_scan = w.time_us + self.scan_period_us
-                if self.rtf > 0:
-                    due = wall0 + w.time_us / 1e6 / self.rtf
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    elif delay < -0.005:
-                        self.late_steps += 1
-                        if delay < -MAX_LAG_S:
-                            # starved: go on at the real-time factor from here instead of racing
-                            # through the lost time, which the nodes on /clock could not follow
-                            wall0 -= delay
-                            self.lost_wall_s -= delay
+                delay = self.pacer.wait_s(w.time_us / 1e6, time.monotonic())
+                if delay > 0:
+                    time.sleep(delay)
         except Exception as exc:  # context shut down under us, or a real fault: say so
             if rclpy.ok():
                 self.get_logger().error(f"physics loop stopped: {type(exc).__name__}: {exc}")
