@@ -36,8 +36,6 @@ from snn_autonomy_msgs.msg import Collision, DecisionTrace
 from ros_helpers import CONTROL, PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.attention.policy import AttentionConfig
 from snn_autonomy.control.limits import LimitsConfig
-from snn_autonomy.paths import DEFAULT_MODEL, model_path
-from snn_autonomy.perception.model_io import verified_manifest
 from snn_autonomy.ros import qos
 from snn_autonomy.sensors.dvs import DvsConfig
 
@@ -136,10 +134,7 @@ def test_burst_at_20x_keeps_deciding_and_counts_every_drop(chain):
     assert burst >= 15 * nominal, f"burst {burst:.0f} ev/s vs nominal {nominal:.0f} ev/s"
     # perception kept deciding through it
     during = [m for t, m in rec["trace"] if t_burst <= t <= t_end]
-    # a decision per T_max steps at least (none exited early), less a fifth for the burst's edges
-    m = verified_manifest(model_path(DEFAULT_MODEL))
-    floor = int(0.8 * 1.5e6 / (m["t_max"] * m["input"]["bin_us"]))
-    assert len(during) >= floor, f"only {len(during)} decisions in 1.5 s of simulated burst (floor {floor})"
+    assert len(during) >= 40, f"only {len(during)} decisions in 1.5 s of simulated burst"
     p99 = float(np.percentile([m.e2e_latency_ms for m in during], 99))
 
     # every drop counted: stop the stream, then compare the counters of both ends
