@@ -37,9 +37,10 @@ REPLAN_SLACK_S = 1.0           # on top, in wall time: scheduling with every nod
 HOSTILE_MARK = -12345.0        # linear.z of the hostile fault's own Twists (the probe records apart)
 
 
-def _deadline(f: LiveFleet) -> float:
-    """The watchdog's deadline in wall seconds: it runs on the world's clock."""
-    return WatchdogConfig().deadline_s * f.wall_per_sim_s
+def _stop_allowance_s(f: LiveFleet) -> float:
+    """How long after a fault the robot's stop may come, in the world's time (the watchdog runs on
+    its clock): the deadline, one tick and one /clock period, and delivery (wall time)."""
+    return WatchdogConfig().deadline_s + TICK_S + DELIVERY_S / f.wall_per_sim_s
 
 
 def _now() -> float:
@@ -85,7 +86,7 @@ def settle(f: LiveFleet, timeout_s: float = 20.0) -> bool:
 def _silenced_robot(f: LiveFleet, robot: str, node: str, sig: int, hold_s: float) -> Dict[str, Any]:
     """Stop or kill `robot`'s `node` (sensing or perception): the robot must come to a stop
     within the watchdog deadline and stay stopped until decisions resume."""
-    allowed = WatchdogConfig().deadline_s + TICK_S + DELIVERY_S / f.wall_per_sim_s   # of the world's time
+    allowed = _stop_allowance_s(f)
     label = f"{robot}/{node}"
     respawns = f.launcher.node(label).respawns
     t0 = _now()
@@ -130,7 +131,7 @@ REORDER_S = 0.05               # the probe may hear a command before the decisio
 def blind_moves(f: LiveFleet, robot: str, t0: float, t1: float) -> int:
     """Commands to move in [t0, t1] that no decision of the last deadline (plus slack) backed:
     neither one the probe received nor one control's DecisionTrace names."""
-    window = _deadline(f) + TICK_S * f.wall_per_sim_s + DELIVERY_S
+    window = _stop_allowance_s(f) * f.wall_per_sim_s     # in the probe's (wall) time
     decided = np.asarray(f.decisions[robot] + f.traced_decisions[robot])
     n = 0
     for t, v, _ in f.cmd[robot]:
