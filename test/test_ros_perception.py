@@ -55,10 +55,10 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         fwd = Twist()
         fwd.linear.x = 0.35
         deadline = time.monotonic() + 90
-        while len(got) < 110 and time.monotonic() < deadline:
+        while len(got) < 60 and time.monotonic() < deadline:     # 60 decisions: about 4 s of 6 ms steps
             cmd.publish(fwd)
             probe.spin_for(0.05)
-        assert len(got) >= 100, procs[0].log()[-3000:]
+        assert len(got) >= 55, procs[0].log()[-3000:]
         world = World(with_robot_count(load_world_config(world_yaml), 1))
         cfg, spec = LabelConfig(), SectorSpec()
         agree = total = sectors_near = sectors_total = 0

@@ -4,19 +4,20 @@ fleet shares, decide what to sense next (an AttentionCommand).
 Two budgets, chosen per decision:
 
 - alert: the model's calibrated confidence threshold, T_max capped at `alert_t_max` (8
-  steps, 16 ms). Used whenever the newest decision is not a confident `clear`, something
+  steps: 48 ms with the shipped model's 6 ms steps, half the control watchdog's 100 ms
+  deadline). Used whenever the newest decision is not a confident `clear`, something
   approaches, the robot turns faster than `calm_turn_rps`, or the fleet reports an
   obstacle in this robot's path. The cap trades single-decision accuracy for decision
   rate: offline on the default model's test split, T_max 8 costs 3 points of accuracy,
   but the loop decides twice as often where the network is unsure, and in the closed
   loop (below) that did not add collisions.
 - calm: driving straight (|w| <= 0.8 rad/s) after a `clear` at least `calm_confidence`
-  (0.9) confident. T_max drops to `calm_t_max` (4 steps, 8 ms) and the threshold to
-  `calm_threshold` (0.85); a new obstacle breaks calm on the next decision, at most 8 ms
-  later (4 mm at 0.45 m/s). Confidence scales differ between models: the sector model's
-  joint confidence (its least certain sector's) reaches 0.9 on 0.2 % of decisions, so with it
+  (0.9) confident. T_max drops to `calm_t_max` (4 steps, 24 ms) and the threshold to
+  `calm_threshold` (0.85); a new obstacle breaks calm on the next decision, at most 24 ms
+  later (11 mm at 0.45 m/s). Confidence scales differ between models: the sector model's
+  joint confidence (its least certain sector's) reaches 0.9 on 2 % of decisions, so with it
   calm hardly engages. Both can be set to 0, "the model's calibrated threshold": calm then
-  engages on a fifth of the sector model's decisions and halves its synaptic operations
+  engaged on a fifth of the (2 ms) sector model's decisions and halved its synaptic operations
   against attention off, but in `bench patrol` its robots were at fault in 2.1 collisions per
   100 m instead of 0.9 (fast obstacles of the unseen world met with 4-step decisions), so the
   fixed values stay the default. Detections the fleet

@@ -20,7 +20,7 @@ and multiplies the weights and biases into each LIF by g = 1 / (1 - beta) (the i
 folded into the weights, as importers that want r = 1 expect), so that the Euler step is
 exactly the trained update: v <- beta v + (1 - beta) g I = beta v + I.
 
-dt is the model's bin (2 ms) unless asked otherwise: only the ratio dt / tau matters to the
+dt is the model's bin (6 ms for the shipped model) unless asked otherwise: only the ratio dt / tau matters to the
 discrete network, so a graph for a peer with a fixed step (snnTorch's importer steps at
 0.1 ms) is the same network on that time scale. The metadata holds dt and the model's bin.
 

@@ -42,7 +42,7 @@ class InputSpec:
 
     sensor: Tuple[int, int] = (128, 96)
     grid: Tuple[int, int] = spec((64, 48), lo=1, hi=4096, unit="px", help="input grid W H (the ROI pooled onto it)")
-    bin_us: int = spec(2000, lo=100, hi=1_000_000, unit="us")
+    bin_us: int = spec(6000, lo=100, hi=1_000_000, unit="us")
     t_max: int = spec(16, lo=1, hi=1000, help="time steps (bins) of one decision at most")
 
 

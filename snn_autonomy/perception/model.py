@@ -1,6 +1,6 @@
 """A convolutional spiking network of leaky integrate-and-fire neurons, with a stepping API.
 
-Time is discrete: one step is one input bin (`bin_us`, 2 ms by default). Per step:
+Time is discrete: one step is one input bin (`bin_us`, 6 ms by default). Per step:
 
     in   (B, 2, H, W) event counts (OFF, ON) of one bin, compressed with log1p
     c1   conv 3x3 stride 2, 2 -> C1 channels         -> LIF
