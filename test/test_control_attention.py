@@ -122,6 +122,37 @@ def test_patrol_remembers_an_obstacle_that_left_the_view():
     assert forgetful.command((0.0, 0.0, -math.pi / 3), _percept(OPEN), 0.2).angular > 0
 
 
+def test_patrol_smooths_sectors_in_the_direction_they_look_while_the_robot_turns():
+    """An obstacle straight ahead of where the robot started, seen while it turns left 10 deg per
+    decision: it moves one sector right each time. The median must follow it, not mix directions."""
+    p = PatrolController()
+    width = math.radians(SPEC.hfov_deg) / SPEC.count
+    for k in range(3):
+        seen = [9.0] * SPEC.count
+        seen[SPEC.count // 2 + k] = 0.5
+        smoothed = p._smoothed(_percept(seen), k * width, 0.05 * k)
+    assert smoothed.classes == _percept(seen).classes          # every decision agrees, once aligned
+    # without the turn the same three decisions disagree on each sector, and the median loses it
+    q = PatrolController()
+    for k in range(3):
+        seen = [9.0] * SPEC.count
+        seen[SPEC.count // 2 + k] = 0.5
+        smoothed = q._smoothed(_percept(seen), 0.0, 0.05 * k)
+    assert min(smoothed.classes) == max(_percept(OPEN).classes)
+
+
+def test_patrol_slows_at_once_for_something_near_that_the_median_does_not_see_yet():
+    p = PatrolController()
+    p.assign("r", [(5.0, 0.0)], pose=(0.0, 0.0, 0.0))
+    for k in range(4):
+        cruising = p.command((0.0, 0.0, 0.0), _percept(OPEN), 0.04 * k)
+    assert cruising.linear == pytest.approx(PatrolConfig().cruise_mps)
+    near = [9.0, 9.0, 9.0, 0.3, 0.3, 0.3, 9.0, 9.0, 9.0]
+    c = p.command((0.0, 0.0, 0.0), _percept(near), 0.16)        # one decision in five: outvoted
+    assert c.linear < 0.5 * cruising.linear
+    assert abs(c.angular) < 0.1                                  # it steers by the median still
+
+
 def test_patrol_skips_a_waypoint_it_makes_no_progress_toward():
     cfg = PatrolConfig(waypoint_timeout_s=2.0)
     p = PatrolController(cfg)

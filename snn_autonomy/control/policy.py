@@ -9,9 +9,11 @@ for `waypoint_timeout_s` (behind a wall, behind another robot that stays: a wayp
 hold the patrol). Each decision:
 
 1. A polar histogram of free range around the robot, in bins as wide as perception's
-   sectors: inside the field of view from the decision itself; outside it from what recent
-   decisions saw (`memory_s`), held in the map frame while the robot moves, so that an obstacle
-   just passed is not forgotten the moment it leaves the image; never seen: free.
+   sectors: inside the field of view from each sector's median class over the last
+   `smoothing_s` of decisions, earlier ones turned with the robot (`_smoothed`); outside it
+   from what recent decisions saw (`memory_s`), held in the map frame while the robot moves,
+   so that an obstacle just passed is not forgotten the moment it leaves the image; never
+   seen: free.
 2. A bin is passable when every bin within the robot's half-width of it is free to at least
    `pass_range_m` (the body must fit through, not only its centre line), or, toward a goal
    nearer than that, to the goal plus the body's half-width.
@@ -19,10 +21,12 @@ hold the patrol). Each decision:
    |direction - goal| + `straight_weight` |direction| + `keep_weight` |direction - last choice|
    (toward the waypoint; no needless turning; no dithering between two equal gaps).
 4. Speed: cruise, scaled by how free the path ahead is (linear from 0 at `stop_range_m` to 1
-   at `slow_range_m`) or, when lower, by the time to contact (`ttc_slow_s`: something closing
-   in fast slows the robot before it is near), and by cos^2 of the turn (the robot turns before it
-   drives off). A direction outside the field of view is turned to in place: the robot only
-   drives where it has looked.
+   at `slow_range_m`; by the median or by the newest decision alone, whichever sees nearer:
+   the median steers, but something that came near slows the robot at once, a stop from
+   cruise taking 8 cm and half the smoothing window 6 cm more) or, when lower,
+   by the time to contact (`ttc_slow_s`: something closing in fast slows the robot before it
+   is near), and by cos^2 of the turn (the robot turns before it drives off). A direction
+   outside the field of view is turned to in place: the robot only drives where it has looked.
 5. No passable bin: turn in place toward the freer side, keeping that direction until a bin
    is passable again (no dithering).
 
@@ -72,10 +76,10 @@ class PatrolConfig:
     keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
     smoothing_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s",
                               help="steer by each sector's median range class over the decisions of this "
-                                   "window: a sector perception calls wrong one decision in four is outvoted "
-                                   "(a flickering perception would make the robot zigzag), and something that "
-                                   "appears wins the median after half the window (6 cm at cruise); the "
-                                   "watchdog sees every decision unsmoothed")
+                                   "window, earlier ones shifted by the robot's turn since: a sector perception "
+                                   "calls wrong one decision in four is outvoted (a flickering perception "
+                                   "would make the robot zigzag); the speed also follows the newest decision "
+                                   "alone where it sees nearer, and the watchdog sees every decision unsmoothed")
     memory_s: float = spec(1.5, lo=0.0, hi=60.0, unit="s",
                            help="how long an obstacle out of view is remembered: long enough to pass one that "
                                 "left the view (its edge is beside the body within 1 s at cruise), short "
@@ -129,7 +133,7 @@ class PatrolController:
         self._progress_at = 0.0
         # obstacle points seen recently: (time, x, y) in the map frame
         self._memory: Deque[Tuple[float, float, float]] = deque()
-        self._recent: Deque[Tuple[float, SectorPercept]] = deque()   # decisions within smoothing_s
+        self._recent: Deque[Tuple[float, float, SectorPercept]] = deque()   # (time, yaw, decision) within smoothing_s
 
     # ------------------------------------------------------------------ route
     def assign(self, region_id: str, waypoints: Sequence[Tuple[float, float]], pose: Optional[Pose] = None) -> None:
@@ -206,19 +210,33 @@ class PatrolController:
         return centres, free
 
     # ------------------------------------------------------------------ steering
-    def _smoothed(self, p: SectorPercept, now_s: float) -> SectorPercept:
-        """Each sector's lower median class over the decisions of the last smoothing_s."""
-        self._recent.append((now_s, p))
+    def _smoothed(self, p: SectorPercept, yaw: float, now_s: float) -> SectorPercept:
+        """Each sector's lower median class over the decisions of the last smoothing_s, each earlier
+        decision's sectors shifted by how far the robot has turned since (at 1.5 rad/s the window
+        spans two sectors: unaligned, the median would mix directions); a sector an earlier
+        decision did not cover is left out of its median."""
+        self._recent.append((now_s, yaw, p))
         while self._recent and (now_s - self._recent[0][0] > self.cfg.smoothing_s or now_s < self._recent[0][0]):
             self._recent.popleft()
         if len(self._recent) < 2:
             return p
-        classes = np.array([q.classes for _t, q in self._recent])
-        med = np.sort(classes, axis=0)[(len(classes) - 1) // 2]
+        n = len(p.classes)
+        width = abs(p.angles[0] - p.angles[1]) if n > 1 else math.radians(10)
+        aligned = np.full((len(self._recent), n), -1)
+        for r, (_t, then, q) in enumerate(self._recent):
+            # sectors run left to right: what was at index k then is at k + (sectors turned left since) now
+            shift = int(round(wrap(yaw - then) / width))
+            src = np.arange(n) - shift
+            ok = (src >= 0) & (src < n)
+            aligned[r, ok] = np.asarray(q.classes)[src[ok]]
+        med = []
+        for k in range(n):
+            col = np.sort(aligned[aligned[:, k] >= 0, k])
+            med.append(int(col[(len(col) - 1) // 2]))
         lo = {c: f for c, f in zip(p.classes, p.free_m)}
-        for _t, q in self._recent:
+        for _t, _y, q in self._recent:
             lo.update(zip(q.classes, q.free_m))
-        return replace(p, classes=tuple(int(v) for v in med), free_m=tuple(lo[int(v)] for v in med))
+        return replace(p, classes=tuple(med), free_m=tuple(lo[v] for v in med))
 
     def _waypoint_blocked(self, pose: Pose, centres: np.ndarray, free: np.ndarray, half_fov: float) -> bool:
         """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle:
@@ -234,15 +252,10 @@ class PatrolController:
         k = int(np.argmin(np.abs(wrap(centres - bearing))))
         return bool(free[k] - c.body_radius_m < d - c.waypoint_radius_m)
 
-    def command(self, pose: Pose, percept: SectorPercept, now_s: float) -> Command:
-        c = self.cfg
-        percept = self._smoothed(percept, now_s)
-        self._remember(pose, percept, now_s)
-        centres, free = self.histogram(pose, percept)
-        n = len(centres)
-        width = 2 * math.pi / n
-        body = c.body_radius_m + c.margin_m
-        # clearance of a direction: the least free range of the bins the body sweeps along it
+    def _clearance(self, free: np.ndarray, width: float) -> np.ndarray:
+        """Clearance of each direction: the least free range of the bins the body sweeps along it."""
+        n = len(free)
+        body = self.cfg.body_radius_m + self.cfg.margin_m
         reach = np.clip(np.arcsin(np.minimum(1.0, body / np.maximum(free, body))) / width, 0, n // 4)
         spread = int(np.ceil(reach.max())) if np.isfinite(reach).any() else 1
         clearance = np.full(n, np.inf)
@@ -251,6 +264,24 @@ class PatrolController:
                 m = (k + j) % n
                 if abs(j) <= math.ceil(reach[m]):
                     clearance[k] = min(clearance[k], free[m])
+        return clearance
+
+    def command(self, pose: Pose, percept: SectorPercept, now_s: float) -> Command:
+        c = self.cfg
+        raw = percept
+        percept = self._smoothed(percept, pose[2], now_s)
+        self._remember(pose, percept, now_s)
+        centres, free = self.histogram(pose, percept)
+        n = len(centres)
+        width = 2 * math.pi / n
+        clearance = self._clearance(free, width)
+        # the newest decision alone, for the speed: the median steers, but something that came near
+        # slows the robot at once instead of after half the smoothing window
+        raw_free = free.copy()
+        for k, (f, a) in enumerate(zip(raw.free_m, raw.angles)):
+            raw_free[k] = min(raw_free[k], f + c.camera_offset_m * math.cos(a))
+        raw_clearance = self._clearance(raw_free, width)
+        body = c.body_radius_m + c.margin_m
         half_fov = abs(percept.angles[0]) + width / 2
         goal = self._goal(pose, now_s)
         if goal is not None and self._waypoint_blocked(pose, centres, free, half_fov):
@@ -279,9 +310,10 @@ class PatrolController:
         k = int(np.argmin(cost))
         direction = float(centres[k])
         self._last_dir = wrap(pose[2] + direction)
-        ahead = float(clearance[int(np.argmin(np.abs(centres)))])
+        straight = int(np.argmin(np.abs(centres)))
+        ahead = float(min(clearance[straight], raw_clearance[straight]))
         if abs(direction) <= half_fov:
-            ahead = min(ahead, float(clearance[k]))
+            ahead = min(ahead, float(clearance[k]), float(raw_clearance[k]))
         room = min(1.0, max(0.0, (ahead - c.stop_range_m) / max(c.slow_range_m - c.stop_range_m, 1e-6)))
         ttc = min(1.0, percept.ttc_s / c.ttc_slow_s) if math.isfinite(percept.ttc_s) else 1.0
         # forward motion only into what is in view (straight ahead always is); cos^2 fades it out
