@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .summary import RunData
+from .summary import RunData, collision_episodes
 
 
 def _pyplot():
@@ -113,9 +113,7 @@ def plot_trajectories(run: RunData, world, path: Path) -> None:
     if run.plans:
         regions = [(a.agent_id, [(p.x, p.y) for p in a.region.boundary.points]) for a in run.plans[-1].assignments]
     paths = {robot: np.asarray([(x, y) for _t, x, y in poses]).reshape(-1, 2) for robot, poses in run.poses.items()}
-    hits = [{"x": c.position.x, "y": c.position.y, "at_fault": getattr(c, "at_fault", True)}
-            for cs in run.collisions.values() for c in cs]
-    plot_patrol(path, world, regions, paths, hits)
+    plot_patrol(path, world, regions, paths, collision_episodes(run, world))
 
 
 def _save(fig, path: Path) -> None:

@@ -106,19 +106,15 @@ def _coverage(run: RunData) -> Tuple[Optional[float], Dict[str, float]]:
     return (round(float(np.mean(list(per.values()))), 4) if per else None), per
 
 
-def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
-    """Distance and speed per robot, collisions by kind and fault (loop.metrics' definitions,
-    one episode per EPISODE_GAP_S; fault judged on the robot's own motion, since the recording
-    has no obstacle velocities), and the share of time commanded to a halt."""
-    from ..loop.metrics import EPISODE_GAP_S, HALT_MPS, KINDS, at_fault
+def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
+    """Every collision of the recording, one per episode (loop.metrics' EPISODE_GAP_S), with its
+    robot, time, place, kind (loop.metrics' KINDS) and whether the robot was at fault, judged on
+    its own motion (the recording has no obstacle velocities): what the report counts and the
+    trajectories plot marks."""
+    from ..loop.metrics import EPISODE_GAP_S, at_fault
 
-    dist: Dict[str, float] = {}
-    for robot, poses in sorted(run.poses.items()):
-        a = np.asarray([(x, y) for _t, x, y in poses]).reshape(-1, 2)
-        dist[robot] = round(float(np.hypot(*np.diff(a, axis=0).T).sum()) if len(a) > 1 else 0.0, 2)
-    coll = {k: 0 for k in KINDS}
-    fault = {k: 0 for k in KINDS}
-    for robot, cs in run.collisions.items():
+    out: List[Dict[str, Any]] = []
+    for robot, cs in sorted(run.collisions.items()):
         last: Dict[Tuple[int, str], float] = {}
         motion = run.motion.get(robot, [])
         times = np.asarray([m[0] for m in motion])
@@ -132,13 +128,32 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
             if kind == "obstacle":
                 idx = int(c.other_id.rsplit("_", 1)[-1]) if c.other_id.rsplit("_", 1)[-1].isdigit() else -1
                 kind = "moving" if 0 <= idx < len(world.obs_moving) and world.obs_moving[idx] else "static"
-            coll[kind] += 1
+            fault = False
             if len(times):
                 # the newest ground truth at or before the contact (both on the world's clock)
                 i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
                 _t, yaw, v = motion[i]
                 px, py = run.poses[robot][i][1:]
-                fault[kind] += at_fault(px, py, yaw, v, c.position.x, c.position.y)
+                fault = bool(at_fault(px, py, yaw, v, c.position.x, c.position.y))
+            out.append({"robot": robot, "t_s": t, "x": c.position.x, "y": c.position.y, "kind": kind,
+                        "at_fault": fault})
+    return out
+
+
+def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
+    """Distance and speed per robot, collisions by kind and fault (collision_episodes), and the
+    share of time commanded to a halt."""
+    from ..loop.metrics import HALT_MPS, KINDS
+
+    dist: Dict[str, float] = {}
+    for robot, poses in sorted(run.poses.items()):
+        a = np.asarray([(x, y) for _t, x, y in poses]).reshape(-1, 2)
+        dist[robot] = round(float(np.hypot(*np.diff(a, axis=0).T).sum()) if len(a) > 1 else 0.0, 2)
+    coll = {k: 0 for k in KINDS}
+    fault = {k: 0 for k in KINDS}
+    for e in collision_episodes(run, world):
+        coll[e["kind"]] += 1
+        fault[e["kind"]] += e["at_fault"]
     total = sum(dist.values())
     # commands carry no stamp: their share of time halted is taken on the recording's clock
     halted = span = 0.0
