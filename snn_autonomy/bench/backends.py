@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from ..backends import make_stepper
 from ..backends.onnx_backend import conv_scatter_tables
 from ..paths import resolve_model
-from ..perception.dataset import generate, split_spec
+from ..perception.dataset import generate, input_spec_of, split_spec
 from ..perception.model import ConvSNN, DelayedLinear
 from ..perception.model_io import load_model
 
@@ -128,9 +128,10 @@ def _peak_gmacs() -> float:
     return 512 ** 3 / best / 1e9
 
 
-def bench_frames(samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
-    """Event frames (samples * T, 2, H, W) float32 of `samples` test-split samples, in order."""
-    data = generate(split_spec("test", duration_s=INPUT_DURATION_S))
+def bench_frames(manifest: dict, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
+    """Event frames (samples * T, 2, H, W) float32 of `samples` test-split samples, in order, binned
+    as the model's input (its grid and time step)."""
+    data = generate(split_spec("test", duration_s=INPUT_DURATION_S, inputs=input_spec_of(manifest)))
     idx = np.sort(np.random.default_rng(seed).choice(len(data), min(samples, len(data)), replace=False))
     x = data.x[idx]
     del data
@@ -171,7 +172,7 @@ def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAM
     torch.set_num_threads(1)
     path = resolve_model()
     model, manifest = load_model(path)
-    frames_np = bench_frames(samples)
+    frames_np = bench_frames(manifest, samples)
     n = len(frames_np)
     frames = torch.from_numpy(frames_np)[:, None]
     result: Dict[str, Any] = {"input": {"source": "test split", "samples": n // int(manifest["t_max"]), "frames": n,
