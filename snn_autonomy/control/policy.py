@@ -229,10 +229,10 @@ class PatrolController:
             src = np.arange(n) - shift
             ok = (src >= 0) & (src < n)
             aligned[r, ok] = np.asarray(q.classes)[src[ok]]
-        med = []
-        for k in range(n):
-            col = np.sort(aligned[aligned[:, k] >= 0, k])
-            med.append(int(col[(len(col) - 1) // 2]))
+        # lower median of each column's covered entries: uncovered ones sort last, past the median
+        covered = (aligned >= 0).sum(axis=0)                  # >= 1: the newest decision covers all
+        ordered = np.sort(np.where(aligned >= 0, aligned, np.iinfo(aligned.dtype).max), axis=0)
+        med = [int(v) for v in ordered[(covered - 1) // 2, np.arange(n)]]
         lo = {c: f for c, f in zip(p.classes, p.free_m)}
         for _t, _y, q in self._recent:
             lo.update(zip(q.classes, q.free_m))
@@ -252,14 +252,15 @@ class PatrolController:
         k = int(np.argmin(np.abs(wrap(centres - bearing))))
         return bool(free[k] - c.body_radius_m < d - c.waypoint_radius_m)
 
-    def _clearance(self, free: np.ndarray, width: float) -> np.ndarray:
-        """Clearance of each direction: the least free range of the bins the body sweeps along it."""
+    def _clearance(self, free: np.ndarray, width: float, directions: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Clearance of each direction (or of the bins `directions` only; inf elsewhere): the least
+        free range of the bins the body sweeps along it."""
         n = len(free)
         body = self.cfg.body_radius_m + self.cfg.margin_m
         reach = np.clip(np.arcsin(np.minimum(1.0, body / np.maximum(free, body))) / width, 0, n // 4)
         spread = int(np.ceil(reach.max())) if np.isfinite(reach).any() else 1
         clearance = np.full(n, np.inf)
-        for k in range(n):
+        for k in (range(n) if directions is None else directions):
             for j in range(-spread, spread + 1):
                 m = (k + j) % n
                 if abs(j) <= math.ceil(reach[m]):
@@ -275,12 +276,6 @@ class PatrolController:
         n = len(centres)
         width = 2 * math.pi / n
         clearance = self._clearance(free, width)
-        # the newest decision alone, for the speed: the median steers, but something that came near
-        # slows the robot at once instead of after half the smoothing window
-        raw_free = free.copy()
-        for k, (f, a) in enumerate(zip(raw.free_m, raw.angles)):
-            raw_free[k] = min(raw_free[k], f + c.camera_offset_m * math.cos(a))
-        raw_clearance = self._clearance(raw_free, width)
         body = c.body_radius_m + c.margin_m
         half_fov = abs(percept.angles[0]) + width / 2
         goal = self._goal(pose, now_s)
@@ -310,7 +305,13 @@ class PatrolController:
         k = int(np.argmin(cost))
         direction = float(centres[k])
         self._last_dir = wrap(pose[2] + direction)
+        # the newest decision alone, for the speed: the median steers, but something that came near
+        # slows the robot at once instead of after half the smoothing window
+        raw_free = free.copy()
+        for j, (f, a) in enumerate(zip(raw.free_m, raw.angles)):
+            raw_free[j] = min(raw_free[j], f + c.camera_offset_m * math.cos(a))
         straight = int(np.argmin(np.abs(centres)))
+        raw_clearance = self._clearance(raw_free, width, (straight, k))
         ahead = float(min(clearance[straight], raw_clearance[straight]))
         if abs(direction) <= half_fov:
             ahead = min(ahead, float(clearance[k]), float(raw_clearance[k]))
