@@ -97,6 +97,11 @@ def wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
+def _sector_width(p: SectorPercept) -> float:
+    """The angle one sector of `p` spans [rad]."""
+    return abs(p.angles[0] - p.angles[1]) if len(p.angles) > 1 else math.radians(10)
+
+
 def first_pass_start(waypoints: Sequence[Tuple[float, float]], xy: Tuple[float, float]) -> int:
     """The waypoint to start a closed route at, from (x, y): the one from which the robot has been
     at every distinct waypoint after the least travel (the way there included). On a sweep driven
@@ -192,10 +197,14 @@ class PatrolController:
         while self._memory and (now_s - self._memory[0][0] > c.memory_s or len(self._memory) > 2000):
             self._memory.popleft()
 
+    def _in_view(self, p: SectorPercept) -> np.ndarray:
+        """Each sector's free range from the robot's centre (perception's ranges are from the
+        camera, ahead of it)."""
+        return np.asarray(p.free_m) + self.cfg.camera_offset_m * np.cos(p.angles)
+
     def histogram(self, pose: Pose, p: SectorPercept) -> Tuple[np.ndarray, np.ndarray]:
         """(bin centres relative to the heading, free range per bin from the robot's centre)."""
-        c = self.cfg
-        width = abs(p.angles[0] - p.angles[1]) if len(p.angles) > 1 else math.radians(10)
+        width = _sector_width(p)
         n = max(3, int(round(2 * math.pi / width)))
         centres = np.array([wrap(p.angles[0] - k * width) for k in range(n)])
         free = np.full(n, np.inf)
@@ -204,9 +213,7 @@ class PatrolController:
             dx, dy = px - x, py - y
             k = int(round(wrap(p.angles[0] - (math.atan2(dy, dx) - yaw)) / width)) % n
             free[k] = min(free[k], math.hypot(dx, dy))
-        # the decision itself within the field of view (ranges from the camera, ahead of the centre)
-        for k, (f, a) in enumerate(zip(p.free_m, p.angles)):
-            free[k] = f + c.camera_offset_m * math.cos(a)
+        free[:len(p.free_m)] = self._in_view(p)      # the decision itself within the field of view
         return centres, free
 
     # ------------------------------------------------------------------ steering
@@ -221,7 +228,7 @@ class PatrolController:
         if len(self._recent) < 2:
             return p
         n = len(p.classes)
-        width = abs(p.angles[0] - p.angles[1]) if n > 1 else math.radians(10)
+        width = _sector_width(p)
         aligned = np.full((len(self._recent), n), -1)
         for r, (_t, then, q) in enumerate(self._recent):
             # sectors run left to right: what was at index k then is at k + (sectors turned left since) now
@@ -308,8 +315,7 @@ class PatrolController:
         # the newest decision alone, for the speed: the median steers, but something that came near
         # slows the robot at once instead of after half the smoothing window
         raw_free = free.copy()
-        for j, (f, a) in enumerate(zip(raw.free_m, raw.angles)):
-            raw_free[j] = min(raw_free[j], f + c.camera_offset_m * math.cos(a))
+        raw_free[:len(raw.free_m)] = np.minimum(raw_free[:len(raw.free_m)], self._in_view(raw))
         straight = int(np.argmin(np.abs(centres)))
         raw_clearance = self._clearance(raw_free, width, (straight, k))
         ahead = float(min(clearance[straight], raw_clearance[straight]))
