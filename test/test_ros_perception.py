@@ -80,7 +80,11 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
               f"{sectors_near} of {sectors_total} sectors within one range class")
         assert agree >= 0.7 * total, f"{agree} of {total} clear cases perceived as clear"
         assert sectors_near >= 0.8 * sectors_total, f"{sectors_near} of {sectors_total} sectors within one class"
-        last = got[-1]
+        # each decision also goes out as a virtual scan, on its own topic: the newest decision's scan
+        # may still be on its way when the decision arrives, so check the newest whose scan is here
+        probe.spin_until(lambda: any(stamp_to_ns(m.header.stamp) in scans for m in got[-10:]), 30,
+                         "the virtual scan of a recent decision")
+        last = next(m for m in reversed(got) if stamp_to_ns(m.header.stamp) in scans)
         # a sector model: the view travels with the label derived from it
         assert last.class_names[:1] == ["clear"] and len(last.class_scores) == 0
         assert len(last.sector_classes) == len(last.sector_free_m) == 9 and last.fov_rad == pytest.approx(np.pi / 2)
