@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .config import ConfigError
 from .launch_plan import NodeSpec
+from .realtime import NICE_AFTER_START_ENV, boost_startup
 
 CONFIG_ERROR_EXIT = 2          # spin.py: bad parameter, missing file or package
 QUICK_EXIT_S = 5.0             # a node that dies sooner than this after its start backs off
@@ -177,12 +178,13 @@ def default_log_dir() -> Path:
     return Path(base) / time.strftime(f"snn_launch_%Y-%m-%d-%H-%M-%S_{os.getpid()}")
 
 
-def _child_setup(parent: int, cpus: Optional[set] = None, priority: int = 0) -> Callable[[], None]:
+def _child_setup(parent: int, cpus: Optional[set] = None, boost: bool = False) -> Callable[[], None]:
     """preexec_fn: SIGTERM to the child when the runner dies (even by SIGKILL), and the CPU
     affinity `cpus`, set before exec so that every thread the node starts inherits it. A node
-    with a `realtime_priority` starts at it (where the kernel allows; the node applies it again
-    and reports a refusal): its start-up (imports, model, warm-up) is then not starved by the
-    very load the priority protects its decisions from, which matters most when it is respawned."""
+    with a `realtime_priority` (`boost`) starts up at a raised weight (`realtime.boost_startup`):
+    its imports, model and warm-up are not starved by the very load its priority protects its
+    decisions from, which matters most when it is respawned, yet they do not starve the rest; the
+    node takes SCHED_FIFO once built."""
     libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
     def setup() -> None:
@@ -192,11 +194,8 @@ def _child_setup(parent: int, cpus: Optional[set] = None, priority: int = 0) -> 
                 os.kill(os.getpid(), signal.SIGTERM)
         if cpus:
             os.sched_setaffinity(0, cpus)
-        if priority:
-            try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-            except (OSError, AttributeError):
-                pass
+        if boost:
+            boost_startup()
     return setup
 
 
@@ -341,12 +340,13 @@ class Launcher:
                       f"({sorted(os.sched_getaffinity(0))})")
             self.say(f"{n.label}: {n.note}")
             return
+        boost = bool(n.spec.parameters.get("realtime_priority", 0))
+        env = dict(self._env, **{NICE_AFTER_START_ENV: str(os.getpriority(os.PRIO_PROCESS, 0))}) if boost else self._env
         log = open(n.log_path, "ab")
         try:
             n.proc = subprocess.Popen(n.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                      env=self._env, start_new_session=True,
-                                      preexec_fn=_child_setup(os.getpid(), cpus,
-                                                              int(n.spec.parameters.get("realtime_priority", 0))))
+                                      env=env, start_new_session=True,
+                                      preexec_fn=_child_setup(os.getpid(), cpus, boost))
         except OSError as exc:
             n.state, n.rc, n.note = "failed", None, f"cannot start: {exc}"
             self.say(f"{n.label}: cannot start: {exc}")

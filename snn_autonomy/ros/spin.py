@@ -33,7 +33,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from ..config import ConfigError
 from ..events.errors import EventFormatError
 from ..perception.errors import ModelFileError
-from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, set_fifo_priority
+from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, end_startup_boost, set_fifo_priority
 from .diagnostics import OK, WARN
 from .security import SecurityError, check_security
 
@@ -98,6 +98,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
     try:
         try:
             node = factory()
+            end_startup_boost()
             scheduling = set_fifo_priority(_realtime_priority(node))
         except CONFIG_ERRORS as exc:
             if signals.received is not None or not rclpy.ok():   # SIGINT/SIGTERM while starting: a shutdown
