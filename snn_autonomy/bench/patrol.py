@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..paths import config_path, resolve_model
+from ..report.stats import poisson_interval
 
 # what a patrol must reach (figures over all worlds and seeds, 3 robots, 120 simulated s)
 GOALS = {
@@ -56,6 +57,9 @@ def _overall(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
         "collisions_by_kind": coll,
         "collisions_at_fault_by_kind": fault,
         "collisions_at_fault_per_100m": round(100.0 * sum(fault.values()) / distance, 3) if distance else None,
+        # a handful of events: the range their rate could have by chance alone (exact Poisson, 95 %)
+        "collisions_at_fault_per_100m_ci95": ([round(100.0 * v / distance, 3) for v in poisson_interval(sum(fault.values()))]
+                                              if distance else None),
         "halts": halts,
         "halted_fraction": round(sum(halted.values()) / robot_s, 4) if robot_s else None,
         "min_clearance_m": min(min(r["min_clearance_m"]) for r in runs),
