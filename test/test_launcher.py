@@ -22,6 +22,7 @@ from ros_helpers import PROBE_QOS, Probe
 from snn_autonomy.config import ConfigError
 from snn_autonomy.launch_plan import GAZEBO_OVERRIDES, NodeSpec, build_plan, load_launch_config
 from snn_autonomy.launcher import Launcher, live_groups, node_command, params_yaml
+from snn_autonomy.report.summary import stamp_seconds
 from snn_autonomy.ros import qos
 
 
@@ -169,10 +170,6 @@ def _nodes_json(log_dir: Path) -> dict:
         return {}
 
 
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
     world = yaml.safe_load((ROOT / "config" / "world_default.yaml").read_text())
     world["world"]["camera"]["frame_rate_hz"] = 200.0     # a light load on 2 shared cores
@@ -196,14 +193,14 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
     probe.node.create_subscription(Twist, "/robot_0/cmd_vel", lambda m: cmds.append((time.monotonic(), m)),
                                    qos.COMMAND)
     probe.node.create_subscription(Odometry, "/robot_0/ground_truth",
-                                   lambda m: speeds.append((time.monotonic(), _seconds(m.header.stamp),
+                                   lambda m: speeds.append((time.monotonic(), stamp_seconds(m.header.stamp),
                                                             abs(m.twist.twist.linear.x))),
                                    qos.COMMAND)
     # decisions as control acted on them (its trace follows each cmd_vel it sent on a decision): control's
     # publisher stays matched while perception restarts, where a new perception's first decisions could
     # reach control before this probe has discovered the new publisher
     probe.node.create_subscription(DecisionTrace, "/robot_0/decision_trace",
-                                   lambda m: decided.append((time.monotonic(), _seconds(m.header.stamp))), qos.COMMAND)
+                                   lambda m: decided.append((time.monotonic(), stamp_seconds(m.header.stamp))), qos.COMMAND)
     pids: set = set()
     try:
         # every node of the plan comes up, under its name and namespace
