@@ -15,7 +15,9 @@ never while shutting down, and never after exit status 2 (a configuration error:
 would fail the same way again), which is reported instead.
 Shutdown (Ctrl-C, SIGTERM or SIGHUP to the runner, `duration` reached, or every node
 gone): SIGINT to every node's group, then SIGTERM, then SIGKILL; a second signal to the
-runner skips the wait. Every node gets SIGTERM from the kernel if the runner itself dies
+runner skips the wait. Before the SIGKILL, a node of this package is asked to write every
+thread's Python stack to its log (STACK_DUMP_SIGNAL, `ros/spin.py`), so that a node that would
+not stop says where it was stuck. Every node gets SIGTERM from the kernel if the runner itself dies
 (PR_SET_PDEATHSIG, Linux), so even a runner killed with SIGKILL leaves no orphan nodes.
 Exit status: 0 after a clean shutdown, 1 if a node failed (exited with an error before
 the shutdown and was not respawned, or did not stop on SIGINT/SIGTERM and was killed).
@@ -47,6 +49,8 @@ MAX_RESPAWN_DELAY_S = 30.0
 _STOP_STATUSES = {0, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PR_SET_PDEATHSIG = 1
+STACK_DUMP_SIGNAL = signal.SIGUSR1   # a node of this package writes its threads' stacks to its log
+STACK_DUMP_WAIT_S = 0.5
 
 
 # ---------------------------------------------------------------------------- params files
@@ -481,6 +485,8 @@ class Launcher:
             targets = [n for n in running if n.proc.pid in left]
             if sig != signal.SIGINT:
                 self.say(f"{sig.name} to {', '.join(n.label for n in targets)}")
+            if sig == signal.SIGKILL:
+                self._dump_stacks(targets)
             for n in targets:
                 if sig == signal.SIGKILL:
                     n.note = "did not stop on SIGINT/SIGTERM; killed"
@@ -503,6 +509,20 @@ class Launcher:
         self.say(f"{len(running)} nodes stopped in {time.monotonic() - t0:.1f} s")
         self._write_state()
         self._events.close()
+
+    def _dump_stacks(self, nodes: Sequence[NodeRun]) -> None:
+        """Ask each node of this package among `nodes` (its leader only: another program in its
+        group would die of the signal) for its threads' stacks in its log, and give them
+        STACK_DUMP_WAIT_S to be written."""
+        ours = [n for n in nodes if n.spec.package == "snn_autonomy"]
+        for n in ours:
+            try:
+                os.kill(n.proc.pid, STACK_DUMP_SIGNAL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            self.say(f"{n.label}: stacks of its threads written to {n.log_path}")
+        if ours:
+            time.sleep(STACK_DUMP_WAIT_S)
 
     def exit_status(self) -> int:
         return 1 if any(n.state in ("failed", "killed") for n in self.nodes) else 0

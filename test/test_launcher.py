@@ -150,6 +150,45 @@ def test_respawn_config_errors_escalation_and_no_orphans(tmp_path):
     assert not _groups_left(p for s in states.values() for p in s["pids"])
 
 
+# A real node (the common main) whose callback never returns: it cannot act on SIGINT or SIGTERM.
+STUCK_NODE = r"""
+import sys, time
+from rclpy.node import Node
+from snn_autonomy.ros.spin import spin_node
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__("stuck")
+        self.create_timer(0.05, self.stuck_in_a_callback)
+
+    def stuck_in_a_callback(self):
+        print("stuck", flush=True)
+        while True:
+            time.sleep(0.01)
+
+sys.exit(spin_node(Stuck, sys.argv[1:]))
+"""
+
+
+def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_killed(tmp_path):
+    script = tmp_path / "stuck_node.py"
+    script.write_text(STUCK_NODE)
+    lines = []
+    launcher = Launcher([NodeSpec("x", "stuck")], tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lines.append,
+                        command=lambda spec, params: [sys.executable, str(script)])
+    launcher.start()
+    log = launcher.node("stuck").log_path
+    deadline = time.monotonic() + 60
+    while "stuck" not in log.read_text() and time.monotonic() < deadline:
+        assert launcher.poll(), log.read_text()
+        time.sleep(0.1)
+    launcher.shutdown()
+    text = log.read_text()
+    assert launcher.states()[0]["state"] == "killed" and launcher.exit_status() == 1
+    assert "in stuck_in_a_callback" in text, text[-3000:]       # the dump names where it was stuck
+    assert any("stacks of its threads written to" in line for line in lines), lines
+
+
 # ---------------------------------------------------------------------------- the real nodes
 def _get_parameters(probe: Probe, node: str, names) -> dict:
     client = probe.node.create_client(GetParameters, f"{node}/get_parameters")

@@ -19,6 +19,7 @@ SIGTERM) changes nothing.
 """
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import signal
@@ -31,6 +32,7 @@ from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
+from ..launcher import STACK_DUMP_SIGNAL
 from ..events.errors import EventFormatError
 from ..perception.errors import ModelFileError
 from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, end_startup_boost, set_fifo_priority
@@ -64,6 +66,10 @@ class ShutdownSignals:
         self.spinning = False
         for sig in self.SIGNALS:
             signal.signal(sig, self._on_signal)
+        # STACK_DUMP_SIGNAL writes every thread's Python stack to stderr (the node's log), from the C signal
+        # handler, so it works even where the main thread is stuck in native code and deaf to
+        # SIGINT: the launcher sends it before it kills a node that would not stop
+        faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)
 
     def _on_signal(self, signum: int, frame) -> None:
         self.received = signum
