@@ -530,6 +530,7 @@ class Launcher:
     def summary(self) -> Dict[str, Any]:
         return {"exit_status": self.exit_status(), "stopped_by": self.stop_reason, "log_dir": str(self.log_dir),
                 "nodes": len(self.nodes), "failed": [n.label for n in self.nodes if n.state in ("failed", "killed")],
+                "failed_logs": {n.label: str(n.log_path) for n in self.nodes if n.state in ("failed", "killed")},
                 "respawns": {n.label: n.respawns for n in self.nodes if n.respawns},
                 "states": {n.label: n.state + (f" ({n.note})" if n.note else "") for n in self.nodes}}
 
