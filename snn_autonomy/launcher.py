@@ -520,7 +520,7 @@ class Launcher:
                 os.kill(n.proc.pid, STACK_DUMP_SIGNAL)
             except (ProcessLookupError, PermissionError):
                 continue
-            self.say(f"{n.label}: stacks of its threads written to {n.log_path}")
+            self.say(f"{n.label}: its threads' stacks go to {n.log_path}")
         if ours:
             time.sleep(STACK_DUMP_WAIT_S)
 

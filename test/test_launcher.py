@@ -186,7 +186,7 @@ def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_kil
     text = log.read_text()
     assert launcher.states()[0]["state"] == "killed" and launcher.exit_status() == 1
     assert "in stuck_in_a_callback" in text, text[-3000:]       # the dump names where it was stuck
-    assert any("stacks of its threads written to" in line for line in lines), lines
+    assert any("its threads' stacks go to" in line for line in lines), lines
 
 
 # ---------------------------------------------------------------------------- the real nodes

@@ -32,8 +32,8 @@ from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from ..config import ConfigError
-from ..launcher import STACK_DUMP_SIGNAL
 from ..events.errors import EventFormatError
+from ..launcher import STACK_DUMP_SIGNAL
 from ..perception.errors import ModelFileError
 from ..realtime import PRIORITY_MAX, SCHEDULING_TASK, SchedulingResult, end_startup_boost, set_fifo_priority
 from .diagnostics import OK, WARN
@@ -66,9 +66,9 @@ class ShutdownSignals:
         self.spinning = False
         for sig in self.SIGNALS:
             signal.signal(sig, self._on_signal)
-        # STACK_DUMP_SIGNAL writes every thread's Python stack to stderr (the node's log), from the C signal
-        # handler, so it works even where the main thread is stuck in native code and deaf to
-        # SIGINT: the launcher sends it before it kills a node that would not stop
+        # STACK_DUMP_SIGNAL writes every thread's Python stack to stderr (the node's log) from the
+        # C signal handler, so it works even where the main thread is stuck in native code and
+        # deaf to SIGINT: the launcher sends it before it kills a node that would not stop
         faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)
 
     def _on_signal(self, signum: int, frame) -> None:
