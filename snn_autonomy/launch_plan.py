@@ -41,6 +41,12 @@ class NodeSpec:
     enclave: str = ""               # SROS2 enclave (`--enclave`), set when the plan's security is on
     cpus: Tuple[int, ...] = ()      # CPU affinity (empty: any CPU), from the plan's cpu_affinity
 
+    @property
+    def ours(self) -> bool:
+        """A node of this package (run through ros/spin.py: it takes `realtime_priority` and
+        answers the launcher's stack-dump signal)."""
+        return self.package == "snn_autonomy"
+
     def prefix(self) -> Optional[str]:
         """launch_ros `prefix` that gives the process its CPU affinity (None: no prefix)."""
         return f"taskset -c {','.join(map(str, self.cpus))}" if self.cpus else None
@@ -305,7 +311,7 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
     if cfg.cpu_affinity:
         nodes = [replace(n, cpus=tuple(cfg.cpu_affinity.get(n.name, ()))) for n in nodes]
     return [replace(n, parameters={**n.parameters, "realtime_priority": cfg.realtime_priority[n.name]})
-            if n.package == "snn_autonomy" and cfg.realtime_priority.get(n.name) else n for n in nodes]
+            if n.ours and cfg.realtime_priority.get(n.name) else n for n in nodes]
 
 
 # ---------------------------------------------------------------------------- SROS2

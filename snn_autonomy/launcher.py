@@ -152,7 +152,7 @@ def find_ament_executable(package: str, executable: str) -> Optional[str]:
 
 def node_command(spec: NodeSpec, params_file: Optional[str]) -> List[str]:
     """The command line that runs one plan node (raises ConfigError if it cannot be found)."""
-    if spec.package == "snn_autonomy":
+    if spec.ours:
         module = node_module(spec.executable)
         if module is None:
             raise ConfigError(f"node {fully_qualified_name(spec)}: no snn_autonomy executable {spec.executable!r}")
@@ -487,9 +487,9 @@ class Launcher:
                 self.say(f"{sig.name} to {', '.join(n.label for n in targets)}")
             if sig == signal.SIGKILL:
                 self._dump_stacks(targets)
-            for n in targets:
-                if sig == signal.SIGKILL:
+                for n in targets:
                     n.note = "did not stop on SIGINT/SIGTERM; killed"
+            for n in targets:
                 _signal_group(n.proc.pid, sig)
             self._wait(list(left), wait, self._signals)
         for n in running:
@@ -514,7 +514,7 @@ class Launcher:
         """Ask each node of this package among `nodes` (its leader only: another program in its
         group would die of the signal) for its threads' stacks in its log, and give them
         STACK_DUMP_WAIT_S to be written."""
-        ours = [n for n in nodes if n.spec.package == "snn_autonomy"]
+        ours = [n for n in nodes if n.spec.ours]
         for n in ours:
             try:
                 os.kill(n.proc.pid, STACK_DUMP_SIGNAL)
@@ -528,9 +528,9 @@ class Launcher:
         return 1 if any(n.state in ("failed", "killed") for n in self.nodes) else 0
 
     def summary(self) -> Dict[str, Any]:
+        failed = {n.label: str(n.log_path) for n in self.nodes if n.state in ("failed", "killed")}
         return {"exit_status": self.exit_status(), "stopped_by": self.stop_reason, "log_dir": str(self.log_dir),
-                "nodes": len(self.nodes), "failed": [n.label for n in self.nodes if n.state in ("failed", "killed")],
-                "failed_logs": {n.label: str(n.log_path) for n in self.nodes if n.state in ("failed", "killed")},
+                "nodes": len(self.nodes), "failed": list(failed), "failed_logs": failed,
                 "respawns": {n.label: n.respawns for n in self.nodes if n.respawns},
                 "states": {n.label: n.state + (f" ({n.note})" if n.note else "") for n in self.nodes}}
 
