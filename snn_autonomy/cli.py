@@ -409,7 +409,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "energy_per_decision_uj", "events_per_decision", "synops_per_decision", "collisions", "coverage")
         _print_table("demo report", {k: report[k] for k in keys})
         print(f"report: {Path(args.out) / 'report.json'}; plots, recording and logs beside it")
-    return 0 if report["launcher_exit_status"] == 0 else 1
+    from .launcher import log_tails
+
+    launch = report["launcher"]
+    if launch["unclean_stop_logs"]:
+        print(f"demo: warning: nodes that stopped with an unusual status: {', '.join(launch['unclean_stop_logs'])}; "
+              f"the end of their logs:\n{log_tails(launch['unclean_stop_logs'])}", file=sys.stderr)
+    if report["launcher_exit_status"] == 0:
+        return 0
+    print(f"demo: nodes that failed or had to be killed: {', '.join(launch['failed'])}; the end of their logs:\n"
+          f"{log_tails(launch['failed_logs'])}", file=sys.stderr)
+    return 1
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:

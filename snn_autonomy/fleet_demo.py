@@ -207,7 +207,7 @@ def run_demo(agents: int = 3, duration_s: float = 60.0, seed: Optional[int] = No
     world = World(with_robot_count(world_cfg, agents))
     report, run = summarise(bag, agents, duration_s, model_t_max, world=world, extra={
         "mode": mode, "attention": attention, "realtime": realtime, "seed": world_cfg.seed,
-        "real_time_factor": real_time_factor, "launcher_exit_status": status,
+        "real_time_factor": real_time_factor, "launcher_exit_status": status, "launcher": launcher.summary(),
         "recorded_messages": sum(counts.values()), "recording": str(bag)})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_latency(run, out / "latency_per_stage.png")

@@ -259,6 +259,7 @@ class NodeRun:
     respawn_at: float = 0.0
     quick_exits: int = 0
     note: str = ""
+    unclean_stop: bool = False   # stopped when asked, but with an unusual status (see shutdown())
     _log_pos: int = 0
     _partial: str = ""
 
@@ -503,6 +504,7 @@ class Launcher:
                 # interrupted while still starting may end with any status (2 included).
                 n.state = "stopped"
                 if n.rc not in _STOP_STATUSES:
+                    n.unclean_stop = True
                     n.note = f"exit status {n.rc} while stopping"
                     self.say(f"{n.label}: exit status {n.rc} while stopping; see {n.log_path}")
         self._pump_output(final=True)
@@ -529,10 +531,25 @@ class Launcher:
 
     def summary(self) -> Dict[str, Any]:
         failed = {n.label: str(n.log_path) for n in self.nodes if n.state in ("failed", "killed")}
+        # stopped when asked, but with an unusual status: one that hit its shutdown deadline has its stacks there
+        unclean = {n.label: str(n.log_path) for n in self.nodes if n.unclean_stop}
         return {"exit_status": self.exit_status(), "stopped_by": self.stop_reason, "log_dir": str(self.log_dir),
-                "nodes": len(self.nodes), "failed": list(failed), "failed_logs": failed,
+                "nodes": len(self.nodes), "failed": list(failed), "failed_logs": failed, "unclean_stop_logs": unclean,
                 "respawns": {n.label: n.respawns for n in self.nodes if n.respawns},
                 "states": {n.label: n.state + (f" ({n.note})" if n.note else "") for n in self.nodes}}
+
+
+def log_tails(logs: Dict[str, str], chars: int = 4000) -> str:
+    """The end of each log of `logs` ({node: log path}, a summary's `failed_logs`): a node killed
+    for not stopping has its threads' stacks there."""
+    parts = []
+    for label, path in logs.items():
+        try:
+            text = Path(path).read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            text = f"(unreadable: {exc})"
+        parts.append(f"--- {label} ({path})\n{text}")
+    return "\n".join(parts)
 
 
 def state_table(launcher: Launcher):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from ros_helpers import warn_of_unclean_stops
+from snn_autonomy.launcher import log_tails
 
 
 def test_chaos_json_reports_each_fault_survived_with_its_figures(tmp_path):
@@ -29,12 +31,8 @@ def test_chaos_json_reports_each_fault_survived_with_its_figures(tmp_path):
     assert stall["time_to_recover_s"] is not None
     assert r["faults"]["bad_files"]["invalid_config"]["exit_status"] == 2
     assert r["unsafe_commands"] == 0 and r["all_survived"] and p.returncode == 0
-    assert r["launcher"]["exit_status"] == 0, (r["launcher"], _log_tails(r["launcher"]["failed_logs"]))
-
-
-def _log_tails(logs: dict, chars: int = 4000) -> str:
-    """The end of each failed node's log (a node killed for not stopping has its stacks there)."""
-    return "\n".join(f"--- {label}\n{Path(path).read_text(errors='replace')[-chars:]}" for label, path in logs.items())
+    assert r["launcher"]["exit_status"] == 0, (r["launcher"], log_tails(r["launcher"]["failed_logs"]))
+    warn_of_unclean_stops(r["launcher"])
 
 
 def test_chaos_refuses_an_unknown_fault(tmp_path):

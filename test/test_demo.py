@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from ros_helpers import fifo_permitted
+from ros_helpers import fifo_permitted, warn_of_unclean_stops
 from snn_autonomy.events.bag import read_messages
 
 KEYS = ("agents", "duration_s", "decisions", "e2e_latency_ms", "stage_latency_ms", "steps_mean", "t_max",
@@ -23,9 +23,11 @@ def demo(tmp_path_factory):
     # as `make demo` runs it (live table on stderr), shorter and with two robots
     p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "demo", "--agents", "2", "--duration", "5",
                         "--out", str(out)], capture_output=True, text=True, timeout=400)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.returncode == 0, p.stderr[-12000:]    # with the end of any failed node's log
     assert "report.json" in p.stdout and "decisions" in p.stdout
-    return out, json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    warn_of_unclean_stops(report["launcher"])
+    return out, report
 
 
 def test_demo_writes_report_plots_recording_and_logs(demo):

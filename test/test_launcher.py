@@ -18,12 +18,13 @@ from rcl_interfaces.srv import GetParameters
 from snn_autonomy_msgs.msg import DecisionTrace, WorldState
 
 from conftest import ROOT
-from ros_helpers import PROBE_QOS, Probe
+from ros_helpers import PROBE_QOS, STUCK_NODE, Probe
 from snn_autonomy.config import ConfigError
 from snn_autonomy.launch_plan import GAZEBO_OVERRIDES, NodeSpec, build_plan, load_launch_config
 from snn_autonomy.launcher import Launcher, live_groups, node_command, params_yaml
 from snn_autonomy.report.summary import stamp_seconds
 from snn_autonomy.ros import qos
+from snn_autonomy.ros.spin import SHUTDOWN_DEADLINE_S
 
 
 def _groups_left(pids) -> set:
@@ -150,32 +151,10 @@ def test_respawn_config_errors_escalation_and_no_orphans(tmp_path):
     assert not _groups_left(p for s in states.values() for p in s["pids"])
 
 
-# A real node (the common main) whose callback never returns: it cannot act on SIGINT or SIGTERM.
-STUCK_NODE = r"""
-import sys, time
-from rclpy.node import Node
-from snn_autonomy.ros.spin import spin_node
-
-class Stuck(Node):
-    def __init__(self):
-        super().__init__("stuck")
-        self.create_timer(0.05, self.stuck_in_a_callback)
-
-    def stuck_in_a_callback(self):
-        print("stuck", flush=True)
-        while True:
-            time.sleep(0.01)
-
-sys.exit(spin_node(Stuck, sys.argv[1:]))
-"""
-
-
-def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_killed(tmp_path):
-    script = tmp_path / "stuck_node.py"
-    script.write_text(STUCK_NODE)
-    lines = []
-    launcher = Launcher([NodeSpec("x", "stuck")], tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lines.append,
-                        command=lambda spec, params: [sys.executable, str(script)])
+def _stuck_node_stopped(tmp_path, lines: list, **timing) -> Launcher:
+    """The stuck node, run until it is stuck, then shut down with the launcher's `timing`."""
+    launcher = Launcher([NodeSpec("x", "stuck")], tmp_path / "logs", echo=lines.append,
+                        command=lambda spec, params: [sys.executable, "-c", STUCK_NODE, "callback"], **timing)
     launcher.start()
     log = launcher.node("stuck").log_path
     deadline = time.monotonic() + 60
@@ -183,10 +162,28 @@ def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_kil
         assert launcher.poll(), log.read_text()
         time.sleep(0.1)
     launcher.shutdown()
+    return launcher
+
+
+def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_killed(tmp_path):
+    lines = []
+    launcher = _stuck_node_stopped(tmp_path, lines, grace_s=1.0, term_s=0.5)
+    log = launcher.node("stuck").log_path
     text = log.read_text()
     assert launcher.states()[0]["state"] == "killed" and launcher.exit_status() == 1
     assert "in stuck_in_a_callback" in text, text[-3000:]       # the dump names where it was stuck
     assert any("its threads' stacks go to" in line for line in lines), lines
+
+
+def test_a_node_past_its_shutdown_deadline_is_reported_as_an_unclean_stop(tmp_path):
+    """Given longer than its own deadline, the stuck node ends itself (status 1, stacks in its log):
+    not a failure of the run, but named in the summary."""
+    launcher = _stuck_node_stopped(tmp_path, [], grace_s=SHUTDOWN_DEADLINE_S + 30)
+    log = launcher.node("stuck").log_path
+    summary = launcher.summary()
+    assert summary["exit_status"] == 0 and summary["unclean_stop_logs"] == {"stuck": str(log)}, summary
+    assert "exit status 1 while stopping" in summary["states"]["stuck"]
+    assert "in stuck_in_a_callback" in log.read_text()
 
 
 # ---------------------------------------------------------------------------- the real nodes

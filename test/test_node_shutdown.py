@@ -11,8 +11,9 @@ import time
 import pytest
 from snn_autonomy_msgs.msg import Perception
 
-from ros_helpers import ATTENTION, NodeProcess, Probe
+from ros_helpers import ATTENTION, STUCK_NODE, NodeProcess, Probe
 from snn_autonomy.ros import qos
+from snn_autonomy.ros.spin import SHUTDOWN_DEADLINE_S
 
 # A node whose timer callback runs a second of Python: a signal that arrives meanwhile must not
 # interrupt it (a controller must not stop half-way through a command).
@@ -51,8 +52,8 @@ sys.exit(spin_node(build, sys.argv[1:]))
 '''
 
 
-def _start(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def _start(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
 
@@ -128,3 +129,19 @@ def test_a_flooded_node_stopped_with_ctrl_c_twice_exits_cleanly():
             assert "Traceback" not in node.log()
     finally:
         probe.close()
+
+
+@pytest.mark.parametrize("where, frame", [("callback", "stuck_in_a_callback"), ("teardown", "destroy_node")])
+def test_a_node_stuck_while_stopping_writes_its_stacks_and_exits_on_its_own(where, frame):
+    proc = _start(STUCK_NODE, where)
+    try:
+        _wait_for_line(proc, "stuck" if where == "callback" else "ready")
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)           # deaf to it: only the deadline ends it
+        out, _ = proc.communicate(timeout=SHUTDOWN_DEADLINE_S + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    assert "Timeout" in out and f"in {frame}" in out, out    # every thread's stack, naming where it hung

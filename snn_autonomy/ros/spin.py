@@ -15,7 +15,9 @@ reports a RuntimeError ("Unable to convert call argument '0' to Python object") 
 own signal thread has shut the context down: the node would exit 1 on a plain Ctrl-C. So
 once the node spins, a signal only records a stop request, and the loop ends between two
 callbacks; a second signal during the shutdown (Ctrl-C twice, a launcher's SIGINT then
-SIGTERM) changes nothing.
+SIGTERM) changes nothing. What bounds the shutdown instead is a deadline from the stop request
+(SHUTDOWN_DEADLINE_S): a node still alive then writes every thread's stack to its log and
+exits 1.
 """
 from __future__ import annotations
 
@@ -41,6 +43,12 @@ from .security import SecurityError, check_security
 
 REALTIME_PARAM = "realtime_priority"
 STOP_POLL_S = 0.1     # longest wait between two looks at the stop request
+# From the stop request to the process's end. A node shuts down in well under a second; one
+# that has not after this long is stuck (a callback that does not return, a DDS destructor
+# waiting on a lock: rclpy's shutdown hangs are a known class), and deaf to further signals.
+# It then writes every thread's stack to its log and exits 1 on its own, before a launcher
+# (ours waits 10 s after SIGINT, `ros2 launch` 5 s) has to kill it blind.
+SHUTDOWN_DEADLINE_S = 4.0
 
 # Configuration errors. rclpy raises ParameterException (a value outside a parameter's declared
 # range or of the wrong type) and NameValidationException (a bad node or topic name) while the node
@@ -64,6 +72,7 @@ class ShutdownSignals:
         self.received: Optional[int] = None
         self.count = 0
         self.spinning = False
+        self.deadline_armed = False
         for sig in self.SIGNALS:
             signal.signal(sig, self._on_signal)
         # STACK_DUMP_SIGNAL writes every thread's Python stack to stderr (the node's log) from the
@@ -74,10 +83,18 @@ class ShutdownSignals:
     def _on_signal(self, signum: int, frame) -> None:
         self.received = signum
         self.count += 1
+        self.arm_deadline()
         if self.count >= self.FORCE_AFTER:
             os._exit(128 + signum)     # the status of a process killed by that signal
         if self.count == 1 and not self.spinning:
             raise KeyboardInterrupt
+
+    def arm_deadline(self) -> None:
+        """Start the shutdown deadline (once): faulthandler's watchdog is a C thread, so it fires
+        even where the main thread never comes back to Python."""
+        if not self.deadline_armed:
+            self.deadline_armed = True
+            faulthandler.dump_traceback_later(SHUTDOWN_DEADLINE_S, exit=True)
 
     def ignore_further(self) -> None:
         """Once the node is shut down, what is left is the interpreter's exit, during which Python
@@ -135,6 +152,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         if signals.received is None and (node.context.ok() if node is not None else rclpy.ok()):
             raise
     finally:
+        signals.arm_deadline()     # also where the context was shut down without a signal
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
