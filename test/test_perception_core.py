@@ -241,3 +241,22 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     assert "train --bag" in eng.geometry_problem and eng.decisions == before
     ev["t"] += 200_000
     assert eng.push(EventBatch(ev, 128, 96), 400_000)
+
+
+def test_sector_labels_follow_the_camera_field_of_view(tmp_path):
+    """One sector per 10 deg: 9 for the built-in 90 deg camera, 14 for a 140 deg wide-angle one,
+    whose data the generator then labels with 14 sectors."""
+    import yaml
+    from dataclasses import replace
+
+    from snn_autonomy.paths import config_path
+    from snn_autonomy.perception.dataset import generate, split_spec
+    from snn_autonomy.perception.sectors import SectorSpec
+
+    assert SectorSpec.for_camera(90.0).count == 9 and SectorSpec.for_camera(140.0).count == 14
+    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
+    doc["world"]["camera"].update({"hfov_deg": 140.0, "projection": "cylindrical", "vfov_deg": 74.0})
+    wide = tmp_path / "world_wide.yaml"
+    wide.write_text(yaml.safe_dump(doc))
+    data = generate(replace(split_spec("test", str(wide)), seeds=(301,), duration_s=0.8, robots=1), use_cache=False)
+    assert len(data) > 0 and data.sector_m.shape[1] == 14

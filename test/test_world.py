@@ -99,6 +99,35 @@ def test_render_shape_contrast_and_motion():
     assert np.abs(w.render(0) - img).mean() > 0.01  # turning changes the view
 
 
+@pytest.mark.parametrize("projection", ["pinhole", "cylindrical"])
+def test_camera_projection_puts_a_post_where_its_bearing_and_height_say(projection):
+    """A thin post 50 deg to the left, 1.5 m from the lens: its column follows the projection
+    (pinhole: f tan 50; cylindrical: evenly spaced in angle), its top row, cylindrical, the
+    elevation of its top."""
+    bearing, dist, height = math.radians(50.0), 1.5, 0.5
+    camera = {"hfov_deg": 140.0, "projection": projection, "vfov_deg": 74.0, "mount_height_m": 0.3}
+    arena = {"size_m": [8.0, 8.0], "moving_obstacles": {"count": 0}}
+    robots = {"count": 1, "start_poses": [[1.0, 2.0, 0.0]]}
+    bare = World(from_dict({"seed": 1, "arena": arena, "robots": robots, "camera": camera}, WorldConfig))
+    cx, cy, _ = bare.camera_pose(0)
+    post = {"position": [cx + dist * math.cos(bearing), cy + dist * math.sin(bearing)], "radius_m": 0.02,
+            "height_m": height}
+    w = World(from_dict({"seed": 1, "arena": dict(arena, static_obstacles=[post]), "robots": robots,
+                         "camera": camera}, WorldConfig))
+    img, ref = w.render(0), bare.render(0)
+    rows, cols = np.nonzero(np.abs(img - ref) > 1e-6)
+    width, hfov = w.cfg.camera.width, math.radians(140.0)
+    if projection == "pinhole":
+        expected = width / 2 - (width / 2) / math.tan(hfov / 2) * math.tan(bearing) - 0.5
+    else:
+        expected = width / 2 - bearing * width / hfov - 0.5
+    assert len(cols) and abs(cols.mean() - expected) < 1.0, (cols.mean(), expected)
+    if projection == "cylindrical":
+        h = w.cfg.camera.height
+        top = h / 2 - math.atan((height - 0.3) / dist) * h / math.radians(74.0) - 0.5
+        assert abs(rows.min() - top) <= 1.0, (rows.min(), top)
+
+
 def test_range_scan_sees_the_wall_ahead():
     w = _empty_world()
     scan = range_scan(w, 0, n_rays=9)

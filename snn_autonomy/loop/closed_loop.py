@@ -46,7 +46,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     cfg = with_robot_count(cfg, agents)
     w = World(cfg)
     cam_cfg = cfg.camera
-    sectors = SectorSpec(hfov_deg=cam_cfg.hfov_deg)
+    sectors = SectorSpec.for_camera(cam_cfg.hfov_deg)
     origins = [tuple(map(float, w.pose[i])) for i in range(agents)]
     loops: List[FusedAgent] = []
     if perception == "snn":

@@ -92,7 +92,7 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
     else:
         inputs = inputs or InputSpec()
         label = LabelConfig()
-        spec = SectorSpec(hfov_deg=rig.camera.hfov_deg)
+        spec = SectorSpec.for_camera(rig.camera.hfov_deg)
     head = Head(spec)
     data, reports, camera = bag_datasets(bags, rig, inputs, spec.count, label, *topics, log=log)
     inputs = replace(inputs, sensor=tuple(camera))

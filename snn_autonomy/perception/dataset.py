@@ -32,6 +32,7 @@ from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
 from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan, sector_minima
+from .sectors import sector_count
 
 SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
@@ -56,9 +57,10 @@ class DatasetSpec:
     warmup_s: float = 0.5                # no samples before the cameras have history
     label: LabelConfig = field(default_factory=LabelConfig)
     inputs: InputSpec = field(default_factory=InputSpec)
-    sectors: int = spec(9, lo=3, hi=64, help="sectors whose nearest range is recorded (sector labels)")
+    sectors: int = spec(0, lo=0, hi=64, help="sectors whose nearest range is recorded (sector labels); 0: one "
+                                             "per 10 deg of the camera's field of view")
     randomize_layout: bool = True
-    generator_version: int = 8           # bump when generation changes, so caches are not reused
+    generator_version: int = 9           # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(to_dict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -169,7 +171,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
                 ys.append(lab.cls)
                 app.append(lab.approaching)
                 meta.append((seed, i, t_end, lab.nearest_m, *lab.sector_m, lab.ttc_s))
-                sectors.append(sector_minima(scan, ds.sectors))
+                sectors.append(sector_minima(scan, ds.sectors or sector_count(world.cfg.camera.hfov_deg)))
             next_sample = world.time_us + period_us
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(app, dtype=np.uint8),
             np.array(meta, dtype=np.float64), np.array(sectors, dtype=np.float32))

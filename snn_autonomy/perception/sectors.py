@@ -34,6 +34,14 @@ from ..sim.world import World
 from .labels import CENTER, CLEAR, LEFT, RIGHT, LabelConfig, sector_minima
 
 
+SECTOR_DEG = 10.0    # a sector's width: a 0.2 m obstacle at 1.2 m, a robot's body at 2 m
+
+
+def sector_count(hfov_deg: float) -> int:
+    """Sectors across a camera's horizontal field of view, each about SECTOR_DEG wide."""
+    return max(3, int(round(hfov_deg / SECTOR_DEG)))
+
+
 @dataclass(frozen=True)
 class SectorSpec:
     count: int = spec(9, lo=3, hi=64, help="sectors across the field of view (10 deg each at 90 deg)")
@@ -41,6 +49,11 @@ class SectorSpec:
                                       help="range class edges, ascending; the last is 'free'")
     hfov_deg: float = spec(90.0, lo=10.0, hi=170.0, unit="deg")
     ttc_s: float = spec(2.0, lo=0.1, hi=60.0, unit="s", help="approaching when time to contact is below")
+
+    @classmethod
+    def for_camera(cls, hfov_deg: float) -> "SectorSpec":
+        """One sector per SECTOR_DEG of the camera's field of view."""
+        return cls(count=sector_count(hfov_deg), hfov_deg=hfov_deg)
 
     def __post_init__(self) -> None:
         e = tuple(float(v) for v in self.edges_m)

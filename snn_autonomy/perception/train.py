@@ -281,7 +281,7 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
         data[name] = generate(ds)
         log(f"{name}: {len(data[name])} samples {data[name].class_balance()} ({time.monotonic() - t0:.0f} s)")
     inputs = specs["train"].inputs
-    head = head_of(cfg, specs["train"].sectors, load_world_config(world or None).camera.hfov_deg)
+    head = head_of(cfg, data["train"].sector_m.shape[1], load_world_config(world or None).camera.hfov_deg)
     t0 = time.monotonic()
     model, history = train_model(cfg, data["train"], data["val"], inputs, head,
                                  checkpoint=out.with_suffix(".ckpt"), progress=progress)

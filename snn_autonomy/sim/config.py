@@ -64,11 +64,17 @@ class MovingObstaclesConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """Forward pinhole camera on each robot."""
+    """Forward camera on each robot (sim/render.py: the projections)."""
 
     width: int = spec(128, lo=8, hi=2048, unit="px")
     height: int = spec(96, lo=8, hi=2048, unit="px")
     hfov_deg: float = spec(90.0, lo=10.0, hi=170.0, help="horizontal field of view", unit="deg")
+    projection: Literal["pinhole", "cylindrical"] = spec(
+        "pinhole", help="pinhole: square pixels; cylindrical: columns and rows evenly spaced in angle (a "
+                        "rectified wide-angle lens, which a pinhole cannot model past ~120 deg)")
+    vfov_deg: float = spec(74.0, lo=1.0, hi=170.0, unit="deg",
+                           help="cylindrical only: vertical field of view (a pinhole's follows from its "
+                                "hfov and square pixels: 74 deg at 90 deg and 4:3)")
     mount_height_m: float = spec(0.3, lo=0.01, hi=3.0, unit="m")
     max_range_m: float = spec(20.0, lo=0.5, hi=1000.0, unit="m")
     frame_rate_hz: float = spec(1000.0, lo=10.0, hi=100000.0,

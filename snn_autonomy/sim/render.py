@@ -6,9 +6,14 @@ For each image column one ray is cast; every wall and cylinder it meets is
 sorted by distance, and each pixel row takes the nearest surface whose height
 span covers it, the floor if the ray meets the floor first, else the sky.
 
-Camera: pinhole, optical axis along the robot heading, horizontal FOV `hfov`,
-square pixels, mounted `mount_h` metres above the floor. Image column 0 is the
-left edge (rays to the robot's left, +yaw side), row 0 the top.
+Camera: optical axis along the robot heading, horizontal FOV `hfov`, mounted
+`mount_h` metres above the floor. Image column 0 is the left edge (rays to the
+robot's left, +yaw side), row 0 the top. Two projections:
+- pinhole (`vfov` 0): square pixels, a column's angle atan(u / f);
+- cylindrical (`vfov` > 0): columns evenly spaced in angle over `hfov`, rows evenly
+  spaced in elevation over `vfov`, what a wide-angle lens gives once rectified onto a
+  cylinder. Each column is then a vertical plane through the lens, and a surface at
+  horizontal distance t along it is seen at elevation atan((h - mount_h) / t).
 """
 from __future__ import annotations
 
@@ -24,24 +29,29 @@ MAX_HITS = 64
 
 
 @njit(cache=True, nogil=True)
-def render_view(x, y, yaw, width, height, hfov, mount_h, max_range, sky, floor_tex,
+def render_view(x, y, yaw, width, height, hfov, vfov, mount_h, max_range, sky, floor_tex,
                 walls, wall_h, wall_tex, cyl, cyl_h, cyl_tex, cyl_skip, textures, out):
     """Render into `out` (height, width) float32 linear intensities.
 
+    vfov: 0 for a pinhole camera, else the cylindrical projection's vertical field of view.
     walls: (n, 4) x0, y0, x1, y1; cyl: (m, 3) cx, cy, r; cyl_skip: index of the
     cylinder that is the camera's own robot (-1 for none).
     """
+    cylindrical = vfov > 0.0
     f = (width / 2.0) / math.tan(hfov / 2.0)
     hit_t = np.empty(MAX_HITS)
     hit_h = np.empty(MAX_HITS)
     hit_u = np.empty(MAX_HITS)
     hit_k = np.empty(MAX_HITS, dtype=np.int64)
     for c in range(width):
-        rel = math.atan(((width / 2.0) - (c + 0.5)) / f)  # + to the left
+        u = (width / 2.0) - (c + 0.5)                      # + to the left
+        rel = u * hfov / width if cylindrical else math.atan(u / f)
         ang = yaw + rel
         dx = math.cos(ang)
         dy = math.sin(ang)
-        cos_rel = math.cos(rel)
+        # a pinhole row is a plane at depth z = t cos(rel) along the optical axis; a cylinder's
+        # column is its own vertical plane (depth = the distance along the ray)
+        cos_rel = 1.0 if cylindrical else math.cos(rel)
         n = 0
         for i in range(walls.shape[0]):
             t, s = ray_segment(x, y, dx, dy, walls[i, 0], walls[i, 1], walls[i, 2], walls[i, 3])
@@ -71,7 +81,8 @@ def render_view(x, y, yaw, width, height, hfov, mount_h, max_range, sky, floor_t
                 hit_k[j - 1], hit_k[j] = hit_k[j], hit_k[j - 1]
                 j -= 1
         for r_ in range(height):
-            tan_el = ((height / 2.0) - (r_ + 0.5)) / f
+            v = (height / 2.0) - (r_ + 0.5)
+            tan_el = math.tan(v * vfov / height) if cylindrical else v / f
             value = sky
             floor_z = mount_h / (-tan_el) if tan_el < 0.0 else 1e30
             done = False

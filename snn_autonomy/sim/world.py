@@ -195,7 +195,8 @@ class World:
             out = np.empty((c.height, c.width), dtype=np.float32)
         cyl, heights, tex = self.cylinders()
         x, y, yaw = self.camera_pose(robot)
-        render_view(x, y, yaw, c.width, c.height, math.radians(c.hfov_deg), c.mount_height_m, c.max_range_m,
+        render_view(x, y, yaw, c.width, c.height, math.radians(c.hfov_deg),
+                    math.radians(c.vfov_deg) if c.projection == "cylindrical" else 0.0, c.mount_height_m, c.max_range_m,
                     c.sky_intensity, self._floor_tex, self.walls, self.wall_h, self.wall_tex, cyl, heights, tex,
                     len(self.obs_pos) + robot, self.textures, out)
         return out
