@@ -324,12 +324,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         init=Path(args.init) if args.init else None, inputs=inputs,
                                         topics=(args.events_topic, args.scan_topic, args.odom_topic),
                                         command=command, progress=on_epoch, log=progress.console.print)
-        elif args.init:
-            raise ConfigError("--init fine-tunes on recordings: give them with --bag")
         else:
             manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
-                                    inputs=inputs, command=command, progress=on_epoch,
-                                    log=progress.console.print)
+                                    inputs=None if args.init else inputs, command=command, progress=on_epoch,
+                                    log=progress.console.print, init=Path(args.init) if args.init else None)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
     return 0
@@ -603,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
     train.add_argument("--bag", nargs="+", help="train on these recordings (rosbag2 directories) instead, "
                                                 "labelled by their LiDAR")
-    train.add_argument("--init", help="with --bag: fine-tune this model (keeps its architecture, grid, time steps)")
+    train.add_argument("--init", help="fine-tune this model (keeps its architecture, grid, time steps; a fresh readout "
+                                      "where the world's camera has another sector count)")
     _recording_options(train)
     config_option(train, "--duration", DatasetSpec, "duration_s", help="simulated seconds of data per seed")
     train.add_argument("--json", action="store_true")

@@ -260,3 +260,16 @@ def test_sector_labels_follow_the_camera_field_of_view(tmp_path):
     wide.write_text(yaml.safe_dump(doc))
     data = generate(replace(split_spec("test", str(wide)), seeds=(301,), duration_s=0.8, robots=1), use_cache=False)
     assert len(data) > 0 and data.sector_m.shape[1] == 14
+
+
+def test_fine_tuning_onto_another_sector_count_keeps_the_layers_and_gives_a_fresh_readout():
+    from snn_autonomy.perception.train import retargeted
+
+    base = make_model(ModelConfig(in_hw=(12, 16), channels=(4, 8), hidden=16, n_classes=9 * 6, delay_steps=3), seed=1)
+    same = retargeted(base, 9 * 6)
+    assert same is not base and torch.equal(same.out.weight, base.out.weight)
+    wide = retargeted(base, 14 * 6)
+    assert wide.out.out_features == 14 * 6 + 1 and wide.cfg.n_classes == 14 * 6
+    for name, value in base.state_dict().items():
+        if not name.startswith("out."):
+            assert torch.equal(wide.state_dict()[name], value), name

@@ -25,7 +25,7 @@ from .labels import LabelConfig
 from .model_io import load_model, save_model
 from .rig import RigConfig
 from .sectors import SectorSpec
-from .train import calibrate_and_test, pick_device, train_model
+from .train import calibrate_and_test, pick_device, trained_config, train_model
 from .train_config import TrainConfig
 
 SPLIT = (0.70, 0.85)           # time fractions where validation, then test, begin in every stream
@@ -103,10 +103,6 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
     train_s = time.monotonic() - t0
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label, cfg.max_exit_loss,
                                                   device=pick_device(cfg.device), head=head)
-    config = asdict(cfg)
-    if base is not None:     # the architecture trained is the initial model's, not the recipe's
-        config.update({k: base["training"]["config"][k] for k in ("channels", "hidden", "delay_steps", "reset")
-                       if k in base.get("training", {}).get("config", {})})
     manifest = {
         **head.manifest(),
         "input": asdict(inputs),
@@ -114,7 +110,7 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
         "early_exit": early_exit,
         "labels": asdict(label),
         "metrics": {"test": test_metrics},
-        "training": {"command": command, "config": config, "device": str(pick_device(cfg.device)),
+        "training": {"command": command, "config": trained_config(cfg, base), "device": str(pick_device(cfg.device)),
                      "seconds": round(train_s, 1), "history": history, "init": str(init) if init else None,
                      "rig": to_dict(rig), "bags": reports,
                      "datasets": {k: {"samples": len(v), "source": "recordings, LiDAR labels"} for k, v in data.items()}},

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from ..sim.config import load_world_config
-from .dataset import Dataset, InputSpec, generate, split_spec
+from .dataset import Dataset, InputSpec, generate, input_spec_of, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps, predict
 from .heads import Head
 from .labels import CLASSES, LabelConfig
 from .model import ConvSNN, ModelConfig, make_model
-from .model_io import save_model
+from .model_io import load_model, save_model
 from .sectors import SectorSpec
 from .train_config import TrainConfig
 
@@ -74,6 +74,29 @@ def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
     return nbytes < 0.5 * free
 
 
+def retargeted(init: ConvSNN, logits: int, seed: int = 0) -> ConvSNN:
+    """A copy of `init` for a head of `logits` classes: the same network where its readout fits;
+    else its layers with a fresh readout (another camera's sector count: what the convolutions
+    and the hidden layer learnt of events carries over, the readout maps it to the new sectors)."""
+    if init.cfg.n_classes == logits:
+        return copy.deepcopy(init)
+    model = make_model(replace(init.cfg, n_classes=logits), seed=seed)
+    state = model.state_dict()
+    state.update({k: v for k, v in init.state_dict().items() if not k.startswith("out.")})
+    model.load_state_dict(state)
+    return model
+
+
+def trained_config(cfg: TrainConfig, base: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The recipe as the manifest records it: fine-tuned from the model of manifest `base`, the
+    architecture trained is that model's, not the recipe's."""
+    config = asdict(cfg)
+    if base is not None:
+        config.update({k: base["training"]["config"][k] for k in ("channels", "hidden", "delay_steps", "reset")
+                       if k in base.get("training", {}).get("config", {})})
+    return config
+
+
 def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpec, head: Head,
                 checkpoint: Optional[Path] = None,
                 progress: Optional[Callable[[int, int, Dict[str, float]], None]] = None,
@@ -85,7 +108,7 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     rng = np.random.default_rng(cfg.seed)
     mcfg = ModelConfig(in_hw=(inputs.grid[1], inputs.grid[0]), channels=tuple(cfg.channels), hidden=cfg.hidden,
                        n_classes=head.logits, delay_steps=cfg.delay_steps, reset=cfg.reset)
-    model = make_model(mcfg, seed=cfg.seed) if init is None else copy.deepcopy(init)
+    model = make_model(mcfg, seed=cfg.seed) if init is None else retargeted(init, head.logits, cfg.seed)
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
@@ -252,8 +275,7 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
     """Re-derive a model's early-exit threshold for another allowed accuracy loss (or confidence
     measure) on its world's validation split, re-measure the test split, and rewrite the manifest.
     The weights are untouched, so their hash still matches."""
-    from .dataset import input_spec_of
-    from .model_io import load_model, write_manifest
+    from .model_io import write_manifest
 
     model, manifest = load_model(weights)
     world = manifest.get("training", {}).get("datasets", {}).get("val", {}).get("world", "default")
@@ -269,9 +291,14 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
 
 def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optional[float] = None,
                  inputs: Optional[InputSpec] = None, command: str = "", progress=None,
-                 log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Generate data, train, calibrate, evaluate on the test split, write the model."""
+                 log: Callable[[str], None] = print, init: Optional[Path] = None) -> Dict[str, Any]:
+    """Generate data, train (from `init`'s weights when given: its input spec and architecture,
+    a fresh readout where the world's camera has another sector count), calibrate, evaluate on
+    the test split, write the model."""
     overrides: Dict[str, Any] = {} if duration_s is None else {"duration_s": duration_s}
+    start, base = (None, None) if init is None else load_model(Path(init))
+    if base is not None:
+        inputs = input_spec_of(base)
     if inputs is not None:
         overrides["inputs"] = inputs
     specs = {s: split_spec(s, world, **overrides) for s in ("train", "val", "test")}
@@ -284,7 +311,7 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
     head = head_of(cfg, data["train"].sector_m.shape[1], load_world_config(world or None).camera.hfov_deg)
     t0 = time.monotonic()
     model, history = train_model(cfg, data["train"], data["val"], inputs, head,
-                                 checkpoint=out.with_suffix(".ckpt"), progress=progress)
+                                 checkpoint=out.with_suffix(".ckpt"), progress=progress, init=start)
     train_s = time.monotonic() - t0
     label_cfg = specs["train"].label
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label_cfg, cfg.max_exit_loss,
@@ -296,8 +323,8 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
         "early_exit": early_exit,
         "labels": asdict(specs["train"].label),
         "metrics": {"test": test_metrics},
-        "training": {"command": command, "config": asdict(cfg), "device": str(pick_device(cfg.device)),
-                     "seconds": round(train_s, 1), "history": history,
+        "training": {"command": command, "config": trained_config(cfg, base), "device": str(pick_device(cfg.device)),
+                     "seconds": round(train_s, 1), "history": history, "init": str(init) if init else None,
                      "datasets": {k: {"seeds": list(v.seeds), "duration_s": v.duration_s, "world": v.world or "default",
                                       "samples": len(data[k])} for k, v in specs.items()},
                      "torch": torch.__version__},
