@@ -131,11 +131,11 @@ def test_a_flooded_node_stopped_with_ctrl_c_twice_exits_cleanly():
         probe.close()
 
 
-@pytest.mark.parametrize("where, frame", [("callback", "stuck_in_a_callback"), ("teardown", "destroy_node")])
-def test_a_node_stuck_while_stopping_writes_its_stacks_and_exits_on_its_own(where, frame):
-    proc = _start(STUCK_NODE, where)
+def test_a_node_stuck_in_its_teardown_writes_its_stacks_and_exits_on_its_own():
+    """(A callback that never returns: test_launcher, through the launcher.)"""
+    proc = _start(STUCK_NODE, "teardown")
     try:
-        _wait_for_line(proc, "stuck" if where == "callback" else "ready")
+        _wait_for_line(proc, "ready")
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGTERM)           # deaf to it: only the deadline ends it
@@ -144,4 +144,4 @@ def test_a_node_stuck_while_stopping_writes_its_stacks_and_exits_on_its_own(wher
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, out
-    assert "Timeout" in out and f"in {frame}" in out, out    # every thread's stack, naming where it hung
+    assert "Timeout" in out and "in destroy_node" in out, out    # every thread's stack, naming where it hung

@@ -43,12 +43,13 @@ from .security import SecurityError, check_security
 
 REALTIME_PARAM = "realtime_priority"
 STOP_POLL_S = 0.1     # longest wait between two looks at the stop request
-# From the stop request to the process's end. A node shuts down in well under a second; one
+# From the stop request to the process's end. A node shuts down in about a second (the world
+# node gives its physics thread up to 2 s, a Lava-backed one its worker's orderly close); one
 # that has not after this long is stuck (a callback that does not return, a DDS destructor
 # waiting on a lock: rclpy's shutdown hangs are a known class), and deaf to further signals.
 # It then writes every thread's stack to its log and exits 1 on its own, before a launcher
-# (ours waits 10 s after SIGINT, `ros2 launch` 5 s) has to kill it blind.
-SHUTDOWN_DEADLINE_S = 4.0
+# kills it blind: ours sends SIGKILL 13 s after SIGINT, `ros2 launch` 10 s.
+SHUTDOWN_DEADLINE_S = 8.0
 
 # Configuration errors. rclpy raises ParameterException (a value outside a parameter's declared
 # range or of the wrong type) and NameValidationException (a bad node or topic name) while the node
