@@ -151,14 +151,15 @@ def test_respawn_config_errors_escalation_and_no_orphans(tmp_path):
     assert not _groups_left(p for s in states.values() for p in s["pids"])
 
 
-def _stuck_node_stopped(tmp_path, lines: list, **timing) -> Launcher:
-    """The stuck node, run until it is stuck, then shut down with the launcher's `timing`."""
+def _stuck_node_stopped(tmp_path, lines: list, where: str, **timing) -> Launcher:
+    """The stuck node (STUCK_NODE `where`), run until it is stuck or ready to be, then shut down
+    with the launcher's `timing`."""
     launcher = Launcher([NodeSpec("x", "stuck")], tmp_path / "logs", echo=lines.append,
-                        command=lambda spec, params: [sys.executable, "-c", STUCK_NODE, "callback"], **timing)
+                        command=lambda spec, params: [sys.executable, "-c", STUCK_NODE, where], **timing)
     launcher.start()
     log = launcher.node("stuck").log_path
     deadline = time.monotonic() + 60
-    while "stuck" not in log.read_text() and time.monotonic() < deadline:
+    while ("stuck" if where == "callback" else "ready") not in log.read_text() and time.monotonic() < deadline:
         assert launcher.poll(), log.read_text()
         time.sleep(0.1)
     launcher.shutdown()
@@ -167,7 +168,7 @@ def _stuck_node_stopped(tmp_path, lines: list, **timing) -> Launcher:
 
 def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_killed(tmp_path):
     lines = []
-    launcher = _stuck_node_stopped(tmp_path, lines, grace_s=1.0, term_s=0.5)
+    launcher = _stuck_node_stopped(tmp_path, lines, "callback", grace_s=1.0, term_s=0.5)
     log = launcher.node("stuck").log_path
     text = log.read_text()
     assert launcher.states()[0]["state"] == "killed" and launcher.exit_status() == 1
@@ -176,14 +177,16 @@ def test_a_node_that_will_not_stop_writes_its_stacks_to_its_log_before_it_is_kil
 
 
 def test_a_node_past_its_shutdown_deadline_is_reported_as_an_unclean_stop(tmp_path):
-    """Given longer than its own deadline, the stuck node ends itself (status 1, stacks in its log):
-    not a failure of the run, but named in the summary."""
-    launcher = _stuck_node_stopped(tmp_path, [], grace_s=SHUTDOWN_DEADLINE_S + 30)
+    """A node whose teardown blocks (as a DDS destructor waiting on a lock does), given longer
+    than its own deadline, ends itself (status 1, every thread's stack in its log): not a failure
+    of the run, but named in the summary."""
+    launcher = _stuck_node_stopped(tmp_path, [], "teardown", grace_s=SHUTDOWN_DEADLINE_S + 30)
     log = launcher.node("stuck").log_path
     summary = launcher.summary()
     assert summary["exit_status"] == 0 and summary["unclean_stop_logs"] == {"stuck": str(log)}, summary
     assert "exit status 1 while stopping" in summary["states"]["stuck"]
-    assert "in stuck_in_a_callback" in log.read_text()
+    text = log.read_text()
+    assert "Timeout" in text and "in destroy_node" in text, text[-3000:]     # where it hung
 
 
 # ---------------------------------------------------------------------------- the real nodes
