@@ -326,7 +326,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         command=command, progress=on_epoch, log=progress.console.print)
         else:
             manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
-                                    inputs=None if args.init else inputs, command=command, progress=on_epoch,
+                                    inputs=inputs, command=command, progress=on_epoch,
                                     log=progress.console.print, init=Path(args.init) if args.init else None)
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
@@ -410,14 +410,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .launcher import log_tails
 
     launch = report["launcher"]
-    if launch["unclean_stop_logs"]:
-        print(f"demo: warning: nodes that stopped with an unusual status: {', '.join(launch['unclean_stop_logs'])}; "
-              f"the end of their logs:\n{log_tails(launch['unclean_stop_logs'])}", file=sys.stderr)
-    if report["launcher_exit_status"] == 0:
-        return 0
-    print(f"demo: nodes that failed or had to be killed: {', '.join(launch['failed'])}; the end of their logs:\n"
-          f"{log_tails(launch['failed_logs'])}", file=sys.stderr)
-    return 1
+    for what, logs in (("warning: nodes that stopped with an unusual status", launch["unclean_stop_logs"]),
+                       ("nodes that failed or had to be killed", launch["failed_logs"])):
+        if logs:
+            print(f"demo: {what}: {', '.join(logs)}; the end of their logs:\n{log_tails(logs)}", file=sys.stderr)
+    return 0 if report["launcher_exit_status"] == 0 else 1
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:

@@ -43,6 +43,10 @@ def render_view(x, y, yaw, width, height, hfov, vfov, mount_h, max_range, sky, f
     hit_h = np.empty(MAX_HITS)
     hit_u = np.empty(MAX_HITS)
     hit_k = np.empty(MAX_HITS, dtype=np.int64)
+    tan_els = np.empty(height)          # each row's elevation, the same in every column
+    for r_ in range(height):
+        v = (height / 2.0) - (r_ + 0.5)
+        tan_els[r_] = math.tan(v * vfov / height) if cylindrical else v / f
     for c in range(width):
         u = (width / 2.0) - (c + 0.5)                      # + to the left
         rel = u * hfov / width if cylindrical else math.atan(u / f)
@@ -81,8 +85,7 @@ def render_view(x, y, yaw, width, height, hfov, vfov, mount_h, max_range, sky, f
                 hit_k[j - 1], hit_k[j] = hit_k[j], hit_k[j - 1]
                 j -= 1
         for r_ in range(height):
-            v = (height / 2.0) - (r_ + 0.5)
-            tan_el = math.tan(v * vfov / height) if cylindrical else v / f
+            tan_el = tan_els[r_]
             value = sky
             floor_z = mount_h / (-tan_el) if tan_el < 0.0 else 1e30
             done = False
