@@ -262,6 +262,22 @@ def test_sector_labels_follow_the_camera_field_of_view(tmp_path):
     assert len(data) > 0 and data.sector_m.shape[1] == 14
 
 
+def test_splits_generated_in_one_pool_are_those_generated_one_by_one_and_are_cached(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from snn_autonomy.perception.dataset import generate, generate_all, split_spec
+
+    monkeypatch.setenv("SNN_AUTONOMY_CACHE", str(tmp_path))
+    specs = {s: replace(split_spec(s), seeds=split_spec(s).seeds[:2], duration_s=0.8, robots=1) for s in ("val", "test")}
+    together = generate_all(specs, workers=2)
+    for name, ds in specs.items():
+        alone = generate(ds, use_cache=False)
+        assert len(alone) > 0 and np.array_equal(together[name].x, alone.x) and np.array_equal(together[name].y, alone.y)
+    assert len(list((tmp_path / "datasets").glob("*.npz"))) == 2
+    again = generate_all(specs, progress=lambda *_: pytest.fail("cached datasets were generated again"))
+    assert all(np.array_equal(again[n].sector_m, together[n].sector_m) for n in specs)
+
+
 def test_fine_tuning_onto_another_sector_count_keeps_the_layers_and_gives_a_fresh_readout():
     from snn_autonomy.perception.train import retargeted
 

@@ -186,31 +186,44 @@ def cache_dir() -> Path:
 def generate(ds: DatasetSpec, workers: int = 0, progress: Optional[Callable[[int, int], None]] = None,
              use_cache: bool = True) -> Dataset:
     """Generate (or load from the cache) the dataset of `ds`; one process per seed, in parallel."""
-    path = cache_dir() / f"{ds.key()}.npz"
-    if use_cache and path.exists():
-        with np.load(path) as z:
-            return Dataset(z["x"], z["y"], z["approaching"], z["meta"], z["sector_m"])
-    workers = workers or min(len(ds.seeds), os.cpu_count() or 1)
+    return generate_all({"data": ds}, workers, progress, use_cache)["data"]
+
+
+def generate_all(specs: Dict[str, DatasetSpec], workers: int = 0,
+                 progress: Optional[Callable[[int, int], None]] = None,
+                 use_cache: bool = True) -> Dict[str, Dataset]:
+    """Generate (or load from the cache) several datasets at once. The seeds of every dataset not
+    in the cache share one pool of processes, so a machine with more cores than one split has
+    seeds stays busy (the training, validation and test splits: 24 seeds, 16 of them training)."""
+    paths = {name: cache_dir() / f"{ds.key()}.npz" for name, ds in specs.items()}
+    out: Dict[str, Dataset] = {}
+    for name, path in paths.items():
+        if use_cache and path.exists():
+            with np.load(path) as z:
+                out[name] = Dataset(z["x"], z["y"], z["approaching"], z["meta"], z["sector_m"])
+    jobs = [(specs[name], s) for name in specs if name not in out for s in specs[name].seeds]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
     parts = []
-    jobs = [(ds, s) for s in ds.seeds]
     if workers <= 1:
         for k, job in enumerate(jobs):
             parts.append(_samples_for_seed(job))
             if progress:
                 progress(k + 1, len(jobs))
-    else:
+    elif jobs:
         with get_context("spawn").Pool(workers) as pool:
             for k, part in enumerate(pool.imap(_samples_for_seed, jobs)):
                 parts.append(part)
                 if progress:
                     progress(k + 1, len(jobs))
-    data = Dataset(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
-    if use_cache:
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta,
-                            sector_m=data.sector_m)
-        tmp.replace(path)
-    return data
+    for name in (n for n in specs if n not in out):
+        mine, parts = parts[:len(specs[name].seeds)], parts[len(specs[name].seeds):]
+        data = out[name] = Dataset(*(np.concatenate([p[i] for p in mine]) for i in range(5)))
+        if use_cache:
+            tmp = paths[name].with_suffix(".tmp.npz")
+            np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta,
+                                sector_m=data.sector_m)
+            tmp.replace(paths[name])
+    return {name: out[name] for name in specs}
 
 
 def input_spec_of(manifest: dict) -> InputSpec:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..sim.config import load_world_config
-from .dataset import Dataset, InputSpec, generate, input_spec_of, split_spec
+from .dataset import Dataset, InputSpec, generate_all, input_spec_of, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps, predict
 from .heads import Head
 from .labels import CLASSES, LabelConfig
@@ -281,7 +281,8 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
     world = manifest.get("training", {}).get("datasets", {}).get("val", {}).get("world", "default")
     world = "" if world == "default" else world
     label_cfg = LabelConfig(**manifest["labels"])
-    val, test = (generate(split_spec(s, world, inputs=input_spec_of(manifest))) for s in ("val", "test"))
+    data = generate_all({s: split_spec(s, world, inputs=input_spec_of(manifest)) for s in ("val", "test")})
+    val, test = data["val"], data["test"]
     early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure, head=Head.of(manifest))
     manifest["early_exit"] = early_exit
     manifest.setdefault("metrics", {})["test"] = metrics
@@ -302,11 +303,11 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
     if inputs is not None:
         overrides["inputs"] = inputs
     specs = {s: split_spec(s, world, **overrides) for s in ("train", "val", "test")}
-    data = {}
-    for name, ds in specs.items():
-        t0 = time.monotonic()
-        data[name] = generate(ds)
-        log(f"{name}: {len(data[name])} samples {data[name].class_balance()} ({time.monotonic() - t0:.0f} s)")
+    t0 = time.monotonic()
+    data = generate_all(specs)
+    for name in specs:
+        log(f"{name}: {len(data[name])} samples {data[name].class_balance()}")
+    log(f"data: {time.monotonic() - t0:.0f} s")
     inputs = specs["train"].inputs
     head = head_of(cfg, data["train"].sector_m.shape[1], load_world_config(world or None).camera.hfov_deg)
     t0 = time.monotonic()
