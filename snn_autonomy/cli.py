@@ -691,7 +691,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp = b_sub.add_parser("patrol", help="coverage, speed, collisions at fault and halts of a patrolling fleet, "
                                          "with ground-truth (oracle) and SNN perception through the same controller")
     bp.add_argument("--perception", choices=["oracle", "snn", "both"], default="both")
-    bp.add_argument("--worlds", nargs="+", choices=["default", "unseen"], default=["default", "unseen"])
+    from .bench.patrol import WORLDS
+
+    bp.add_argument("--worlds", nargs="+", choices=list(WORLDS), default=["default", "unseen"],
+                    help="wide, unseen_wide: the same worlds through a 140-degree lens (config/world_wide.yaml)")
     bp.add_argument("--seeds", nargs="+", type=int, default=[7, 11])
     bp.add_argument("--agents", type=int, default=3)
     bp.add_argument("--duration", type=float, default=120.0, help="simulated seconds per run")

@@ -158,17 +158,43 @@ def from_dict(data: Any, cls: Type[T], path: str = "") -> T:
     return _build(path, data, cls)
 
 
-def load_yaml(path: Union[str, Path]) -> Any:
-    """Parse a YAML file; errors name the file and line."""
+EXTENDS = "extends"
+
+
+def load_yaml(path: Union[str, Path], _seen: tuple = ()) -> Any:
+    """Parse a YAML file; errors name the file and line.
+
+    A file whose top level has `extends: other.yaml` (a path relative to the file) is that
+    file with this one's settings over it: mappings merge key by key, at any depth; any other
+    value, a list too, replaces the base's. So a world with another camera names only the camera.
+    """
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict) or EXTENDS not in data:
+        return data
+    base_name = data.pop(EXTENDS)
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: {EXTENDS}: {base_name!r} is not a file name")
+    base_path = (path.parent / base_name).resolve()
+    chain = _seen + (path.resolve(),)
+    if base_path in chain:
+        raise ConfigError(f"{path}: {EXTENDS}: {base_name} extends itself "
+                          f"({' -> '.join(p.name for p in chain + (base_path,))})")
+    return merged(load_yaml(base_path, chain), data)
+
+
+def merged(base: Any, over: Any) -> Any:
+    """`over` on top of `base`: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: merged(base.get(k), v) for k, v in over.items()}}
+    return over
 
 
 def load(path: Union[str, Path], cls: Type[T], section: Optional[str] = None) -> T:

@@ -65,3 +65,30 @@ def test_yaml_file_errors_name_the_file(tmp_path):
         load(p, Robot, section="robot")
     with pytest.raises(ConfigError, match="cannot read config"):
         load(tmp_path / "missing.yaml", Robot)
+
+
+def test_a_file_that_extends_another_names_only_what_it_changes(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "robot.yaml").write_text(
+        "robot:\n  name: r\n  tags: [a, b]\n  camera: {width: 64, fov_deg: 90}\n")
+    wide = tmp_path / "wide.yaml"
+    wide.write_text("extends: base/robot.yaml\nrobot:\n  tags: [c]\n  camera: {fov_deg: 140}\n")
+    r = load(wide, Robot, section="robot")
+    # mappings merge key by key; a list replaces the base's
+    assert (r.name, r.tags, r.camera.width, r.camera.fov_deg) == ("r", ["c"], 64, 140.0)
+    # a chain: the settings of the nearest file win
+    (tmp_path / "wider.yaml").write_text("extends: wide.yaml\nrobot: {camera: {fov_deg: 170}}\n")
+    assert load(tmp_path / "wider.yaml", Robot, section="robot").camera == Cam(64, 170.0)
+    # a file's errors still name it; a missing base or a cycle is named too
+    wide.write_text("extends: base/robot.yaml\nrobot: {camera: {fov_deg: 500}}\n")
+    with pytest.raises(ConfigError, match=r"wide.yaml: robot.camera.fov_deg: 500.0 is above the maximum"):
+        load(wide, Robot, section="robot")
+    wide.write_text("extends: base/nothing.yaml\nrobot: {name: r}\n")
+    with pytest.raises(ConfigError, match="cannot read config .*nothing.yaml"):
+        load(wide, Robot, section="robot")
+    wide.write_text("extends: wider.yaml\nrobot: {name: r}\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        load(wide, Robot, section="robot")
+    wide.write_text("extends: [base/robot.yaml]\nrobot: {name: r}\n")
+    with pytest.raises(ConfigError, match="is not a file name"):
+        load(wide, Robot, section="robot")

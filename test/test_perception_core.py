@@ -243,23 +243,60 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     assert eng.push(EventBatch(ev, 128, 96), 400_000)
 
 
-def test_sector_labels_follow_the_camera_field_of_view(tmp_path):
-    """One sector per 10 deg: 9 for the built-in 90 deg camera, 14 for a 140 deg wide-angle one,
-    whose data the generator then labels with 14 sectors."""
-    import yaml
+def test_sector_labels_follow_the_camera_field_of_view():
+    """One sector per 10 deg: 9 for the built-in 90 deg camera, 14 for the 140 deg wide-angle one
+    of config/world_wide.yaml (the built-in world but for its camera), whose data the generator
+    then labels with 14 sectors."""
     from dataclasses import replace
 
+    from snn_autonomy.config import to_dict
     from snn_autonomy.paths import config_path
     from snn_autonomy.perception.dataset import generate, split_spec
     from snn_autonomy.perception.sectors import SectorSpec
+    from snn_autonomy.sim.config import load_world_config
 
     assert SectorSpec.for_camera(90.0).count == 9 and SectorSpec.for_camera(140.0).count == 14
-    doc = yaml.safe_load(config_path("world_default.yaml").read_text())
-    doc["world"]["camera"].update({"hfov_deg": 140.0, "projection": "cylindrical", "vfov_deg": 74.0})
-    wide = tmp_path / "world_wide.yaml"
-    wide.write_text(yaml.safe_dump(doc))
-    data = generate(replace(split_spec("test", str(wide)), seeds=(301,), duration_s=0.8, robots=1), use_cache=False)
+    wide, default = (to_dict(load_world_config(str(config_path(f)))) for f in ("world_wide.yaml", "world_default.yaml"))
+    assert (wide["camera"]["hfov_deg"], wide["camera"]["projection"]) == (140.0, "cylindrical")
+    assert {k: v for k, v in wide.items() if k != "camera"} == {k: v for k, v in default.items() if k != "camera"}
+    data = generate(replace(split_spec("test", str(config_path("world_wide.yaml"))), seeds=(301,), duration_s=0.8,
+                            robots=1), use_cache=False)
     assert len(data) > 0 and data.sector_m.shape[1] == 14
+
+
+def test_data_is_cached_by_the_world_it_was_made_in_not_by_the_file_name(tmp_path):
+    from snn_autonomy.paths import config_path
+    from snn_autonomy.perception.dataset import split_spec
+
+    base = tmp_path / "base.yaml"
+    base.write_text(config_path("world_default.yaml").read_text())
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: base.yaml\nworld: {camera: {hfov_deg: 120.0}}\n")
+    spec = split_spec("test", str(mine))
+    before = spec.key()
+    assert spec.key() == before
+    base.write_text(base.read_text().replace("wall_height_m: 1.0", "wall_height_m: 1.5"))
+    assert spec.key() != before
+
+
+def test_a_model_is_refused_for_a_camera_of_another_field_of_view():
+    from snn_autonomy.perception.errors import ModelFileError
+    from snn_autonomy.perception.heads import check_field_of_view
+    from snn_autonomy.perception.model_io import read_manifest
+    from snn_autonomy.paths import resolve_model
+
+    manifest = read_manifest(resolve_model(None))
+    check_field_of_view(manifest, 90.0)
+    with pytest.raises(ModelFileError, match="9 sectors span a 90 deg field of view, the camera's is 140 deg"):
+        check_field_of_view(manifest, 140.0)
+    # the robot's loop (closed-loop runs, the fused robot node) asks before it drives
+    from snn_autonomy.loop.fused import FusedAgent
+    from snn_autonomy.perception.runtime import StreamingPerception
+
+    engine = StreamingPerception.from_file(resolve_model(None), backend="torch")
+    assert FusedAgent(engine, 128, 96, 90.0).perception is engine
+    with pytest.raises(ModelFileError, match="train a model for this camera"):
+        FusedAgent(engine, 128, 96, 140.0)
 
 
 def test_splits_generated_in_one_pool_are_those_generated_one_by_one_and_are_cached(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ from ..control.policy import PatrolConfig
 from ..control.watchdog import WatchdogConfig
 from ..events.batch import EventBatch
 from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
+from ..perception.heads import check_field_of_view
 from ..perception.runtime import Decision, StreamingPerception
 from ..sensors.controls import EventFilter
 
@@ -48,6 +49,7 @@ class FusedAgent:
                  limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig(),
                  attention_cfg: AttentionConfig = AttentionConfig(), agent_id: str = "",
                  origin: Pose2 = (0.0, 0.0, 0.0), admission: Optional[AdmissionConfig] = None) -> None:
+        check_field_of_view(perception.manifest, hfov_deg)
         self.perception = perception
         self.admission = (MeasuredAdmission.for_model(admission, perception.bin_us)
                           if admission is not None else None)
