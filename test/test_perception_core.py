@@ -281,14 +281,15 @@ def test_data_is_cached_by_the_world_it_was_made_in_not_by_the_file_name(tmp_pat
 
 def test_a_model_is_refused_for_a_camera_of_another_field_of_view():
     from snn_autonomy.perception.errors import ModelFileError
-    from snn_autonomy.perception.heads import check_field_of_view
+    from snn_autonomy.perception.heads import Head, check_field_of_view
     from snn_autonomy.perception.model_io import read_manifest
     from snn_autonomy.paths import resolve_model
 
-    manifest = read_manifest(resolve_model(None))
-    check_field_of_view(manifest, 90.0)
+    head = Head.of(read_manifest(resolve_model(None)))
+    check_field_of_view(head, 90.0)
+    check_field_of_view(Head(), 140.0)     # a four-class model has no sectors to lay over the view
     with pytest.raises(ModelFileError, match="9 sectors span a 90 deg field of view, the camera's is 140 deg"):
-        check_field_of_view(manifest, 140.0)
+        check_field_of_view(head, 140.0)
     # the robot's loop (closed-loop runs, the fused robot node) asks before it drives
     from snn_autonomy.loop.fused import FusedAgent
     from snn_autonomy.perception.runtime import StreamingPerception

@@ -49,7 +49,7 @@ class FusedAgent:
                  limits: LimitsConfig = LimitsConfig(), watchdog: WatchdogConfig = WatchdogConfig(),
                  attention_cfg: AttentionConfig = AttentionConfig(), agent_id: str = "",
                  origin: Pose2 = (0.0, 0.0, 0.0), admission: Optional[AdmissionConfig] = None) -> None:
-        check_field_of_view(perception.manifest, hfov_deg)
+        check_field_of_view(perception.head, hfov_deg)
         self.perception = perception
         self.admission = (MeasuredAdmission.for_model(admission, perception.bin_us)
                           if admission is not None else None)

@@ -27,7 +27,7 @@ from ..attention.policy import CALM, AttentionConfig, AttentionInputs, Attention
 from ..config import spec
 from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
-from ..perception.heads import check_field_of_view
+from ..perception.heads import Head, check_field_of_view
 from ..perception.model_io import read_manifest
 from ..sim.config import load_world_config
 from . import qos
@@ -56,7 +56,7 @@ class AttentionNode(Node):
         world = cfg.world_config or None
         cam = load_world_config(world).camera
         manifest = read_manifest(resolve_model(cfg.model))
-        check_field_of_view(manifest, cam.hfov_deg)
+        check_field_of_view(Head.of(manifest), cam.hfov_deg)
         self.policy = AttentionPolicy(cam.width, cam.height, cam.hfov_deg, int(manifest["t_max"]),
                                       float(manifest["early_exit"]["threshold"]), policy)
         self.enabled = cfg.enabled
