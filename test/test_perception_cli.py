@@ -101,3 +101,26 @@ def test_eval_refuses_a_corrupt_model(tmp_path):
     p = _cli("eval", "--model", bad, "--json")
     assert p.returncode == 2 and "sha256" in p.stderr and "Traceback" not in p.stderr
     assert read_manifest(bad)["weights"]["file"] == "perception_default.npz"
+
+
+def test_the_wide_lens_model_is_the_shipped_recipe_on_the_wide_world_and_drives_there():
+    """models/perception_wide.npz: the same recipe and input as the shipped model, trained on the
+    built-in world through the 140-degree lens (config/world_wide.yaml), 14 sectors; a robot of
+    that world decides with it, and the built-in 90-degree world refuses it."""
+    from snn_autonomy.loop.closed_loop import run_closed_loop
+    from snn_autonomy.paths import config_path
+    from snn_autonomy.perception.errors import ModelFileError
+
+    wide, default = (read_manifest(model_path(f"perception_{m}.npz")) for m in ("wide", "default"))
+    assert (wide["sectors"]["count"], wide["sectors"]["hfov_deg"], wide["early_exit"]["groups"]) == (14, 140.0, 14)
+    assert wide["training"]["config"] == default["training"]["config"] and wide["input"] == default["input"]
+    assert {d["world"] for d in wide["training"]["datasets"].values()} == {"config/world_wide.yaml"}
+    r = run_closed_loop(agents=1, duration_s=1.0, world=str(config_path("world_wide.yaml")), seed=3,
+                        model=model_path("perception_wide.npz"))
+    assert r["decisions"] > 0, r
+    try:
+        run_closed_loop(agents=1, duration_s=0.1, seed=3, model=model_path("perception_wide.npz"))
+    except ModelFileError as exc:
+        assert "14 sectors span a 140 deg field of view, the camera's is 90 deg" in str(exc)
+    else:
+        raise AssertionError("a 140-degree model drove a 90-degree camera")
