@@ -63,9 +63,9 @@ class DatasetSpec:
     generator_version: int = 9           # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
-        """The cache key: this spec and the world it names, by content (an edited world file, or
-        the file it extends, makes new data)."""
-        doc = {**to_dict(self), "world_config": to_dict(load_world_config(self.world or None))}
+        """The cache key: this spec with the world it names by content, not by path (an edited
+        world file, or the file it extends, makes new data; the same file named two ways does not)."""
+        doc = {**to_dict(self), "world": to_dict(load_world_config(self.world or None))}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
