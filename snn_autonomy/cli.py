@@ -262,9 +262,10 @@ def _dataset_from_bag(args: argparse.Namespace) -> int:
     from .paths import resolve_model
 
     manifest = read_manifest(resolve_model(args.model))
-    inputs, spec = input_spec_of(manifest), SectorSpec.from_manifest(manifest) or SectorSpec()
     label = LabelConfig(**manifest.get("labels", {}))
     rig = load_rig(args.rig)
+    inputs = input_spec_of(manifest)
+    spec = (SectorSpec.from_manifest(manifest) or SectorSpec()).for_view(rig.camera.hfov_deg)
     bag = Path(args.bag)
     parts, streams = [], []
     for k, topics in enumerate(resolve_topics(bag, args.events_topic, args.scan_topic, args.odom_topic)):
@@ -691,10 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp = b_sub.add_parser("patrol", help="coverage, speed, collisions at fault and halts of a patrolling fleet, "
                                          "with ground-truth (oracle) and SNN perception through the same controller")
     bp.add_argument("--perception", choices=["oracle", "snn", "both"], default="both")
-    from .bench.patrol import WORLDS
-
-    bp.add_argument("--worlds", nargs="+", choices=list(WORLDS), default=["default", "unseen"],
-                    help="wide, unseen_wide: the same worlds through a 140-degree lens (config/world_wide.yaml)")
+    bp.add_argument("--worlds", nargs="+", default=["default", "unseen"], metavar="WORLD",
+                    help="default, unseen (config/world_*.yaml), or a world YAML file of your own")
     bp.add_argument("--seeds", nargs="+", type=int, default=[7, 11])
     bp.add_argument("--agents", type=int, default=3)
     bp.add_argument("--duration", type=float, default=120.0, help="simulated seconds per run")

@@ -19,7 +19,7 @@ from ros_helpers import SENSOR, WORLD, NodeProcess, Probe
 from snn_autonomy.events.bag import McapBagWriter, packet_to_dict, read_event_packets
 from snn_autonomy.events.packet import EVENT_PACKET_TYPE
 from snn_autonomy.perception.bag_dataset import ODOM_TYPE, SCAN_TYPE, dataset_from_bag, resolve_topics
-from snn_autonomy.perception.errors import RecordingError
+from snn_autonomy.perception.errors import ModelFileError, RecordingError
 from snn_autonomy.perception.dataset import InputSpec
 from snn_autonomy.perception.labels import LabelConfig
 from snn_autonomy.perception.rig import RigCamera, load_rig
@@ -73,8 +73,11 @@ def world_bag(tmp_path_factory) -> Path:
 
 
 def test_labels_from_the_lidar_agree_with_the_simulator(world_bag):
-    inputs, label = InputSpec(), LabelConfig()
-    data, report = dataset_from_bag(world_bag, load_rig(), inputs, 9, label)
+    from snn_autonomy.perception.sectors import SectorSpec
+
+    inputs, label, rig = InputSpec(), LabelConfig(), load_rig()
+    spec = SectorSpec.for_camera(rig.camera.hfov_deg)      # the built-in rig's 140 deg lens: 14 sectors
+    data, report = dataset_from_bag(world_bag, rig, inputs, spec.count, label)
     # one sample per scan (10 Hz over ~6 s) but those whose window precedes the first events
     assert report.scans >= 50 and report.samples >= 40, report
     assert report.samples + sum(report.dropped.values()) == report.scans, report
@@ -83,9 +86,9 @@ def test_labels_from_the_lidar_agree_with_the_simulator(world_bag):
     assert abs(report.stamp_offset_s) < 0.01         # the world's sensor stamps events on the world's clock
 
     from snn_autonomy.perception.bag_truth import simulator_agreement
-    from snn_autonomy.perception.sectors import SectorSpec
 
-    agree = simulator_agreement(world_bag, data, ROBOT, SectorSpec(), label)
+    assert data.sector_m.shape[1] == spec.count == 14
+    agree = simulator_agreement(world_bag, data, ROBOT, spec, label)
     assert agree["samples"] == report.samples
     # the LiDAR sees from the robot's centre, 1 cm noisy, the camera's rays from its front: the range
     # classes agree but where an edge lies within centimetres of a class boundary or behind an obstacle
@@ -233,7 +236,10 @@ def test_any_camera_size_is_pooled_onto_the_grid_from_mcap_or_sqlite3(tmp_path):
     mcap = _synthetic_bag(tmp_path / "davis", 346, 260)
     sqlite = _to_sqlite3(mcap, tmp_path / "davis_db3")
     assert next(sqlite.glob("*.db3"))
+    from dataclasses import replace
+
     rig = load_rig()
+    rig = replace(rig, camera=RigCamera(90.0, rig.camera.in_lidar))    # a DAVIS346 behind a 90 deg lens: 9 sectors
     results = [dataset_from_bag(b, rig, InputSpec(), 9, LabelConfig()) for b in (mcap, sqlite)]
     (data, report), (data2, _) = results
     assert report.camera == (346, 260) and report.samples >= 18, report
@@ -256,5 +262,7 @@ def test_any_camera_size_is_pooled_onto_the_grid_from_mcap_or_sqlite3(tmp_path):
     from snn_autonomy.perception.evaluate import evaluate
 
     with pytest.raises(RecordingError, match="camera is 346x260, the model's 128x96"):
-        evaluate(None, bags=[mcap], rig=rig)
+        evaluate(None, bags=[mcap], rig=load_rig())
+    with pytest.raises(ModelFileError, match="14 sectors span a 140 deg field of view, the camera's is 90 deg"):
+        evaluate(None, bags=[mcap], rig=rig)            # the shipped model's sectors over this rig's view
     assert evaluate(out, bags=[mcap], rig=rig)["samples"] == report.samples

@@ -268,10 +268,23 @@ def test_closed_loop_drives_on_the_model_it_is_given(tmp_path):
 
     own = model_path("perception_nodelay.npz")
     r = run_closed_loop(agents=1, duration_s=1.5, seed=7, model=own)
-    assert r["model"] == str(own) and r["decisions"] > 1.5 * 20
+    assert r["model"] == str(own) and r["decisions"] > 1.5 * 10   # a decision takes at most 16 steps of 6 ms
     assert r["synops_per_decision"] != run_closed_loop(agents=1, duration_s=1.5, seed=7)["synops_per_decision"]
     with pytest.raises(FileNotFoundError, match="no model file"):
         bench_patrol(("snn",), model=tmp_path / "none.npz")
+
+
+def test_bench_patrol_drives_a_world_file_of_the_users_own_and_refuses_an_unknown_name():
+    from snn_autonomy.bench.patrol import bench_patrol
+    from snn_autonomy.config import ConfigError
+    from snn_autonomy.paths import config_path
+
+    r = bench_patrol(("oracle",), worlds=("unseen", str(config_path("world_default.yaml"))), seeds=(3,), agents=1,
+                     duration_s=2.0, workers=1)
+    assert [run["world"] for run in r["oracle"]["runs"]] == ["unseen", str(config_path("world_default.yaml"))]
+    assert all(run["decisions"] > 0 for run in r["oracle"]["runs"])
+    with pytest.raises(ConfigError, match="unknown world 'wide': use default or unseen, or a world YAML file"):
+        bench_patrol(("oracle",), worlds=("default", "wide"))
 
 
 def test_oracle_fleet_patrols_its_regions_without_driving_into_walls_or_pillars(tmp_path):

@@ -264,8 +264,11 @@ def test_run_until_exit_takes_a_sequence_in_one_go_where_offered(shipped, frames
                 self.taken += 1
                 yield self.step(f)
 
-    model, _ = shipped
+    from snn_autonomy.backends.base import output_groups
+
+    model, manifest = shipped
     plain, one_go = TorchStepper(model), InOneGo(model)
+    plain.groups = one_go.groups = output_groups(manifest)     # what make_stepper sets: one softmax per sector
     threshold = max(_confidences(plain, frames))
     want = run_until_exit(plain, frames, threshold)
     got = one_go.run_until_exit(frames, threshold)

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import numpy as np
 import torch
 
@@ -70,14 +71,15 @@ def test_train_on_cpu_then_eval(tmp_path):
     assert 0.0 <= summary["accuracy_full"] <= 1.0 and summary["t_max"] == 16
     model, manifest = load_model(out)
     assert manifest["training"]["command"].startswith("snn-autonomy train")
+    assert not out.with_suffix(".ckpt").exists()       # the per-epoch checkpoint goes once the model is saved
     # the recipe's head: a range class per sector, the four-class label derived from them
-    assert manifest["head"] == "sectors" and manifest["early_exit"]["groups"] == manifest["sectors"]["count"] == 9
+    assert manifest["head"] == "sectors" and manifest["early_exit"]["groups"] == manifest["sectors"]["count"] == 14
     assert manifest["classes"] == ["clear", "obstacle_left", "obstacle_center", "obstacle_right"]
     assert len(manifest["sectors"]["range_classes"]) == len(manifest["sectors"]["edges_m"]) + 1 == 6
     assert len(manifest["training"]["history"]) == 1
     assert manifest["input"]["grid"] == [32, 24] and manifest["input"]["bin_us"] == 3000
     x = torch.zeros(3, 1, 2, 24, 32)
-    assert model(x).shape == (3, 1, 9 * 6 + 1)
+    assert model(x).shape == (3, 1, 14 * 6 + 1)    # the built-in 140 deg camera: 14 sectors
     png = tmp_path / "curve.png"
     p = _cli("eval", "--model", out, "--episodes", "1", "--duration", "0.6", "--plot", png, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
@@ -103,24 +105,19 @@ def test_eval_refuses_a_corrupt_model(tmp_path):
     assert read_manifest(bad)["weights"]["file"] == "perception_default.npz"
 
 
-def test_the_wide_lens_model_is_the_shipped_recipe_on_the_wide_world_and_drives_there():
-    """models/perception_wide.npz: the same recipe and input as the shipped model, trained on the
-    built-in world through the 140-degree lens (config/world_wide.yaml), 14 sectors; a robot of
-    that world decides with it, and the built-in 90-degree world refuses it."""
+def test_the_shipped_model_is_for_the_built_in_lens_and_another_camera_refuses_it(tmp_path):
+    """models/perception_default.npz was trained on the built-in world through its 140-degree lens,
+    14 sectors; a world with a 90-degree camera refuses it before any run starts."""
     from snn_autonomy.loop.closed_loop import run_closed_loop
     from snn_autonomy.paths import config_path
     from snn_autonomy.perception.errors import ModelFileError
+    from snn_autonomy.sim.config import load_world_config
 
-    wide, default = (read_manifest(model_path(f"perception_{m}.npz")) for m in ("wide", "default"))
-    assert (wide["sectors"]["count"], wide["sectors"]["hfov_deg"], wide["early_exit"]["groups"]) == (14, 140.0, 14)
-    assert wide["training"]["config"] == default["training"]["config"] and wide["input"] == default["input"]
-    assert {d["world"] for d in wide["training"]["datasets"].values()} == {"config/world_wide.yaml"}
-    r = run_closed_loop(agents=1, duration_s=1.0, world=str(config_path("world_wide.yaml")), seed=3,
-                        model=model_path("perception_wide.npz"))
-    assert r["decisions"] > 0, r
-    try:
-        run_closed_loop(agents=1, duration_s=0.1, seed=3, model=model_path("perception_wide.npz"))
-    except ModelFileError as exc:
-        assert "14 sectors span a 140 deg field of view, the camera's is 90 deg" in str(exc)
-    else:
-        raise AssertionError("a 140-degree model drove a 90-degree camera")
+    shipped = read_manifest(model_path("perception_default.npz"))
+    assert (shipped["sectors"]["count"], shipped["sectors"]["hfov_deg"], shipped["early_exit"]["groups"]) == (14, 140.0, 14)
+    assert load_world_config(str(config_path("world_default.yaml"))).camera.hfov_deg == 140.0
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text(f"extends: {config_path('world_default.yaml')}\n"
+                      "world: {camera: {hfov_deg: 90.0, projection: pinhole}}\n")
+    with pytest.raises(ModelFileError, match="14 sectors span a 140 deg field of view, the camera's is 90 deg"):
+        run_closed_loop(agents=1, duration_s=0.1, seed=3, world=str(narrow))

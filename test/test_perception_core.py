@@ -223,7 +223,7 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     from snn_autonomy.perception.sectors import summary_label
 
     eng = StreamingPerception.from_file(model_path("perception_default.npz"), "torch")
-    assert eng.head.sectors is not None and eng.head.groups == 9
+    assert eng.head.sectors is not None and eng.head.groups == 14
     rng = np.random.default_rng(3)
     ev = np.zeros(20000, EVENT_DTYPE)
     ev["x"], ev["y"], ev["p"] = rng.integers(0, 128, ev.size), rng.integers(0, 96, ev.size), rng.integers(0, 2, ev.size)
@@ -231,7 +231,7 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     decisions = eng.push(EventBatch(ev, 128, 96), 200_000)
     assert decisions
     for d in decisions:
-        assert len(d.sectors) == 9 and all(0 <= c < 6 for c in d.sectors) and d.scores.size == 0
+        assert len(d.sectors) == 14 and all(0 <= c < 6 for c in d.sectors) and d.scores.size == 0
         assert d.label == summary_label(eng.head.sectors, d.sectors, eng.near_m)
     # a camera of another size: refused with the reason and counted, the stream goes on after it
     before = eng.decisions
@@ -244,9 +244,8 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
 
 
 def test_sector_labels_follow_the_camera_field_of_view():
-    """One sector per 10 deg: 9 for the built-in 90 deg camera, 14 for the 140 deg wide-angle one
-    of config/world_wide.yaml (the built-in world but for its camera), whose data the generator
-    then labels with 14 sectors."""
+    """One sector per 10 deg: 9 for a 90 deg camera, 14 for the built-in worlds' 140 deg
+    wide-angle lens, whose data the generator then labels with 14 sectors."""
     from dataclasses import replace
 
     from snn_autonomy.config import to_dict
@@ -256,11 +255,15 @@ def test_sector_labels_follow_the_camera_field_of_view():
     from snn_autonomy.sim.config import load_world_config
 
     assert SectorSpec.for_camera(90.0).count == 9 and SectorSpec.for_camera(140.0).count == 14
-    wide, default = (to_dict(load_world_config(str(config_path(f)))) for f in ("world_wide.yaml", "world_default.yaml"))
-    assert (wide["camera"]["hfov_deg"], wide["camera"]["projection"]) == (140.0, "cylindrical")
-    assert {k: v for k, v in wide.items() if k != "camera"} == {k: v for k, v in default.items() if k != "camera"}
-    data = generate(replace(split_spec("test", str(config_path("world_wide.yaml"))), seeds=(301,), duration_s=0.8,
-                            robots=1), use_cache=False)
+    # a model's range classes over another camera (a fine-tune onto a robot's own rig): 10 deg sectors
+    wide = replace(SectorSpec.for_camera(140.0), edges_m=(0.5, 1.0))
+    assert wide.for_view(140.2) is wide
+    assert wide.for_view(90.0) == replace(wide, count=9, hfov_deg=90.0)
+    default, unseen = (to_dict(load_world_config(str(config_path(f))).camera)
+                       for f in ("world_default.yaml", "world_unseen.yaml"))
+    assert (default["hfov_deg"], default["projection"], default["vfov_deg"]) == (140.0, "cylindrical", 74.0)
+    assert default == unseen                      # the unseen world differs in all but the robot's camera
+    data = generate(replace(split_spec("test"), seeds=(301,), duration_s=0.8, robots=1), use_cache=False)
     assert len(data) > 0 and data.sector_m.shape[1] == 14
 
 
@@ -279,6 +282,23 @@ def test_data_is_cached_by_the_world_it_was_made_in_not_by_the_file_name(tmp_pat
     assert spec.key() != before
 
 
+def test_sector_ranges_take_each_ray_in_the_sector_its_bearing_falls_in():
+    """45 label rays over 14 sectors of 140 deg: a thing at +35 deg is in the fourth sector from
+    the left (40-30 deg), where the sectors' bearings put it; split by index it was the third."""
+    from snn_autonomy.perception.labels import sector_minima
+    from snn_autonomy.perception.sectors import SectorSpec
+    from snn_autonomy.sim.ground_truth import HIT_NONE, HIT_OBSTACLE, RangeScan
+
+    angles = np.radians(np.linspace(70.0, -70.0, 45))
+    hit = np.abs(angles - np.radians(35.0)) < np.radians(1.0)
+    assert hit.sum() == 1
+    scan = RangeScan(angles, np.where(hit, 0.5, 20.0), np.where(hit, HIT_OBSTACLE, HIT_NONE),
+                     np.zeros(45, dtype=int), np.zeros(45))
+    ranges = sector_minima(scan, 14)
+    assert ranges[3] == 0.5 and all(r == np.inf for k, r in enumerate(ranges) if k != 3)
+    assert SectorSpec.for_camera(140.0).angles()[3] == pytest.approx(np.radians(35.0))
+
+
 def test_a_model_is_refused_for_a_camera_of_another_field_of_view():
     from snn_autonomy.perception.errors import ModelFileError
     from snn_autonomy.perception.heads import Head, check_field_of_view
@@ -286,18 +306,18 @@ def test_a_model_is_refused_for_a_camera_of_another_field_of_view():
     from snn_autonomy.paths import resolve_model
 
     head = Head.of(read_manifest(resolve_model(None)))
-    check_field_of_view(head, 90.0)
-    check_field_of_view(Head(), 140.0)     # a four-class model has no sectors to lay over the view
-    with pytest.raises(ModelFileError, match="9 sectors span a 90 deg field of view, the camera's is 140 deg"):
-        check_field_of_view(head, 140.0)
+    check_field_of_view(head, 140.0)      # the shipped model, for the built-in lens
+    check_field_of_view(Head(), 90.0)     # a four-class model has no sectors to lay over the view
+    with pytest.raises(ModelFileError, match="14 sectors span a 140 deg field of view, the camera's is 90 deg"):
+        check_field_of_view(head, 90.0)
     # the robot's loop (closed-loop runs, the fused robot node) asks before it drives
     from snn_autonomy.loop.fused import FusedAgent
     from snn_autonomy.perception.runtime import StreamingPerception
 
     engine = StreamingPerception.from_file(resolve_model(None), backend="torch")
-    assert FusedAgent(engine, 128, 96, 90.0).perception is engine
+    assert FusedAgent(engine, 128, 96, 140.0).perception is engine
     with pytest.raises(ModelFileError, match="train a model for this camera"):
-        FusedAgent(engine, 128, 96, 140.0)
+        FusedAgent(engine, 128, 96, 90.0)
 
 
 def test_splits_generated_in_one_pool_are_those_generated_one_by_one_and_are_cached(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
     from snn_autonomy_msgs.msg import WorldState
 
     from snn_autonomy.perception.labels import CLEAR, LabelConfig, ambiguous, label_from_scan, sector_minima
-    from snn_autonomy.perception.sectors import SectorSpec
+    from snn_autonomy.perception.sectors import SectorSpec, sector_scan
     from snn_autonomy.ros.convert import apply_world_state, stamp_to_ns
     from snn_autonomy.sim.config import load_world_config, with_robot_count
     from snn_autonomy.sim.ground_truth import range_scan
@@ -60,7 +60,7 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
             probe.spin_for(0.05)
         assert len(got) >= 55, procs[0].log()[-3000:]
         world = World(with_robot_count(load_world_config(world_yaml), 1))
-        cfg, spec = LabelConfig(), SectorSpec()
+        cfg, spec = LabelConfig(), SectorSpec.for_camera(world.cfg.camera.hfov_deg)
         agree = total = sectors_near = sectors_total = 0
         for m in got[5:]:
             st = states.get(stamp_to_ns(m.header.stamp))
@@ -69,7 +69,7 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
             apply_world_state(st, world)
             scan = range_scan(world, 0, n_rays=cfg.rays)
             lab = label_from_scan(scan, cfg)
-            truth = spec.grade(np.array(sector_minima(scan, spec.count)))
+            truth = spec.grade(np.array(sector_minima(sector_scan(world, 0, spec.count), spec.count)))
             sectors_near += int((np.abs(np.array(m.sector_classes) - truth) <= 1).sum())
             sectors_total += spec.count
             if lab.cls == CLEAR and not ambiguous(lab.sector_m, cfg):
@@ -87,11 +87,13 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         last = next(m for m in reversed(got) if stamp_to_ns(m.header.stamp) in scans)
         # a sector model: the view travels with the label derived from it
         assert last.class_names[:1] == ["clear"] and len(last.class_scores) == 0
-        assert len(last.sector_classes) == len(last.sector_free_m) == 9 and last.fov_rad == pytest.approx(np.pi / 2)
+        fov = np.radians(140.0)                # the built-in camera's lens: 14 sectors of 10 deg
+        assert spec.count == 14 and spec.hfov_deg == 140.0
+        assert len(last.sector_classes) == len(last.sector_free_m) == 14 and last.fov_rad == pytest.approx(fov)
         scan = scans.get(stamp_to_ns(last.header.stamp))
-        assert scan is not None and scan.header.frame_id == "camera_link" and len(scan.ranges) == 9
-        assert scan.angle_min == pytest.approx(-np.pi / 4 + np.pi / 36) and scan.angle_increment == pytest.approx(np.pi / 18)
-        want = SectorSpec().scan_ranges(np.array(last.sector_classes))[::-1]   # rays run right to left
+        assert scan is not None and scan.header.frame_id == "camera_link" and len(scan.ranges) == 14
+        assert scan.angle_min == pytest.approx(-fov / 2 + np.pi / 36) and scan.angle_increment == pytest.approx(np.pi / 18)
+        want = spec.scan_ranges(np.array(last.sector_classes))[::-1]   # rays run right to left
         np.testing.assert_allclose(scan.ranges, want, rtol=1e-6)
         assert last.agent_id == "robot_0" and last.t_max == 16 and 1 <= last.steps_used <= 16
         assert last.backend == "onnxruntime"          # the default, shared with the fused robot node

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..config import ConfigError
 from ..paths import config_path, resolve_model
 from ..report.stats import poisson_interval
 
@@ -22,17 +23,25 @@ GOALS = {
     "snn": {"coverage_of_oracle_min": 0.85, "at_fault_per_100m_max": 1.0, "at_fault_of_oracle_max": 1.5,
             "mean_speed_min_mps": 0.25},
 }
-# the benchmark's worlds, and both through the 140-degree lens (a model trained for that camera)
-WORLDS = {"default": "", "unseen": "world_unseen.yaml", "wide": "world_wide.yaml",
-          "unseen_wide": "world_unseen_wide.yaml"}
+# the benchmark's worlds by name; any other world is given as its YAML file
+WORLDS = {"default": "world_default.yaml", "unseen": "world_unseen.yaml"}
+
+
+def world_file(world: str) -> str:
+    """The file of a named world, or `world` itself when it is a YAML file; else a ConfigError."""
+    if world in WORLDS:
+        return str(config_path(WORLDS[world]))
+    if world.endswith((".yaml", ".yml")) and Path(world).is_file():
+        return world
+    raise ConfigError(f"unknown world {world!r}: use {' or '.join(WORLDS)}, or a world YAML file")
 
 
 def _one(args) -> Dict[str, Any]:
     from ..loop.closed_loop import run_closed_loop
 
     perception, world, seed, agents, duration_s, model = args
-    r = run_closed_loop(agents=agents, duration_s=duration_s, world=str(config_path(WORLDS[world])) if WORLDS[world]
-                        else "", seed=seed, perception=perception, model=model)
+    r = run_closed_loop(agents=agents, duration_s=duration_s, world=world_file(world), seed=seed,
+                        perception=perception, model=model)
     r["world"] = world
     r.pop("collision_events", None)
     return r
@@ -73,8 +82,7 @@ def bench_patrol(perceptions: Sequence[str] = ("oracle", "snn"), worlds: Sequenc
                  workers: int = 0, model: Optional[Path] = None) -> Dict[str, Any]:
     """`model`: the SNN's model file (default: the shipped model)."""
     for w in worlds:
-        if w not in WORLDS:
-            raise ValueError(f"unknown world {w!r}; use one of {', '.join(WORLDS)}")
+        world_file(w)
     if "snn" in perceptions and not (path := resolve_model(model)).is_file():
         raise FileNotFoundError(f"no model file {path}")
     jobs = [(p, w, s, agents, duration_s, model) for p in perceptions for w in worlds for s in seeds]

@@ -88,7 +88,7 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
         if spec is None:
             raise RecordingError(f"{init} is a four-class model; recordings train sector models only")
         label = LabelConfig(**base["labels"])
-        spec = replace(spec, hfov_deg=rig.camera.hfov_deg)
+        spec = spec.for_view(rig.camera.hfov_deg)
     else:
         inputs = inputs or InputSpec()
         label = LabelConfig()
@@ -116,4 +116,5 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
                      "datasets": {k: {"samples": len(v), "source": "recordings, LiDAR labels"} for k, v in data.items()}},
     }
     save_model(model, out, manifest)
+    out.with_suffix(".ckpt").unlink(missing_ok=True)     # kept only while a run may be cut short
     return manifest

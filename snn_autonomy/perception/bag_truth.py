@@ -3,7 +3,8 @@
 A bag of the built-in world that also holds `/world/state` (the world node's ground truth)
 lets `dataset --bag ... --truth` put each sample's LiDAR labels beside the labels
 `perception.dataset` would have given the same instant: per sector the nearest range
-from the camera along `LabelConfig.rays` rays, graded into the model's range classes.
+from the camera along its ground-truth rays (`sectors.sector_scan`), graded into the model's
+range classes.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..sim.world import World
 from .dataset import Dataset
 from .errors import RecordingError
 from .labels import LabelConfig, label_from_scan, sector_minima
-from .sectors import SectorSpec
+from .sectors import SectorSpec, sector_scan
 
 STATE_TOPIC = "/world/state"
 MAX_STATE_SKEW_US = 1_000       # the world publishes its state every 1 ms step
@@ -55,7 +56,7 @@ def simulator_agreement(path: Path, data: Dataset, robot_id: str, spec: SectorSp
             raise RecordingError(f"{path}: {exc}") from exc
         scan = range_scan(world_, robot, n_rays=label.rays)
         while k < len(order) and abs(times[order[k]] - t_us) <= MAX_STATE_SKEW_US:
-            truth[order[k]] = sector_minima(scan, spec.count)
+            truth[order[k]] = sector_minima(sector_scan(world_, robot, spec.count), spec.count)
             approaching[order[k]] = label_from_scan(scan, label).approaching
             found += 1
             k += 1

@@ -32,7 +32,7 @@ from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
 from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan, sector_minima
-from .sectors import sector_count
+from .sectors import RAYS_PER_SECTOR, sector_count, sector_scan
 
 SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
@@ -65,7 +65,8 @@ class DatasetSpec:
     def key(self) -> str:
         """The cache key: this spec with the world it names by content, not by path (an edited
         world file, or the file it extends, makes new data; the same file named two ways does not)."""
-        doc = {**to_dict(self), "world": to_dict(load_world_config(self.world or None))}
+        doc = {**to_dict(self), "world": to_dict(load_world_config(self.world or None)),
+               "sector_labels": f"{RAYS_PER_SECTOR} rays per sector, by angle"}    # how sector_m is made
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -174,7 +175,8 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
                 ys.append(lab.cls)
                 app.append(lab.approaching)
                 meta.append((seed, i, t_end, lab.nearest_m, *lab.sector_m, lab.ttc_s))
-                sectors.append(sector_minima(scan, ds.sectors or sector_count(world.cfg.camera.hfov_deg)))
+                count = ds.sectors or sector_count(world.cfg.camera.hfov_deg)
+                sectors.append(sector_minima(sector_scan(world, i, count), count))
             next_sample = world.time_us + period_us
     return (np.stack(xs), np.array(ys, dtype=np.int64), np.array(app, dtype=np.uint8),
             np.array(meta, dtype=np.float64), np.array(sectors, dtype=np.float32))

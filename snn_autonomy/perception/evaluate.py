@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 from ..paths import resolve_model
+from ..sim.config import load_world_config
 from .bag_train import label_bags
 from .dataset import Dataset, DatasetSpec, generate, input_spec_of, split_spec
 from .early_exit import sweep
-from .heads import Head
+from .heads import Head, check_field_of_view
 from .labels import LabelConfig
 from .errors import RecordingError
 from .model_io import load_model
@@ -37,10 +38,13 @@ def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optio
     label_cfg = LabelConfig(**manifest["labels"]) if "labels" in manifest else ds.label
     head = Head.of(manifest)
     source: Dict[str, Any] = {"world": world or "default"}
+    rig = (rig or load_rig()) if bags else None
+    # its sectors laid over another field of view would be scored on the wrong bearings
+    check_field_of_view(head, rig.camera.hfov_deg if rig else load_world_config(world or None).camera.hfov_deg)
     if bags:
         if head.sectors is None:
             raise RecordingError(f"{model_file} is a four-class model; recordings label sector models only")
-        parts, reports, camera = label_bags(bags, rig or load_rig(), ds.inputs, head.sectors.count, label_cfg,
+        parts, reports, camera = label_bags(bags, rig, ds.inputs, head.sectors.count, label_cfg,
                                             log=lambda s: None)
         if tuple(camera) != tuple(manifest["input"]["sensor"]):
             raise RecordingError(f"the recordings' camera is {camera[0]}x{camera[1]}, the model's "

@@ -27,7 +27,8 @@ CLEAR, LEFT, CENTER, RIGHT = range(4)
 class LabelConfig:
     near_m: float = spec(0.9, lo=0.1, hi=20.0, help="an obstacle nearer than this matters", unit="m")
     ttc_s: float = spec(2.0, lo=0.1, hi=60.0, help="approaching when time to contact is below", unit="s")
-    rays: int = spec(45, lo=3, hi=1001, help="ground-truth rays across the field of view")
+    rays: int = spec(45, lo=3, hi=1001, help="ground-truth rays across the field of view for the four-class "
+                                             "label (sector labels: sectors.RAYS_PER_SECTOR per sector)")
     distance_margin_m: float = spec(0.2, lo=0.0, hi=5.0, unit="m",
                                     help="nearest obstacle within near_m +- this: ambiguous")
     sector_margin: float = spec(0.25, lo=0.0, hi=10.0,
@@ -44,9 +45,17 @@ class Label:
 
 
 def sector_minima(scan: RangeScan, count: int = 3) -> Tuple[float, ...]:
-    """Nearest range in each of `count` equal sectors, left to right (inf where nothing was hit)."""
+    """Nearest range in each of `count` equal sectors of the rays' span, left to right (inf where
+    nothing was hit). A ray counts in the sector its angle falls in: split by index, 45 rays over
+    14 sectors would put sector edges up to 6 degrees from where the sectors' bearings say."""
     d = np.where(scan.kind != HIT_NONE, scan.distance, np.inf)
-    return tuple(float(t.min()) if len(t) else float("inf") for t in np.array_split(d, count))  # rays run left to right
+    angles = np.asarray(scan.angles, dtype=np.float64)
+    half = float(np.abs(angles).max()) if len(angles) else 0.0
+    k = np.zeros(len(angles), dtype=np.int64) if half == 0.0 else \
+        np.clip(((half - angles) * (count / (2 * half))).astype(np.int64), 0, count - 1)   # rays run left to right
+    out = np.full(count, np.inf)
+    np.minimum.at(out, k, d)
+    return tuple(float(v) for v in out)
 
 
 def class_of(sector_m, near_m: float) -> int:

@@ -23,18 +23,19 @@ virtual scan (`scan_ranges`) for a costmap.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 import numpy as np
 
 from ..config import spec
-from ..sim.ground_truth import HIT_NONE, range_scan
+from ..sim.ground_truth import HIT_NONE, RangeScan, range_scan
 from ..sim.world import World
 from .labels import CENTER, CLEAR, LEFT, RIGHT, LabelConfig, sector_minima
 
 
 SECTOR_DEG = 10.0    # a sector's width: a 0.2 m obstacle at 1.2 m, a robot's body at 2 m
+RAYS_PER_SECTOR = 5  # ground-truth rays 2 deg apart: a 0.2 m obstacle is hit out to 5.7 m
 
 
 def sector_count(hfov_deg: float) -> int:
@@ -54,6 +55,14 @@ class SectorSpec:
     def for_camera(cls, hfov_deg: float) -> "SectorSpec":
         """One sector per SECTOR_DEG of the camera's field of view."""
         return cls(count=sector_count(hfov_deg), hfov_deg=hfov_deg)
+
+    def for_view(self, hfov_deg: float) -> "SectorSpec":
+        """These range classes over a camera of `hfov_deg`: this spec where the field of view is
+        its own, else one sector per SECTOR_DEG of the new view (a model fine-tuned onto another
+        camera gets a fresh readout for them)."""
+        if abs(self.hfov_deg - float(hfov_deg)) <= 0.5:
+            return self
+        return replace(self, count=sector_count(hfov_deg), hfov_deg=float(hfov_deg))
 
     def __post_init__(self) -> None:
         e = tuple(float(v) for v in self.edges_m)
@@ -175,9 +184,15 @@ def make_percept(spec_: SectorSpec, classes: np.ndarray, approaching: bool, ttc_
                          float(confidence))
 
 
-def oracle_percept(world: World, robot: int, spec_: SectorSpec, rays_per_sector: int = 5) -> SectorPercept:
+def sector_scan(world: World, robot: int, count: int, hfov_deg: Optional[float] = None) -> RangeScan:
+    """Ground-truth rays for `count` sectors across the view of `robot`'s camera (or `hfov_deg`),
+    RAYS_PER_SECTOR each: what training labels, the oracle and the check of LiDAR labels see."""
+    return range_scan(world, robot, n_rays=count * RAYS_PER_SECTOR, hfov_deg=hfov_deg)
+
+
+def oracle_percept(world: World, robot: int, spec_: SectorSpec) -> SectorPercept:
     """What perfect perception would report for `robot` now, from the world's geometry."""
-    scan = range_scan(world, robot, n_rays=spec_.count * rays_per_sector, hfov_deg=spec_.hfov_deg)
+    scan = sector_scan(world, robot, spec_.count, spec_.hfov_deg)
     hit = scan.kind != HIT_NONE
     ranges = np.array(sector_minima(scan, spec_.count))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -331,4 +331,5 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
                      "torch": torch.__version__},
     }
     save_model(model, out, manifest)
+    out.with_suffix(".ckpt").unlink(missing_ok=True)     # kept only while a run may be cut short
     return manifest
