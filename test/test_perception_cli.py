@@ -5,8 +5,8 @@ import json
 import subprocess
 import sys
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from snn_autonomy.paths import model_path
