@@ -85,12 +85,12 @@ class Head:
         return cls(SectorSpec.from_manifest(manifest))
 
 
-def check_field_of_view(head: Head, hfov_deg: float, tolerance_deg: float = 0.5) -> None:
+def check_field_of_view(head: Head, hfov_deg: float) -> None:
     """Refuse a sector model trained for another field of view than the camera's: its sectors
     would be laid over the wrong bearings, and what it learnt of the image's geometry (where an
     edge meets the floor, how fast it moves across the view) would not hold."""
     spec = head.sectors
-    if spec is not None and abs(spec.hfov_deg - float(hfov_deg)) > tolerance_deg:
+    if spec is not None and not spec.fits(hfov_deg):
         raise ModelFileError(
             f"the model's {spec.count} sectors span a {spec.hfov_deg:g} deg field of view, the camera's is "
             f"{float(hfov_deg):g} deg: train a model for this camera (snn-autonomy train --world W, "

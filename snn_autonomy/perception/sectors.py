@@ -56,11 +56,15 @@ class SectorSpec:
         """One sector per SECTOR_DEG of the camera's field of view."""
         return cls(count=sector_count(hfov_deg), hfov_deg=hfov_deg)
 
+    def fits(self, hfov_deg: float) -> bool:
+        """Whether these sectors span a camera of `hfov_deg` (within half a degree)."""
+        return abs(self.hfov_deg - float(hfov_deg)) <= 0.5
+
     def for_view(self, hfov_deg: float) -> "SectorSpec":
         """These range classes over a camera of `hfov_deg`: this spec where the field of view is
         its own, else one sector per SECTOR_DEG of the new view (a model fine-tuned onto another
         camera gets a fresh readout for them)."""
-        if abs(self.hfov_deg - float(hfov_deg)) <= 0.5:
+        if self.fits(hfov_deg):
             return self
         return replace(self, count=sector_count(hfov_deg), hfov_deg=float(hfov_deg))
 
