@@ -22,10 +22,10 @@ from .dataset import Dataset, InputSpec, input_spec_of
 from .errors import RecordingError
 from .heads import Head
 from .labels import LabelConfig
-from .model_io import load_model, save_model
+from .model_io import load_model
 from .rig import RigConfig
 from .sectors import SectorSpec
-from .train import calibrate_and_test, pick_device, trained_config, train_model
+from .train import calibrate_and_test, checkpoint_of, pick_device, save_trained, trained_config, train_model
 from .train_config import TrainConfig
 
 SPLIT = (0.70, 0.85)           # time fractions where validation, then test, begin in every stream
@@ -98,7 +98,7 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
     inputs = replace(inputs, sensor=tuple(camera))
     log(f"train {len(data['train'])}, val {len(data['val'])}, test {len(data['test'])} samples")
     t0 = time.monotonic()
-    model, history = train_model(cfg, data["train"], data["val"], inputs, head, checkpoint=out.with_suffix(".ckpt"),
+    model, history = train_model(cfg, data["train"], data["val"], inputs, head, checkpoint=checkpoint_of(out),
                                  progress=progress, init=start)
     train_s = time.monotonic() - t0
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label, cfg.max_exit_loss,
@@ -115,6 +115,5 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
                      "rig": to_dict(rig), "bags": reports,
                      "datasets": {k: {"samples": len(v), "source": "recordings, LiDAR labels"} for k, v in data.items()}},
     }
-    save_model(model, out, manifest)
-    out.with_suffix(".ckpt").unlink(missing_ok=True)     # kept only while a run may be cut short
+    save_trained(model, out, manifest)
     return manifest

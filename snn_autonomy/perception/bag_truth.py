@@ -54,10 +54,11 @@ def simulator_agreement(path: Path, data: Dataset, robot_id: str, spec: SectorSp
             world_.set_packed_state(t_us, msg.config_sha256, msg.robot_states, msg.obstacle_states)
         except ValueError as exc:
             raise RecordingError(f"{path}: {exc}") from exc
-        scan = range_scan(world_, robot, n_rays=label.rays)
+        sector_m = sector_minima(sector_scan(world_, robot, spec.count), spec.count)
+        closing = label_from_scan(range_scan(world_, robot, n_rays=label.rays), label).approaching
         while k < len(order) and abs(times[order[k]] - t_us) <= MAX_STATE_SKEW_US:
-            truth[order[k]] = sector_minima(sector_scan(world_, robot, spec.count), spec.count)
-            approaching[order[k]] = label_from_scan(scan, label).approaching
+            truth[order[k]] = sector_m
+            approaching[order[k]] = closing
             found += 1
             k += 1
     if found == 0:

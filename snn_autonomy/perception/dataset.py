@@ -32,7 +32,7 @@ from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
 from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan, sector_minima
-from .sectors import RAYS_PER_SECTOR, sector_count, sector_scan
+from .sectors import sector_count, sector_scan
 
 SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
@@ -60,13 +60,12 @@ class DatasetSpec:
     sectors: int = spec(0, lo=0, hi=64, help="sectors whose nearest range is recorded (sector labels); 0: one "
                                              "per 10 deg of the camera's field of view")
     randomize_layout: bool = True
-    generator_version: int = 9           # bump when generation changes, so caches are not reused
+    generator_version: int = 10          # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
         """The cache key: this spec with the world it names by content, not by path (an edited
         world file, or the file it extends, makes new data; the same file named two ways does not)."""
-        doc = {**to_dict(self), "world": to_dict(load_world_config(self.world or None)),
-               "sector_labels": f"{RAYS_PER_SECTOR} rays per sector, by angle"}    # how sector_m is made
+        doc = {**to_dict(self), "world": to_dict(load_world_config(self.world or None))}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 

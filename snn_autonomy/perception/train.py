@@ -168,6 +168,17 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     return model.cpu().eval(), history
 
 
+def checkpoint_of(out: Path) -> Path:
+    """Where training keeps its per-epoch state while a run for the model file `out` goes on."""
+    return out.with_suffix(".ckpt")
+
+
+def save_trained(model: ConvSNN, out: Path, manifest: Dict[str, Any]) -> None:
+    """Write the trained model; its checkpoint, kept only while a run may be cut short, goes."""
+    save_model(model, out, manifest)
+    checkpoint_of(out).unlink(missing_ok=True)
+
+
 def exit_targets(head: Head, data: Dataset, label_cfg: LabelConfig) -> Tuple[np.ndarray, np.ndarray]:
     """(sample mask, targets) that early exit is calibrated and swept on: every sample for the
     sector head; for the four-class head the unambiguous ones (labels.ambiguous)."""
@@ -312,7 +323,7 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
     head = head_of(cfg, data["train"].sector_m.shape[1], load_world_config(world or None).camera.hfov_deg)
     t0 = time.monotonic()
     model, history = train_model(cfg, data["train"], data["val"], inputs, head,
-                                 checkpoint=out.with_suffix(".ckpt"), progress=progress, init=start)
+                                 checkpoint=checkpoint_of(out), progress=progress, init=start)
     train_s = time.monotonic() - t0
     label_cfg = specs["train"].label
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label_cfg, cfg.max_exit_loss,
@@ -330,6 +341,5 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
                                       "samples": len(data[k])} for k, v in specs.items()},
                      "torch": torch.__version__},
     }
-    save_model(model, out, manifest)
-    out.with_suffix(".ckpt").unlink(missing_ok=True)     # kept only while a run may be cut short
+    save_trained(model, out, manifest)
     return manifest
