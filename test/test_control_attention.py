@@ -153,6 +153,20 @@ def test_patrol_slows_at_once_for_something_near_that_the_median_does_not_see_ye
     assert abs(c.angular) < 0.1                                  # it steers by the median still
 
 
+def test_patrol_slows_for_an_approach_flagged_without_a_time_to_contact():
+    """An SNN's approach head says only 'closing in under 2 s': the controller slows as for
+    flagged_ttc_s, as it does for a time to contact it is given, and not at all without a flag."""
+    cfg = PatrolConfig()
+    speeds = {}
+    for name, approaching, ttc in (("clear", False, math.inf), ("flag", True, math.inf), ("figure", True, 0.5)):
+        p = PatrolController(cfg)
+        p.assign("r", [(5.0, 0.0)], pose=(0.0, 0.0, 0.0))
+        speeds[name] = p.command((0.0, 0.0, 0.0), _percept(OPEN, approaching, ttc), 0.0).linear
+    assert speeds["clear"] == pytest.approx(cfg.cruise_mps)
+    assert speeds["flag"] == pytest.approx(cfg.cruise_mps * cfg.flagged_ttc_s / cfg.ttc_slow_s)
+    assert speeds["figure"] == pytest.approx(cfg.cruise_mps * 0.5 / cfg.ttc_slow_s)
+
+
 def test_patrol_skips_a_waypoint_it_makes_no_progress_toward():
     cfg = PatrolConfig(waypoint_timeout_s=2.0)
     p = PatrolController(cfg)

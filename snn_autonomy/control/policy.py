@@ -25,7 +25,7 @@ hold the patrol). Each decision:
    the median steers, but something that came near slows the robot at once, a stop from
    cruise taking 8 cm and half the smoothing window 6 cm more) or, when lower,
    by the time to contact (`ttc_slow_s`: something closing in fast slows the robot before it
-   is near), and by cos^2 of the turn (the robot turns before it drives off). A direction
+   is near; a perception that only flags "approaching" counts as `flagged_ttc_s`), and by cos^2 of the turn (the robot turns before it drives off). A direction
    outside the field of view is turned to in place: the robot only drives where it has looked.
 5. No passable bin: turn in place toward the freer side, keeping that direction until a bin
    is passable again (no dithering).
@@ -72,6 +72,12 @@ class PatrolConfig:
     stop_range_m: float = spec(0.25, lo=0.0, hi=20.0, unit="m", help="no forward motion with less free range ahead")
     slow_range_m: float = spec(0.8, lo=0.05, hi=50.0, unit="m", help="full cruise with at least this free ahead")
     ttc_slow_s: float = spec(2.0, lo=0.01, hi=60.0, unit="s", help="slow in proportion below this time to contact")
+    flagged_ttc_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s",
+                                help="time to contact assumed when perception flags something approaching but "
+                                     "gives no figure (an SNN's approach head says only 'under 2 s'): the middle "
+                                     "of that range. Ignoring the flag, ground-truth perception stripped of its "
+                                     "time to contact was at fault 0.71 times per 100 m in the unseen world, "
+                                     "against 0.11 with the true time to contact and 0.11 with this")
     straight_weight: float = spec(0.3, lo=0.0, hi=10.0, help="cost per rad of turning away from the heading")
     keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
     smoothing_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s",
@@ -322,7 +328,10 @@ class PatrolController:
         if abs(direction) <= half_fov:
             ahead = min(ahead, float(clearance[k]), float(raw_clearance[k]))
         room = min(1.0, max(0.0, (ahead - c.stop_range_m) / max(c.slow_range_m - c.stop_range_m, 1e-6)))
-        ttc = min(1.0, percept.ttc_s / c.ttc_slow_s) if math.isfinite(percept.ttc_s) else 1.0
+        ttc_s = percept.ttc_s
+        if not math.isfinite(ttc_s) and percept.approaching:
+            ttc_s = c.flagged_ttc_s      # flagged without a figure
+        ttc = min(1.0, ttc_s / c.ttc_slow_s) if math.isfinite(ttc_s) else 1.0
         # forward motion only into what is in view (straight ahead always is); cos^2 fades it out
         # toward a quarter turn, so a direction not yet looked at is turned to on the spot
         v = c.cruise_mps * min(room, ttc) * max(0.0, math.cos(direction)) ** 2
