@@ -55,6 +55,9 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
     assert {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()} == shipped
     assert list(args.grid) == manifest["input"]["grid"] and args.bin_us == manifest["input"]["bin_us"]
     assert all(d["duration_s"] == args.duration_s for d in manifest["training"]["datasets"].values())
+    # trained on the built-in world by the command a user would run (no other world file)
+    assert all(d["world"] == "default" for d in manifest["training"]["datasets"].values())
+    assert manifest["training"]["command"] == "snn-autonomy train --out models/perception_default.npz --json"
     assert args.out == "models/perception_default.npz"
     # and a value outside the recipe's ranges is refused by name, exit 2
     p = _cli("train", "--epochs", "0", "--json")
