@@ -268,7 +268,9 @@ def test_fused_closed_loop_patrols_with_real_perception():
     r = run_closed_loop(agents=2, duration_s=3.0, attention=True, seed=7)
     assert r["perception"] == "snn" and r["decisions"] > 2 * 3.0 * 20   # well over 20 per second and robot
     assert r["distance_m"] > 0.2 and 0.0 < r["coverage"] <= 1.0        # turning to its route first
-    assert 1.0 <= r["steps_per_decision"] <= 8.0         # attention caps at 8 steps
+    # attention caps every decision after a robot's first at 8 steps; the first runs to T_max 16
+    first = 2 * (16 - 8) / r["decisions"]
+    assert 1.0 <= r["steps_per_decision"] <= 8.0 + first, (r["steps_per_decision"], r["decisions"])
     assert r["watchdog_stops"][STALE] <= 2 * 1           # only the start, before the first decision
     assert np.isfinite(r["synops_per_decision"]) and r["synops_per_decision"] > 0
 

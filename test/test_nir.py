@@ -2,6 +2,8 @@
 and, for the delay-free model, imported by snnTorch and by Norse."""
 from __future__ import annotations
 
+import copy
+
 import nir
 import numpy as np
 import pytest
@@ -39,6 +41,11 @@ def _samples(data, n: int):
 def _torch_logits(model, counts: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(counts)[:, None])[:, 0].numpy()
+
+
+def _float64(model):
+    """A float64 copy of a torch model: the reference against which no spike hangs on rounding."""
+    return copy.deepcopy(model).double()
 
 
 def _running_mean(per_step) -> np.ndarray:
@@ -84,12 +91,16 @@ def test_graph_structure_and_parameters(exported):
 
 
 def test_nir_graph_reproduces_torch_on_the_test_split(exported, test_split_sample):
+    """Both in float64: in float32 a membrane within rounding of its threshold spikes in one and
+    not the other, depending on the order of the sums (torch's thread count changes it), and one
+    such spike moves a logit by about 0.1."""
     model, _, graph = exported
-    sim = NirSim(graph)
+    sim, ref_model = NirSim(graph, dtype=np.float64), _float64(model)
     worst = 0.0
     for counts in _samples(test_split_sample, SAMPLES):
+        counts = counts.astype(np.float64)
         logits = _running_mean(sim.run(np.log1p(counts)))          # log1p is host preprocessing
-        ref = _torch_logits(model, counts)
+        ref = _torch_logits(ref_model, counts)
         worst = max(worst, float(np.abs(logits - ref).max()))
     print(f"NIR vs torch: max logit difference {worst:.2e} over {SAMPLES} samples")
     assert worst < LOGIT_TOL

@@ -111,7 +111,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: in
     o, _, k, _ = w.shape
     xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
     ho, wo = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
-    cols = np.empty((c, k, k, ho, wo), dtype=np.float32)
+    cols = np.empty((c, k, k, ho, wo), dtype=np.result_type(x.dtype, w.dtype))
     for i in range(k):
         for j in range(k):
             cols[:, i, j] = xp[:, i:i + stride * ho:stride, j:j + stride * wo:stride]

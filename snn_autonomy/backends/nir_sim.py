@@ -49,10 +49,14 @@ def _pair(value, what: str) -> int:
 
 
 class NirSim:
-    """Steps a NIR graph at dt seconds: `reset()`, `step(x) -> output`, `run(inputs) -> outputs`."""
+    """Steps a NIR graph at dt seconds: `reset()`, `step(x) -> output`, `run(inputs) -> outputs`.
+    Arithmetic in float32, as a deployed network runs, or in `dtype` (float64 for reference
+    checks: in float32, a membrane within rounding of its threshold spikes or not depending on
+    the order of the sums, and one such spike moves a logit by a readout weight)."""
 
-    def __init__(self, graph: nir.NIRGraph, dt: Optional[float] = None) -> None:
+    def __init__(self, graph: nir.NIRGraph, dt: Optional[float] = None, dtype=np.float32) -> None:
         self.graph = graph
+        self.dtype = np.dtype(dtype)
         self.dt = float(graph.metadata["dt"] if dt is None else dt)
         self.order = _order(graph)
         self.inputs = {n: [s for s, d in graph.edges if d == n] for n in graph.nodes}
@@ -66,7 +70,7 @@ class NirSim:
 
     def _prepare(self, name: str, node: nir.NIRNode) -> dict:
         dt = self.dt
-        f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+        f32 = lambda a: np.asarray(a, dtype=self.dtype)  # noqa: E731
         if isinstance(node, nir.Conv2d):
             if int(node.groups) != 1 or np.any(np.asarray(node.dilation) != 1):
                 raise ValueError(f"{name}: Conv2d with groups or dilation other than 1 is not supported")
@@ -98,10 +102,10 @@ class NirSim:
         self.state: Dict[str, np.ndarray] = {}
         for name, node in self.graph.nodes.items():
             if isinstance(node, (nir.LIF, nir.I)):
-                self.state[name] = np.zeros(node.output_type["output"], np.float32)
+                self.state[name] = np.zeros(node.output_type["output"], self.dtype)
             elif isinstance(node, nir.Delay):
                 depth = int(self.params[name]["steps"].max()) + 1
-                self.state[name] = np.zeros((depth, self.params[name]["steps"].size), np.float32)
+                self.state[name] = np.zeros((depth, self.params[name]["steps"].size), self.dtype)
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """One step of dt with graph input x; returns the Output node's value."""
@@ -109,7 +113,7 @@ class NirSim:
         for name in self.order:
             node, p = self.graph.nodes[name], self.params[name]
             if isinstance(node, nir.Input):
-                values[name] = np.asarray(x, dtype=np.float32)
+                values[name] = np.asarray(x, dtype=self.dtype)
                 continue
             u = sum(values[src] for src in self.inputs[name])
             if isinstance(node, nir.Conv2d):
@@ -122,7 +126,7 @@ class NirSim:
                 v = p["a"] * self.state[name] + p["g"] * u + p["c"]
                 spikes = v > p["th"]
                 self.state[name] = np.where(spikes, p["v_reset"], v)
-                y = spikes.astype(np.float32)
+                y = spikes.astype(self.dtype)
             elif isinstance(node, nir.I):
                 self.state[name] = y = self.state[name] + p["g"] * u
             elif isinstance(node, nir.Delay):
