@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import nir
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .network_arrays import conv2d
 
@@ -54,7 +55,7 @@ class NirSim:
     checks: in float32, a membrane within rounding of its threshold spikes or not depending on
     the order of the sums, and one such spike moves a logit by a readout weight)."""
 
-    def __init__(self, graph: nir.NIRGraph, dt: Optional[float] = None, dtype=np.float32) -> None:
+    def __init__(self, graph: nir.NIRGraph, dt: Optional[float] = None, dtype: DTypeLike = np.float32) -> None:
         self.graph = graph
         self.dtype = np.dtype(dtype)
         self.dt = float(graph.metadata["dt"] if dt is None else dt)
