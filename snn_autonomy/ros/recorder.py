@@ -121,6 +121,11 @@ def record(out_dir: Path, topics: Iterable[str] = (), all_of_types: Iterable[str
             rclpy.spin_once(node, timeout_sec=0.05)
     except ExternalShutdownException:     # rclpy's own signal handler shut the context down first
         pass
+    except Exception:
+        # the same, between the loop's look at the context and the executor's wait ("context is
+        # not valid"); what was received is still written below
+        if not signals.explain(rclpy.ok()):
+            raise
     finally:
         counts = rec.close()
         node.destroy_node()

@@ -97,6 +97,12 @@ class ShutdownSignals:
             self.deadline_armed = True
             faulthandler.dump_traceback_later(SHUTDOWN_DEADLINE_S, exit=True)
 
+    def explain(self, context_ok: bool) -> bool:
+        """Whether an error raised while spinning is part of a shutdown: a stop request came, or
+        rclpy's own signal handler shut the context down (a callback that was publishing, or the
+        executor's next wait, then fails with "context is not valid")."""
+        return self.received is not None or not context_ok
+
     def ignore_further(self) -> None:
         """Once the node is shut down, what is left is the interpreter's exit, during which Python
         restores the default actions: a late signal would then kill the process with a signal
@@ -150,7 +156,7 @@ def spin_node(factory: Callable[[], "rclpy.node.Node"], args: Optional[List[str]
         # After a stop request, or once SIGINT/SIGTERM has shut the context down (a callback
         # that was publishing then fails with "context is invalid"), an error is part of the
         # shutdown; anything else is not (nor any other error while the node was being built).
-        if signals.received is None and (node.context.ok() if node is not None else rclpy.ok()):
+        if not signals.explain(node.context.ok() if node is not None else rclpy.ok()):
             raise
     finally:
         signals.arm_deadline()     # also where the context was shut down without a signal
