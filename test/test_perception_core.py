@@ -282,6 +282,27 @@ def test_data_is_cached_by_the_world_it_was_made_in_not_by_the_file_name(tmp_pat
     assert spec.key() != before
 
 
+def test_training_splits_draw_their_movers_per_seed_and_the_test_split_keeps_the_worlds():
+    """The model trains on crossings faster and more crowded than the built-in world's (up to
+    1 m/s); its test figures are still the world's own movers."""
+    from snn_autonomy.perception.dataset import layout_for_seed, split_spec
+    from snn_autonomy.sim.config import load_world_config
+    from snn_autonomy.sim.world import World
+
+    base = load_world_config(None)
+    train, test = split_spec("train"), split_spec("test")
+    assert test.movers is None and split_spec("val").movers == train.movers
+    assert train.key() != test.key()
+    drawn = [layout_for_seed(base, s, 4, True, train.movers).arena.moving_obstacles for s in train.seeds]
+    assert len({m.count for m in drawn}) > 1 and all(3 <= m.count <= 9 for m in drawn)
+    assert all(m.speed_mps == (0.1, 1.0) and m.textures == base.arena.moving_obstacles.textures for m in drawn)
+    assert layout_for_seed(base, 101, 4, True, train.movers) == layout_for_seed(base, 101, 4, True, train.movers)
+    assert layout_for_seed(base, 301, 4, True, test.movers).arena.moving_obstacles == base.arena.moving_obstacles
+    worlds = [World(layout_for_seed(base, s, 4, True, train.movers)) for s in train.seeds]
+    speeds = np.concatenate([np.hypot(*w.obs_vel[w.obs_moving].T) for w in worlds])
+    assert max(speeds) > 0.8 and min(speeds) < 0.3
+
+
 def test_sector_ranges_take_each_ray_in_the_sector_its_bearing_falls_in():
     """45 label rays over 14 sectors of 140 deg: a thing at +35 deg is in the fourth sector from
     the left (40-30 deg), where the sectors' bearings put it; split by index it was the third."""

@@ -27,7 +27,7 @@ from ..events.representations import binned_frames
 from ..events.roi import Roi
 from ..paths import cache_root
 from ..sensors.world_camera import WorldCamera
-from ..sim.config import WallConfig, WorldConfig, load_world_config
+from ..sim.config import MovingObstaclesConfig, WallConfig, WorldConfig, load_world_config
 from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
@@ -48,6 +48,28 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class MoverVariety:
+    """What the training splits draw afresh per seed for the world's moving obstacles, so the
+    model learns crossings faster, nearer and more crowded than one world file's: how many
+    there are, and the ranges each one's radius and speed are drawn from (the world draws each
+    obstacle's within them). 1 m/s is a brisk walk; the built-in world's movers are 0.15-0.45."""
+
+    count: Tuple[int, int] = spec((3, 9), lo=0, hi=200, help="moving obstacles per seed, uniform range")
+    radius_m: Tuple[float, float] = spec((0.1, 0.45), lo=0.02, hi=5.0, unit="m")
+    speed_mps: Tuple[float, float] = spec((0.1, 1.0), lo=0.0, hi=20.0, unit="m/s")
+
+    def movers_for(self, base: MovingObstaclesConfig, rng: np.random.Generator) -> MovingObstaclesConfig:
+        """`base` (its textures and heights kept) with a count drawn from `rng` and these ranges."""
+        return replace(base, count=int(rng.integers(self.count[0], self.count[1] + 1)),
+                       radius_m=self.radius_m, speed_mps=self.speed_mps)
+
+
+# The training and validation splits see more varied movers than the world file's; the test
+# split keeps the world's own, so its figures describe that world.
+VARIED_SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     world: str = ""                      # world YAML ('' = the shipped default)
     seeds: Tuple[int, ...] = SPLIT_SEEDS["train"]
@@ -60,6 +82,7 @@ class DatasetSpec:
     sectors: int = spec(0, lo=0, hi=64, help="sectors whose nearest range is recorded (sector labels); 0: one "
                                              "per 10 deg of the camera's field of view")
     randomize_layout: bool = True
+    movers: Optional[MoverVariety] = None  # None: the world file's moving obstacles
     generator_version: int = 10          # bump when generation changes, so caches are not reused
 
     def key(self) -> str:
@@ -97,8 +120,10 @@ class Dataset:
         return {name: int(c) for name, c in zip(CLASSES, counts)}
 
 
-def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool) -> WorldConfig:
-    """The base world with a layout drawn from `seed`: 0-2 inner walls and 2-6 pillars."""
+def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool,
+                    movers: Optional[MoverVariety] = None) -> WorldConfig:
+    """The base world with a layout drawn from `seed`: 0-2 inner walls and 2-6 pillars, and
+    with `movers`, its moving obstacles drawn from the same seed."""
     rng = np.random.default_rng(seed)
     cfg = replace(base, seed=int(seed), robots=replace(base.robots, count=robots, start_poses=[]))
     if not randomize:
@@ -115,6 +140,8 @@ def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool) 
             x0 = 0.0 if rng.random() < 0.5 else w
             walls.append(WallConfig(start=(x0, y), end=(x0 + (1 if x0 == 0 else -1) * rng.uniform(0.25, 0.4) * w, y)))
     arena = replace(cfg.arena, walls=walls, static_obstacles=[], random_static_obstacles=int(rng.integers(2, 7)))
+    if movers is not None:
+        arena = replace(arena, moving_obstacles=movers.movers_for(arena.moving_obstacles, rng))
     return replace(cfg, arena=arena)
 
 
@@ -135,7 +162,7 @@ def drive_seed(ds: DatasetSpec, seed: int) -> Iterator[Tuple[World, List[Optiona
     """The wandering drive of one seed, step by step: the world after each step and each robot's
     new events (None where its camera took no frame this step)."""
     base = load_world_config(ds.world or None)
-    world = World(layout_for_seed(base, seed, ds.robots, ds.randomize_layout))
+    world = World(layout_for_seed(base, seed, ds.robots, ds.randomize_layout, ds.movers))
     cams = [WorldCamera(world, i) for i in range(ds.robots)]
     drivers = _drivers(world, ds.robots, seed)
     next_control = 0
@@ -243,4 +270,5 @@ def split_spec(split: str, world: str = "", **overrides) -> DatasetSpec:
     """The dataset spec of a named split (train / val / test) of a world."""
     if split not in SPLIT_SEEDS:
         raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLIT_SEEDS)}")
-    return replace(DatasetSpec(world=world, seeds=SPLIT_SEEDS[split]), **overrides)
+    movers = MoverVariety() if split in VARIED_SPLITS else None
+    return replace(DatasetSpec(world=world, seeds=SPLIT_SEEDS[split], movers=movers), **overrides)
