@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Deque, Optional, Sequence, Tuple
+from typing import Deque, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -144,9 +144,13 @@ class PatrolController:
         self._last_dir: Optional[float] = None      # map-frame heading of the last steering choice
         self._best_dist = math.inf
         self._progress_at = 0.0
-        # obstacle points seen recently: (time, x, y) in the map frame
-        self._memory: Deque[Tuple[float, float, float]] = deque()
-        self._recent: Deque[Tuple[float, float, SectorPercept]] = deque()   # (time, yaw, decision) within smoothing_s
+        # obstacle points seen recently, one entry per decision: (time, xs, ys) in the map frame
+        self._memory: Deque[Tuple[float, np.ndarray, np.ndarray]] = deque()
+        self._memory_points = 0
+        # (time, yaw, range class per sector) of the decisions within smoothing_s
+        self._recent: Deque[Tuple[float, float, np.ndarray]] = deque()
+        # each range class's free range, as the newest decision that reported it gave it
+        self._class_free: Dict[int, float] = {}
 
     # ------------------------------------------------------------------ route
     def assign(self, region_id: str, waypoints: Sequence[Tuple[float, float]], pose: Optional[Pose] = None) -> None:
@@ -198,12 +202,15 @@ class PatrolController:
         c = self.cfg
         x, y, yaw = pose
         cx, cy = x + c.camera_offset_m * math.cos(yaw), y + c.camera_offset_m * math.sin(yaw)
-        for free, a in zip(p.free_m, p.angles):
-            if free < c.slow_range_m:   # something near enough to matter there
-                r = max(free, c.stop_range_m)   # class 0 says "nearer than its edge", not "at the lens"
-                self._memory.append((now_s, cx + r * math.cos(yaw + a), cy + r * math.sin(yaw + a)))
-        while self._memory and (now_s - self._memory[0][0] > c.memory_s or len(self._memory) > 2000):
-            self._memory.popleft()
+        free, angles = np.asarray(p.free_m), np.asarray(p.angles)
+        near = free < c.slow_range_m            # something near enough to matter there
+        if near.any():
+            r = np.maximum(free[near], c.stop_range_m)   # class 0 says "nearer than its edge", not "at the lens"
+            a = yaw + angles[near]
+            self._memory.append((now_s, cx + r * np.cos(a), cy + r * np.sin(a)))
+            self._memory_points += int(near.sum())
+        while self._memory and (now_s - self._memory[0][0] > c.memory_s or self._memory_points > 2000):
+            self._memory_points -= len(self._memory.popleft()[1])
 
     def _in_view(self, p: SectorPercept) -> np.ndarray:
         """Each sector's free range from the robot's centre (perception's ranges are from the
@@ -214,13 +221,14 @@ class PatrolController:
         """(bin centres relative to the heading, free range per bin from the robot's centre)."""
         width = _sector_width(p)
         n = max(3, int(round(2 * math.pi / width)))
-        centres = np.array([wrap(p.angles[0] - k * width) for k in range(n)])
+        centres = wrap(p.angles[0] - np.arange(n) * width)
         free = np.full(n, np.inf)
         x, y, yaw = pose
-        for _t, px, py in self._memory:
-            dx, dy = px - x, py - y
-            k = int(round(wrap(p.angles[0] - (math.atan2(dy, dx) - yaw)) / width)) % n
-            free[k] = min(free[k], math.hypot(dx, dy))
+        if self._memory:
+            dx = np.concatenate([m[1] for m in self._memory]) - x
+            dy = np.concatenate([m[2] for m in self._memory]) - y
+            k = np.round(wrap(p.angles[0] - (np.arctan2(dy, dx) - yaw)) / width).astype(int) % n
+            np.minimum.at(free, k, np.hypot(dx, dy))
         free[:len(p.free_m)] = self._in_view(p)      # the decision itself within the field of view
         return centres, free
 
@@ -230,7 +238,8 @@ class PatrolController:
         decision's sectors shifted by how far the robot has turned since (at 1.5 rad/s the window
         spans two sectors: unaligned, the median would mix directions); a sector an earlier
         decision did not cover is left out of its median."""
-        self._recent.append((now_s, yaw, p))
+        self._recent.append((now_s, yaw, np.asarray(p.classes)))
+        self._class_free.update(zip(p.classes, p.free_m))
         while self._recent and (now_s - self._recent[0][0] > self.cfg.smoothing_s or now_s < self._recent[0][0]):
             self._recent.popleft()
         if len(self._recent) < 2:
@@ -238,20 +247,18 @@ class PatrolController:
         n = len(p.classes)
         width = _sector_width(p)
         aligned = np.full((len(self._recent), n), -1)
-        for r, (_t, then, q) in enumerate(self._recent):
+        for r, (_t, then, classes) in enumerate(self._recent):
             # sectors run left to right: what was at index k then is at k + (sectors turned left since) now
             shift = int(round(wrap(yaw - then) / width))
-            src = np.arange(n) - shift
-            ok = (src >= 0) & (src < n)
-            aligned[r, ok] = np.asarray(q.classes)[src[ok]]
+            if 0 <= shift < n:
+                aligned[r, shift:] = classes[:n - shift]
+            elif -n < shift < 0:
+                aligned[r, :n + shift] = classes[-shift:]
         # lower median of each column's covered entries: uncovered ones sort last, past the median
         covered = (aligned >= 0).sum(axis=0)                  # >= 1: the newest decision covers all
         ordered = np.sort(np.where(aligned >= 0, aligned, np.iinfo(aligned.dtype).max), axis=0)
-        med = [int(v) for v in ordered[(covered - 1) // 2, np.arange(n)]]
-        lo = {c: f for c, f in zip(p.classes, p.free_m)}
-        for _t, _y, q in self._recent:
-            lo.update(zip(q.classes, q.free_m))
-        return replace(p, classes=tuple(med), free_m=tuple(lo[v] for v in med))
+        med = ordered[(covered - 1) // 2, np.arange(n)].tolist()
+        return replace(p, classes=tuple(med), free_m=tuple(self._class_free[v] for v in med))
 
     def _waypoint_blocked(self, pose: Pose, centres: np.ndarray, free: np.ndarray, half_fov: float) -> bool:
         """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle:
@@ -272,14 +279,15 @@ class PatrolController:
         free range of the bins the body sweeps along it."""
         n = len(free)
         body = self.cfg.body_radius_m + self.cfg.margin_m
-        reach = np.clip(np.arcsin(np.minimum(1.0, body / np.maximum(free, body))) / width, 0, n // 4)
-        spread = int(np.ceil(reach.max())) if np.isfinite(reach).any() else 1
+        # how many bins to each side a thing in each bin reaches into the body's swept path
+        reach = np.ceil(np.clip(np.arcsin(np.minimum(1.0, body / np.maximum(free, body))) / width, 0, n // 4))
+        spread = int(reach.max())
+        ks = np.arange(n) if directions is None else np.asarray(directions, dtype=int)
+        offsets = np.arange(-spread, spread + 1)
+        m = (ks[:, None] + offsets[None, :]) % n
+        swept = np.where(np.abs(offsets)[None, :] <= reach[m], free[m], np.inf)
         clearance = np.full(n, np.inf)
-        for k in (range(n) if directions is None else directions):
-            for j in range(-spread, spread + 1):
-                m = (k + j) % n
-                if abs(j) <= math.ceil(reach[m]):
-                    clearance[k] = min(clearance[k], free[m])
+        clearance[ks] = swept.min(axis=1)
         return clearance
 
     def command(self, pose: Pose, percept: SectorPercept, now_s: float) -> Command:
