@@ -328,7 +328,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             manifest = run_training(cfg, Path(args.out), world=args.world or "", duration_s=args.duration_s,
                                     inputs=inputs, command=command, progress=on_epoch,
-                                    log=progress.console.print, init=Path(args.init) if args.init else None)
+                                    log=progress.console.print, init=Path(args.init) if args.init else None,
+                                    vary_movers=args.movers == "varied")
     summary = {"model": args.out, "threshold": manifest["early_exit"]["threshold"], **manifest["metrics"]["test"]}
     _report(args, f"trained {args.out}", summary)
     return 0
@@ -597,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))
     config_option(train, "--bin-us", InputSpec, "bin_us", help="microseconds per time step (bin) of the input")
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
+    train.add_argument("--movers", choices=["varied", "world"], default="varied",
+                       help="moving obstacles of the training and validation seeds: varied (drawn per seed, "
+                            "3-9 of them at 0.1-1.0 m/s: the shipped recipe) or the world file's own")
     train.add_argument("--bag", nargs="+", help="train on these recordings (rosbag2 directories) instead, "
                                                 "labelled by their LiDAR")
     train.add_argument("--init", help="fine-tune this model (keeps its architecture, grid, time steps; a fresh readout "

@@ -59,6 +59,11 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
     assert all(d["world"] == "default" for d in manifest["training"]["datasets"].values())
     assert manifest["training"]["command"] == "snn-autonomy train --out models/perception_default.npz --json"
     assert args.out == "models/perception_default.npz"
+    # its training and validation seeds drew their movers as the recipe does; its test split is the world's
+    from snn_autonomy.perception.dataset import MoverVariety
+    data = manifest["training"]["datasets"]
+    assert args.movers == "varied" and data["test"]["movers"] == "the world's"
+    assert data["train"]["movers"] == data["val"]["movers"] == json.loads(json.dumps(asdict(MoverVariety())))
     # and a value outside the recipe's ranges is refused by name, exit 2
     p = _cli("train", "--epochs", "0", "--json")
     assert p.returncode == 2 and "epochs" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
@@ -68,12 +73,14 @@ def test_train_on_cpu_then_eval(tmp_path):
     out = tmp_path / "tiny.npz"
     # a smoke run: a tiny network on a coarser grid and longer bins than the shipped one, which eval must then use
     p = _cli("train", "--epochs", "1", "--duration", "0.6", "--grid", "32", "24", "--bin-us", "3000", "--channels", "8", "16",
-             "--hidden", "64", "--delays", "0", "--device", "cpu", "--out", out, "--json")
+             "--hidden", "64", "--delays", "0", "--device", "cpu", "--movers", "world", "--out", out, "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = json.loads(p.stdout)
     assert 0.0 <= summary["accuracy_full"] <= 1.0 and summary["t_max"] == 16
     model, manifest = load_model(out)
     assert manifest["training"]["command"].startswith("snn-autonomy train")
+    # --movers world: every split has the world file's moving obstacles, and the manifest says so
+    assert {d["movers"] for d in manifest["training"]["datasets"].values()} == {"the world's"}
     assert not out.with_suffix(".ckpt").exists()       # the per-epoch checkpoint goes once the model is saved
     # the recipe's head: a range class per sector, the four-class label derived from them
     assert manifest["head"] == "sectors" and manifest["early_exit"]["groups"] == manifest["sectors"]["count"] == 14

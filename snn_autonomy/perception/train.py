@@ -303,11 +303,15 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
 
 def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optional[float] = None,
                  inputs: Optional[InputSpec] = None, command: str = "", progress=None,
-                 log: Callable[[str], None] = print, init: Optional[Path] = None) -> Dict[str, Any]:
+                 log: Callable[[str], None] = print, init: Optional[Path] = None,
+                 vary_movers: bool = True) -> Dict[str, Any]:
     """Generate data, train (from `init`'s weights when given: its input spec and architecture,
     a fresh readout where the world's camera has another sector count), calibrate, evaluate on
-    the test split, write the model."""
+    the test split, write the model. `vary_movers`: the training and validation seeds draw their
+    moving obstacles (dataset.MoverVariety); otherwise every split has the world file's."""
     overrides: Dict[str, Any] = {} if duration_s is None else {"duration_s": duration_s}
+    if not vary_movers:
+        overrides["movers"] = None
     start, base = (None, None) if init is None else load_model(Path(init))
     if base is not None:
         inputs = input_spec_of(base)
