@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .backends.base import MEASURES
     from .launch_plan import LaunchConfig
     from .paths import DEFAULT_MODEL
-    from .perception.dataset import DatasetSpec, InputSpec
+    from .perception.dataset import DatasetSpec, InputSpec, MoverVariety
     from .perception.engine import EngineConfig
     from .perception.train_config import TrainConfig
 
@@ -598,9 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))
     config_option(train, "--bin-us", InputSpec, "bin_us", help="microseconds per time step (bin) of the input")
     train.add_argument("--world", help="world YAML for the data (default: the shipped world)")
+    v = MoverVariety()
     train.add_argument("--movers", choices=["varied", "world"], default="varied",
-                       help="moving obstacles of the training and validation seeds: varied (drawn per seed, "
-                            "3-9 of them at 0.1-1.0 m/s: the shipped recipe) or the world file's own")
+                       help=f"moving obstacles of the training and validation seeds: varied (drawn per seed, "
+                            f"{v.count[0]}-{v.count[1]} of them at {v.speed_mps[0]}-{v.speed_mps[1]} m/s: the "
+                            f"shipped recipe) or the world file's own")
     train.add_argument("--bag", nargs="+", help="train on these recordings (rosbag2 directories) instead, "
                                                 "labelled by their LiDAR")
     train.add_argument("--init", help="fine-tune this model (keeps its architecture, grid, time steps; a fresh readout "

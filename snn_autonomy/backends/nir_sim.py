@@ -71,18 +71,18 @@ class NirSim:
 
     def _prepare(self, name: str, node: nir.NIRNode) -> dict:
         dt = self.dt
-        f32 = lambda a: np.asarray(a, dtype=self.dtype)  # noqa: E731
+        arr = lambda a: np.asarray(a, dtype=self.dtype)  # noqa: E731
         if isinstance(node, nir.Conv2d):
             if int(node.groups) != 1 or np.any(np.asarray(node.dilation) != 1):
                 raise ValueError(f"{name}: Conv2d with groups or dilation other than 1 is not supported")
-            return {"w": f32(node.weight), "b": f32(node.bias), "stride": _pair(node.stride, "stride"),
+            return {"w": arr(node.weight), "b": arr(node.bias), "stride": _pair(node.stride, "stride"),
                     "padding": _pair(node.padding, "padding")}
         if isinstance(node, nir.LIF):
             k = dt / np.asarray(node.tau, dtype=np.float64)
-            return {"a": f32(1 - k), "g": f32(k * node.r), "c": f32(k * node.v_leak),
-                    "th": f32(node.v_threshold), "v_reset": f32(node.v_reset)}
+            return {"a": arr(1 - k), "g": arr(k * node.r), "c": arr(k * node.v_leak),
+                    "th": arr(node.v_threshold), "v_reset": arr(node.v_reset)}
         if isinstance(node, nir.I):
-            return {"g": f32(dt * np.asarray(node.r, dtype=np.float64))}
+            return {"g": arr(dt * np.asarray(node.r, dtype=np.float64))}
         if isinstance(node, nir.Delay):
             steps = np.asarray(node.delay, dtype=np.float64) / dt
             whole = np.rint(steps)
@@ -90,7 +90,7 @@ class NirSim:
                 raise ValueError(f"{name}: delays must be whole multiples of dt = {dt} s, got {node.delay}")
             return {"steps": whole.astype(np.int64).ravel()}
         if isinstance(node, (nir.Affine, nir.Linear)):
-            return {"w": f32(node.weight), "b": f32(getattr(node, "bias", 0.0))}
+            return {"w": arr(node.weight), "b": arr(getattr(node, "bias", 0.0))}
         if isinstance(node, nir.Flatten):
             return {"shape": tuple(int(n) for n in node.output_type["output"])}
         if isinstance(node, (nir.Input, nir.Output)):

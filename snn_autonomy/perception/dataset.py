@@ -27,7 +27,7 @@ from ..events.representations import binned_frames
 from ..events.roi import Roi
 from ..paths import cache_root
 from ..sensors.world_camera import WorldCamera
-from ..sim.config import MovingObstaclesConfig, WallConfig, WorldConfig, load_world_config
+from ..sim.config import ArenaConfig, MovingObstaclesConfig, WallConfig, WorldConfig, load_world_config
 from ..sim.ground_truth import range_scan
 from ..sim.wander import WanderDriver
 from ..sim.world import World
@@ -122,13 +122,19 @@ class Dataset:
 
 def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool,
                     movers: Optional[MoverVariety] = None) -> WorldConfig:
-    """The base world with a layout drawn from `seed`: 0-2 inner walls and 2-6 pillars, and
-    with `movers`, its moving obstacles drawn from the same seed."""
+    """The base world with, where `randomize`, a layout drawn from `seed` (0-2 inner walls and
+    2-6 pillars), and with `movers`, its moving obstacles drawn from the same seed."""
     rng = np.random.default_rng(seed)
     cfg = replace(base, seed=int(seed), robots=replace(base.robots, count=robots, start_poses=[]))
-    if not randomize:
-        return cfg
-    w, h = cfg.arena.size_m
+    arena = _drawn_layout(cfg.arena, rng) if randomize else cfg.arena
+    if movers is not None:
+        arena = replace(arena, moving_obstacles=movers.movers_for(arena.moving_obstacles, rng))
+    return replace(cfg, arena=arena)
+
+
+def _drawn_layout(arena: ArenaConfig, rng: np.random.Generator) -> ArenaConfig:
+    """`arena` with 0-2 inner walls from its edges and 2-6 random pillars in place of its own."""
+    w, h = arena.size_m
     walls: List[WallConfig] = []
     for _ in range(int(rng.integers(0, 3))):
         if rng.random() < 0.5:
@@ -139,10 +145,7 @@ def layout_for_seed(base: WorldConfig, seed: int, robots: int, randomize: bool,
             y = float(rng.uniform(0.3, 0.7) * h)
             x0 = 0.0 if rng.random() < 0.5 else w
             walls.append(WallConfig(start=(x0, y), end=(x0 + (1 if x0 == 0 else -1) * rng.uniform(0.25, 0.4) * w, y)))
-    arena = replace(cfg.arena, walls=walls, static_obstacles=[], random_static_obstacles=int(rng.integers(2, 7)))
-    if movers is not None:
-        arena = replace(arena, moving_obstacles=movers.movers_for(arena.moving_obstacles, rng))
-    return replace(cfg, arena=arena)
+    return replace(arena, walls=walls, static_obstacles=[], random_static_obstacles=int(rng.integers(2, 7)))
 
 
 def _drivers(world: World, robots: int, seed: int) -> List[WanderDriver]:
