@@ -4,7 +4,8 @@ Robots: unicycle kinematics with acceleration and velocity limits, integrated
 exactly along the arc of one step; on contact with a wall, an obstacle or
 another robot the robot is pushed out of the overlap and its forward speed set
 to zero (a bumper stop). Moving obstacles: constant velocity, elastic bounces off
-walls, static obstacles, robots and each other.
+walls, static obstacles, robots and each other. A robot's contact is reported whichever of
+the two moved into the other.
 Units: m, s, rad. Contacts are reported as rows (robot, kind, other index, x, y,
 relative speed) with kind 0 = wall, 1 = obstacle, 2 = robot.
 """
@@ -163,5 +164,17 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
             d = math.sqrt(dx * dx + dy * dy)
             rr = obs_r[k] + r_rad
             if d < rr and d > 1e-12:
+                # the obstacle ran into the robot: a contact of this step, reported before the
+                # bounce reflects its velocity (reported only when the robot next moved into it,
+                # the obstacle would seem to recede and the robot to have closed the gap)
+                if n_c < contacts.shape[0]:
+                    contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_OBSTACLE, k
+                    contacts[n_c, 3] = obs_pos[k, 0] - dx / d * obs_r[k]
+                    contacts[n_c, 4] = obs_pos[k, 1] - dy / d * obs_r[k]
+                    rvx = vel[i, 0] * math.cos(pose[i, 2]) - obs_vel[k, 0]
+                    rvy = vel[i, 0] * math.sin(pose[i, 2]) - obs_vel[k, 1]
+                    contacts[n_c, 5] = math.sqrt(rvx * rvx + rvy * rvy)
+                    n_c += 1
+                vel[i, 0] = 0.0       # the bumper stop, as for a contact the robot made
                 _bounce(obs_pos, obs_vel, k, dx / d, dy / d, rr - d)
     return n_c

@@ -164,6 +164,8 @@ class World:
         new: List[Collision] = []
         for row in self._contact_buf[:n]:
             key = (int(row[0]), int(row[1]), int(row[2]))
+            if key in current:       # the robot and the obstacle both moved into each other
+                continue
             current.add(key)
             if key not in self._contacts:
                 self.collisions[key[0]] += 1
