@@ -64,6 +64,9 @@ def test_train_with_no_options_is_the_shipped_models_recipe():
     data = manifest["training"]["datasets"]
     assert args.movers == "varied" and data["test"]["movers"] == "the world's"
     assert data["train"]["movers"] == data["val"]["movers"] == json.loads(json.dumps(asdict(MoverVariety())))
+    # made by this code's data generator (a change to the world's physics or rendering bumps it)
+    from snn_autonomy.perception.dataset import DatasetSpec
+    assert all(d["generator"] == DatasetSpec().generator_version for d in data.values())
     # and a value outside the recipe's ranges is refused by name, exit 2
     p = _cli("train", "--epochs", "0", "--json")
     assert p.returncode == 2 and "epochs" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]

@@ -7,7 +7,9 @@ Definitions (the report's keys):
   contact point exceeded `AT_FAULT_MPS` and the other's velocity toward the robot (zero for
   walls and static obstacles). A robot standing still, driving away, or outrun by something
   that ran into it is not at fault; a robot that drives into a wall or catches up with an
-  obstacle is.
+  obstacle is. Both are judged by the velocities before the step in which the contact began
+  (the world reports a contact in that step whichever of the two moved into the other, before
+  an obstacle's bounce reverses it).
 - a collision is one episode: contacts with the same thing that begin within
   `EPISODE_GAP_S` of the last one (a robot nudging an obstacle along) are one collision;
   `contacts` counts them all.

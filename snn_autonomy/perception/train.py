@@ -343,7 +343,8 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
                      "seconds": round(train_s, 1), "history": history, "init": str(init) if init else None,
                      "datasets": {k: {"seeds": list(v.seeds), "duration_s": v.duration_s, "world": v.world or "default",
                                       "movers": asdict(v.movers) if v.movers else "the world's",
-                                      "samples": len(data[k])} for k, v in specs.items()},
+                                      "samples": len(data[k]), "generator": v.generator_version}
+                                  for k, v in specs.items()},
                      "torch": torch.__version__},
     }
     save_trained(model, out, manifest)
