@@ -78,15 +78,24 @@ def test_robots_collide_with_each_other():
     assert np.hypot(*(w.pose[0, :2] - w.pose[1, :2])) >= 2 * cfg.robots.radius_m - 1e-6
 
 
-def _one_mover(robot_v, mover_xy, mover_v):
-    """An empty arena with one robot at (1, 2) heading +x at `robot_v` and one mover."""
+def _meet_one_mover(robot_v, mover_xy, mover_v, steps=3000):
+    """One robot driving at `robot_v` from (1, 2) along +x for `steps` ms in an empty arena with
+    one mover (radius 0.2 m) starting at `mover_xy` with velocity `mover_v`: (world, the patrol
+    metrics' collision events)."""
+    from snn_autonomy.loop.metrics import PatrolMetrics
+
     cfg = from_dict({"seed": 1, "arena": {"size_m": [6.0, 4.0], "moving_obstacles": {"count": 1,
                                                                                    "radius_m": [0.2, 0.2]}},
                      "robots": {"count": 1, "start_poses": [[1.0, 2.0, 0.0]]}}, WorldConfig)
     w = World(cfg)
     w.vel[0] = (robot_v, 0.0)
     w.obs_pos[0], w.obs_vel[0] = mover_xy, mover_v
-    return w
+    m = PatrolMetrics(w, [[(0.0, 0.0), (6.0, 0.0), (6.0, 4.0), (0.0, 4.0)]])
+    for _ in range(steps):
+        w.set_command(0, robot_v, 0.0)
+        m.before_step()
+        m.after_step(w.step(), ["pursue"])
+    return w, [(e["kind"], e["at_fault"]) for e in m.events]
 
 
 @pytest.mark.parametrize("mover_x", [1.15, 1.3])
@@ -94,28 +103,13 @@ def test_an_obstacle_running_into_a_robots_side_is_a_collision_the_robot_is_not_
     """The mover's contact is reported in the step it happens, with its velocity before the
     bounce: reported only once the robot next moved into it, the mover would seem to recede and
     the robot, driving on, to have closed the gap."""
-    from snn_autonomy.loop.metrics import PatrolMetrics
-
-    w = _one_mover(0.3, (mover_x, 1.2), (0.0, 0.6))      # crossing toward the robot's right flank
-    m = PatrolMetrics(w, [[(0.0, 0.0), (6.0, 0.0), (6.0, 4.0), (0.0, 4.0)]])
-    for _ in range(3000):
-        w.set_command(0, 0.3, 0.0)
-        m.before_step()
-        m.after_step(w.step(), ["pursue"])
-    assert [(e["kind"], e["at_fault"]) for e in m.events] == [("moving", False)]
-    assert w.collisions[0] == 1
+    w, events = _meet_one_mover(0.3, (mover_x, 1.2), (0.0, 0.6))    # crossing toward the robot's right flank
+    assert events == [("moving", False)] and w.collisions[0] == 1
 
 
 def test_a_robot_running_into_an_obstacles_side_is_at_fault():
-    from snn_autonomy.loop.metrics import PatrolMetrics
-
-    w = _one_mover(0.5, (1.8, 2.2), (0.0, 0.05))         # a slow mover drifting off the robot's path
-    m = PatrolMetrics(w, [[(0.0, 0.0), (6.0, 0.0), (6.0, 4.0), (0.0, 4.0)]])
-    for _ in range(3000):
-        w.set_command(0, 0.5, 0.0)
-        m.before_step()
-        m.after_step(w.step(), ["pursue"])
-    assert [(e["kind"], e["at_fault"]) for e in m.events][:1] == [("moving", True)]
+    _w, events = _meet_one_mover(0.5, (1.8, 2.2), (0.0, 0.05))      # a slow mover drifting off the robot's path
+    assert events[:1] == [("moving", True)]
 
 
 def test_moving_obstacles_stay_in_the_arena():

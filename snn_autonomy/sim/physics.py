@@ -39,6 +39,14 @@ def _bounce(pos, vel, k, nx, ny, depth):
         vel[k, 1] -= 2 * vn * ny
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _speed_against(pose, vel, i, obs_vel, k):
+    """Speed of robot i relative to obstacle k [m/s]."""
+    rvx = vel[i, 0] * math.cos(pose[i, 2]) - obs_vel[k, 0]
+    rvy = vel[i, 0] * math.sin(pose[i, 2]) - obs_vel[k, 1]
+    return math.sqrt(rvx * rvx + rvy * rvy)
+
+
 @njit(cache=True, nogil=True)
 def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs_r, obs_moving,
                  contacts):
@@ -92,13 +100,11 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 nx, ny = (dx / d, dy / d) if d > 1e-12 else (1.0, 0.0)
                 pose[i, 0] += nx * (rr - d)
                 pose[i, 1] += ny * (rr - d)
-                rvx = vel[i, 0] * math.cos(pose[i, 2]) - obs_vel[k, 0]
-                rvy = vel[i, 0] * math.sin(pose[i, 2]) - obs_vel[k, 1]
                 if n_c < contacts.shape[0]:
                     contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_OBSTACLE, k
                     contacts[n_c, 3] = obs_pos[k, 0] + nx * obs_r[k]
                     contacts[n_c, 4] = obs_pos[k, 1] + ny * obs_r[k]
-                    contacts[n_c, 5] = math.sqrt(rvx * rvx + rvy * rvy)
+                    contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
                     n_c += 1
                 vel[i, 0] = 0.0
         for j in range(i + 1, n):
@@ -171,9 +177,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                     contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_OBSTACLE, k
                     contacts[n_c, 3] = obs_pos[k, 0] - dx / d * obs_r[k]
                     contacts[n_c, 4] = obs_pos[k, 1] - dy / d * obs_r[k]
-                    rvx = vel[i, 0] * math.cos(pose[i, 2]) - obs_vel[k, 0]
-                    rvy = vel[i, 0] * math.sin(pose[i, 2]) - obs_vel[k, 1]
-                    contacts[n_c, 5] = math.sqrt(rvx * rvx + rvy * rvy)
+                    contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
                     n_c += 1
                 vel[i, 0] = 0.0       # the bumper stop, as for a contact the robot made
                 _bounce(obs_pos, obs_vel, k, dx / d, dy / d, rr - d)
