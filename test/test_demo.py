@@ -86,7 +86,7 @@ def test_report_agrees_with_the_recorded_messages(demo):
 def test_report_judges_fault_on_the_worlds_clock_not_the_recordings(tmp_path):
     """Collisions and ground truth carry the world's stamps while the recording's clock is the
     wall's (the world runs at half real time): the fault must be judged on the pose at the
-    contact's own time."""
+    contact's own time, and on the other's velocity the collision message carries."""
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
     from rclpy.serialization import serialize_message
@@ -115,9 +115,22 @@ def test_report_judges_fault_on_the_worlds_clock_not_the_recordings(tmp_path):
         c.position.x = 1.2
         bag.write_raw("/robot_0/collisions", "snn_autonomy_msgs/msg/Collision", serialize_message(c),
                       wall0 + 20 * 10**9)
+        # two moving obstacles at its front right and front left: one crossing into the robot
+        # faster than the robot closes on it, one drifting away more slowly than the robot follows
+        for index, y, vy in ((5, -0.15, 0.6), (6, 0.15, 0.3)):
+            c = Collision()
+            c.header.stamp.sec = 10
+            c.robot_id, c.other_kind, c.other_id = "robot_0", 1, f"obstacle_{index}"
+            c.position.x, c.position.y = 1.1, y
+            c.other_velocity.y = vy
+            bag.write_raw("/robot_0/collisions", "snn_autonomy_msgs/msg/Collision", serialize_message(c),
+                          wall0 + 20 * 10**9)
     world = World(with_robot_count(load_world_config(None), 1))
+    assert world.obs_moving[5] and world.obs_moving[6]
     report, _run = summarise(tmp_path / "rec", 1, 10.0, 16, world=world)
     assert report["collisions_by_kind"]["wall"] == 1
     assert report["collisions_at_fault_by_kind"]["wall"] == 1     # driving toward it at the contact
+    assert report["collisions_by_kind"]["moving"] == 2
+    assert report["collisions_at_fault_by_kind"]["moving"] == 1   # the one it caught up with
     assert report["halted_fraction"] == pytest.approx(0.5)
     assert report["distance_m"] == pytest.approx(1.0)

@@ -7,9 +7,10 @@ Definitions (the report's keys):
   contact point exceeded `AT_FAULT_MPS` and the other's velocity toward the robot (zero for
   walls and static obstacles). A robot standing still, driving away, or outrun by something
   that ran into it is not at fault; a robot that drives into a wall or catches up with an
-  obstacle is. Both are judged by the velocities before the step in which the contact began
-  (the world reports a contact in that step whichever of the two moved into the other, before
-  an obstacle's bounce reverses it).
+  obstacle is. The robot is judged by its pose and velocity before the step in which the
+  contact began, the other by its velocity when the contact began (the world reports a
+  contact in that step whichever of the two moved into the other, with the other's velocity
+  before an obstacle's bounce reverses it: sim.world.Collision).
 - a collision is one episode: contacts with the same thing that begin within
   `EPISODE_GAP_S` of the last one (a robot nudging an obstacle along) are one collision;
   `contacts` counts them all.
@@ -95,7 +96,6 @@ class PatrolMetrics:
         self.robots = [RobotRecord(RegionCoverage(b)) for b in regions]
         self._pose = world.pose.copy()
         self._vel = world.vel.copy()
-        self._obs_vel = world.obs_vel.copy()
         self._next_clearance = 0
         self.events: List[Dict[str, Any]] = []     # every collision, for the plot and the JSON
         self.contacts = 0
@@ -104,15 +104,6 @@ class PatrolMetrics:
     def before_step(self) -> None:
         self._pose[:] = self.world.pose
         self._vel[:] = self.world.vel
-        self._obs_vel[:] = self.world.obs_vel
-
-    def _other_velocity(self, c: Collision) -> Tuple[float, float]:
-        if c.kind == "obstacle":
-            return float(self._obs_vel[c.other, 0]), float(self._obs_vel[c.other, 1])
-        if c.kind == "robot":
-            v, th = float(self._vel[c.other, 0]), float(self._pose[c.other, 2])
-            return v * math.cos(th), v * math.sin(th)
-        return 0.0, 0.0
 
     def after_step(self, collisions: Sequence[Collision], modes: Sequence[str]) -> None:
         w = self.world
@@ -125,7 +116,7 @@ class PatrolMetrics:
                 continue
             kind = collision_kind(w, c)
             x, y, yaw = self._pose[c.robot]
-            fault = bool(at_fault(x, y, yaw, float(self._vel[c.robot, 0]), c.x, c.y, *self._other_velocity(c)))
+            fault = bool(at_fault(x, y, yaw, float(self._vel[c.robot, 0]), c.x, c.y, c.other_vx, c.other_vy))
             rec = self.robots[c.robot]
             rec.collisions[kind] += 1
             rec.at_fault[kind] += fault

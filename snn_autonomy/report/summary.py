@@ -108,9 +108,9 @@ def _coverage(run: RunData) -> Tuple[Optional[float], Dict[str, float]]:
 
 def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
     """Every collision of the recording, one per episode (loop.metrics' EPISODE_GAP_S), with its
-    robot, time, place, kind (loop.metrics' KINDS) and whether the robot was at fault, judged on
-    its own motion (the recording has no obstacle velocities): what the report counts and the
-    trajectories plot marks."""
+    robot, time, place, kind (loop.metrics' KINDS) and whether the robot was at fault (its pose
+    and speed from its ground truth at or before the contact, the other's velocity from the
+    collision message): what the report counts and the trajectories plot marks."""
     from ..loop.metrics import EPISODE_GAP_S, at_fault
 
     out: List[Dict[str, Any]] = []
@@ -134,7 +134,8 @@ def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
                 i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
                 _t, yaw, v = motion[i]
                 px, py = run.poses[robot][i][1:]
-                fault = bool(at_fault(px, py, yaw, v, c.position.x, c.position.y))
+                fault = bool(at_fault(px, py, yaw, v, c.position.x, c.position.y,
+                                      c.other_velocity.x, c.other_velocity.y))
             out.append({"robot": robot, "t_s": t, "x": c.position.x, "y": c.position.y, "kind": kind,
                         "at_fault": fault})
     return out

@@ -168,6 +168,7 @@ class WorldNode(Node):
         msg.other_id = self.world.robot_ids[c.other] if c.kind == "robot" else f"{c.kind}_{c.other}"
         msg.position.x, msg.position.y = c.x, c.y
         msg.relative_speed_mps = c.relative_speed
+        msg.other_velocity.x, msg.other_velocity.y = c.other_vx, c.other_vy
         self._col_pubs[c.robot].publish(msg)
         self.get_logger().warning(f"{msg.robot_id} collided with {msg.other_id} at {c.relative_speed:.2f} m/s")
 

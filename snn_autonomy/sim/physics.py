@@ -7,7 +7,8 @@ to zero (a bumper stop). Moving obstacles: constant velocity, elastic bounces of
 walls, static obstacles, robots and each other. A robot's contact is reported whichever of
 the two moved into the other.
 Units: m, s, rad. Contacts are reported as rows (robot, kind, other index, x, y,
-relative speed) with kind 0 = wall, 1 = obstacle, 2 = robot.
+relative speed, the other's vx, vy when the contact began) with kind 0 = wall, 1 = obstacle,
+2 = robot (CONTACT_COLUMNS numbers a row).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import math
 from numba import njit
 
 CONTACT_WALL, CONTACT_OBSTACLE, CONTACT_ROBOT = 0, 1, 2
+CONTACT_COLUMNS = 8
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -89,6 +91,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 if n_c < contacts.shape[0]:
                     contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_WALL, k
                     contacts[n_c, 3], contacts[n_c, 4], contacts[n_c, 5] = cx, cy, abs(vel[i, 0])
+                    contacts[n_c, 6], contacts[n_c, 7] = 0.0, 0.0
                     n_c += 1
                 vel[i, 0] = 0.0
         for k in range(m):
@@ -105,6 +108,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                     contacts[n_c, 3] = obs_pos[k, 0] + nx * obs_r[k]
                     contacts[n_c, 4] = obs_pos[k, 1] + ny * obs_r[k]
                     contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
+                    contacts[n_c, 6], contacts[n_c, 7] = obs_vel[k, 0], obs_vel[k, 1]
                     n_c += 1
                 vel[i, 0] = 0.0
         for j in range(i + 1, n):
@@ -125,6 +129,8 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                         contacts[n_c, 3] = (pose[i, 0] + pose[j, 0]) / 2
                         contacts[n_c, 4] = (pose[i, 1] + pose[j, 1]) / 2
                         contacts[n_c, 5] = rel
+                        contacts[n_c, 6] = vel[b, 0] * math.cos(pose[b, 2])
+                        contacts[n_c, 7] = vel[b, 0] * math.sin(pose[b, 2])
                         n_c += 1
                 vel[i, 0] = 0.0
                 vel[j, 0] = 0.0
@@ -178,6 +184,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                     contacts[n_c, 3] = obs_pos[k, 0] - dx / d * obs_r[k]
                     contacts[n_c, 4] = obs_pos[k, 1] - dy / d * obs_r[k]
                     contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
+                    contacts[n_c, 6], contacts[n_c, 7] = obs_vel[k, 0], obs_vel[k, 1]
                     n_c += 1
                 vel[i, 0] = 0.0       # the bumper stop, as for a contact the robot made
                 _bounce(obs_pos, obs_vel, k, dx / d, dy / d, rr - d)

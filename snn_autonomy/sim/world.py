@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import ConfigError, to_dict
 from .config import WorldConfig, with_robot_count
-from .physics import CONTACT_OBSTACLE, CONTACT_ROBOT, CONTACT_WALL, physics_step
+from .physics import CONTACT_COLUMNS, CONTACT_OBSTACLE, CONTACT_ROBOT, CONTACT_WALL, physics_step
 from .render import render_view
 from .textures import texture_table
 
@@ -33,6 +33,8 @@ class Collision:
     x: float
     y: float
     relative_speed: float
+    other_vx: float = 0.0    # the other's velocity when the contact began [m/s], map frame (0 for a wall)
+    other_vy: float = 0.0
 
 
 ROBOT_STRIDE, OBSTACLE_STRIDE = 5, 4   # numbers per robot and per obstacle in a packed state (WorldState.msg)
@@ -112,7 +114,8 @@ class World:
         self.distance_m = np.zeros(r.count, dtype=np.float64)
         self.rejected_commands = 0
         self._contacts: Set[Tuple[int, int, int]] = set()
-        self._contact_buf = np.zeros((4 * (r.count + 1) * (len(self.walls) + len(obstacles) + r.count), 6))
+        self._contact_buf = np.zeros((4 * (r.count + 1) * (len(self.walls) + len(obstacles) + r.count),
+                                      CONTACT_COLUMNS))
         self.time_us = 0
         self.step_count = 0
         self.dt_us = int(round(cfg.physics_dt_s * 1e6))
@@ -170,7 +173,7 @@ class World:
             if key not in self._contacts:
                 self.collisions[key[0]] += 1
                 new.append(Collision(self.time_us, key[0], CONTACT_KINDS[key[1]], key[2],
-                                     float(row[3]), float(row[4]), float(row[5])))
+                                     *(float(v) for v in row[3:8])))
         self._contacts = current
         return new
 
