@@ -77,9 +77,12 @@ class PatrolConfig:
     flagged_ttc_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s",
                                 help="time to contact assumed when perception flags something approaching but "
                                      "gives no figure (an SNN's approach head says only 'under 2 s'): the middle "
-                                     "of that range. Ignoring the flag, ground-truth perception stripped of its "
-                                     "time to contact was at fault 0.71 times per 100 m in the unseen world "
-                                     "(eight runs), against 0.11 with the true time to contact and 0.11 with this")
+                                     "of that range, so a flagged robot meets what closes in at half speed. In "
+                                     "the built-in worlds it buys no fewer collisions at fault: ground-truth "
+                                     "perception over eight unseen-world runs was at fault in none with the flag "
+                                     "ignored (69.6 % coverage), none with this (66.2 %) and once with the true "
+                                     "time to contact (64.5 %); their movers run into the robots, not the robots "
+                                     "into them")
     straight_weight: float = spec(0.3, lo=0.0, hi=10.0, help="cost per rad of turning away from the heading")
     keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
     smoothing_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s",
