@@ -49,6 +49,17 @@ def _speed_against(pose, vel, i, obs_vel, k):
     return math.sqrt(rvx * rvx + rvy * rvy)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _report(contacts, n_c, robot, kind, other, x, y, speed, other_vx, other_vy):
+    """Write one contact row at n_c while there is room; returns the next free row."""
+    if n_c >= contacts.shape[0]:
+        return n_c
+    contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = robot, kind, other
+    contacts[n_c, 3], contacts[n_c, 4], contacts[n_c, 5] = x, y, speed
+    contacts[n_c, 6], contacts[n_c, 7] = other_vx, other_vy
+    return n_c + 1
+
+
 @njit(cache=True, nogil=True)
 def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs_r, obs_moving,
                  contacts):
@@ -88,11 +99,7 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 nx, ny = (dx / d, dy / d) if d > 1e-12 else (1.0, 0.0)
                 pose[i, 0] += nx * (r_rad - d)
                 pose[i, 1] += ny * (r_rad - d)
-                if n_c < contacts.shape[0]:
-                    contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_WALL, k
-                    contacts[n_c, 3], contacts[n_c, 4], contacts[n_c, 5] = cx, cy, abs(vel[i, 0])
-                    contacts[n_c, 6], contacts[n_c, 7] = 0.0, 0.0
-                    n_c += 1
+                n_c = _report(contacts, n_c, i, CONTACT_WALL, k, cx, cy, abs(vel[i, 0]), 0.0, 0.0)
                 vel[i, 0] = 0.0
         for k in range(m):
             dx = pose[i, 0] - obs_pos[k, 0]
@@ -103,13 +110,9 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 nx, ny = (dx / d, dy / d) if d > 1e-12 else (1.0, 0.0)
                 pose[i, 0] += nx * (rr - d)
                 pose[i, 1] += ny * (rr - d)
-                if n_c < contacts.shape[0]:
-                    contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_OBSTACLE, k
-                    contacts[n_c, 3] = obs_pos[k, 0] + nx * obs_r[k]
-                    contacts[n_c, 4] = obs_pos[k, 1] + ny * obs_r[k]
-                    contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
-                    contacts[n_c, 6], contacts[n_c, 7] = obs_vel[k, 0], obs_vel[k, 1]
-                    n_c += 1
+                n_c = _report(contacts, n_c, i, CONTACT_OBSTACLE, k, obs_pos[k, 0] + nx * obs_r[k],
+                              obs_pos[k, 1] + ny * obs_r[k], _speed_against(pose, vel, i, obs_vel, k),
+                              obs_vel[k, 0], obs_vel[k, 1])
                 vel[i, 0] = 0.0
         for j in range(i + 1, n):
             dx = pose[i, 0] - pose[j, 0]
@@ -124,14 +127,9 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 pose[j, 1] -= ny * push
                 rel = abs(vel[i, 0]) + abs(vel[j, 0])
                 for a, b in ((i, j), (j, i)):
-                    if n_c < contacts.shape[0]:
-                        contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = a, CONTACT_ROBOT, b
-                        contacts[n_c, 3] = (pose[i, 0] + pose[j, 0]) / 2
-                        contacts[n_c, 4] = (pose[i, 1] + pose[j, 1]) / 2
-                        contacts[n_c, 5] = rel
-                        contacts[n_c, 6] = vel[b, 0] * math.cos(pose[b, 2])
-                        contacts[n_c, 7] = vel[b, 0] * math.sin(pose[b, 2])
-                        n_c += 1
+                    n_c = _report(contacts, n_c, a, CONTACT_ROBOT, b, (pose[i, 0] + pose[j, 0]) / 2,
+                                  (pose[i, 1] + pose[j, 1]) / 2, rel, vel[b, 0] * math.cos(pose[b, 2]),
+                                  vel[b, 0] * math.sin(pose[b, 2]))
                 vel[i, 0] = 0.0
                 vel[j, 0] = 0.0
     # moving obstacles
@@ -179,13 +177,9 @@ def physics_step(dt, pose, vel, cmd, r_rad, limits, walls, obs_pos, obs_vel, obs
                 # the obstacle ran into the robot: a contact of this step, reported before the
                 # bounce reflects its velocity (reported only when the robot next moved into it,
                 # the obstacle would seem to recede and the robot to have closed the gap)
-                if n_c < contacts.shape[0]:
-                    contacts[n_c, 0], contacts[n_c, 1], contacts[n_c, 2] = i, CONTACT_OBSTACLE, k
-                    contacts[n_c, 3] = obs_pos[k, 0] - dx / d * obs_r[k]
-                    contacts[n_c, 4] = obs_pos[k, 1] - dy / d * obs_r[k]
-                    contacts[n_c, 5] = _speed_against(pose, vel, i, obs_vel, k)
-                    contacts[n_c, 6], contacts[n_c, 7] = obs_vel[k, 0], obs_vel[k, 1]
-                    n_c += 1
+                n_c = _report(contacts, n_c, i, CONTACT_OBSTACLE, k, obs_pos[k, 0] - dx / d * obs_r[k],
+                              obs_pos[k, 1] - dy / d * obs_r[k], _speed_against(pose, vel, i, obs_vel, k),
+                              obs_vel[k, 0], obs_vel[k, 1])
                 vel[i, 0] = 0.0       # the bumper stop, as for a contact the robot made
                 _bounce(obs_pos, obs_vel, k, dx / d, dy / d, rr - d)
     return n_c

@@ -173,7 +173,7 @@ class World:
             if key not in self._contacts:
                 self.collisions[key[0]] += 1
                 new.append(Collision(self.time_us, key[0], CONTACT_KINDS[key[1]], key[2],
-                                     *(float(v) for v in row[3:8])))
+                                     *(float(v) for v in row[3:CONTACT_COLUMNS])))
         self._contacts = current
         return new
 
