@@ -83,7 +83,7 @@ class DatasetSpec:
                                              "per 10 deg of the camera's field of view")
     randomize_layout: bool = True
     movers: Optional[MoverVariety] = None  # None: the world file's moving obstacles
-    generator_version: int = 11          # bump when generation changes, so caches are not reused (11: movers that run into a robot stop it)
+    generator_version: int = 12          # bump when generation changes, so caches are not reused (12: inner walls 0.1 m thick)
 
     def key(self) -> str:
         """The cache key: this spec with the world it names by content, not by path (an edited

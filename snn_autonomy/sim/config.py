@@ -27,12 +27,15 @@ class TextureConfig:
 
 @dataclass(frozen=True)
 class WallConfig:
-    """A wall segment from start to end (inner walls; the arena boundary is added)."""
+    """An inner wall along the segment from start to end (the arena boundary is added). It
+    stands as a box `thickness_m` thick, centred on the segment, so its end is a face a camera
+    sees head-on; a wall of no thickness is a plane whose end vanishes seen edge-on."""
 
     start: Tuple[float, float]
     end: Tuple[float, float]
     height_m: float = spec(1.0, lo=0.05, hi=10.0, unit="m")
     texture: str = "wall"
+    thickness_m: float = spec(0.1, lo=0.0, hi=5.0, unit="m", help="a partition wall's; 0 for a plane")
 
 
 @dataclass(frozen=True)

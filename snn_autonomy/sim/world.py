@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from ..config import ConfigError, to_dict
-from .config import WorldConfig, with_robot_count
+from .config import WallConfig, WorldConfig, with_robot_count
 from .physics import CONTACT_COLUMNS, CONTACT_OBSTACLE, CONTACT_ROBOT, CONTACT_WALL, physics_step
 from .render import render_view
 from .textures import texture_table
@@ -55,6 +55,19 @@ def config_sha256(cfg: WorldConfig) -> str:
     return hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()
 
 
+def wall_faces(wc: WallConfig) -> List[Tuple[Tuple[float, float], Tuple[float, float]]]:
+    """The faces of an inner wall: its segment for a wall of no thickness, else the four sides
+    of the box `thickness_m` thick around it."""
+    (x0, y0), (x1, y1) = wc.start, wc.end
+    length = math.hypot(x1 - x0, y1 - y0)
+    if wc.thickness_m <= 0.0 or length == 0.0:
+        return [((x0, y0), (x1, y1))]
+    h = wc.thickness_m / 2
+    nx, ny = -(y1 - y0) / length * h, (x1 - x0) / length * h
+    a, b, c, d = (x0 + nx, y0 + ny), (x1 + nx, y1 + ny), (x1 - nx, y1 - ny), (x0 - nx, y0 - ny)
+    return [(a, b), (b, c), (c, d), (d, a)]
+
+
 class World:
     def __init__(self, cfg: WorldConfig) -> None:
         self.cfg = cfg
@@ -66,8 +79,13 @@ class World:
         a = cfg.arena
         boundary = [((0.0, 0.0), (w, 0.0)), ((w, 0.0), (w, h)), ((w, h), (0.0, h)), ((0.0, h), (0.0, 0.0))]
         walls = [(s, e, a.wall_height_m, a.wall_texture) for s, e in boundary]
-        walls += [(tuple(wc.start), tuple(wc.end), wc.height_m, wc.texture) for wc in a.walls]
+        owner = list(range(len(boundary)))
+        for k, wc in enumerate(a.walls):
+            faces = wall_faces(wc)
+            walls += [(s, e, wc.height_m, wc.texture) for s, e in faces]
+            owner += [len(boundary) + k] * len(faces)
         self.walls = np.array([[s[0], s[1], e[0], e[1]] for s, e, _, _ in walls], dtype=np.float64)
+        self.wall_owner = np.array(owner, dtype=np.int64)   # the wall (boundary 0-3, then inner) of each face
         self.wall_h = np.array([hh for _, _, hh, _ in walls], dtype=np.float64)
         self.wall_tex = np.array([self._tex[t] for _, _, _, t in walls], dtype=np.int64)
 
@@ -166,7 +184,9 @@ class World:
         current = set()
         new: List[Collision] = []
         for row in self._contact_buf[:n]:
-            key = (int(row[0]), int(row[1]), int(row[2]))
+            kind, other = int(row[1]), int(row[2])
+            # a thick wall's faces are one wall: sliding round its corner is one contact
+            key = (int(row[0]), kind, int(self.wall_owner[other]) if kind == CONTACT_WALL else other)
             if key in current:       # the robot and the obstacle both moved into each other
                 continue
             current.add(key)
