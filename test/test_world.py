@@ -173,33 +173,43 @@ def test_range_scan_sees_the_wall_ahead():
     assert range_scan(w, 0, n_rays=9).closing_speed[centre] == pytest.approx(0.5)
 
 
-def _wall_end_world(thickness_m):
-    """A robot facing the free end of an inner wall 2 m ahead, end-on."""
+def _wall_end_world(thickness_m, start_pose=(1.0, 2.0, 0.0)):
+    """An inner wall from (3, 2) to the arena's end at (8, 2); by default a robot faces its free
+    end 2 m away, end-on."""
     cfg = from_dict({"seed": 1, "arena": {"size_m": [8.0, 4.0], "moving_obstacles": {"count": 0},
                                           "walls": [{"start": [3.0, 2.0], "end": [8.0, 2.0],
                                                      "thickness_m": thickness_m}]},
-                     "robots": {"count": 1, "start_poses": [[1.0, 2.0, 0.0]]}}, WorldConfig)
+                     "robots": {"count": 1, "start_poses": [list(start_pose)]}}, WorldConfig)
     return World(cfg)
 
 
-def test_a_thick_walls_end_is_seen_head_on_and_touching_it_is_one_collision():
+def test_a_thick_walls_end_is_seen_head_on_and_stops_the_robot():
     thick, plane = _wall_end_world(0.1), _wall_end_world(0.0)
     ahead = [range_scan(w, 0, n_rays=9) for w in (thick, plane)]
     centre = 4
     assert ahead[0].kind[centre] == HIT_WALL
     assert ahead[0].distance[centre] == pytest.approx(3.0 - thick.camera_pose(0)[0], abs=1e-6)
     assert ahead[1].distance[centre] > 6.0               # a plane seen edge-on is not there: the arena's end is
-    img = thick.render(0)
-    cols = img.shape[1]
-    assert not np.allclose(img[:, cols // 2 - 1: cols // 2 + 1], plane.render(0)[:, cols // 2 - 1: cols // 2 + 1])
-    # drive into the end face and stay against it, then turn and slide round the corner: one contact
+    cols = thick.cfg.camera.width
+    mid = slice(cols // 2 - 1, cols // 2 + 1)
+    assert not np.allclose(thick.render(0)[:, mid], plane.render(0)[:, mid])
+    hits = []
+    for _ in range(4500):
+        thick.set_command(0, 0.5, 0.0)
+        hits += thick.step()
+    assert [(c.kind, c.other) for c in hits] == [("wall", 4)]
+    assert thick.pose[0, 0] == pytest.approx(3.0 - thick.cfg.robots.radius_m, abs=1e-3)
+
+
+def test_pushing_into_a_thick_walls_corner_while_turning_is_one_collision():
+    """The corner belongs to two faces, and the face that holds the robot off changes from step to
+    step as it turns against it: still one wall, one contact (counted per face it was hundreds)."""
+    w = _wall_end_world(0.1, start_pose=(2.0, 3.05, -math.pi / 4))   # heading for the corner (3, 2.05)
     hits = []
     for k in range(6000):
-        thick.set_command(0, 0.5, 0.0 if k < 4500 else 0.8)
-        hits += thick.step()
-        if k == 4499:
-            assert thick.pose[0, 0] == pytest.approx(3.0 - thick.cfg.robots.radius_m, abs=1e-3)
-    assert [(c.kind, c.other) for c in hits] == [("wall", 4)]
+        w.set_command(0, 0.5, 0.3 if k > 3000 else 0.0)
+        hits += w.step()
+    assert [(c.kind, c.other, round(c.x, 3), round(c.y, 3)) for c in hits] == [("wall", 4, 3.0, 2.05)]
 
 
 def test_lidar_scan_follows_rep117_and_sees_only_what_rises_through_its_plane():
