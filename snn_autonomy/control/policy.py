@@ -83,7 +83,8 @@ class PatrolConfig:
                                      "ignored (69.6 % coverage), none with this (66.2 %) and once with the true "
                                      "time to contact (64.5 %); their movers run into the robots, not the robots "
                                      "into them. The SNN's robots with their flag ignored covered 61.7 % against "
-                                     "58.5 % over 16 runs, and hit three walls")
+                                     "58.5 % over 16 runs, and hit three wall ends (the model before the "
+                                     "shipped one, in the world before its inner walls had thickness)")
     straight_weight: float = spec(0.3, lo=0.0, hi=10.0, help="cost per rad of turning away from the heading")
     keep_weight: float = spec(0.5, lo=0.0, hi=10.0, help="cost per rad of change from the last direction")
     smoothing_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s",
