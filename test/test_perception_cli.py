@@ -101,6 +101,7 @@ def test_train_on_cpu_then_eval(tmp_path):
                 "per_class_accuracy", "within_one_class_full", "summary_accuracy_full", "threshold"):
         assert key in r
     assert r["head"] == "sectors" and r["accuracy_full"] <= r["within_one_class_full"]
+    assert all(0.0 <= r[k] <= 1.0 for k in ("near_edge_fraction", "errors_near_edge_full"))
     assert r["oracle_mean_steps"] <= r["t_max"] and png.stat().st_size > 1000
     steps = [c["mean_steps"] for c in r["curve"]]
     assert np.all(np.diff(steps) >= -1e-9)  # higher thresholds never exit sooner

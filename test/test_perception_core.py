@@ -214,6 +214,30 @@ def test_sector_summary_scan_and_view():
     assert "not finite" in SectorView((1, 2, 3), (0.3, float("nan"), 0.3), 1.5).problem()
 
 
+def test_evaluation_tells_errors_at_a_class_edge_from_the_rest():
+    from snn_autonomy.perception.dataset import Dataset
+    from snn_autonomy.perception.heads import Head
+    from snn_autonomy.perception.sectors import SectorSpec
+    from snn_autonomy.perception.train import evaluate_logits
+
+    spec = SectorSpec(count=3)                       # edges 0.35 0.6 0.9 1.4 2.2 m
+    np.testing.assert_allclose(spec.edge_gap([0.9, 0.99, 3.3, 0.1]), [0.0, 0.1, 0.5, (0.35 - 0.1) / 0.35])
+    ranges = np.array([[0.88, 1.1, 3.0], [0.5, 1.8, 3.0]], dtype=np.float32)   # 0.88 m: 2 % below the 0.9 m edge
+    truth = spec.grade(ranges)                                                # [[2, 3, 5], [1, 4, 5]]
+    called = truth.copy()
+    called[0, 0] = 3                                 # one error, at the edge: 0.88 m called 0.9-1.4 m
+    scores = np.zeros((2, 3, 6), dtype=np.float32)
+    scores[np.arange(2)[:, None], np.arange(3), called] = 5.0
+    logits = np.zeros((1, 2, 3 * 6 + 1), dtype=np.float32)
+    logits[0, :, :-1] = scores.reshape(2, -1)
+    data = Dataset(np.zeros((2, 1, 2, 4, 4), np.uint8), np.zeros(2, np.int64), np.zeros(2, np.uint8),
+                   np.zeros((2, 1)), ranges)
+    r = evaluate_logits(logits, data, 0.5, LabelConfig(), head=Head(spec))
+    assert r["accuracy_full"] == pytest.approx(5 / 6)
+    assert r["near_edge_fraction"] == pytest.approx(1 / 6) and r["errors_near_edge_full"] == 1.0
+    assert r["accuracy_away_from_edges_full"] == 1.0
+
+
 def test_shipped_model_decides_sectors_and_derives_its_label():
     """The shipped model has a sector head: its decisions carry a range class per sector, and
     the four-class label (for attention and the fleet) is the one the sectors give."""

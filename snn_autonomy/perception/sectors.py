@@ -91,6 +91,14 @@ class SectorSpec:
         """Range class of each sector's nearest range."""
         return np.searchsorted(np.asarray(self.edges_m), np.asarray(ranges_m, dtype=float), side="right")
 
+    def edge_gap(self, ranges_m: np.ndarray) -> np.ndarray:
+        """How far each range lies from the nearest class edge, as a fraction of that edge: a
+        range within a few percent of an edge is one a small error of range puts in the
+        neighbouring class."""
+        edges = np.asarray(self.edges_m, dtype=float)
+        r = np.asarray(ranges_m, dtype=float)[..., None]
+        return np.min(np.abs(r - edges) / edges, axis=-1)
+
     def lower_edge(self, classes: np.ndarray) -> np.ndarray:
         """The free range the controller may assume for each class (0 for class 0)."""
         lo = np.concatenate([[0.0], np.asarray(self.edges_m, dtype=float)])

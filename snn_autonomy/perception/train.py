@@ -188,6 +188,9 @@ def exit_targets(head: Head, data: Dataset, label_cfg: LabelConfig) -> Tuple[np.
     return np.ones(len(data), dtype=bool), head.targets(data.y, data.sector_m)
 
 
+NEAR_EDGE = 0.1   # a sector's true range within 10 % of a class edge (9 cm at 0.9 m) is "near an edge"
+
+
 def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
                     measure: str = "max_softmax", head: Head = Head()) -> Dict[str, Any]:
     """Metrics of per-step logits (T, N, C+1) on `data`."""
@@ -199,6 +202,8 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
     full = predict(cls[-1], g)
     names = head.class_names()
     per_class = {name: float((full[y == k] == k).mean()) if (y == k).any() else None for k, name in enumerate(names)}
+    right = full == y
+    near = head.sectors.edge_gap(data.sector_m) <= NEAR_EDGE
     return {
         "head": "sectors",
         "samples": int(len(data)),
@@ -211,6 +216,10 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
         "within_one_class_exit": float((np.abs(r.prediction - y) <= 1).mean()),
         "all_sectors_right_full": float((full == y).all(1).mean()),
         "farther_than_true_full": float((full > y).mean()),     # the unsafe error: a sector believed freer
+        # how much of the error is at the class edges, where a range error of a few percent decides
+        "near_edge_fraction": float(near.mean()),
+        "errors_near_edge_full": float((near & ~right).sum() / max(1, (~right).sum())),
+        "accuracy_away_from_edges_full": float(right[~near].mean()) if (~near).any() else None,
         "per_class_accuracy": per_class,
         "summary_accuracy_full": float((head.summary(full, label_cfg) == data.y).mean()),
         "summary_accuracy_exit": float((head.summary(r.prediction, label_cfg) == data.y).mean()),
