@@ -207,14 +207,14 @@ def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_c
     return {
         "head": "sectors",
         "samples": int(len(data)),
-        "accuracy_full": float((full == y).mean()),              # fraction of sectors right, all samples
+        "accuracy_full": float(right.mean()),                    # fraction of sectors right, all samples
         "accuracy_exit": float((r.prediction == y).mean()),
         "mean_steps_exit": float(r.steps.mean()),
         "t_max": int(cls.shape[0]),
         "oracle_mean_steps": float(oracle_steps(cls, y, g).mean()),
         "within_one_class_full": float((np.abs(full - y) <= 1).mean()),
         "within_one_class_exit": float((np.abs(r.prediction - y) <= 1).mean()),
-        "all_sectors_right_full": float((full == y).all(1).mean()),
+        "all_sectors_right_full": float(right.all(1).mean()),
         "farther_than_true_full": float((full > y).mean()),     # the unsafe error: a sector believed freer
         # how much of the error is at the class edges, where a range error of a few percent decides
         "near_edge_fraction": float(near.mean()),

@@ -185,9 +185,10 @@ class World:
         new: List[Collision] = []
         for row in self._contact_buf[:n]:
             kind, other = int(row[1]), int(row[2])
-            # a thick wall's faces are one wall: sliding round its corner is one contact
+            # a thick wall's faces are one wall: a robot held off a corner by one face in one step
+            # and by the other in the next is still in the same contact
             key = (int(row[0]), kind, int(self.wall_owner[other]) if kind == CONTACT_WALL else other)
-            if key in current:       # the robot and the obstacle both moved into each other
+            if key in current:       # reported twice this step: robot and obstacle, or two faces of a wall
                 continue
             current.add(key)
             if key not in self._contacts:
