@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -246,3 +247,45 @@ def test_accountant_without_a_meter(tmp_path, monkeypatch):
     (e,) = acct.assign([SimpleNamespace(synaptic_ops=10, neuron_updates=10, steps=1)])
     assert math.isnan(e.measured_uj) and e.estimated_uj > 0
     assert "rapl" in acct.diagnostics()["energy_meter_unavailable"]
+
+
+class _TickingNvml:
+    """An NVML whose energy counter, like the driver's, moves in steps (100 W read every 100 ms)."""
+
+    def __init__(self, frozen: bool = False) -> None:
+        self.t0, self.frozen = time.perf_counter(), frozen
+        self.nvmlInit = self.nvmlShutdown = lambda: None
+        self.nvmlDeviceGetCount = lambda: 1
+        self.nvmlDeviceGetHandleByIndex = lambda i: i
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        ticks = 0 if self.frozen else int((time.perf_counter() - self.t0) / 0.1)
+        return ticks * 10_000                   # mJ: 10 J per 100 ms
+
+
+def test_bench_energy_runs_each_workload_until_a_coarse_counter_has_advanced():
+    import numpy as np
+    import torch
+
+    from snn_autonomy.bench.energy import measure_energy
+    from snn_autonomy.paths import resolve_model
+    from snn_autonomy.perception.model_io import load_model
+
+    model, manifest = load_model(resolve_model())
+    w, h = manifest["input"]["grid"]
+    frames = (np.random.default_rng(0).random((4, manifest["t_max"], 2, h, w)) < 0.03).astype(np.uint8)
+    meter = NvmlMeter(nvml=_TickingNvml())
+    assert meter.available(), meter.reason
+    r = measure_energy(model, manifest, frames, torch.device("cpu"), [meter], min_s=0.5)
+    # four decisions at batch 256 take milliseconds: one pass would read 0 J
+    assert r["metered_passes"]["batch256"] > 1
+    assert r["nvml_batch256_uj_per_decision"]["total"] > 0
+    assert r["nvml_idle_w"] == pytest.approx(100.0, rel=0.4)
+    assert "not_metered" not in r
+
+    frozen = NvmlMeter(nvml=_TickingNvml(frozen=True))
+    assert frozen.available()
+    r = measure_energy(model, manifest, frames[:1], torch.device("cpu"), [frozen], min_s=0.05)
+    assert r["nvml_batch1_uj_per_decision"] is None and r["nvml_batch256_uj_per_decision"] is None
+    assert "did not advance" in r["not_metered"]["nvml_batch256"]
+    assert r["estimated_uj_per_decision"]["snn"] > 0     # the estimate needs no meter
