@@ -132,5 +132,44 @@ def test_report_judges_fault_on_the_worlds_clock_not_the_recordings(tmp_path):
     assert report["collisions_at_fault_by_kind"]["wall"] == 1     # driving toward it at the contact
     assert report["collisions_by_kind"]["moving"] == 2
     assert report["collisions_at_fault_by_kind"]["moving"] == 1   # the one it caught up with
+    assert report["collisions_judged_without_other_velocity"] == 0
     assert report["halted_fraction"] == pytest.approx(0.5)
     assert report["distance_m"] == pytest.approx(1.0)
+
+
+def test_a_recording_older_than_the_collisions_other_velocity_is_read_with_its_own_definition(tmp_path):
+    """CDR carries no field names: a recording whose Collision has no `other_velocity` is read
+    with the definition it carries, not today's, and its collisions with something that moves are
+    judged by the robot's motion alone, and counted as such."""
+    from snn_autonomy.events.bag import McapBagWriter, ensure_type, typestore
+    from snn_autonomy.report.summary import summarise
+    from snn_autonomy.sim.config import load_world_config, with_robot_count
+    from snn_autonomy.sim.world import World
+
+    collision = "snn_autonomy_msgs/msg/Collision"
+    ensure_type(collision)
+    today, _ = typestore().generate_msgdef(collision, ros_version=2)
+    older = today.replace("geometry_msgs/Vector3 other_velocity\n", "")
+    assert older != today
+    with McapBagWriter(tmp_path / "rec") as bag:
+        bag.define(collision, older)
+        for k in range(11):                       # driving along +x at 0.2 m/s
+            bag.write("/robot_0/ground_truth", "nav_msgs/msg/Odometry",
+                      {"header": {"stamp": {"sec": k, "nanosec": 0}, "frame_id": "map"}, "child_frame_id": "",
+                       "pose": {"pose": {"position": {"x": 0.2 * k, "y": 0.0, "z": 0.0},
+                                         "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}},
+                                "covariance": [0.0] * 36},
+                       "twist": {"twist": {"linear": {"x": 0.2, "y": 0.0, "z": 0.0},
+                                           "angular": {"x": 0.0, "y": 0.0, "z": 0.0}}, "covariance": [0.0] * 36}},
+                      k * 10**9)
+        for other_id, y in (("obstacle_5", -0.15), ("obstacle_6", 3.0)):   # one ahead, one beside
+            bag.write("/robot_0/collisions", collision,
+                      {"header": {"stamp": {"sec": 10, "nanosec": 0}, "frame_id": "map"}, "robot_id": "robot_0",
+                       "other_kind": 1, "other_id": other_id, "position": {"x": 2.1, "y": y, "z": 0.0},
+                       "relative_speed_mps": 0.2}, 10 * 10**9)
+    world = World(with_robot_count(load_world_config(None), 1))
+    report, run = summarise(tmp_path / "rec", 1, 10.0, 16, world=world)
+    assert not hasattr(run.collisions["robot_0"][0], "other_velocity")
+    assert report["collisions_by_kind"]["moving"] == 2
+    assert report["collisions_at_fault_by_kind"]["moving"] == 1   # the one ahead of the driving robot
+    assert report["collisions_judged_without_other_velocity"] == 2

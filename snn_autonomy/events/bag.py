@@ -4,7 +4,8 @@ Reading uses `rosbags` (no ROS installation needed); writing uses the MCAP
 library with its ROS 2 support and adds the rosbag2 `metadata.yaml`, so the
 result opens in `ros2 bag`, Foxglove and `rosbags` alike. Message definitions
 come from one typestore that knows the stock ROS 2 types, EventPacket and
-whatever else a caller registers.
+whatever else a caller registers; a recording whose own definition of a type differs
+from that one (made before a message gained a field) is read with its own.
 """
 from __future__ import annotations
 
@@ -74,6 +75,41 @@ def ensure_type(type_name: str) -> None:
             break
     if type_name not in store.fielddefs:
         raise EventFormatError(f"no definition of {type_name} found (is its interface package installed?)")
+
+
+def connection_store(conn: Any) -> Any:
+    """The typestore to deserialise connection `conn` of an open reader with: the shared one,
+    unless the recording carries a definition of the connection's type (and of the types it
+    uses) that differs from the shared one's, as a recording made before a message gained a
+    field does; then a store of the recording's own definitions. CDR has no field names or
+    lengths, so reading such a message with today's definition fails or misreads it."""
+    from rosbags.interfaces import MessageDefinitionFormat
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = typestore()
+    msgdef = getattr(conn, "msgdef", None)
+    own: Dict[str, Any] = {}
+    if msgdef is not None and msgdef.format == MessageDefinitionFormat.MSG and msgdef.data:
+        try:
+            own = get_types_from_msg(msgdef.data, conn.msgtype)
+        except Exception:      # a definition rosbags cannot parse: read with ours, as before
+            own = {}
+    if not own:
+        ensure_type(conn.msgtype)
+        return store
+    if _known(conn.msgtype) and all(store.fielddefs.get(name) == fields for name, fields in own.items()):
+        return store
+    recorded = get_typestore(Stores.EMPTY)
+    recorded.register(own)
+    return recorded
+
+
+def _known(type_name: str) -> bool:
+    try:
+        ensure_type(type_name)
+    except EventFormatError:
+        return False
+    return True
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -163,8 +199,6 @@ def read_event_packets(path: Path, topic: Optional[str] = None) -> Iterator[Tupl
     With `topic`, only that topic; it must exist and carry EventPackets, else
     EventFormatError names what the bag has instead.
     """
-    from rosbags.serde import SerdeError
-
     with _open_reader(path) as reader:
         conns = [c for c in reader.connections if c.msgtype == EVENT_PACKET_TYPE]
         if topic is not None:
@@ -180,13 +214,23 @@ def read_event_packets(path: Path, topic: Optional[str] = None) -> Iterator[Tupl
             raise EventFormatError(
                 f"no {EVENT_PACKET_TYPE} topic in bag; it has: "
                 + ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections))
-        store = typestore()
-        for conn, t_ns, raw in reader.messages(connections=conns):
-            try:
-                msg = store.deserialize_cdr(raw, conn.msgtype)
-            except (SerdeError, ValueError, IndexError, AssertionError) as exc:
-                raise EventFormatError(f"corrupt {conn.msgtype} message at {t_ns} ns on {conn.topic}: {exc}") from exc
-            yield conn.topic, int(t_ns), packet_from_msg(msg)
+        for conn, t_ns, msg in _deserialised(reader, conns):
+            yield conn.topic, t_ns, packet_from_msg(msg)
+
+
+def _deserialised(reader: Any, conns: List[Any]) -> Iterator[Tuple[Any, int, Any]]:
+    """(connection, receive time ns, message) of `conns` in time order, each read with its
+    connection's definitions (`connection_store`); a message that does not deserialise is an
+    EventFormatError naming it."""
+    from rosbags.serde import SerdeError
+
+    stores = {c.id: connection_store(c) for c in conns}
+    for conn, t_ns, raw in reader.messages(connections=conns):
+        try:
+            msg = stores[conn.id].deserialize_cdr(raw, conn.msgtype)
+        except (SerdeError, ValueError, IndexError, AssertionError) as exc:
+            raise EventFormatError(f"corrupt {conn.msgtype} message at {t_ns} ns on {conn.topic}: {exc}") from exc
+        yield conn, int(t_ns), msg
 
 
 def packet_to_dict(pkt: EventPacketData) -> Dict[str, Any]:
@@ -246,6 +290,17 @@ class McapBagWriter:
         self._writer._writer.add_message(channel_id=entry["channel"], log_time=int(t_ns), data=bytes(cdr),
                                          publish_time=int(t_ns), sequence=entry["count"])
         self._count(entry, int(t_ns))
+
+    def define(self, msgtype: str, msgdef: str) -> None:
+        """Record `msgtype` with the definition `msgdef` (ROS 2 .msg text, dependencies after
+        '=' lines and 'MSG: ' headers, as recordings store it) instead of the installed one: for
+        raw messages copied from a recording made with another version of the type. Before its
+        first message only."""
+        if self._writer is None:
+            raise RuntimeError("McapBagWriter used outside a with-block")
+        if msgtype in self._schemas:
+            raise EventFormatError(f"{msgtype} is already recorded with another definition")
+        self._schemas[msgtype] = self._writer.register_msgdef(msgtype, msgdef)
 
     def _entry(self, topic: str, msgtype: str) -> Dict[str, Any]:
         schema = self._schemas.get(msgtype)
@@ -318,8 +373,5 @@ def read_messages(path: Path, topics: Optional[Iterable[str]] = None) -> Iterato
     with _open_reader(path) as reader:
         wanted = set(topics) if topics is not None else None
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
-        store = typestore()
-        for c in conns:
-            ensure_type(c.msgtype)
-        for conn, t_ns, raw in reader.messages(connections=conns):
-            yield conn.topic, int(t_ns), conn.msgtype, store.deserialize_cdr(raw, conn.msgtype)
+        for conn, t_ns, msg in _deserialised(reader, conns):
+            yield conn.topic, t_ns, conn.msgtype, msg

@@ -110,7 +110,9 @@ def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
     """Every collision of the recording, one per episode (loop.metrics' EPISODE_GAP_S), with its
     robot, time, place, kind (loop.metrics' KINDS) and whether the robot was at fault (its pose
     and speed from its ground truth at or before the contact, the other's velocity from the
-    collision message): what the report counts and the trajectories plot marks."""
+    collision message): what the report counts and the trajectories plot marks. A recording made
+    before Collision carried the other's velocity is judged by the robot's own motion alone (the
+    other taken as still), and its episodes say so (`other_velocity_known`)."""
     from ..loop.metrics import EPISODE_GAP_S, at_fault
 
     out: List[Dict[str, Any]] = []
@@ -128,6 +130,7 @@ def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
             if kind == "obstacle":
                 idx = int(c.other_id.rsplit("_", 1)[-1]) if c.other_id.rsplit("_", 1)[-1].isdigit() else -1
                 kind = "moving" if 0 <= idx < len(world.obs_moving) and world.obs_moving[idx] else "static"
+            other = getattr(c, "other_velocity", None)
             fault = False
             if len(times):
                 # the newest ground truth at or before the contact (both on the world's clock)
@@ -135,9 +138,9 @@ def collision_episodes(run: RunData, world) -> List[Dict[str, Any]]:
                 _t, yaw, v = motion[i]
                 px, py = run.poses[robot][i][1:]
                 fault = bool(at_fault(px, py, yaw, v, c.position.x, c.position.y,
-                                      c.other_velocity.x, c.other_velocity.y))
+                                      *((other.x, other.y) if other is not None else (0.0, 0.0))))
             out.append({"robot": robot, "t_s": t, "x": c.position.x, "y": c.position.y, "kind": kind,
-                        "at_fault": fault})
+                        "at_fault": fault, "other_velocity_known": other is not None})
     return out
 
 
@@ -152,9 +155,11 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
         dist[robot] = round(float(np.hypot(*np.diff(a, axis=0).T).sum()) if len(a) > 1 else 0.0, 2)
     coll = {k: 0 for k in KINDS}
     fault = {k: 0 for k in KINDS}
+    unknown_other = 0
     for e in collision_episodes(run, world):
         coll[e["kind"]] += 1
         fault[e["kind"]] += e["at_fault"]
+        unknown_other += not e["other_velocity_known"] and e["kind"] in ("moving", "robot")
     total = sum(dist.values())
     # commands carry no stamp: their share of time halted is taken on the recording's clock
     halted = span = 0.0
@@ -169,6 +174,9 @@ def _patrol(run: RunData, world, duration_s: float) -> Dict[str, Any]:
         "collisions_by_kind": coll,
         "collisions_at_fault_by_kind": fault,
         "collisions_at_fault_per_100m": round(100.0 * sum(fault.values()) / total, 3) if total > 0 else None,
+        # with a moving obstacle or robot, in a recording older than Collision.other_velocity:
+        # judged as if the other stood still
+        "collisions_judged_without_other_velocity": unknown_other,
         "halted_fraction": round(halted / span, 4) if span > 0 else None,
     }
 
