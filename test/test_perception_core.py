@@ -148,6 +148,9 @@ def test_per_step_confidence_equals_the_vectorised_one():
     for logits in rng.normal(0.0, 5.0, (500, 4)):
         for measure in ("max_softmax", "entropy"):
             assert abs(confidence(logits[None], measure)[0] - confidence_of(logits, measure)) < 1e-9
+    for logits in rng.normal(0.0, 5.0, (500, 14 * 6)).astype(np.float32):    # a sector head's joint confidence
+        for measure in ("max_softmax", "entropy"):
+            assert abs(confidence(logits[None], measure, 14)[0] - confidence_of(logits, measure, 14)) < 1e-6
     with pytest.raises(ValueError, match="unknown confidence measure"):
         confidence_of([0.0, 1.0], "margin")
 

