@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from snn_autonomy.attention.policy import OPEN as OPEN_PATH
 from snn_autonomy.attention.policy import ALERT, CALM, AttentionConfig, AttentionInputs, AttentionPolicy
 from snn_autonomy.control.limits import LimitsConfig, VelocityLimiter
 from snn_autonomy.control.core import ControlCore
@@ -237,6 +239,31 @@ def test_attention_is_calm_only_driving_straight_after_a_confident_clear():
     calm = relative.decide(AttentionInputs(0.4, 0.0, CLEAR, 0.99, False))
     assert calm.mode == CALM and calm.t_max == 4 and calm.threshold == pytest.approx(0.986)
     assert relative.decide(AttentionInputs(0.4, 0.0, CLEAR, 0.97, False)).mode == ALERT
+
+
+def test_attention_takes_the_open_budget_only_with_the_path_ahead_free_and_nothing_else_asking_for_care():
+    from snn_autonomy.perception.sectors import SectorView
+
+    pol = _policy()                                   # a 90-degree camera: 9 sectors of 10 degrees
+    fov = math.radians(90.0)
+
+    def view(free_m):
+        return SectorView(tuple(4 if r >= 1.4 else 1 for r in free_m), tuple(free_m), fov)
+    free = view([1.4] * 9)
+    wall_at_the_left_edge = view([0.35] + [1.4] * 8)  # its centre at 40 degrees: outside the 30 judged on
+    blocked_ahead = view([1.4] * 4 + [0.6] + [1.4] * 4)
+    unsure = AttentionInputs(0.4, 0.0, CENTER, 0.5, False, view=free)
+    a = pol.decide(unsure)
+    assert a.mode == OPEN_PATH and a.t_max == 5 and a.threshold == pytest.approx(0.986), a
+    assert pol.decide(replace(unsure, view=wall_at_the_left_edge)).mode == OPEN_PATH
+    for inp in (replace(unsure, view=blocked_ahead), replace(unsure, approaching=True),
+                replace(unsure, linear=0.2, angular=1.2), replace(unsure, view=None),
+                replace(unsure, view=SectorView((4,) * 9, (1.4,) * 8, fov)),      # malformed: 9 classes, 8 ranges
+                replace(unsure, pose=(0.0, 0.0, 0.0), shared=[(1.0, 0.1, 0.2, "robot_1")], agent_id="robot_0")):
+        a = pol.decide(inp)
+        assert a.mode == ALERT and a.t_max == 8, (inp, a)
+    assert _policy(open_t_max=0).decide(unsure).mode == ALERT
+    assert pol.decide(replace(unsure, label=CLEAR, confidence=0.97)).mode == CALM   # calm still comes first
 
 
 def test_attention_roi_drops_the_side_the_robot_turns_away_from():

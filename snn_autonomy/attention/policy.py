@@ -1,7 +1,7 @@
 """The attention policy: from the commanded motion, perception's confidence and what the
 fleet shares, decide what to sense next (an AttentionCommand).
 
-Two budgets, chosen per decision:
+Three budgets, chosen per decision:
 
 - alert: the model's calibrated confidence threshold, T_max capped at `alert_t_max` (8
   steps: 48 ms with the shipped model's 6 ms steps, half the control watchdog's 100 ms
@@ -23,6 +23,19 @@ Two budgets, chosen per decision:
   fixed values stay the default. Detections the fleet
   shares beside the path (not in it) keep the robot calm: another agent has just
   observed them, so this one senses that part of the world less.
+- open: alert only because the newest decision is not a confident `clear` (nothing
+  approaches, not turning, nothing the fleet shares in the path), and a sector model's
+  sectors within `open_half_angle_deg` (30) of the heading are all free to at least
+  `open_free_m` (0.9 m). T_max drops to `open_t_max` (5 steps, 30 ms) at the model's
+  threshold. 0.9 m is the class edge above the controller's `slow_range_m` (0.8 m, full
+  cruise with at least that much free ahead): nothing there slows the robot yet, and at
+  the 0.5 m/s cruise it is 1.8 s away, while a decision comes 18 ms sooner than at 8 steps. Over the patrol benchmark's
+  16 runs (docs/control_and_fleet.md) this took 62 % of the decisions and brought the
+  synaptic operations per decision to 2.1x below attention off (1.72x without it), with
+  the same coverage and no collision at fault; with 6 steps 1.97x; judged on 1.4 m
+  instead of 0.9 (41 % of decisions, 6 steps), 1.85x and a wall's corner hit at fault.
+  The sector model's joint confidence seldom allows calm, so this is where its savings
+  come from.
 
 Measured in the built-in world (README, `snn-autonomy closed-loop`), these budgets are
 what brings events and synaptic operations per decision down; the region of interest
@@ -49,8 +62,9 @@ from typing import Optional, Sequence, Tuple
 
 from ..config import spec
 from ..perception.labels import CLEAR
+from ..perception.sectors import SectorView, sector_angles
 
-CALM, ALERT = "calm", "alert"
+CALM, OPEN, ALERT = "calm", "open", "alert"
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,13 @@ class AttentionConfig:
                                   help="a clear decision at least this confident lets the robot be calm "
                                        "(0 = the model's calibrated threshold)")
     alert_t_max: int = spec(8, lo=0, hi=1000, help="time-step budget while alert (0 = the model's T_max)")
+    open_t_max: int = spec(5, lo=0, hi=1000,
+                           help="time-step budget while the path ahead is open (0 = no open mode: the alert budget)")
+    open_free_m: float = spec(0.9, lo=0.0, hi=100.0, unit="m",
+                              help="the path is open when every sector within open_half_angle_deg of the heading "
+                                   "is free to at least this")
+    open_half_angle_deg: float = spec(30.0, lo=0.0, hi=180.0, unit="deg",
+                                      help="half the width of the view the open path is judged on")
     calm_turn_rps: float = spec(0.8, lo=0.0, hi=20.0, unit="rad/s", help="turning faster than this is alert")
     lookahead_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s", help="how far ahead the turn shifts the ROI")
     max_shift_frac: float = spec(0.1, lo=0.0, hi=0.5, help="at most this fraction of the width is dropped")
@@ -83,6 +104,7 @@ class AttentionInputs:
     shared: Sequence[Tuple[float, float, float, str]] = ()   # (x, y, age_s, source agent) of fleet detections
     agent_id: str = ""
     admitted_ev_s: float = 0.0        # what perception can take on this machine (its measured cost); 0 = unknown
+    view: Optional[SectorView] = None  # the newest decision's sectors (a sector model's); None = none
 
 
 @dataclass
@@ -121,6 +143,13 @@ class AttentionPolicy:
                 return True
         return False
 
+    def _path_open(self, view: Optional[SectorView]) -> bool:
+        if view is None or view.problem():
+            return False
+        half = math.radians(self.cfg.open_half_angle_deg)
+        ahead = [r for a, r in zip(sector_angles(len(view.free_m), view.fov_rad), view.free_m) if abs(a) <= half]
+        return bool(ahead) and min(ahead) >= self.cfg.open_free_m
+
     def decide(self, inp: AttentionInputs) -> AttentionDecision:
         c = self.cfg
         turning = abs(inp.angular) > c.calm_turn_rps
@@ -134,6 +163,10 @@ class AttentionPolicy:
             mode, why = ALERT, "the fleet reports an obstacle in the path"
         else:
             mode, why = CALM, "straight on open floor after a confident clear"
+        if mode == ALERT and why.startswith("newest") and c.open_t_max and not inp.approaching and not turning \
+                and self._path_open(inp.view) and not self._shared_in_path(inp):
+            mode, why = OPEN, f"not a confident clear, but free to {c.open_free_m:g} m within " \
+                              f"{c.open_half_angle_deg:g} deg of the heading"
         shift = int(min(abs(inp.angular) * c.lookahead_s * self.px_per_rad, c.max_shift_frac * self.width))
         if shift > 0 and turning:
             # turning left (w > 0) brings the left of the image into view: drop the right edge
@@ -149,5 +182,7 @@ class AttentionPolicy:
             why += f"; rate cap {admitted:,.0f} ev/s: what perception takes on this machine"
         if mode == CALM:
             return AttentionDecision(mode, roi, cap, min(c.calm_t_max, self.model_t_max), self.calm_threshold, why)
+        if mode == OPEN:
+            return AttentionDecision(mode, roi, cap, min(c.open_t_max, self.model_t_max), self.model_threshold, why)
         return AttentionDecision(mode, roi, cap, min(c.alert_t_max or self.model_t_max, self.model_t_max),
                                  self.model_threshold, why)

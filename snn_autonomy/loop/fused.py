@@ -41,6 +41,7 @@ class LoopStats:
     events_used: int = 0        # events the SNN consumed (after the sensor's ROI / cap and the perception ROI)
     synaptic_ops: float = 0.0
     calm_decisions: int = 0
+    open_decisions: int = 0
 
 
 class FusedAgent:
@@ -109,12 +110,16 @@ class FusedAgent:
         s.synaptic_ops += d.synaptic_ops
         if self.last_attention is not None and self.last_attention.mode == "calm":
             s.calm_decisions += 1
+        if self.last_attention is not None and self.last_attention.mode == "open":
+            s.open_decisions += 1
 
     def _attend(self, d: Decision, cmd: Twist2) -> None:
         admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0
+        sectors = self.perception.head.sectors
         a = self.attention.decide(AttentionInputs(cmd[0], cmd[1], d.label, d.confidence, d.approaching,
                                                   pose=self.control.pose, shared=self.shared, agent_id=self.agent_id,
-                                                  admitted_ev_s=admitted))
+                                                  admitted_ev_s=admitted,
+                                                  view=sectors.view(d.sectors) if sectors is not None else None))
         self.last_attention = a
         self.filter.set_controls(roi=a.roi, rate_cap_ev_s=a.rate_cap_ev_s)
         self.perception.set_budget(t_max=a.t_max, threshold=a.threshold)

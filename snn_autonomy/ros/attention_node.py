@@ -23,7 +23,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
-from ..attention.policy import CALM, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..attention.policy import CALM, OPEN, AttentionConfig, AttentionInputs, AttentionPolicy
 from ..config import spec
 from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
@@ -31,7 +31,7 @@ from ..perception.heads import Head, check_field_of_view
 from ..perception.model_io import read_manifest
 from ..sim.config import load_world_config
 from . import qos
-from .convert import odom_in_map, stamp_to_ns
+from .convert import odom_in_map, sector_view_of, stamp_to_ns
 from .coordinator_node import DETECTIONS_TOPIC
 from .diagnostics import OK, WARN, Status, Updater
 from .params import declare_params
@@ -65,7 +65,7 @@ class AttentionNode(Node):
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
-        self.sent = {"calm": 0, "alert": 0}     # decisions by the budget they chose
+        self.sent = {"calm": 0, "open": 0, "alert": 0}     # decisions by the budget they chose
         self.published = 0
         self.republish_ns = int(cfg.republish_s * 1e9)
         self._last_sent: Optional[tuple] = None
@@ -123,7 +123,8 @@ class AttentionNode(Node):
             return
         a = self.policy.decide(AttentionInputs(self.cmd[0], self.cmd[1], int(msg.label), float(msg.confidence),
                                                bool(msg.approaching), pose=self.pose, shared=self.shared,
-                                               agent_id=self.agent_id, admitted_ev_s=float(msg.admitted_event_rate)))
+                                               agent_id=self.agent_id, admitted_ev_s=float(msg.admitted_event_rate),
+                                               view=sector_view_of(msg)))
         self.sent[a.mode] += 1
         # Only a change is news to the sensor and perception (each command costs both a callback,
         # and decisions come at up to a few hundred per second). A subscriber that joins gets the
@@ -154,6 +155,7 @@ class AttentionNode(Node):
         total = max(1, sum(self.sent.values()))
         st.add_all({"decisions": sum(self.sent.values()), "commands": self.published,
                     "calm_fraction": round(self.sent[CALM] / total, 3),
+                    "open_fraction": round(self.sent[OPEN] / total, 3),
                     "last_reason": self.last_reason, "shared_detections": len(self.shared),
                     **{f"rejected_{k}": n for k, n in self.rejected.items()}})
 
