@@ -63,6 +63,23 @@ def _percept(free_left_to_right, approaching=False, ttc_s=math.inf):
 OPEN = [9.0] * SPEC.count
 
 
+def test_patrol_takes_decisions_of_another_sector_layout_without_mixing_the_two():
+    """A perception restarted with another model (9 sectors of a 90-degree lens, then 14 of a
+    140-degree one) while the robot turns: the smoothing window starts afresh, no crash."""
+    wide = SectorSpec.for_camera(140.0)
+    assert wide.count != SPEC.count
+    p = PatrolController()
+    p.assign("r", [(2.0, 0.0), (2.0, 2.0)], pose=(0.0, 0.0, 0.0))
+    for k in range(5):
+        p.command((0.0, 0.0, 0.3 * k), _percept(OPEN), 0.02 * k)
+    blocked_ahead = [9.0] * 6 + [0.3, 0.3] + [9.0] * 6
+    for k in range(5, 10):
+        c = p.command((0.0, 0.0, 0.3 * k), make_percept(wide, wide.grade(np.asarray(blocked_ahead)), False,
+                                                         math.inf, 1.0), 0.02 * k)
+        assert math.isfinite(c.linear) and math.isfinite(c.angular)
+    assert c.linear < 0.05                 # what the new layout sees straight ahead is not smoothed away
+
+
 def test_patrol_turns_to_a_waypoint_it_does_not_face_before_driving_off():
     p = PatrolController()
     p.assign("r", [(2.0, 0.0), (2.0, 2.0)], pose=(0.0, 0.0, 0.0))

@@ -153,7 +153,7 @@ class PatrolController:
         self._memory: Deque[Tuple[float, np.ndarray, np.ndarray]] = deque()
         self._memory_points = 0
         # (time, yaw, range class per sector) of the decisions within smoothing_s
-        self._recent: Deque[Tuple[float, float, np.ndarray]] = deque()
+        self._recent: Deque[Tuple[float, float, np.ndarray, Tuple[int, float]]] = deque()   # t, yaw, classes, layout
         # each range class's free range, as the newest decision that reported it gave it
         self._class_free: Dict[int, float] = {}
 
@@ -242,8 +242,13 @@ class PatrolController:
         """Each sector's lower median class over the decisions of the last smoothing_s, each earlier
         decision's sectors shifted by how far the robot has turned since (at 1.5 rad/s the window
         spans two sectors: unaligned, the median would mix directions); a sector an earlier
-        decision did not cover is left out of its median."""
-        self._recent.append((now_s, yaw, np.asarray(p.classes)))
+        decision did not cover is left out of its median. Decisions of another sector layout (a
+        perception restarted with another model, a four-class model's decisions before a sector
+        model's) are not comparable sector by sector: a new layout starts the window afresh."""
+        layout = (len(p.classes), round(_sector_width(p), 9))
+        if self._recent and self._recent[-1][3] != layout:
+            self._recent.clear()
+        self._recent.append((now_s, yaw, np.asarray(p.classes), layout))
         self._class_free.update(zip(p.classes, p.free_m))
         while self._recent and (now_s - self._recent[0][0] > self.cfg.smoothing_s or now_s < self._recent[0][0]):
             self._recent.popleft()
@@ -252,7 +257,7 @@ class PatrolController:
         n = len(p.classes)
         width = _sector_width(p)
         aligned = np.full((len(self._recent), n), -1)
-        for r, (_t, then, classes) in enumerate(self._recent):
+        for r, (_t, then, classes, _layout) in enumerate(self._recent):
             # sectors run left to right: what was at index k then is at k + (sectors turned left since) now
             shift = int(round(wrap(yaw - then) / width))
             if 0 <= shift < n:
