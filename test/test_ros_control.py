@@ -4,6 +4,7 @@ The probe plays perception here, so the decisions are exactly what each check ne
 the last test runs the whole split-mode chain with the real perception node."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -17,15 +18,23 @@ from snn_autonomy_msgs.msg import AttentionCommand, Collision, Perception
 from ros_helpers import ATTENTION, CONTROL, PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.perception.labels import CENTER, CLASSES, CLEAR, LEFT
+from snn_autonomy.perception.sectors import SectorSpec
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import msg_to_packet, stamp_to_ns
 
 
-def _perception(label: int, confidence: float = 0.99, approaching: bool = False) -> Perception:
+def _perception(label: int, confidence: float = 0.99, approaching: bool = False, free_m=()) -> Perception:
+    """A decision; with `free_m`, a sector model's: the range each sector is free to, left to right,
+    over the built-in camera's 140 degrees."""
     m = Perception()
     m.agent_id = "robot_0"
     m.class_names = list(CLASSES)
     m.label, m.confidence, m.approaching = label, confidence, approaching
+    if len(free_m):
+        spec = SectorSpec.for_camera(140.0)
+        m.fov_rad = math.radians(140.0)
+        m.sector_free_m = [float(r) for r in free_m]
+        m.sector_classes = [int(c) for c in spec.grade(np.asarray(free_m, dtype=float) + 0.01)]
     return m
 
 
@@ -166,3 +175,20 @@ def test_a_subscriber_that_joins_late_gets_the_command_in_force_at_once(loop):
         print(f"late subscriber's first command after {time.monotonic() - t0:.2f} s")
     finally:
         node.destroy_subscription(sub)
+
+
+def test_attention_gives_an_unsure_decision_with_the_path_ahead_free_the_open_budget(loop):
+    """A sector model's decision that is not a confident clear, its sectors within 30 degrees of the
+    heading free to 1.4 m: 5 steps at the model's threshold; something 0.6 m straight ahead: 8."""
+    free, blocked = [1.4] * 14, [1.4] * 6 + [0.6, 0.6] + [1.4] * 6
+    loop["att"].clear()
+    deadline = time.monotonic() + 15.0
+    while not any(a.reason.startswith("open") for a in loop["att"]) and time.monotonic() < deadline:
+        _decide(loop, CENTER, 0.2, confidence=0.5, free_m=free)
+    opened = [a for a in loop["att"] if a.reason.startswith("open")]
+    assert opened and opened[-1].t_max == 5, [a.reason for a in loop["att"]][-3:]
+    loop["att"].clear()
+    _decide(loop, CENTER, 0.2, confidence=0.5, free_m=blocked)
+    assert loop["att"] and loop["att"][-1].reason.startswith("alert") and loop["att"][-1].t_max == 8, \
+        [a.reason for a in loop["att"]][-3:]
+    assert abs(loop["att"][-1].confidence_threshold - opened[-1].confidence_threshold) < 1e-6
