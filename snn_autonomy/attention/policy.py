@@ -29,13 +29,13 @@ Three budgets, chosen per decision:
   `open_free_m` (0.9 m). T_max drops to `open_t_max` (5 steps, 30 ms) at the model's
   threshold. 0.9 m is the class edge above the controller's `slow_range_m` (0.8 m, full
   cruise with at least that much free ahead): nothing there slows the robot yet, and at
-  the 0.5 m/s cruise it is 1.8 s away, while a decision comes 18 ms sooner than at 8 steps. Over the patrol benchmark's
-  16 runs (docs/control_and_fleet.md) this took 62 % of the decisions and brought the
-  synaptic operations per decision to 2.1x below attention off (1.72x without it), with
-  the same coverage and no collision at fault; with 6 steps 1.97x; judged on 1.4 m
-  instead of 0.9 (41 % of decisions, 6 steps), 1.85x and a wall's corner hit at fault.
-  The sector model's joint confidence seldom allows calm, so this is where its savings
-  come from.
+  the 0.5 m/s cruise it is 1.8 s away, while a decision comes 18 ms sooner than at 8
+  steps. Over the patrol benchmark's 16 runs (docs/control_and_fleet.md) this took 62 %
+  of the decisions and brought the synaptic operations per decision to 2.1x below
+  attention off (1.72x without it), with the same coverage and no collision at fault;
+  with 6 steps 1.97x; judged on 1.4 m instead of 0.9 (41 % of decisions, 6 steps), 1.85x
+  and a wall's corner hit at fault. The sector model's joint confidence seldom allows
+  calm, so this is where its savings come from.
 
 Measured in the built-in world (README, `snn-autonomy closed-loop`), these budgets are
 what brings events and synaptic operations per decision down; the region of interest
@@ -144,6 +144,8 @@ class AttentionPolicy:
         return False
 
     def _path_open(self, view: Optional[SectorView]) -> bool:
+        """Whether every sector of `view` within open_half_angle_deg of the heading is free to
+        open_free_m (False without a well-formed sector view)."""
         if view is None or view.problem():
             return False
         half = math.radians(self.cfg.open_half_angle_deg)
@@ -153,20 +155,21 @@ class AttentionPolicy:
     def decide(self, inp: AttentionInputs) -> AttentionDecision:
         c = self.cfg
         turning = abs(inp.angular) > c.calm_turn_rps
-        if inp.label != CLEAR or inp.confidence < self.calm_confidence:
+        unsure = inp.label != CLEAR or inp.confidence < self.calm_confidence
+        in_path = self._shared_in_path(inp)
+        if unsure and c.open_t_max and not (inp.approaching or turning or in_path) and self._path_open(inp.view):
+            mode, why = OPEN, (f"not a confident clear, but free to {c.open_free_m:g} m within "
+                               f"{c.open_half_angle_deg:g} deg of the heading")
+        elif unsure:
             mode, why = ALERT, "newest decision is not a confident clear"
         elif inp.approaching:
             mode, why = ALERT, "something approaches"
         elif turning:
             mode, why = ALERT, f"turning at {inp.angular:+.2f} rad/s"
-        elif self._shared_in_path(inp):
+        elif in_path:
             mode, why = ALERT, "the fleet reports an obstacle in the path"
         else:
             mode, why = CALM, "straight on open floor after a confident clear"
-        if mode == ALERT and why.startswith("newest") and c.open_t_max and not inp.approaching and not turning \
-                and self._path_open(inp.view) and not self._shared_in_path(inp):
-            mode, why = OPEN, f"not a confident clear, but free to {c.open_free_m:g} m within " \
-                              f"{c.open_half_angle_deg:g} deg of the heading"
         shift = int(min(abs(inp.angular) * c.lookahead_s * self.px_per_rad, c.max_shift_frac * self.width))
         if shift > 0 and turning:
             # turning left (w > 0) brings the left of the image into view: drop the right edge

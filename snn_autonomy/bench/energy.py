@@ -9,7 +9,7 @@ sleep) and the energy above idle is reported beside the total.
 
 A meter's counter advances in steps of its own (NVML's every few tens of milliseconds), so a
 workload is repeated until it has run for at least `min_s` (2 s): 500 decisions at batch 256
-take about 70 ms on an H100 GPU, shorter than one step of the counter, and once read as 0 J.
+take 40-75 ms on an H100 GPU, shorter than a step of the counter, and were once read as 0 J.
 A meter whose reading still did not advance over a run reports no figure for it, and says why.
 """
 from __future__ import annotations

@@ -77,7 +77,7 @@ def ensure_type(type_name: str) -> None:
         raise EventFormatError(f"no definition of {type_name} found (is its interface package installed?)")
 
 
-def connection_store(conn: Any) -> Any:
+def _connection_store(conn: Any) -> Any:
     """The typestore to deserialise connection `conn` of an open reader with: the shared one,
     unless the recording carries a definition of the connection's type (and of the types it
     uses) that differs from the shared one's, as a recording made before a message gained a
@@ -220,11 +220,11 @@ def read_event_packets(path: Path, topic: Optional[str] = None) -> Iterator[Tupl
 
 def _deserialised(reader: Any, conns: List[Any]) -> Iterator[Tuple[Any, int, Any]]:
     """(connection, receive time ns, message) of `conns` in time order, each read with its
-    connection's definitions (`connection_store`); a message that does not deserialise is an
+    connection's definitions (`_connection_store`); a message that does not deserialise is an
     EventFormatError naming it."""
     from rosbags.serde import SerdeError
 
-    stores = {c.id: connection_store(c) for c in conns}
+    stores = {c.id: _connection_store(c) for c in conns}
     for conn, t_ns, raw in reader.messages(connections=conns):
         try:
             msg = stores[conn.id].deserialize_cdr(raw, conn.msgtype)

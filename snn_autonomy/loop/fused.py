@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from ..attention.policy import AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
+from ..attention.policy import CALM, OPEN, AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
 from ..control.core import ControlCore, Twist2
 from ..control.frames import Pose2
 from ..control.limits import LimitsConfig
@@ -30,6 +30,7 @@ from ..events.batch import EventBatch
 from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
 from ..perception.heads import check_field_of_view
 from ..perception.runtime import Decision, StreamingPerception
+from ..perception.sectors import SectorView
 from ..sensors.controls import EventFilter
 
 
@@ -86,7 +87,7 @@ class FusedAgent:
         cmd = self.control.on_decision(now_s, d.label, len(self.perception.classes), d.confidence, d.approaching,
                                        view)
         if cmd is not None and self.attention is not None:
-            self._attend(d, cmd)
+            self._attend(d, view, cmd)
         return cmd
 
     def _measure(self, t0: float, now_us: int, events: int, steps: int, decided: bool) -> None:
@@ -108,18 +109,15 @@ class FusedAgent:
         s.steps += d.steps
         s.events_used += d.events_used
         s.synaptic_ops += d.synaptic_ops
-        if self.last_attention is not None and self.last_attention.mode == "calm":
-            s.calm_decisions += 1
-        if self.last_attention is not None and self.last_attention.mode == "open":
-            s.open_decisions += 1
+        mode = self.last_attention.mode if self.last_attention is not None else None
+        s.calm_decisions += mode == CALM
+        s.open_decisions += mode == OPEN
 
-    def _attend(self, d: Decision, cmd: Twist2) -> None:
+    def _attend(self, d: Decision, view: Optional[SectorView], cmd: Twist2) -> None:
         admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0
-        sectors = self.perception.head.sectors
         a = self.attention.decide(AttentionInputs(cmd[0], cmd[1], d.label, d.confidence, d.approaching,
                                                   pose=self.control.pose, shared=self.shared, agent_id=self.agent_id,
-                                                  admitted_ev_s=admitted,
-                                                  view=sectors.view(d.sectors) if sectors is not None else None))
+                                                  admitted_ev_s=admitted, view=view))
         self.last_attention = a
         self.filter.set_controls(roi=a.roi, rate_cap_ev_s=a.rate_cap_ev_s)
         self.perception.set_budget(t_max=a.t_max, threshold=a.threshold)
