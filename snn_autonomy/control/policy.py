@@ -245,7 +245,9 @@ class PatrolController:
         decision did not cover is left out of its median. Decisions of another sector layout (a
         perception restarted with another model, a four-class model's decisions before a sector
         model's) are not comparable sector by sector: a new layout starts the window afresh."""
-        layout = (len(p.classes), round(_sector_width(p), 9))
+        n = len(p.classes)
+        width = _sector_width(p)
+        layout = (n, round(width, 9))
         if self._recent and self._recent[-1][3] != layout:
             self._recent.clear()
         self._recent.append((now_s, yaw, np.asarray(p.classes), layout))
@@ -254,8 +256,6 @@ class PatrolController:
             self._recent.popleft()
         if len(self._recent) < 2:
             return p
-        n = len(p.classes)
-        width = _sector_width(p)
         aligned = np.full((len(self._recent), n), -1)
         for r, (_t, then, classes, _layout) in enumerate(self._recent):
             # sectors run left to right: what was at index k then is at k + (sectors turned left since) now

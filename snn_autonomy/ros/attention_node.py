@@ -23,7 +23,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
-from ..attention.policy import CALM, OPEN, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..attention.policy import ALERT, CALM, OPEN, AttentionConfig, AttentionInputs, AttentionPolicy
 from ..config import spec
 from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
@@ -65,7 +65,7 @@ class AttentionNode(Node):
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
-        self.sent = {"calm": 0, "open": 0, "alert": 0}     # decisions by the budget they chose
+        self.sent = {CALM: 0, OPEN: 0, ALERT: 0}     # decisions by the budget they chose
         self.published = 0
         self.republish_ns = int(cfg.republish_s * 1e9)
         self._last_sent: Optional[tuple] = None
