@@ -200,7 +200,8 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
                                  seed=args.seed, backend=args.backend, perception=args.perception,
                                  model=Path(args.model) if args.model else None,
                                  plot=Path(args.plot) if args.plot else None,
-                                 progress=lambda f: progress.update(task, completed=f))
+                                 progress=lambda f: progress.update(task, completed=f),
+                                 temporal_prior=not args.no_temporal_prior)
     _report(args, "closed loop", result)
     return 0
 
@@ -340,7 +341,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .perception.train import recalibrate
 
     weights = resolve_model(args.model)
-    manifest = recalibrate(weights, args.max_loss, args.measure)
+    manifest = recalibrate(weights, args.max_exit_loss, args.measure)
     _report(args, f"calibrated {weights}", {"model": str(weights), **manifest["early_exit"],
                                             **manifest["metrics"]["test"]})
     return 0
@@ -567,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "geometry through the same controller")
     cl.add_argument("--model", help="with --perception snn: model file (default: the shipped model)")
     cl.add_argument("--plot", help="PNG of the robots' paths, the arena and every collision")
+    cl.add_argument("--no-temporal-prior", action="store_true",
+                    help="each decision on its own window only (no belief carried from the one before)")
     config_option(cl, "--backend", EngineConfig, "backend")
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_closed_loop)

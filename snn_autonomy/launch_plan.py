@@ -67,6 +67,7 @@ OWN_NODES = tuple(n for n in AFFINITY_NODES if n not in ("gz_bridge", DRIVER_NOD
 # it renders and emulates the camera (work a real camera does in its own silicon), and at
 # FIFO it takes the cores from everything else whenever the simulation is heavy. With a live
 # camera (`source: camera`) add `event_sensor: 40`; a driver of another package: `chrt`.
+ATTENTION_FROM_PERCEPTION = ("model", "temporal_prior")   # perception parameters the attention node shares
 DEFAULT_REALTIME_PRIORITY = {"perception": 45, "control": 50, "robot": 45}
 
 
@@ -296,7 +297,10 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
         if cfg.control:
             nodes.append(NodeSpec("control", "control", ns, {**world, **start, **cfg.control_parameters}))
         if cfg.attention:
-            nodes.append(NodeSpec("attention", "attention", ns, {**world, **cfg.attention_parameters}))
+            # attention's full budget is the perception model's T_max and threshold: the same model, run
+            # with or without its temporal prior as perception runs it
+            engine = {k: v for k, v in cfg.perception_parameters.items() if k in ATTENTION_FROM_PERCEPTION}
+            nodes.append(NodeSpec("attention", "attention", ns, {**world, **engine, **cfg.attention_parameters}))
         if cfg.fleet:
             nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, {**world, **start}))
     if cfg.fleet and cfg.robots and cfg.coordinator:

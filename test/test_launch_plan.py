@@ -34,6 +34,18 @@ def test_the_built_in_worlds_nodes_run_on_its_clock_unless_told_otherwise(tmp_pa
     assert not any("use_sim_time" in n.parameters for n in build_plan(load_launch_config(str(p))))
 
 
+def test_attention_takes_the_model_and_prior_perception_runs(tmp_path):
+    """Attention's full budget is the threshold perception exits at: the same model, with or
+    without its temporal prior."""
+    p = tmp_path / "plan.yaml"
+    p.write_text("launch:\n  perception_parameters:\n    model: other.npz\n    temporal_prior: false\n"
+                 "    torch_threads: 2\n")
+    attention = [n for n in build_plan(load_launch_config(str(p))) if n.executable == "attention"]
+    assert len(attention) == 3
+    assert all(n.parameters["model"] == "other.npz" and n.parameters["temporal_prior"] is False for n in attention)
+    assert not any("torch_threads" in n.parameters for n in attention)
+
+
 def test_robots_override_and_bad_values():
     plan = build_plan(load_launch_config(robots=5))
     assert sum(n.executable == "event_sensor" for n in plan) == 5

@@ -26,7 +26,8 @@ def test_shipped_threshold_keeps_its_calibration_target_on_unseen_layouts(test_s
     trained nor calibrated on: early exit costs at most the calibrated loss (plus this sample's
     own noise) and saves steps; calibrating on these samples lands near the shipped threshold."""
     from snn_autonomy.perception.heads import Head
-    from snn_autonomy.perception.train import exit_targets
+    from snn_autonomy.perception.temporal_prior import exit_threshold, prior_of
+    from snn_autonomy.perception.train import exit_targets, prior_metrics
 
     data = test_split_sample
     model, manifest = load_model(model_path("perception_default.npz"))
@@ -37,9 +38,18 @@ def test_shipped_threshold_keeps_its_calibration_target_on_unseen_layouts(test_s
     noise = 2.0 / np.sqrt(len(data))            # about two standard errors of an accuracy
     assert m["accuracy_exit"] >= m["accuracy_full"] - max_loss - noise, m
     assert m["mean_steps_exit"] < 0.9 * manifest["t_max"], m
-    mask, targets = exit_targets(head, data, label)   # as calibrate_model calibrates
+    mask, targets = exit_targets(head, data, label)   # as calibrate_and_test calibrates
     cal = calibrate(logits[:, mask, :-1], targets, max_loss, groups=head.groups)
     assert abs(cal.threshold - th) < 0.05, (cal.threshold, th)
+    # with the temporal prior (these samples as the robots' runs of decisions): its own threshold
+    # keeps the same target against a single window's full accuracy, in fewer steps
+    p = prior_metrics(logits, data, exit_threshold(manifest), th, prior_of(manifest), head,
+                      manifest["input"]["bin_us"] * manifest["t_max"])
+    assert p["chains"] >= 2 * len(set(data.meta[:, 0])) and p["mean_decision_gap_ms"] < 10
+    assert p["accuracy_exit"] >= m["accuracy_full"] - max_loss - noise, p
+    assert p["mean_steps_exit"] < m["mean_steps_exit"], (p, m)
+    for budget in p["by_t_max"].values():   # at attention's caps as well
+        assert budget["mean_steps_with_prior"] <= budget["mean_steps_single_window"]
 
 
 def test_train_with_no_options_is_the_shipped_models_recipe():
@@ -90,6 +100,8 @@ def test_train_on_cpu_then_eval(tmp_path):
     assert manifest["classes"] == ["clear", "obstacle_left", "obstacle_center", "obstacle_right"]
     assert len(manifest["sectors"]["range_classes"]) == len(manifest["sectors"]["edges_m"]) + 1 == 6
     assert len(manifest["training"]["history"]) == 1
+    prior = manifest["early_exit"]["prior"]        # calibrated with the temporal prior as well
+    assert 0.0 < prior["threshold"] <= 1.0 + 1e-6 and 1 <= prior["val_mean_steps"] <= 16
     assert manifest["input"]["grid"] == [32, 24] and manifest["input"]["bin_us"] == 3000
     x = torch.zeros(3, 1, 2, 24, 32)
     assert model(x).shape == (3, 1, 14 * 6 + 1)    # the built-in 140 deg camera: 14 sectors
@@ -101,6 +113,7 @@ def test_train_on_cpu_then_eval(tmp_path):
                 "per_class_accuracy", "within_one_class_full", "summary_accuracy_full", "threshold"):
         assert key in r
     assert r["head"] == "sectors" and r["accuracy_full"] <= r["within_one_class_full"]
+    assert set(r["prior"]["by_t_max"]) == {"4", "5", "8", "16"} and r["prior"]["threshold"] == prior["threshold"]
     assert all(0.0 <= r[k] <= 1.0 for k in ("near_edge_fraction", "errors_near_edge_full"))
     assert r["oracle_mean_steps"] <= r["t_max"] and png.stat().st_size > 1000
     steps = [c["mean_steps"] for c in r["curve"]]

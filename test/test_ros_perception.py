@@ -122,6 +122,8 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         d = diag_values(diags, "robot_0/perception: decisions")
         assert float(d["cost_per_step_us"]) > 0 and int(d["cost_measured_packets"]) >= 50
         assert float(d["admitted_ev_s"]) > 0 and d["admitted_why"]
+        # the shipped model runs with its temporal prior: decisions carry the belief of the one before
+        assert d["temporal_prior"] == "True" and int(d["decisions_with_prior"]) > 0
     finally:
         codes = [p.stop() for p in reversed(procs)]
         probe.close()

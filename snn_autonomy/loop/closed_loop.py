@@ -37,7 +37,8 @@ ORACLE_PERIOD_US = 25_000   # oracle decisions: 40 per second and robot, about t
 def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool = True, world: str = "",
                     seed: Optional[int] = None, backend: str = "onnxruntime", model: Optional[Path] = None,
                     attention_cfg: AttentionConfig = AttentionConfig(), perception: Perception = "snn",
-                    plot: Optional[Path] = None, progress: Optional[Callable[[float], None]] = None) -> Dict[str, Any]:
+                    plot: Optional[Path] = None, progress: Optional[Callable[[float], None]] = None,
+                    temporal_prior: bool = True) -> Dict[str, Any]:
     if perception not in ("snn", "oracle"):
         raise ValueError(f"perception must be 'snn' or 'oracle', not {perception!r}")
     cfg = load_world_config(world or None)
@@ -57,7 +58,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         for cam in cams:
             cam.capture()   # first frame: pixel references and compiled kernels
         for i in range(agents):
-            p = StreamingPerception.from_file(resolve_model(model), backend=backend,
+            p = StreamingPerception.from_file(resolve_model(model), backend=backend, temporal_prior=temporal_prior,
                                               **({"threads": 1} if backend == "onnxruntime" else {}))
             loops.append(FusedAgent(p, cam_cfg.width, cam_cfg.height, cam_cfg.hfov_deg, attention=attention,
                                     attention_cfg=attention_cfg, agent_id=f"robot_{i}", origin=origins[i]))
@@ -124,7 +125,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     })
     if perception == "snn":
         total = {k: sum(getattr(lp.stats, k) for lp in loops)
-                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions", "open_decisions")}
+                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions", "open_decisions", "prior_decisions")}
         n = max(total["decisions"], 1)
         result.update({
             "model": str(resolve_model(model)), "model_bin_us": loops[0].perception.bin_us,
@@ -133,7 +134,8 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "synops_per_decision": round(total["synaptic_ops"] / n, 1),
             "steps_per_decision": round(total["steps"] / n, 2),
             "calm_fraction": round(total["calm_decisions"] / n, 3),
-            "open_fraction": round(total["open_decisions"] / n, 3)})
+            "open_fraction": round(total["open_decisions"] / n, 3),
+            "prior_fraction": round(total["prior_decisions"] / n, 3)})
     result.update({"wall_s": round(wall, 1), "real_time_factor": round(sim_s / wall, 3)})
     if plot is not None:
         from ..report.plots import plot_patrol

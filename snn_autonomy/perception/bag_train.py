@@ -102,7 +102,7 @@ def run_bag_training(cfg: TrainConfig, bags: Sequence[Path], out: Path, rig: Rig
                                  progress=progress, init=start)
     train_s = time.monotonic() - t0
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label, cfg.max_exit_loss,
-                                                  device=pick_device(cfg.device), head=head)
+                                                  device=pick_device(cfg.device), head=head, bin_us=inputs.bin_us)
     manifest = {
         **head.manifest(),
         "input": asdict(inputs),

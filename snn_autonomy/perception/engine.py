@@ -23,6 +23,8 @@ class EngineConfig:
     providers: List[str] = spec(default_factory=lambda: ["CPUExecutionProvider"],
                                 help="onnxruntime: execution providers, in order of preference")
     torch_threads: int = spec(1, lo=1, hi=256, help="torch: intra-op threads")
+    temporal_prior: bool = spec(True, help="carry each decision's belief into the next (where the model was "
+                                           "calibrated with one; perception/temporal_prior.py)")
 
 
 def open_engine(cfg: EngineConfig) -> "StreamingPerception":
@@ -35,4 +37,4 @@ def open_engine(cfg: EngineConfig) -> "StreamingPerception":
         torch.set_num_threads(cfg.torch_threads)
     options = {"onnxruntime": {"providers": list(cfg.providers)},
                "lava": {"tag": cfg.lava_tag}}.get(cfg.backend, {})
-    return StreamingPerception.from_file(resolve_model(cfg.model), cfg.backend, **options)
+    return StreamingPerception.from_file(resolve_model(cfg.model), cfg.backend, cfg.temporal_prior, **options)

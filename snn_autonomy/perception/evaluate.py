@@ -19,7 +19,8 @@ from .labels import LabelConfig
 from .errors import RecordingError
 from .model_io import load_model
 from .rig import RigConfig, load_rig
-from .train import evaluate_logits, exit_targets, step_logits
+from .temporal_prior import prior_of
+from .train import evaluate_logits, exit_targets, prior_metrics, step_logits
 
 
 def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optional[int] = None,
@@ -63,6 +64,10 @@ def evaluate(model_file: Optional[Path] = None, world: str = "", episodes: Optio
     logits = step_logits(model, data.x, torch.device("cpu"))
     ee = manifest["early_exit"]
     result = evaluate_logits(logits, data, ee["threshold"], label_cfg, ee["measure"], head)
+    prior = prior_of(manifest)
+    if prior is not None:
+        result["prior"] = prior_metrics(logits, data, ee["prior"]["threshold"], ee["threshold"], prior, head,
+                                        ds.inputs.bin_us * logits.shape[0], ee["measure"])
     mask, targets = exit_targets(head, data, label_cfg)
     thresholds = np.unique(np.concatenate([np.linspace(0.3, 0.95, 27), 1.0 - np.logspace(-1.5, -4, 14)]))
     curve = sweep(logits[:, mask, :-1], targets, thresholds, ee["measure"], head.groups)

@@ -6,7 +6,8 @@ each `bin_us` of events (inside the region of interest, pooled onto the model's 
 step; after each step the class confidence is checked, and when it reaches the
 threshold, or after t_max steps, a Decision is emitted and the network starts
 afresh from the next bin. Confident scenes therefore get decisions sooner and
-cheaper. T_max, the threshold and the ROI can be changed between steps; events
+cheaper. A model calibrated with a temporal prior (`temporal_prior.py`) carries each
+decision's belief into the next one's confidence and classes, unless `temporal_prior=False`. T_max, the threshold and the ROI can be changed between steps; events
 outside the ROI are ignored (the grid still spans the whole sensor).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .heads import Head
 from .labels import LabelConfig
 from .model_io import load_model, verified_manifest
 from .sectors import summary_label
+from .temporal_prior import exit_threshold, prior_of
 
 
 def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper, Dict]:
@@ -59,6 +61,7 @@ class Decision:
     last_packet_seq: int = -1
     stamp_ns: int = 0         # header stamp of the newest packet that fed the decision
     sectors: Tuple[int, ...] = ()  # range class per sector, left to right (sector models only)
+    with_prior: bool = False  # the previous decision's belief was carried into this one (temporal prior)
 
 
 @dataclass
@@ -68,13 +71,15 @@ class _Accum:
     events_used: int = 0
     first_seq: int = -1
     steps: int = 0
+    belief: Optional[np.ndarray] = None   # weighted log prior added to the class logits (temporal prior)
 
 
 MAX_TIME_JUMP_US = 1_000_000   # sensor time may not leap further in one push (else: stream restarted)
 
 
 class StreamingPerception:
-    def __init__(self, stepper: Stepper, manifest: Dict, roi: Optional[Roi] = None) -> None:
+    def __init__(self, stepper: Stepper, manifest: Dict, roi: Optional[Roi] = None,
+                 temporal_prior: bool = True) -> None:
         inp = manifest["input"]
         self.manifest = manifest
         self.stepper = stepper
@@ -84,13 +89,16 @@ class StreamingPerception:
         self.bin_us = int(inp["bin_us"])
         self.model_t_max = int(manifest["t_max"])
         self.t_max = self.model_t_max
-        self.threshold = float(manifest["early_exit"]["threshold"])
+        self.prior = prior_of(manifest) if temporal_prior else None
+        self.threshold = exit_threshold(manifest, self.prior is not None)
         self.measure = manifest["early_exit"]["measure"]
         self.head = Head.of(manifest)
         self.near_m = LabelConfig(**manifest.get("labels", {})).near_m
         self.roi = roi
         self._bins: Optional[Packetizer] = None   # cuts the stream into bins of bin_us
         self._acc = _Accum()
+        self._belief: Optional[np.ndarray] = None    # the last decision's, for the next (temporal prior)
+        self._belief_end_us = 0
         self._last_seq = -1
         self._last_stamp = 0
         self._last_now_us: Optional[int] = None
@@ -99,11 +107,13 @@ class StreamingPerception:
         self.geometry_refused = 0     # packets of a camera size other than the model's
         self.geometry_problem = ""
         self.decisions = 0
+        self.prior_decisions = 0      # decisions that carried the one before's belief
         self.steps = 0                # SNN steps taken, all decisions
 
     @classmethod
-    def from_file(cls, path: Path, backend: str = "torch", **options) -> "StreamingPerception":
-        return cls(*load_stepper(path, backend, **options))
+    def from_file(cls, path: Path, backend: str = "torch", temporal_prior: bool = True,
+                  **options) -> "StreamingPerception":
+        return cls(*load_stepper(path, backend, **options), temporal_prior=temporal_prior)
 
     # ------------------------------------------------------------------ run-time knobs
     def set_budget(self, t_max: Optional[int] = None, threshold: Optional[float] = None) -> List[str]:
@@ -137,12 +147,13 @@ class StreamingPerception:
             ev["t"] = np.sort(rng.integers(k * self.bin_us, (k + 1) * self.bin_us, 64))
             self.push(EventBatch(ev.copy(), w, h), (k + 1) * self.bin_us)
         self.restart()
-        self.decisions = self.steps = 0
+        self.decisions = self.steps = self.prior_decisions = 0
 
     def restart(self) -> None:
         """Forget the stream's time line and the decision in progress (after a time jump)."""
         self._bins = None
         self._acc = _Accum()
+        self._belief = None
         self._last_now_us = None
 
     # ------------------------------------------------------------------ data
@@ -208,13 +219,15 @@ class StreamingPerception:
         frame = binned_frames(batch, t0, self.bin_us, 1, out_size=self.grid)[0]
         if acc.steps == 0:
             self.stepper.reset()
+            if self._belief is not None and t0 - self._belief_end_us <= self.prior.max_gap_us:
+                acc.belief = self._belief
         r = self.stepper.step(frame)
         acc.steps += 1
         self.steps += 1
         acc.synops += r.synops
         acc.events_in += n_in
         acc.events_used += int(frame.sum())
-        cls_logits = r.logits[:-1]
+        cls_logits = r.logits[:-1] if acc.belief is None else r.logits[:-1] + acc.belief
         conf = confidence_of(cls_logits, self.measure, self.head.groups)
         steps_cap = min(self.t_max, 10 * self.model_t_max)
         if conf < self.threshold and acc.steps < steps_cap:
@@ -228,7 +241,12 @@ class StreamingPerception:
         p_app = 1.0 / (1.0 + math.exp(-float(r.logits[-1])))
         d = Decision(0, label, p, conf, p_app > 0.5, p_app, acc.steps, self.t_max,
                      acc.steps < steps_cap, self.threshold, acc.events_in, acc.events_used, acc.synops,
-                     r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp, sectors)
+                     r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp, sectors,
+                     acc.belief is not None)
+        if self.prior is not None:
+            self._belief = self.prior.log_belief(cls_logits, self.head.groups)
+            self._belief_end_us = t0 + self.bin_us
         self._acc = _Accum()
         self.decisions += 1
+        self.prior_decisions += d.with_prior
         return d

@@ -32,6 +32,7 @@ from .labels import CLASSES, LabelConfig
 from .model import ConvSNN, ModelConfig, make_model
 from .model_io import load_model, save_model
 from .sectors import SectorSpec
+from .temporal_prior import TemporalPrior, calibrate_with_prior, decision_chains, exit_with_prior
 from .train_config import TrainConfig
 
 
@@ -266,28 +267,65 @@ def _evaluate_classes(logits: np.ndarray, data: Dataset, threshold: float, label
     }
 
 
-def calibrate_model(model: ConvSNN, val: Dataset, label_cfg: LabelConfig, max_loss: float,
-                    measure: str = "max_softmax", device: Optional[torch.device] = None, head: Head = Head()):
-    """Early-exit threshold from the validation samples of `exit_targets` (model on `device`, CPU by default)."""
-    logits = step_logits(model, val.x, device or torch.device("cpu"))[..., :-1]
-    mask, targets = exit_targets(head, val, label_cfg)
-    return calibrate(logits[:, mask], targets, max_loss, measure, head.groups)
+ATTENTION_BUDGETS = (4, 5, 8)   # T_max of attention's calm, open and alert budgets (AttentionConfig)
+
+
+def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_threshold: float, prior: TemporalPrior,
+                  head: Head, window_us: int, measure: str = "max_softmax") -> Dict[str, Any]:
+    """A sector model's figures with its temporal prior, over `data`'s samples taken as robots'
+    runs of consecutive decisions (`temporal_prior.decision_chains`), beside those of single
+    windows at the same budgets: T_max, and attention's calm, open and alert caps."""
+    cls, g = logits[..., :-1], head.groups
+    y = head.targets(data.y, data.sector_m)
+    chains, gaps = decision_chains(data.meta, window_us)
+    r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g)
+    full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g)
+    budgets = {}
+    for t in (*ATTENTION_BUDGETS, cls.shape[0]):
+        capped = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t)
+        single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)
+        budgets[str(t)] = {"accuracy_with_prior": float((capped.prediction == y).mean()),
+                           "mean_steps_with_prior": float(capped.steps.mean()),
+                           "accuracy_single_window": float((single.prediction == y).mean()),
+                           "mean_steps_single_window": float(single.steps.mean())}
+    return {**asdict(prior), "threshold": float(threshold),
+            "chains": len(chains), "mean_decision_gap_ms": float(np.mean([d for c in gaps for d in c[1:]]) / 1000),
+            "accuracy_exit": float((r.prediction == y).mean()),
+            "mean_steps_exit": float(r.steps.mean()),
+            "accuracy_full_with_prior": float((full.prediction == y).mean()),
+            "within_one_class_exit": float((np.abs(r.prediction - y) <= 1).mean()),
+            "farther_than_true_exit": float((r.prediction > y).mean()),
+            "by_t_max": budgets}
 
 
 def calibrate_and_test(model: ConvSNN, val: Dataset, test: Dataset, label_cfg: LabelConfig, max_loss: float,
                        measure: str = "max_softmax", device: Optional[torch.device] = None,
-                       head: Head = Head()) -> Tuple[dict, dict]:
+                       head: Head = Head(), bin_us: int = 0) -> Tuple[dict, dict]:
     """Calibrate the early-exit threshold on `val`, then measure on `test`: the manifest's
-    `early_exit` section and its test metrics."""
+    `early_exit` section and its test metrics. A sector model (given the step length `bin_us`)
+    is also calibrated with the temporal prior (`early_exit.prior`, `metrics.prior`)."""
     device = device or torch.device("cpu")
     model.to(device)
-    cal = calibrate_model(model, val, label_cfg, max_loss, measure, device=device, head=head)
-    metrics = evaluate_logits(step_logits(model, test.x, device), test, cal.threshold, label_cfg, measure, head)
+    val_logits = step_logits(model, val.x, device)
+    test_logits = step_logits(model, test.x, device)
     model.cpu()
+    mask, targets = exit_targets(head, val, label_cfg)
+    cal = calibrate(val_logits[:, mask, :-1], targets, max_loss, measure, head.groups)
+    metrics = evaluate_logits(test_logits, test, cal.threshold, label_cfg, measure, head)
     on = "validation split, unambiguous samples" if head.sectors is None else "validation split, all samples"
     early_exit = {"measure": cal.measure, "threshold": cal.threshold, "max_loss": cal.max_loss, "groups": head.groups,
                   "calibrated_on": on, "val_accuracy_full": cal.accuracy_full, "val_accuracy_exit": cal.accuracy_exit,
                   "val_mean_steps": cal.mean_steps}
+    if head.sectors is not None and bin_us:
+        prior, window_us = TemporalPrior(), bin_us * val_logits.shape[0]
+        pc = calibrate_with_prior(val_logits[..., :-1], targets, *decision_chains(val.meta, window_us), prior,
+                                  max_loss, measure, head.groups)
+        early_exit["prior"] = prior.to_manifest(
+            pc.threshold, calibrated_on="validation split, each robot's decisions one window apart",
+            val_accuracy_exit=pc.accuracy_exit, val_accuracy_full_with_prior=pc.accuracy_full_with_prior,
+            val_mean_steps=pc.mean_steps)
+        metrics["prior"] = prior_metrics(test_logits, test, pc.threshold, cal.threshold, prior, head, window_us,
+                                         measure)
     return early_exit, metrics
 
 
@@ -303,7 +341,8 @@ def recalibrate(weights: Path, max_loss: float, measure: str = "max_softmax") ->
     label_cfg = LabelConfig(**manifest["labels"])
     data = generate_all({s: split_spec(s, world, inputs=input_spec_of(manifest)) for s in ("val", "test")})
     val, test = data["val"], data["test"]
-    early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure, head=Head.of(manifest))
+    early_exit, metrics = calibrate_and_test(model, val, test, label_cfg, max_loss, measure, head=Head.of(manifest),
+                                             bin_us=input_spec_of(manifest).bin_us)
     manifest["early_exit"] = early_exit
     manifest.setdefault("metrics", {})["test"] = metrics
     write_manifest(weights, manifest)
@@ -340,7 +379,7 @@ def run_training(cfg: TrainConfig, out: Path, world: str = "", duration_s: Optio
     train_s = time.monotonic() - t0
     label_cfg = specs["train"].label
     early_exit, test_metrics = calibrate_and_test(model, data["val"], data["test"], label_cfg, cfg.max_exit_loss,
-                                                  device=pick_device(cfg.device), head=head)
+                                                  device=pick_device(cfg.device), head=head, bin_us=inputs.bin_us)
     manifest = {
         **head.manifest(),
         "input": asdict(inputs),

@@ -29,6 +29,7 @@ from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
 from ..perception.heads import Head, check_field_of_view
 from ..perception.model_io import read_manifest
+from ..perception.temporal_prior import exit_threshold
 from ..sim.config import load_world_config
 from . import qos
 from .convert import odom_in_map, sector_view_of, stamp_to_ns
@@ -43,6 +44,8 @@ class AttentionNodeConfig:
     enabled: bool = spec(True, help="false = full sensing budget always")
     agent_id: str = spec("", help="robot id ('' = the namespace)")
     model: str = spec("", help="model whose T_max and threshold are the full budget ('' = the shipped model)")
+    temporal_prior: bool = spec(True, help="perception runs the model with its temporal prior (its threshold is then "
+                                           "the prior's); as the perception node's parameter of that name")
     world_config: str = spec("", help="world YAML: camera geometry and start pose ('' = the shipped world)")
     republish_s: float = spec(1.0, lo=0.01, hi=3600.0, unit="s",
                               help="an unchanged command is sent again after this long (changes, and the command "
@@ -58,7 +61,7 @@ class AttentionNode(Node):
         manifest = read_manifest(resolve_model(cfg.model))
         check_field_of_view(Head.of(manifest), cam.hfov_deg)
         self.policy = AttentionPolicy(cam.width, cam.height, cam.hfov_deg, int(manifest["t_max"]),
-                                      float(manifest["early_exit"]["threshold"]), policy)
+                                      exit_threshold(manifest, cfg.temporal_prior), policy)
         self.enabled = cfg.enabled
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot_0"
         self.origin = start_pose_in_world(world, self.agent_id)

@@ -300,6 +300,7 @@ class PerceptionNode(LifecycleNode):
         st.add_all({"head": e.head.kind, "sectors": e.head.groups if e.head.sectors is not None else 0,
                     "decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
+                    "temporal_prior": e.prior is not None, "decisions_with_prior": e.prior_decisions,
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,

@@ -1,0 +1,133 @@
+"""The temporal prior: a decision's belief carried into the next one's exit and classes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snn_autonomy.events.batch import EVENT_DTYPE, EventBatch
+from snn_autonomy.perception.early_exit import exit_at
+from snn_autonomy.perception.temporal_prior import (TemporalPrior, calibrate_with_prior, decision_chains,
+                                                     exit_threshold, exit_with_prior, prior_of)
+
+WINDOW_US = 96_000
+
+
+def _meta(times_ms, seeds=(1,), robots=(0,)):
+    rows = [(s, r, t * 1000) for s in seeds for r in robots for t in times_ms]
+    return np.array([(*row, 0, 0, 0, 0, 0) for row in rows], dtype=np.float64)
+
+
+def test_samples_become_runs_of_decisions_one_window_apart():
+    """Samples 50 ms apart with 96 ms windows: two interleaved chains per robot, 100 ms apart,
+    4 ms from one decision's end to the next one's start; robots and seeds never mix, and a
+    hole in the recording is a long gap."""
+    meta = _meta([0, 50, 100, 150, 200, 250, 600], seeds=(1, 2), robots=(0, 1))
+    chains, gaps = decision_chains(meta, WINDOW_US)
+    assert len(chains) == 8 and sorted(np.concatenate(chains)) == list(range(len(meta)))
+    for c, g in zip(chains, gaps):
+        assert len(np.unique(meta[c][:, :2], axis=0)) == 1
+        assert np.all(np.diff(meta[c, 2]) >= WINDOW_US)
+        assert np.isinf(g[0])
+    first = chains[0]
+    assert list(meta[first, 2] / 1000) == [0, 100, 200, 600]
+    assert list(gaps[0][1:] / 1000) == [4, 4, 304]
+
+
+def test_with_no_weight_the_prior_changes_nothing():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(8, 12, 3 * 4)).cumsum(0)
+    chains, gaps = decision_chains(_meta(np.arange(12) * 100.0), WINDOW_US)
+    plain = exit_at(logits, 0.7, groups=3)
+    same = exit_with_prior(logits, chains, gaps, 0.7, TemporalPrior(weight=0.0), groups=3)
+    assert np.array_equal(plain.prediction, same.prediction) and np.array_equal(plain.steps, same.steps)
+
+
+def test_a_sure_decision_settles_an_unsure_one_unless_it_is_too_old():
+    """Decision 1 is sure of class 2; decision 2's evidence leans a little to class 1. With the
+    prior, decision 2 names class 2 and exits at once; across a gap longer than max_gap_us it
+    is on its own."""
+    T, K = 4, 3
+    logits = np.zeros((T, 2, K))
+    logits[:, 0, 2] = 6.0                                  # sure of class 2 from the first step
+    logits[:, 1, 1] = 0.3                                  # unsure, slightly for class 1
+    prior = TemporalPrior(weight=0.5, floor=0.1, max_gap_us=50_000)
+    near = _meta([0, 100])
+    chains, gaps = decision_chains(near, WINDOW_US)
+    r = exit_with_prior(logits, chains, gaps, 0.6, prior)
+    assert list(r.prediction) == [2, 2] and list(r.steps) == [1, 1]
+    chains, gaps = decision_chains(_meta([0, 200]), WINDOW_US)      # 104 ms apart: too old
+    r = exit_with_prior(logits, chains, gaps, 0.6, prior)
+    assert list(r.prediction) == [2, 1] and r.steps[1] == T
+    # the pull is bounded: evidence against the belief of more than 2.25 nats (at the defaults) wins
+    logits[:, 1, 1] = 2.5
+    chains, gaps = decision_chains(near, WINDOW_US)
+    assert exit_with_prior(logits, chains, gaps, 0.6, TemporalPrior()).prediction[1] == 1
+
+
+def test_calibration_with_the_prior_meets_its_target_and_saves_steps():
+    """Robots' runs over scenes that change now and then, with evidence that builds over the
+    steps: the calibrated threshold keeps the exit within the allowed loss of a single
+    window's full accuracy, in fewer steps than without the prior."""
+    rng = np.random.default_rng(5)
+    T, G, K, runs, length = 12, 4, 5, 20, 30
+    truth = np.zeros((runs, length, G), dtype=int)
+    for r in range(runs):
+        scene = rng.integers(0, K, G)
+        for j in range(length):
+            if rng.random() < 0.1:
+                scene = rng.integers(0, K, G)
+            truth[r, j] = scene
+    labels = truth.reshape(-1, G)
+    n = len(labels)
+    onehot = np.eye(K)[labels]                                            # (N, G, K)
+    drift = np.arange(1, T + 1)[:, None, None, None] * 0.35
+    logits = (onehot[None] * drift + rng.normal(scale=1.0, size=(T, n, G, K)).cumsum(0) * 0.5).reshape(T, n, G * K)
+    meta = _meta(np.arange(length) * 100.0, seeds=range(runs))
+    chains, gaps = decision_chains(meta, WINDOW_US)
+    cal = calibrate_with_prior(logits, labels, chains, gaps, TemporalPrior(), max_loss=0.01, groups=G)
+    assert cal.accuracy_exit >= cal.accuracy_full - 0.01 - 1e-9
+    r = exit_with_prior(logits, chains, gaps, cal.threshold, TemporalPrior(), groups=G)
+    assert float((r.prediction == labels).mean()) == pytest.approx(cal.accuracy_exit)
+    from snn_autonomy.perception.early_exit import calibrate
+
+    plain = calibrate(logits, labels, 0.01, groups=G)
+    assert cal.mean_steps < plain.mean_steps, (cal, plain)
+
+
+def test_bad_prior_settings_are_refused():
+    for bad in ({"weight": 1.5}, {"floor": 0.0}, {"max_gap_us": -1}):
+        with pytest.raises(ValueError, match="temporal prior"):
+            TemporalPrior(**bad)
+
+
+def _noise_stream(seed: int, t0_us: int, span_us: int) -> EventBatch:
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(20000, EVENT_DTYPE)
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 128, ev.size), rng.integers(0, 96, ev.size), rng.integers(0, 2, ev.size)
+    ev["t"] = np.sort(rng.integers(t0_us, t0_us + span_us, ev.size))
+    return EventBatch(ev, 128, 96)
+
+
+def test_the_shipped_model_carries_its_belief_from_decision_to_decision():
+    """The shipped model was calibrated with a prior: its runtime uses the prior's threshold and
+    carries each decision's belief into the next; a time jump starts afresh, without one; and
+    the prior can be turned off, with the single window's threshold."""
+    from snn_autonomy.paths import model_path
+    from snn_autonomy.perception.runtime import StreamingPerception
+
+    path = model_path("perception_default.npz")
+    eng = StreamingPerception.from_file(path, "torch")
+    manifest = eng.manifest
+    assert prior_of(manifest) == eng.prior and eng.prior is not None
+    assert eng.threshold == exit_threshold(manifest) == manifest["early_exit"]["prior"]["threshold"]
+    decisions = eng.push(_noise_stream(3, 0, 300_000), 300_000)
+    assert len(decisions) >= 3
+    assert not decisions[0].with_prior and all(d.with_prior for d in decisions[1:])
+    # a leap of sensor time: the stream starts afresh and its first decision has no prior
+    eng.push(_noise_stream(4, 5_000_000, 1000), 5_001_000)
+    after = eng.push(_noise_stream(5, 5_001_000, 200_000), 5_201_000)
+    assert after and not after[0].with_prior and eng.time_jumps == 1
+
+    off = StreamingPerception.from_file(path, "torch", temporal_prior=False)
+    assert off.prior is None and off.threshold == manifest["early_exit"]["threshold"]
+    assert not any(d.with_prior for d in off.push(_noise_stream(3, 0, 300_000), 300_000))
