@@ -58,7 +58,7 @@ def test_a_sure_decision_settles_an_unsure_one_unless_it_is_too_old():
     chains, gaps = decision_chains(_meta([0, 200]), WINDOW_US)      # 104 ms apart: too old
     r = exit_with_prior(logits, chains, gaps, 0.6, prior)
     assert list(r.prediction) == [2, 1] and r.steps[1] == T
-    # the pull is bounded: evidence against the belief of more than 2.25 nats (at the defaults) wins
+    # the pull is bounded: evidence against the belief of more than 2 nats (at the defaults) wins
     logits[:, 1, 1] = 2.5
     chains, gaps = decision_chains(near, WINDOW_US)
     assert exit_with_prior(logits, chains, gaps, 0.6, TemporalPrior()).prediction[1] == 1
