@@ -7,8 +7,9 @@ step; after each step the class confidence is checked, and when it reaches the
 threshold, or after t_max steps, a Decision is emitted and the network starts
 afresh from the next bin. Confident scenes therefore get decisions sooner and
 cheaper. A model calibrated with a temporal prior (`temporal_prior.py`) carries each
-decision's belief into the next one's confidence and classes, unless `temporal_prior=False`. T_max, the threshold and the ROI can be changed between steps; events
-outside the ROI are ignored (the grid still spans the whole sensor).
+decision's belief into the next one's confidence and classes, unless `temporal_prior=False`.
+T_max, the threshold and the ROI can be changed between steps; events outside the ROI are
+ignored (the grid still spans the whole sensor).
 """
 from __future__ import annotations
 

@@ -267,21 +267,21 @@ def _evaluate_classes(logits: np.ndarray, data: Dataset, threshold: float, label
     }
 
 
-ATTENTION_BUDGETS = (4, 5, 8)   # T_max of attention's calm, open and alert budgets (AttentionConfig)
-
-
 def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_threshold: float, prior: TemporalPrior,
                   head: Head, window_us: int, measure: str = "max_softmax") -> Dict[str, Any]:
     """A sector model's figures with its temporal prior, over `data`'s samples taken as robots'
     runs of consecutive decisions (`temporal_prior.decision_chains`), beside those of single
     windows at the same budgets: T_max, and attention's calm, open and alert caps."""
+    from ..attention.policy import AttentionConfig   # the caps the robots run with (attention sits above perception)
+
+    caps = AttentionConfig()
     cls, g = logits[..., :-1], head.groups
     y = head.targets(data.y, data.sector_m)
     chains, gaps = decision_chains(data.meta, window_us)
     r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g)
     full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g)
     budgets = {}
-    for t in (*ATTENTION_BUDGETS, cls.shape[0]):
+    for t in sorted({caps.calm_t_max, caps.open_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
         capped = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)
         budgets[str(t)] = {"accuracy_with_prior": float((capped.prediction == y).mean()),
