@@ -30,9 +30,10 @@ Three budgets, chosen per decision:
   threshold. 0.9 m is the class edge above the controller's `slow_range_m` (0.8 m, full
   cruise with at least that much free ahead): nothing there slows the robot yet, and at
   the 0.5 m/s cruise it is 1.8 s away, while a decision comes 18 ms sooner than at 8
-  steps. Over the patrol benchmark's 16 runs (docs/control_and_fleet.md) this took 62 %
-  of the decisions and brought the synaptic operations per decision to 2.1x below
-  attention off (1.72x without it), with the same coverage and no collision at fault;
+  steps. Over the patrol benchmark's 16 runs (docs/control_and_fleet.md), measured before
+  perception's temporal prior, this took 62 % of the decisions and brought the synaptic
+  operations per decision to 2.1x below attention off (1.72x without it), with the same
+  coverage and no collision at fault (with the prior on both sides, attention saves 1.57x);
   with 6 steps 1.97x; judged on 1.4 m instead of 0.9 (41 % of decisions, 6 steps), 1.85x
   and a wall's corner hit at fault. The sector model's joint confidence seldom allows
   calm, so this is where its savings come from.

@@ -153,7 +153,8 @@ class PatrolController:
         self._memory: Deque[Tuple[float, np.ndarray, np.ndarray]] = deque()
         self._memory_points = 0
         # (time, yaw, range class per sector) of the decisions within smoothing_s
-        self._recent: Deque[Tuple[float, float, np.ndarray, Tuple[int, float]]] = deque()   # t, yaw, classes, layout
+        self._recent: Deque[Tuple[float, float, np.ndarray]] = deque()
+        self._recent_layout: Tuple[int, float] = (0, 0.0)   # sector count and width of the decisions in it
         # each range class's free range, as the newest decision that reported it gave it
         self._class_free: Dict[int, float] = {}
 
@@ -248,16 +249,17 @@ class PatrolController:
         n = len(p.classes)
         width = _sector_width(p)
         layout = (n, round(width, 9))
-        if self._recent and self._recent[-1][3] != layout:
+        if layout != self._recent_layout:
             self._recent.clear()
-        self._recent.append((now_s, yaw, np.asarray(p.classes), layout))
+            self._recent_layout = layout
+        self._recent.append((now_s, yaw, np.asarray(p.classes)))
         self._class_free.update(zip(p.classes, p.free_m))
         while self._recent and (now_s - self._recent[0][0] > self.cfg.smoothing_s or now_s < self._recent[0][0]):
             self._recent.popleft()
         if len(self._recent) < 2:
             return p
         aligned = np.full((len(self._recent), n), -1)
-        for r, (_t, then, classes, _layout) in enumerate(self._recent):
+        for r, (_t, then, classes) in enumerate(self._recent):
             # sectors run left to right: what was at index k then is at k + (sectors turned left since) now
             shift = int(round(wrap(yaw - then) / width))
             if 0 <= shift < n:

@@ -43,7 +43,6 @@ class LoopStats:
     synaptic_ops: float = 0.0
     calm_decisions: int = 0
     open_decisions: int = 0
-    prior_decisions: int = 0    # decisions that carried the one before's belief (temporal prior)
 
 
 class FusedAgent:
@@ -110,7 +109,6 @@ class FusedAgent:
         s.steps += d.steps
         s.events_used += d.events_used
         s.synaptic_ops += d.synaptic_ops
-        s.prior_decisions += d.with_prior
         mode = self.last_attention.mode if self.last_attention is not None else None
         s.calm_decisions += mode == CALM
         s.open_decisions += mode == OPEN

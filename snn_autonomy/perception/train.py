@@ -282,7 +282,7 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
     full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g)
     budgets = {}
     for t in sorted({caps.calm_t_max, caps.open_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
-        capped = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t)
+        capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)
         budgets[str(t)] = {"accuracy_with_prior": float((capped.prediction == y).mean()),
                            "mean_steps_with_prior": float(capped.steps.mean()),
