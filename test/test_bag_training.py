@@ -84,6 +84,12 @@ def test_labels_from_the_lidar_agree_with_the_simulator(world_bag):
     assert report.camera == (128, 96) and report.packets_rejected == 0
     assert data.x.shape == (report.samples, inputs.t_max, 2, 48, 64) and data.x.sum() > 0
     assert abs(report.stamp_offset_s) < 0.01         # the world's sensor stamps events on the world's clock
+    # the heading over each window, integrated from the odometry's turn rate (the temporal prior
+    # turns with it): the arcs turn at 0.6 rad/s, 58 mrad in a 96 ms window
+    from snn_autonomy.perception.dataset import META_YAW_END, META_YAW_START
+
+    turn = np.abs(data.meta[:, META_YAW_END] - data.meta[:, META_YAW_START])
+    assert np.isfinite(turn).all() and np.median(turn) == pytest.approx(0.6 * 0.096, rel=0.25), turn
 
     from snn_autonomy.perception.bag_truth import simulator_agreement
 

@@ -12,6 +12,7 @@ missing, stamps of two clocks) is refused with a `RecordingError` that says what
 """
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
@@ -196,7 +197,8 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     report = BagDatasetReport(str(path), {"events": topics.events, "scan": topics.scan, "odom": topics.odom})
     dropped: Counter = Counter()
     stream = _EventStream(rig.sync.packet_stamp == "first_event")
-    odom: Deque[Tuple[int, float, float]] = deque()   # stamp ns, forward m/s, turn rad/s
+    odom: Deque[Tuple[int, float, float, float]] = deque()   # stamp ns, forward m/s, turn rad/s, heading rad
+    heading = [0.0, None]       # the turn rate integrated since the first odometry (rad), at stamp (ns)
     pending: List[ScanData] = []
     contact = ContactEstimator(rig.camera, sectors)
     window_ns = inputs.bin_us * inputs.t_max * 1000
@@ -209,9 +211,14 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     def note(kind: str, t: int) -> None:
         seen[kind] = (t, t) if seen[kind] is None else (seen[kind][0], t)
 
+    def heading_at(t: int) -> float:
+        # the odometry's heading nearest to t; NaN without odometry within the allowed skew
+        best = min(((abs(ts - t), yaw) for ts, _, _, yaw in odom), default=(skew_ns + 1, math.nan))
+        return best[1] if best[0] <= skew_ns else math.nan
+
     def label_scan(scan: ScanData) -> None:
         t = scan.stamp_ns
-        near = [(abs(ts - t), v, w) for ts, v, w in odom if abs(ts - t) <= skew_ns]
+        near = [(abs(ts - t), v, w) for ts, v, w, _ in odom if abs(ts - t) <= skew_ns]
         ranges, covered = camera_sector_ranges(scan, rig.camera, sectors)
         if last_scan_ns[0] is not None and t - last_scan_ns[0] > SCAN_GAP_S * 1e9:
             contact.reset()
@@ -240,7 +247,8 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
         out["y"].append(class_of(tuple(three), label.near_m))
         t_min = float(ttc.min())
         out["app"].append(t_min < label.ttc_s)
-        out["meta"].append((bag_index, 0, t // 1000, float(three.min()), *three, t_min))
+        out["meta"].append((bag_index, 0, t // 1000, float(three.min()), *three, t_min,
+                            heading_at(t - window_ns), heading_at(t)))
         out["sector_m"].append(ranges.astype(np.float32))
 
     def flush(final: bool) -> None:
@@ -275,7 +283,10 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
                 motion = planar_motion(msg)
                 note("odom", t)
                 if motion is not None:
-                    odom.append((t, *motion))
+                    if heading[1] is not None and odom:
+                        heading[0] += odom[-1][2] * (t - heading[1]) * 1e-9
+                    heading[1] = t
+                    odom.append((t, *motion, heading[0]))
             if n % 2000 == 0:
                 flush(final=False)
                 if progress:
@@ -302,7 +313,7 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     data = Dataset(
         np.stack(out["x"]) if out["x"] else np.zeros((0, inputs.t_max, 2, h, w), np.uint8),
         np.array(out["y"], dtype=np.int64), np.array(out["app"], dtype=np.uint8),
-        np.array(out["meta"], dtype=np.float64).reshape(-1, 8),
+        np.array(out["meta"], dtype=np.float64).reshape(-1, 10),
         np.array(out["sector_m"], dtype=np.float32).reshape(-1, sectors))
     return data, report
 
