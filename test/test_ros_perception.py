@@ -124,6 +124,8 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         assert float(d["admitted_ev_s"]) > 0 and d["admitted_why"]
         # the shipped model runs with its temporal prior: decisions carry the belief of the one before
         assert d["temporal_prior"] == "True" and int(d["decisions_with_prior"]) > 0
+        # the world's odometry reaches perception (/robot_0/odom): the belief turns with the robot
+        assert int(d["decisions_prior_turned"]) > 0 and d["odom_refused"] == "0"
     finally:
         codes = [p.stop() for p in reversed(procs)]
         probe.close()

@@ -7,7 +7,7 @@ import pytest
 from snn_autonomy.events.batch import EVENT_DTYPE, EventBatch
 from snn_autonomy.perception.early_exit import exit_at
 from snn_autonomy.perception.temporal_prior import (TemporalPrior, calibrate_with_prior, decision_chains,
-                                                     exit_threshold, exit_with_prior, prior_of)
+                                                     exit_threshold, exit_with_prior, prior_of, turned)
 
 WINDOW_US = 96_000
 
@@ -62,6 +62,46 @@ def test_a_sure_decision_settles_an_unsure_one_unless_it_is_too_old():
     logits[:, 1, 1] = 2.5
     chains, gaps = decision_chains(near, WINDOW_US)
     assert exit_with_prior(logits, chains, gaps, 0.6, TemporalPrior()).prediction[1] == 1
+
+
+def test_a_turned_belief_moves_to_the_bearing_it_is_now_at():
+    """Sectors left to right: after a left turn of one sector, what sector 0 saw is in sector 1;
+    half a sector takes half of each neighbour; the sector that now looks past the old view's
+    edge has no belief (uniform), and a right turn moves the other way."""
+    K = 3
+    b = np.eye(K)[[2, 0, 1]]                              # 3 sectors, each sure of one class
+    left = turned(b, 1.0)
+    assert np.allclose(left[0], 1 / K) and np.allclose(left[1:], b[:2])
+    assert np.allclose(turned(b, -1.0)[:2], b[1:]) and np.allclose(turned(b, -1.0)[2], 1 / K)
+    half = turned(b, 0.5)
+    assert np.allclose(half[1], (b[0] + b[1]) / 2) and np.allclose(half.sum(-1), 1.0)
+    assert np.allclose(turned(b[None].repeat(2, 0), np.array([0.0, 1.0]))[0], b)     # one turn per decision
+
+
+def test_a_prior_that_follows_the_heading_lands_where_the_robot_turned():
+    """Decision 1 is sure of an obstacle (class 0) in the left sector; the robot then turns left
+    by one sector, and decision 2's evidence is weak. Following the heading, the belief lands
+    on the middle sector; without headings (or with the prior not following them) it stays left."""
+    T, G, K = 4, 3, 3
+    sure = np.full((G, K), -4.0)
+    sure[0, 0], sure[1:, 2] = 4.0, 4.0                    # left sector near, the others free
+    logits = np.zeros((T, 2, G * K))
+    logits[:, 0] = sure.reshape(-1)
+    logits[:, 1, 2::K] = 0.1                              # decision 2 leans a little to 'free' everywhere
+    chains, gaps = decision_chains(_meta([0, 100]), WINDOW_US)
+    width = np.radians(10.0)
+    headings = np.array([[0.0, 0.0], [width, width]])      # turned left one sector between the two
+    follows = exit_with_prior(logits, chains, gaps, 1.1, TemporalPrior(), groups=G, headings=headings,
+                              sector_rad=width)
+    assert list(follows.prediction[1]) == [2, 0, 2]
+    stays = exit_with_prior(logits, chains, gaps, 1.1, TemporalPrior(), groups=G)
+    assert list(stays.prediction[1]) == [0, 2, 2]
+    blind = exit_with_prior(logits, chains, gaps, 1.1, TemporalPrior(follow_heading=False), groups=G,
+                            headings=headings, sector_rad=width)
+    assert np.array_equal(blind.prediction, stays.prediction)
+    unknown = exit_with_prior(logits, chains, gaps, 1.1, TemporalPrior(), groups=G,
+                              headings=np.full((2, 2), np.nan), sector_rad=width)
+    assert np.array_equal(unknown.prediction, stays.prediction)
 
 
 def test_calibration_with_the_prior_meets_its_target_and_saves_steps():
@@ -127,6 +167,16 @@ def test_the_shipped_model_carries_its_belief_from_decision_to_decision():
     eng.push(_noise_stream(4, 5_000_000, 1000), 5_001_000)
     after = eng.push(_noise_stream(5, 5_001_000, 200_000), 5_201_000)
     assert after and not after[0].with_prior and eng.time_jumps == 1
+
+    # with odometry, the belief turns with the robot; a non-finite heading is refused
+    assert eng.prior.follow_heading and eng.turned_decisions == 0
+    assert not eng.set_heading(float("nan")) and eng.set_heading(0.0)
+    t = 5_201_000
+    for k in range(6):
+        eng.set_heading(0.05 * k)
+        eng.push(_noise_stream(6 + k, t, 50_000), t + 50_000)
+        t += 50_000
+    assert 0 < eng.turned_decisions <= eng.prior_decisions
 
     off = StreamingPerception.from_file(path, "torch", temporal_prior=False)
     assert off.prior is None and off.threshold == manifest["early_exit"]["threshold"]

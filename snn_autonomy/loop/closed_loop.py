@@ -135,7 +135,8 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "steps_per_decision": round(total["steps"] / n, 2),
             "calm_fraction": round(total["calm_decisions"] / n, 3),
             "open_fraction": round(total["open_decisions"] / n, 3),
-            "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3)})
+            "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
+            "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3)})
     result.update({"wall_s": round(wall, 1), "real_time_factor": round(sim_s / wall, 3)})
     if plot is not None:
         from ..report.plots import plot_patrol

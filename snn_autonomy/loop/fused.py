@@ -73,6 +73,7 @@ class FusedAgent:
         if self.admission is not None:
             t0, steps = time.perf_counter(), self.perception.steps
         filtered = self.filter.apply(batch)
+        self.perception.set_heading(self.control.pose[2])    # the temporal prior turns with the robot
         decisions = self.perception.push(filtered, now_us)
         if self.admission is not None:
             self._measure(t0, now_us, len(filtered), self.perception.steps - steps, bool(decisions))

@@ -31,7 +31,7 @@ from .heads import Head
 from .labels import LabelConfig
 from .model_io import load_model, verified_manifest
 from .sectors import summary_label
-from .temporal_prior import exit_threshold, prior_of
+from .temporal_prior import CarriedBelief, exit_threshold, prior_of
 
 
 def load_stepper(path: Path, backend: str = "torch", **options) -> Tuple[Stepper, Dict]:
@@ -98,8 +98,8 @@ class StreamingPerception:
         self.roi = roi
         self._bins: Optional[Packetizer] = None   # cuts the stream into bins of bin_us
         self._acc = _Accum()
-        self._belief: Optional[np.ndarray] = None    # the last decision's, for the next (temporal prior)
-        self._belief_end_us = 0
+        width = self.head.sectors.width_rad if self.head.sectors is not None else 0.0
+        self._belief = CarriedBelief(self.prior, self.head.groups, width) if self.prior is not None else None
         self._last_seq = -1
         self._last_stamp = 0
         self._last_now_us: Optional[int] = None
@@ -137,6 +137,17 @@ class StreamingPerception:
     def set_roi(self, roi: Optional[Roi]) -> None:
         self.roi = roi
 
+    def set_heading(self, yaw_rad: float) -> bool:
+        """The robot's newest odometry heading (any fixed frame): a temporal prior that follows the
+        heading turns the last decision's belief by the robot's turn since. Non-finite values are
+        refused (False); without any, the belief stays at the bearings it was seen at."""
+        return self._belief.set_heading(yaw_rad) if self._belief is not None else math.isfinite(yaw_rad)
+
+    @property
+    def turned_decisions(self) -> int:
+        """Decisions whose prior was turned with the robot."""
+        return self._belief.turned if self._belief is not None else 0
+
     def warm_up(self, steps: int = 4) -> None:
         """Run a few steps on a synthetic stream and forget them: first-run costs (the back end's
         allocations, kernel loads) are paid before real data flows, not on its first packet."""
@@ -149,12 +160,15 @@ class StreamingPerception:
             self.push(EventBatch(ev.copy(), w, h), (k + 1) * self.bin_us)
         self.restart()
         self.decisions = self.steps = self.prior_decisions = 0
+        if self._belief is not None:
+            self._belief.turned = 0
 
     def restart(self) -> None:
         """Forget the stream's time line and the decision in progress (after a time jump)."""
         self._bins = None
         self._acc = _Accum()
-        self._belief = None
+        if self._belief is not None:
+            self._belief.forget()
         self._last_now_us = None
 
     # ------------------------------------------------------------------ data
@@ -220,8 +234,8 @@ class StreamingPerception:
         frame = binned_frames(batch, t0, self.bin_us, 1, out_size=self.grid)[0]
         if acc.steps == 0:
             self.stepper.reset()
-            if self._belief is not None and t0 - self._belief_end_us <= self.prior.max_gap_us:
-                acc.belief = self._belief
+            if self._belief is not None:
+                acc.belief = self._belief.log_prior(t0)
         r = self.stepper.step(frame)
         acc.steps += 1
         self.steps += 1
@@ -244,9 +258,8 @@ class StreamingPerception:
                      acc.steps < steps_cap, self.threshold, acc.events_in, acc.events_used, acc.synops,
                      r.neuron_updates * acc.steps, acc.first_seq, self._last_seq, self._last_stamp, sectors,
                      acc.belief is not None)
-        if self.prior is not None:
-            self._belief = self.prior.log_belief(cls_logits, self.head.groups)
-            self._belief_end_us = t0 + self.bin_us
+        if self._belief is not None:
+            self._belief.keep(cls_logits, t0 + self.bin_us)
         self._acc = _Accum()
         self.decisions += 1
         self.prior_decisions += d.with_prior

@@ -77,6 +77,10 @@ class SectorSpec:
     def classes(self) -> int:
         return len(self.edges_m) + 1
 
+    @property
+    def width_rad(self) -> float:
+        return math.radians(self.hfov_deg) / self.count
+
     def angles(self) -> np.ndarray:
         """Centre of each sector relative to the heading [rad], + to the left, left to right."""
         return sector_angles(self.count, math.radians(self.hfov_deg))

@@ -19,8 +19,13 @@ The confidence, the exit and the decision's classes are those of the fused logit
 is dropped when the previous decision ended more than `max_gap_us` before this one's first step,
 and whenever the stream starts afresh (a time jump, lost packets).
 
-The prior does not know the robot turned: a turn of one sector (10 degrees) within a decision's
-gap puts the belief on the neighbouring bearing, which the floor lets the new evidence overrule.
+With `follow_heading` and the robot's odometry (`StreamingPerception.set_heading`), the belief
+is turned with the robot before it is applied: a turn of d radians moves what was seen at bearing
+b to bearing b - d, so each sector's belief is taken from the bearing it was seen at (linear
+between neighbours; a sector that comes into view from outside the last one's gets no belief).
+At 10 degrees a sector, a robot turning at 1 rad/s puts a 100 ms old belief more than half a
+sector off. Without odometry the belief stays where it was seen, which the floor lets the new
+evidence overrule.
 
 The threshold calibrated with a prior (`calibrate_with_prior`) is its own: exits are judged on
 chains of consecutive, non-overlapping decisions of one robot (`decision_chains`), against the
@@ -28,8 +33,9 @@ accuracy of a single window run to T_max (the figure the plain early exit is hel
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -45,21 +51,96 @@ class TemporalPrior:
     weight: float = 0.5
     floor: float = 0.1
     max_gap_us: int = 100_000    # a belief older than one full window (96 ms) is not carried
+    follow_heading: bool = True  # turn the belief with the robot (odometry), where it is known
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.weight <= 1.0 and 0.0 < self.floor <= 1.0 and self.max_gap_us >= 0):
             raise ValueError(f"temporal prior needs weight in [0, 1], floor in (0, 1], max_gap_us >= 0: {self}")
 
-    def log_belief(self, fused_logits: np.ndarray, groups: int) -> np.ndarray:
-        """weight * log of the transitioned belief of a decision's fused class logits (flat, as they are)."""
-        z = np.asarray(fused_logits, dtype=np.float64).reshape(*np.shape(fused_logits)[:-1], groups, -1)
-        p = np.exp(z - z.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        k = p.shape[-1]
-        return (self.weight * np.log((1.0 - self.floor) * p + self.floor / k)).reshape(np.shape(fused_logits))
+    def log_belief(self, belief: np.ndarray) -> np.ndarray:
+        """weight * log of the transitioned belief (`belief_of`'s (..., groups, K) probabilities),
+        flat as the class logits are."""
+        k = belief.shape[-1]
+        out = self.weight * np.log((1.0 - self.floor) * belief + self.floor / k)
+        return out.reshape(*belief.shape[:-2], -1)
 
     def to_manifest(self, threshold: float, **figures: float) -> Dict[str, Any]:
         return {**asdict(self), "threshold": float(threshold), **figures}
+
+
+def belief_of(fused_logits: np.ndarray, groups: int) -> np.ndarray:
+    """A decision's class probabilities per group (..., groups, K), from its flat fused logits."""
+    z = np.asarray(fused_logits, dtype=np.float64).reshape(*np.shape(fused_logits)[:-1], groups, -1)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
+def turned(belief: np.ndarray, turn_sectors: Union[float, np.ndarray]) -> np.ndarray:
+    """Sector beliefs (..., S, K), sectors left to right, after the robot turned left by
+    `turn_sectors` sector widths (per leading index, or one for all): what sector j sees now was
+    seen at j - turn, taken linearly between neighbours; sectors that see what lay outside the
+    view get the uniform belief (no prior)."""
+    b = np.asarray(belief, dtype=np.float64)
+    s, k = b.shape[-2], b.shape[-1]
+    turn = np.broadcast_to(np.asarray(turn_sectors, dtype=np.float64), b.shape[:-2])[..., None]
+    src = np.arange(s) - turn                                       # (..., S) fractional source sector
+    lo = np.floor(src)
+    frac = (src - lo)[..., None]
+    padded = np.concatenate([np.full(b.shape[:-2] + (1, k), 1.0 / k), b, np.full(b.shape[:-2] + (1, k), 1.0 / k)], -2)
+
+    def at(i: np.ndarray) -> np.ndarray:
+        idx = np.where((i >= 0) & (i < s), i + 1, 0).astype(np.int64)     # outside the view: the uniform row
+        return np.take_along_axis(padded, idx[..., None], -2)
+
+    return (1.0 - frac) * at(lo) + frac * at(lo + 1)
+
+
+def wrap_angle(a: Union[float, np.ndarray]) -> np.ndarray:
+    """Angles in (-pi, pi]."""
+    return np.pi - np.mod(np.pi - np.asarray(a, dtype=np.float64), 2 * np.pi)
+
+
+class CarriedBelief:
+    """One stream's belief between its decisions, as a runtime carries it: `keep` a decision's
+    fused logits when it ends, `set_heading` as odometry comes, and take `log_prior` at the next
+    decision's first step (None where there is none, or it is older than `max_gap_us`)."""
+
+    def __init__(self, prior: TemporalPrior, groups: int, sector_rad: float = 0.0) -> None:
+        self.prior = prior
+        self.groups = groups
+        self.follows = prior.follow_heading and groups > 1 and sector_rad > 0
+        self.sector_rad = sector_rad
+        self.heading: Optional[float] = None      # the newest odometry heading
+        self._belief: Optional[np.ndarray] = None
+        self._end_us = 0
+        self._yaw: Optional[float] = None         # the heading when the belief was kept
+        self.turned = 0                           # priors turned with the robot
+
+    def set_heading(self, yaw_rad: float) -> bool:
+        """The robot's heading (rad, any fixed frame); non-finite values are refused (False)."""
+        if not math.isfinite(yaw_rad):
+            return False
+        self.heading = float(yaw_rad)
+        return True
+
+    def keep(self, fused_logits: np.ndarray, end_us: int) -> None:
+        """A decision's fused class logits, as it ends at `end_us`, at the heading known then."""
+        self._belief = belief_of(fused_logits, self.groups)
+        self._end_us = end_us
+        self._yaw = self.heading
+
+    def forget(self) -> None:
+        self._belief = None
+
+    def log_prior(self, start_us: int) -> Optional[np.ndarray]:
+        """The weighted log prior for a decision whose first step begins at `start_us`."""
+        if self._belief is None or start_us - self._end_us > self.prior.max_gap_us:
+            return None
+        belief = self._belief
+        if self.follows and self.heading is not None and self._yaw is not None:
+            belief = turned(belief, float(wrap_angle(self.heading - self._yaw)) / self.sector_rad)
+            self.turned += 1
+        return self.prior.log_belief(belief)
 
 
 def prior_of(manifest: Dict[str, Any]) -> Optional[TemporalPrior]:
@@ -67,7 +148,8 @@ def prior_of(manifest: Dict[str, Any]) -> Optional[TemporalPrior]:
     d = manifest.get("early_exit", {}).get("prior")
     if not d:
         return None
-    return TemporalPrior(float(d["weight"]), float(d["floor"]), int(d["max_gap_us"]))
+    # a manifest from before the belief followed the heading was calibrated without it
+    return TemporalPrior(float(d["weight"]), float(d["floor"]), int(d["max_gap_us"]), bool(d.get("follow_heading")))
 
 
 def exit_threshold(manifest: Dict[str, Any], temporal_prior: bool = True) -> float:
@@ -108,10 +190,14 @@ def decision_chains(meta: np.ndarray, window_us: int) -> Tuple[List[np.ndarray],
 
 def exit_with_prior(step_logits: np.ndarray, chains: List[np.ndarray], gaps_us: List[np.ndarray], threshold: float,
                     prior: TemporalPrior, measure: Measure = "max_softmax", groups: int = 1,
-                    t_max: Optional[int] = None) -> ExitResult:
+                    t_max: Optional[int] = None, headings: Optional[np.ndarray] = None,
+                    sector_rad: float = 0.0) -> ExitResult:
     """Where each sample exits with the temporal prior, each chain's decisions taken in order
     (step_logits: (T, N, C) class logits; chains and gaps as `decision_chains` gives them; a gap
-    over `max_gap_us` drops the prior)."""
+    over `max_gap_us` drops the prior). With `headings` ((N, 2): the robot's yaw at each window's
+    start and end, NaN where unknown) and sectors `sector_rad` wide, a prior that follows the
+    heading is turned by the robot's turn from the predecessor's exit (its yaw taken linearly
+    within its window) to this window's start."""
     T = step_logits.shape[0] if t_max is None else min(t_max, step_logits.shape[0])
     N, C = step_logits.shape[1], step_logits.shape[2]
     pred = np.zeros((N, groups) if groups > 1 else (N,), dtype=np.int64)
@@ -123,11 +209,17 @@ def exit_with_prior(step_logits: np.ndarray, chains: List[np.ndarray], gaps_us: 
     for j, c in enumerate(chains):
         table[j, :len(c)] = c
         gap[j, :len(c)] = gaps_us[j]
-    belief = np.zeros((len(chains), C))
+    follow = prior.follow_heading and headings is not None and sector_rad > 0 and groups > 1
+    belief = np.full((len(chains), groups, C // groups), 1.0 / (C // groups))
+    belief_yaw = np.full(len(chains), np.nan)          # the robot's heading at each chain's last exit
     for pos in range(length):
         live = table[:, pos] >= 0
         idx = table[live, pos]
-        b = np.where((gap[live, pos] <= prior.max_gap_us)[:, None], belief[live], 0.0)
+        b = belief[live]
+        if follow:
+            turn = wrap_angle(headings[idx, 0] - belief_yaw[live]) / sector_rad
+            b = turned(b, np.nan_to_num(turn, nan=0.0))
+        b = np.where((gap[live, pos] <= prior.max_gap_us)[:, None], prior.log_belief(b), 0.0)
         fused = step_logits[:T, idx] + b[None]
         conf = confidence(fused, measure, groups)                 # (T, n)
         hit = conf >= threshold
@@ -138,7 +230,10 @@ def exit_with_prior(step_logits: np.ndarray, chains: List[np.ndarray], gaps_us: 
         pred[idx] = predict(at_exit, groups)
         steps[idx] = first + 1
         conf_out[idx] = conf[first, n]
-        belief[live] = prior.log_belief(at_exit, groups)
+        belief[live] = belief_of(at_exit, groups)
+        if follow:
+            y0 = headings[idx, 0]
+            belief_yaw[live] = y0 + wrap_angle(headings[idx, 1] - y0) * (first + 1) / step_logits.shape[0]
     return ExitResult(pred, steps, conf_out)
 
 
@@ -153,7 +248,8 @@ class PriorCalibration:
 
 def calibrate_with_prior(step_logits: np.ndarray, labels: np.ndarray, chains: List[np.ndarray],
                          gaps_us: List[np.ndarray], prior: TemporalPrior, max_loss: float = 0.01,
-                         measure: Measure = "max_softmax", groups: int = 1, iterations: int = 12) -> PriorCalibration:
+                         measure: Measure = "max_softmax", groups: int = 1, iterations: int = 12,
+                         headings: Optional[np.ndarray] = None, sector_rad: float = 0.0) -> PriorCalibration:
     """Lowest threshold (to 1/2^iterations of the range, by bisection: exits depend on the chain
     before, so each candidate is a full pass) whose exit accuracy with the prior stays within
     `max_loss` of a single window's accuracy after all T steps. Bisection assumes the accuracy
@@ -162,7 +258,8 @@ def calibrate_with_prior(step_logits: np.ndarray, labels: np.ndarray, chains: Li
     acc_full = float((predict(step_logits[-1], groups) == labels).mean())
 
     def accuracy(th: float) -> ExitResult:
-        return exit_with_prior(step_logits, chains, gaps_us, th, prior, measure, groups)
+        return exit_with_prior(step_logits, chains, gaps_us, th, prior, measure, groups,
+                               headings=headings, sector_rad=sector_rad)
 
     lo, hi = 0.0, 1.0 + 1e-9
     for _ in range(iterations):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..sim.config import load_world_config
-from .dataset import Dataset, InputSpec, generate_all, input_spec_of, split_spec
+from .dataset import META_YAW_END, META_YAW_START, Dataset, InputSpec, generate_all, input_spec_of, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps, predict
 from .heads import Head
 from .labels import CLASSES, LabelConfig
@@ -267,6 +267,13 @@ def _evaluate_classes(logits: np.ndarray, data: Dataset, threshold: float, label
     }
 
 
+def heading_inputs(data: Dataset, head: Head) -> Dict[str, Any]:
+    """What a temporal prior that follows the heading needs of a dataset: the robot's yaw over
+    each sample's window and the model's sector width."""
+    return {"headings": data.meta[:, [META_YAW_START, META_YAW_END]],
+            "sector_rad": head.sectors.width_rad if head.sectors is not None else 0.0}
+
+
 def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_threshold: float, prior: TemporalPrior,
                   head: Head, window_us: int, measure: str = "max_softmax") -> Dict[str, Any]:
     """A sector model's figures with its temporal prior, over `data`'s samples taken as robots'
@@ -278,18 +285,21 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
     cls, g = logits[..., :-1], head.groups
     y = head.targets(data.y, data.sector_m)
     chains, gaps = decision_chains(data.meta, window_us)
-    r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g)
-    full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g)
+    turns = heading_inputs(data, head)
+    r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, **turns)
+    full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g, **turns)
     budgets = {}
     for t in sorted({caps.calm_t_max, caps.open_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
-        capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t)
+        capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t,
+                                                             **turns)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)
         budgets[str(t)] = {"accuracy_with_prior": float((capped.prediction == y).mean()),
                            "mean_steps_with_prior": float(capped.steps.mean()),
                            "accuracy_single_window": float((single.prediction == y).mean()),
                            "mean_steps_single_window": float(single.steps.mean())}
     return {**asdict(prior), "threshold": float(threshold),
-            "chains": len(chains), "mean_decision_gap_ms": float(np.mean([d for c in gaps for d in c[1:]]) / 1000),
+            "chains": len(chains), "headings_known": float(np.isfinite(turns["headings"]).all(1).mean()),
+            "mean_decision_gap_ms": float(np.mean([d for c in gaps for d in c[1:]]) / 1000),
             "accuracy_exit": float((r.prediction == y).mean()),
             "mean_steps_exit": float(r.steps.mean()),
             "accuracy_full_with_prior": float((full.prediction == y).mean()),
@@ -319,7 +329,7 @@ def calibrate_and_test(model: ConvSNN, val: Dataset, test: Dataset, label_cfg: L
     if head.sectors is not None and bin_us:
         prior, window_us = TemporalPrior(), bin_us * val_logits.shape[0]
         pc = calibrate_with_prior(val_logits[..., :-1], targets, *decision_chains(val.meta, window_us), prior,
-                                  max_loss, measure, head.groups)
+                                  max_loss, measure, head.groups, **heading_inputs(val, head))
         early_exit["prior"] = prior.to_manifest(
             pc.threshold, calibrated_on="validation split, each robot's decisions one window apart",
             val_accuracy_exit=pc.accuracy_exit, val_accuracy_full_with_prior=pc.accuracy_full_with_prior,

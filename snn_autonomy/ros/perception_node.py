@@ -2,6 +2,7 @@
 
 Subscribes events     event_camera_msgs/EventPacket (SensorDataQoS), decoded as one stream
            attention  snn_autonomy_msgs/AttentionCommand: ROI, t_max, confidence threshold
+           odom       nav_msgs/Odometry (optional): the heading the temporal prior turns with
 Publishes  perception snn_autonomy_msgs/Perception, one per decision (early exit or t_max)
            virtual_scan sensor_msgs/LaserScan (sector models): the decision's range per sector as
                       a laser scan in `scan_frame_id` (x forward), one ray per sector, for a
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from event_camera_msgs.msg import EventPacket
+from nav_msgs.msg import Odometry
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
@@ -56,7 +58,7 @@ from ..perception.runtime import Decision, StreamingPerception
 from ..realtime import process_age_s
 from ..sensors.warmup import warm_up
 from . import qos
-from .convert import msg_to_packet, perception_msg, virtual_scan_msg
+from .convert import msg_to_packet, perception_msg, quat_yaw, virtual_scan_msg
 from .diagnostics import ERROR, OK, WARN, Status, Updater, report_admission
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
@@ -107,6 +109,7 @@ class PerceptionNode(LifecycleNode):
         self.admission = PacketAdmission(0.0, QUEUE_DEPTH)
         self._unseen = 0              # packets dropped as stale since the last one stepped
         self.budget_rejections = 0
+        self.odom_refused = 0          # non-finite odometry headings
         self.last_problem = ""
         self.steps_total = 0
         self.diag = Updater(self, hardware_id="perception")
@@ -159,7 +162,8 @@ class PerceptionNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._subs = [self.create_subscription(EventPacket, "events", self._on_events, qos.SENSOR),
-                      self.create_subscription(AttentionCommand, "attention", self._on_attention, qos.COMMAND)]
+                      self.create_subscription(AttentionCommand, "attention", self._on_attention, qos.COMMAND),
+                      self.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)]
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -195,6 +199,10 @@ class PerceptionNode(LifecycleNode):
             roi, _ = Roi(max(0, int(r.x_offset)), max(0, int(r.y_offset)), max(1, int(r.width)),
                          max(1, int(r.height))).clamped(w, h)
             self.engine.set_roi(roi)
+
+    def _on_odom(self, msg: Odometry) -> None:
+        if self.engine is not None and not self.engine.set_heading(quat_yaw(msg.pose.pose.orientation)):
+            self.odom_refused += 1
 
     def _on_events(self, msg: EventPacket, info) -> None:
         if self.engine is None:
@@ -301,6 +309,7 @@ class PerceptionNode(LifecycleNode):
                     "decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
                     "temporal_prior": e.prior is not None, "decisions_with_prior": e.prior_decisions,
+                    "decisions_prior_turned": e.turned_decisions, "odom_refused": self.odom_refused,
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
