@@ -289,3 +289,14 @@ def test_bench_energy_runs_each_workload_until_a_coarse_counter_has_advanced():
     assert r["nvml_batch1_uj_per_decision"] is None and r["nvml_batch256_uj_per_decision"] is None
     assert "did not advance" in r["not_metered"]["nvml_batch256"]
     assert r["estimated_uj_per_decision"]["snn"] > 0     # the estimate needs no meter
+    assert not r["temporal_prior"] and r["threshold"] == pytest.approx(manifest["early_exit"]["threshold"], abs=1e-4)
+
+    # with the samples' meta, one robot's decisions 100 ms apart carry the model's temporal prior
+    from snn_autonomy.perception.temporal_prior import exit_threshold
+
+    meta = np.zeros((4, 10))
+    meta[:, 2] = 100_000 * (np.arange(4) + 1)
+    meta[:, 8:10] = 0.1 * np.arange(4)[:, None] + [0.0, 0.05]
+    r = measure_energy(model, manifest, frames, torch.device("cpu"), [], min_s=0.0, meta=meta)
+    assert r["temporal_prior"] and r["threshold"] == pytest.approx(exit_threshold(manifest), abs=1e-4)
+    assert r["decisions"] == 4 and 1 <= r["steps_per_decision"] <= manifest["t_max"]

@@ -3,7 +3,9 @@
 
 The default model decides on recorded frames of the built-in world (one seed of its test
 split) with early exit, one decision at a time (batch 1, as on a robot), then all at once
-(batch 256, all T_max steps: the throughput case). A meter measures a whole device (CPU
+(batch 256, all T_max steps: the throughput case). At batch 1 each robot's decisions follow
+one another (`temporal_prior.decision_chains`) and carry the model's temporal prior, turned with
+the robot's heading, as in the running loop. A meter measures a whole device (CPU
 package, GPU board), idle power included, so the idle power is measured first (2 s of
 sleep) and the energy above idle is reported beside the total.
 
@@ -24,10 +26,12 @@ from ..backends.base import output_groups
 from ..monitor.energy import EnergyEstimator, detect_meters, load_profiles
 from ..monitor.meters import EnergyMeter
 from ..paths import resolve_model
-from ..perception.dataset import generate, split_spec
+from ..perception.dataset import META_YAW_END, META_YAW_START, generate, split_spec
 from ..perception.early_exit import confidence
+from ..perception.heads import Head
 from ..perception.model import ConvSNN, synaptic_ops
 from ..perception.model_io import load_model
+from ..perception.temporal_prior import CarriedBelief, decision_chains, exit_threshold, prior_of, wrap_angle
 
 
 MIN_METERED_S = 2.0   # long against a meter counter's update period (NVML: tens of ms)
@@ -56,7 +60,7 @@ def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
     data = generate(split_spec("test", seeds=(301,), duration_s=10.0))
     found = detect_meters()
     try:
-        result = measure_energy(model, manifest, data.x[:samples], dev, found.meters)
+        result = measure_energy(model, manifest, data.x[:samples], dev, found.meters, meta=data.meta[:samples])
     finally:
         for m in found.meters:
             m.close()
@@ -65,29 +69,56 @@ def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
 
 
 def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray, dev: torch.device,
-                   meters: Sequence[EnergyMeter], min_s: float = MIN_METERED_S) -> Dict[str, Any]:
+                   meters: Sequence[EnergyMeter], min_s: float = MIN_METERED_S,
+                   meta: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """Energy per decision of `model` on `frames` (N, T, 2, H, W): the estimate from the operations
     executed, and each meter's reading at batch 1 and batch 256 (a figure is None, with a reason,
-    where the meter did not advance over the run)."""
+    where the meter did not advance over the run). With the samples' `meta` (dataset.Dataset.meta)
+    and a model calibrated with a temporal prior, batch 1 runs each robot's decisions in order
+    with the prior; without, each sample is a decision of its own."""
     model = model.to(dev).eval()
     x = torch.from_numpy(frames).float()
-    th = float(manifest["early_exit"]["threshold"])
+    prior = prior_of(manifest) if meta is not None else None
+    th = exit_threshold(manifest, prior is not None)
     measure, groups = manifest["early_exit"]["measure"], output_groups(manifest)   # a sector head's joint confidence
+    bin_us, T = int(manifest["input"]["bin_us"]), x.shape[1]
+    if prior is not None:
+        chains, _ = decision_chains(meta, bin_us * T)
+        order = np.concatenate(chains)
+    else:
+        chains, order = [], np.arange(len(x))
+    first_of_chain = {int(c[0]) for c in chains}
+    head = Head.of(manifest)
     fan = [f.to(dev) for f in model.fanout_maps()]
     est = EnergyEstimator(load_profiles(), dense_macs_per_step=manifest.get("dense_macs_per_step"))
     counts = {"decisions": 0, "steps": 0, "synops": 0.0, "neurons": 0.0}
 
     @torch.no_grad()
     def one_by_one() -> None:
-        for i in range(len(x)):
+        belief = (CarriedBelief(prior, groups, head.sectors.width_rad if head.sectors is not None else 0.0)
+                  if prior is not None else None)
+        for i in order:
             st = model.init_state(1, dev)
             frames = x[i].to(dev)
-            for t in range(frames.shape[0]):
+            start_us = int(meta[i, 2]) - bin_us * T if prior is not None else 0
+            if belief is not None:
+                if i in first_of_chain:
+                    belief.forget()
+                belief.set_heading(float(meta[i, META_YAW_START]))
+                log_prior = belief.log_prior(start_us)
+            for t in range(T):
                 logits, st, spikes = model.step(frames[t][None], st, trace=True)
                 counts["synops"] += float(synaptic_ops(spikes, fan)[0])
-                conf = float(confidence(logits[:, :-1].cpu().numpy(), measure, groups)[0])
-                if conf >= th or t == frames.shape[0] - 1:
+                cls = logits[0, :-1].cpu().numpy()
+                if belief is not None and log_prior is not None:
+                    cls = cls + log_prior
+                conf = float(confidence(cls[None], measure, groups)[0])
+                if conf >= th or t == T - 1:
                     break
+            if belief is not None:
+                y0 = meta[i, META_YAW_START]
+                belief.set_heading(float(y0 + wrap_angle(meta[i, META_YAW_END] - y0) * (t + 1) / T))
+                belief.keep(cls, start_us + (t + 1) * bin_us)
             counts["decisions"] += 1
             counts["steps"] += t + 1
             counts["neurons"] += model.neurons() * (t + 1)
@@ -106,6 +137,7 @@ def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray,
     result: Dict[str, Any] = {
         "device": str(dev) + (f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""),
         "decisions": len(x), "steps_per_decision": round(counts["steps"] / n, 2),
+        "temporal_prior": prior is not None, "threshold": round(th, 4),
         "estimated_uj_per_decision": {"profile": e.profile, "snn": round(e.total_uj, 3),
                                       "ann_equivalent": round(e.ann_uj, 3)},
         "meters": [m.describe() for m in meters],
