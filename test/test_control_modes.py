@@ -75,6 +75,9 @@ class _ScriptedPerception:
         self.next: Optional[tuple] = None
         self.head = head
 
+    def set_heading(self, yaw_rad: float) -> bool:
+        return True           # the scripted decisions carry no prior to turn
+
     def push(self, batch, now_us: int) -> list:
         if self.next is None:
             return []
