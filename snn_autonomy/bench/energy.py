@@ -31,7 +31,7 @@ from ..perception.early_exit import confidence
 from ..perception.heads import Head
 from ..perception.model import ConvSNN, synaptic_ops
 from ..perception.model_io import load_model
-from ..perception.temporal_prior import CarriedBelief, decision_chains, exit_threshold, prior_of, wrap_angle
+from ..perception.temporal_prior import CarriedBelief, decision_chains, exit_heading, exit_threshold, prior_of
 
 
 MIN_METERED_S = 2.0   # long against a meter counter's update period (NVML: tens of ms)
@@ -88,15 +88,14 @@ def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray,
     else:
         chains, order = [], np.arange(len(x))
     first_of_chain = {int(c[0]) for c in chains}
-    head = Head.of(manifest)
+    sector_rad = Head.of(manifest).sector_rad
     fan = [f.to(dev) for f in model.fanout_maps()]
     est = EnergyEstimator(load_profiles(), dense_macs_per_step=manifest.get("dense_macs_per_step"))
     counts = {"decisions": 0, "steps": 0, "synops": 0.0, "neurons": 0.0}
 
     @torch.no_grad()
     def one_by_one() -> None:
-        belief = (CarriedBelief(prior, groups, head.sectors.width_rad if head.sectors is not None else 0.0)
-                  if prior is not None else None)
+        belief = CarriedBelief(prior, groups, sector_rad) if prior is not None else None
         for i in order:
             st = model.init_state(1, dev)
             frames = x[i].to(dev)
@@ -116,8 +115,7 @@ def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray,
                 if conf >= th or t == T - 1:
                     break
             if belief is not None:
-                y0 = meta[i, META_YAW_START]
-                belief.set_heading(float(y0 + wrap_angle(meta[i, META_YAW_END] - y0) * (t + 1) / T))
+                belief.set_heading(float(exit_heading(meta[i, META_YAW_START], meta[i, META_YAW_END], t + 1, T)))
                 belief.keep(cls, start_us + (t + 1) * bin_us)
             counts["decisions"] += 1
             counts["steps"] += t + 1

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import deque
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -185,7 +186,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
     inp = ds.inputs
     window_us = inp.bin_us * inp.t_max
     history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
-    headings: List[Tuple[int, np.ndarray]] = []    # (time, every robot's yaw) over the last window
+    headings: Deque[Tuple[int, np.ndarray]] = deque()    # (time, every robot's yaw) over the last window
     xs, ys, app, meta, sectors = [], [], [], [], []
     period_us = int(ds.sample_period_ms * 1000)
     next_sample = int(ds.warmup_s * 1e6)
@@ -198,7 +199,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
             t_end = world.time_us
             t0 = t_end - window_us
             while len(headings) > 1 and headings[1][0] <= t0:
-                headings.pop(0)
+                headings.popleft()
             for i in range(ds.robots):
                 history[i] = [b for b in history[i] if b.t_last >= t0]
                 batch = EventBatch.concatenate(history[i]) if history[i] else EventBatch.empty(*inp.sensor)

@@ -38,6 +38,11 @@ class Head:
         return 1 if self.sectors is None else self.sectors.count
 
     @property
+    def sector_rad(self) -> float:
+        """A sector's width (0 for the four-class head, which has no bearings to turn)."""
+        return 0.0 if self.sectors is None else self.sectors.width_rad
+
+    @property
     def classes_per_group(self) -> int:
         return len(CLASSES) if self.sectors is None else self.sectors.classes
 

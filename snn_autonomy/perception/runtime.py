@@ -98,8 +98,8 @@ class StreamingPerception:
         self.roi = roi
         self._bins: Optional[Packetizer] = None   # cuts the stream into bins of bin_us
         self._acc = _Accum()
-        width = self.head.sectors.width_rad if self.head.sectors is not None else 0.0
-        self._belief = CarriedBelief(self.prior, self.head.groups, width) if self.prior is not None else None
+        self._belief = (CarriedBelief(self.prior, self.head.groups, self.head.sector_rad)
+                        if self.prior is not None else None)
         self._last_seq = -1
         self._last_stamp = 0
         self._last_now_us: Optional[int] = None

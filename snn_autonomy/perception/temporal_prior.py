@@ -143,6 +143,12 @@ class CarriedBelief:
         return self.prior.log_belief(belief)
 
 
+def exit_heading(yaw_start: np.ndarray, yaw_end: np.ndarray, steps: np.ndarray, t: int) -> np.ndarray:
+    """The robot's heading when a decision exits after `steps` of a window of `t` steps, over which
+    it turned from `yaw_start` to `yaw_end` (taken linearly; the shorter way round)."""
+    return yaw_start + wrap_angle(yaw_end - yaw_start) * steps / t
+
+
 def prior_of(manifest: Dict[str, Any]) -> Optional[TemporalPrior]:
     """The temporal prior a model was calibrated with (manifest early_exit.prior), else None."""
     d = manifest.get("early_exit", {}).get("prior")
@@ -232,8 +238,7 @@ def exit_with_prior(step_logits: np.ndarray, chains: List[np.ndarray], gaps_us: 
         conf_out[idx] = conf[first, n]
         belief[live] = belief_of(at_exit, groups)
         if follow:
-            y0 = headings[idx, 0]
-            belief_yaw[live] = y0 + wrap_angle(headings[idx, 1] - y0) * (first + 1) / step_logits.shape[0]
+            belief_yaw[live] = exit_heading(headings[idx, 0], headings[idx, 1], first + 1, step_logits.shape[0])
     return ExitResult(pred, steps, conf_out)
 
 

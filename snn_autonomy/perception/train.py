@@ -271,7 +271,7 @@ def heading_inputs(data: Dataset, head: Head) -> Dict[str, Any]:
     """What a temporal prior that follows the heading needs of a dataset: the robot's yaw over
     each sample's window and the model's sector width."""
     return {"headings": data.meta[:, [META_YAW_START, META_YAW_END]],
-            "sector_rad": head.sectors.width_rad if head.sectors is not None else 0.0}
+            "sector_rad": head.sector_rad}
 
 
 def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_threshold: float, prior: TemporalPrior,
