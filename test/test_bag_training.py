@@ -86,10 +86,13 @@ def test_labels_from_the_lidar_agree_with_the_simulator(world_bag):
     assert abs(report.stamp_offset_s) < 0.01         # the world's sensor stamps events on the world's clock
     # the heading over each window, integrated from the odometry's turn rate (the temporal prior
     # turns with it): the arcs turn at 0.6 rad/s, 58 mrad in a 96 ms window
-    from snn_autonomy.perception.dataset import META_YAW_END, META_YAW_START
+    from snn_autonomy.perception.dataset import META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START
 
     turn = np.abs(data.meta[:, META_YAW_END] - data.meta[:, META_YAW_START])
     assert np.isfinite(turn).all() and np.median(turn) == pytest.approx(0.6 * 0.096, rel=0.25), turn
+    # ... and its forward speed at the window's start and end (the prior holds while it is ~0): 0.3 m/s
+    speeds = data.meta[:, [META_SPEED_START, META_SPEED_END]]
+    assert np.isfinite(speeds).all() and np.median(speeds) == pytest.approx(0.3, rel=0.1), speeds
 
     from snn_autonomy.perception.bag_truth import simulator_agreement
 

@@ -309,6 +309,20 @@ def test_data_is_cached_by_the_world_it_was_made_in_not_by_the_file_name(tmp_pat
     assert spec.key() != before
 
 
+def test_samples_record_the_robots_odometry(test_split_sample):
+    """Each sample carries its robot's heading and forward speed at its window's start and end, as
+    odometry would give them (the temporal prior turns and holds with them): the scripted drivers
+    cruise at 0.25-0.6 m/s, slow and turn on the spot, within the base's 0.6 m/s."""
+    from snn_autonomy.perception.dataset import META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START
+
+    meta = test_split_sample.meta
+    yaw, speed = meta[:, [META_YAW_START, META_YAW_END]], meta[:, [META_SPEED_START, META_SPEED_END]]
+    assert np.isfinite(yaw).all() and np.isfinite(speed).all()
+    assert np.abs(speed).max() <= 0.6 + 1e-9 and np.median(speed) > 0.2
+    spin = (np.abs(speed) < 0.03).all(1) & (np.abs(yaw[:, 1] - yaw[:, 0]) > 0.02)
+    assert spin.any(), "no sample of a robot turning on the spot"
+
+
 def test_training_splits_draw_their_movers_per_seed_and_the_test_split_keeps_the_worlds():
     """The model trains on crossings faster and more crowded than the built-in world's (up to
     1 m/s); its test figures are still the world's own movers."""

@@ -27,7 +27,7 @@ from ..events.errors import EventFormatError
 from ..events.packet import EVENT_PACKET_TYPE, PacketStreamDecoder
 from ..events.representations import binned_frames
 from ..events.roi import Roi
-from .dataset import Dataset, InputSpec
+from .dataset import META_COLUMNS, Dataset, InputSpec
 from .errors import RecordingError
 from .labels import LabelConfig, class_of
 from .rig import RigConfig
@@ -211,10 +211,10 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     def note(kind: str, t: int) -> None:
         seen[kind] = (t, t) if seen[kind] is None else (seen[kind][0], t)
 
-    def heading_at(t: int) -> float:
-        # the odometry's heading nearest to t; NaN without odometry within the allowed skew
-        best = min(((abs(ts - t), yaw) for ts, _, _, yaw in odom), default=(skew_ns + 1, math.nan))
-        return best[1] if best[0] <= skew_ns else math.nan
+    def motion_at(t: int) -> Tuple[float, float]:
+        # the odometry's (heading, forward speed) nearest to t; NaN without odometry within the allowed skew
+        best = min(((abs(ts - t), yaw, v) for ts, v, _, yaw in odom), default=(skew_ns + 1, math.nan, math.nan))
+        return best[1:] if best[0] <= skew_ns else (math.nan, math.nan)
 
     def label_scan(scan: ScanData) -> None:
         t = scan.stamp_ns
@@ -247,8 +247,8 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
         out["y"].append(class_of(tuple(three), label.near_m))
         t_min = float(ttc.min())
         out["app"].append(t_min < label.ttc_s)
-        out["meta"].append((bag_index, 0, t // 1000, float(three.min()), *three, t_min,
-                            heading_at(t - window_ns), heading_at(t)))
+        (yaw0, v0), (yaw1, v1) = motion_at(t - window_ns), motion_at(t)
+        out["meta"].append((bag_index, 0, t // 1000, float(three.min()), *three, t_min, yaw0, yaw1, v0, v1))
         out["sector_m"].append(ranges.astype(np.float32))
 
     def flush(final: bool) -> None:
@@ -313,7 +313,7 @@ def dataset_from_bag(path: Path, rig: RigConfig, inputs: InputSpec, sectors: int
     data = Dataset(
         np.stack(out["x"]) if out["x"] else np.zeros((0, inputs.t_max, 2, h, w), np.uint8),
         np.array(out["y"], dtype=np.int64), np.array(out["app"], dtype=np.uint8),
-        np.array(out["meta"], dtype=np.float64).reshape(-1, 10),
+        np.array(out["meta"], dtype=np.float64).reshape(-1, META_COLUMNS),
         np.array(out["sector_m"], dtype=np.float32).reshape(-1, sectors))
     return data, report
 

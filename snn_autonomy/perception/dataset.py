@@ -36,6 +36,8 @@ from .labels import CLASSES, LabelConfig, ambiguous, label_from_scan, sector_min
 from .sectors import sector_count, sector_scan
 
 META_YAW_START, META_YAW_END = 8, 9    # meta columns of the robot's heading over a sample's window
+META_SPEED_START, META_SPEED_END = 10, 11    # ... and its forward speed then (m/s, odometry)
+META_COLUMNS = 12
 SPLIT_SEEDS = {"train": tuple(range(101, 117)), "val": (201, 202, 203, 204), "test": (301, 302, 303, 304)}
 
 
@@ -99,8 +101,9 @@ class Dataset:
     x: np.ndarray          # (N, T, 2, H, W) uint8 event counts
     y: np.ndarray          # (N,) int64 class index
     approaching: np.ndarray  # (N,) uint8
-    meta: np.ndarray       # (N, 10) float64: seed, robot, t_us, nearest_m, left_m, centre_m, right_m, ttc_s,
-    #                        yaw at the window's start and end (rad, odometry; NaN where unknown): META_* below
+    meta: np.ndarray       # (N, 12) float64: seed, robot, t_us, nearest_m, left_m, centre_m, right_m, ttc_s,
+    #                        yaw (rad) and forward speed (m/s) at the window's start and end, as odometry
+    #                        reports them (NaN where unknown): META_* above
     sector_m: np.ndarray   # (N, S) float32: nearest range per sector of DatasetSpec.sectors, left to right
 
     def ambiguous(self, cfg: LabelConfig) -> np.ndarray:
@@ -186,20 +189,21 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
     inp = ds.inputs
     window_us = inp.bin_us * inp.t_max
     history: List[List[EventBatch]] = [[] for _ in range(ds.robots)]
-    headings: Deque[Tuple[int, np.ndarray]] = deque()    # (time, every robot's yaw) over the last window
+    motion: Deque[Tuple[int, np.ndarray, np.ndarray]] = deque()    # (time, every robot's yaw, speed) over the window
     xs, ys, app, meta, sectors = [], [], [], [], []
     period_us = int(ds.sample_period_ms * 1000)
     next_sample = int(ds.warmup_s * 1e6)
     for world, batches in drive_seed(ds, seed):
-        headings.append((world.time_us, world.pose[:, 2].copy()))
+        motion.append((world.time_us, world.pose[:, 2].copy(), world.vel[:, 0].copy()))
         for i, b in enumerate(batches):
             if b is not None and len(b):
                 history[i].append(b)
         if world.time_us >= next_sample:
             t_end = world.time_us
             t0 = t_end - window_us
-            while len(headings) > 1 and headings[1][0] <= t0:
-                headings.popleft()
+            while len(motion) > 1 and motion[1][0] <= t0:
+                motion.popleft()
+            (_, yaw0, v0), (_, yaw1, v1) = motion[0], motion[-1]
             for i in range(ds.robots):
                 history[i] = [b for b in history[i] if b.t_last >= t0]
                 batch = EventBatch.concatenate(history[i]) if history[i] else EventBatch.empty(*inp.sensor)
@@ -211,7 +215,7 @@ def _samples_for_seed(args: Tuple[DatasetSpec, int]) -> Tuple[np.ndarray, ...]:
                 ys.append(lab.cls)
                 app.append(lab.approaching)
                 meta.append((seed, i, t_end, lab.nearest_m, *lab.sector_m, lab.ttc_s,
-                             headings[0][1][i], headings[-1][1][i]))
+                             yaw0[i], yaw1[i], v0[i], v1[i]))
                 count = ds.sectors or sector_count(world.cfg.camera.hfov_deg)
                 sectors.append(sector_minima(sector_scan(world, i, count), count))
             next_sample = world.time_us + period_us
@@ -242,7 +246,7 @@ def generate_all(specs: Dict[str, DatasetSpec], workers: int = 0,
     for name, path in paths.items():
         if use_cache and path.exists():
             with np.load(path) as z:
-                if z["meta"].shape[1] > META_YAW_END:     # older caches lack the headings: made again
+                if z["meta"].shape[1] == META_COLUMNS:     # older caches lack headings or speeds: made again
                     out[name] = Dataset(z["x"], z["y"], z["approaching"], z["meta"], z["sector_m"])
     jobs = [(specs[name], s) for name in specs if name not in out for s in specs[name].seeds]
     workers = workers or min(len(jobs), os.cpu_count() or 1)
