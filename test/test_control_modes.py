@@ -78,6 +78,9 @@ class _ScriptedPerception:
     def set_heading(self, yaw_rad: float) -> bool:
         return True           # the scripted decisions carry no prior to turn
 
+    def set_speed(self, forward_mps: float) -> bool:
+        return True           # nor one to hold
+
     def push(self, batch, now_us: int) -> list:
         if self.next is None:
             return []

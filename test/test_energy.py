@@ -294,9 +294,12 @@ def test_bench_energy_runs_each_workload_until_a_coarse_counter_has_advanced():
     # with the samples' meta, one robot's decisions 100 ms apart carry the model's temporal prior
     from snn_autonomy.perception.temporal_prior import exit_threshold
 
-    meta = np.zeros((4, 10))
+    from snn_autonomy.perception.dataset import META_COLUMNS, META_SPEED_END, META_SPEED_START, META_YAW_START
+
+    meta = np.zeros((4, META_COLUMNS))
     meta[:, 2] = 100_000 * (np.arange(4) + 1)
-    meta[:, 8:10] = 0.1 * np.arange(4)[:, None] + [0.0, 0.05]
+    meta[:, META_YAW_START:META_YAW_START + 2] = 0.1 * np.arange(4)[:, None] + [0.0, 0.05]
+    meta[:, [META_SPEED_START, META_SPEED_END]] = 0.0        # turning on the spot: the belief holds
     r = measure_energy(model, manifest, frames, torch.device("cpu"), [], min_s=0.0, meta=meta)
     assert r["temporal_prior"] and r["threshold"] == pytest.approx(exit_threshold(manifest), abs=1e-4)
     assert r["decisions"] == 4 and 1 <= r["steps_per_decision"] <= manifest["t_max"]

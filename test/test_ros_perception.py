@@ -126,6 +126,8 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         assert d["temporal_prior"] == "True" and int(d["decisions_with_prior"]) > 0
         # the world's odometry reaches perception (/robot_0/odom): the belief turns with the robot
         assert int(d["decisions_prior_turned"]) > 0 and d["odom_refused"] == "0"
+        # ... and its speed: the belief holds its ranges only while the robot does not drive
+        assert 0 <= int(d["decisions_prior_held"]) <= int(d["decisions_with_prior"])
     finally:
         codes = [p.stop() for p in reversed(procs)]
         probe.close()

@@ -104,6 +104,35 @@ def test_a_prior_that_follows_the_heading_lands_where_the_robot_turned():
     assert np.array_equal(unknown.prediction, stays.prediction)
 
 
+def test_a_belief_holds_its_ranges_while_the_robot_does_not_drive():
+    """Decision 1 is sure the middle sector is near (class 0); decision 2's evidence leans to
+    'free' there, as a robot turning on the spot or standing sees a wall whose foot makes no
+    events. While the robot drove, the ordinary prior lets that evidence win; while it did not
+    drive (odometry below the hold speed at the first decision's exit and at the second's
+    start), the belief holds. Unknown speeds never hold."""
+    T, G, K = 4, 3, 3
+    sure = np.full((G, K), -4.0)
+    sure[1, 0], sure[0, 2], sure[2, 2] = 4.0, 4.0, 4.0
+    logits = np.zeros((T, 2, G * K))
+    logits[:, 0] = sure.reshape(-1)
+    logits[:, 1, 2::K] = 2.0                              # decision 2 leans to 'free' everywhere
+    chains, gaps = decision_chains(_meta([0, 100]), WINDOW_US)
+    prior = TemporalPrior()
+
+    def middle(speeds):
+        return exit_with_prior(logits, chains, gaps, 1.1, prior, groups=G, speeds=speeds).prediction[1, 1]
+
+    assert middle(np.array([[0.0, 0.0], [0.0, 0.0]])) == 0            # held: still near
+    assert middle(np.array([[0.0, 0.0], [0.3, 0.3]])) == 2            # drives off: the evidence wins
+    assert middle(np.array([[0.3, 0.3], [0.0, 0.0]])) == 2            # had been driving
+    assert middle(np.full((2, 2), np.nan)) == 2 and middle(None) == 2
+    never = TemporalPrior(hold_speed_mps=0.0)
+    assert exit_with_prior(logits, chains, gaps, 1.1, never, groups=G,
+                           speeds=np.zeros((2, 2))).prediction[1, 1] == 2
+    assert list(prior.holds(np.array([0.0, 0.02, 0.0, np.nan]), np.array([-0.02, 0.0, 0.05, 0.0]))) == \
+        [True, True, False, False]
+
+
 def test_calibration_with_the_prior_meets_its_target_and_saves_steps():
     """Robots' runs over scenes that change now and then, with evidence that builds over the
     steps: the calibrated threshold keeps the exit within the allowed loss of a single
@@ -135,7 +164,8 @@ def test_calibration_with_the_prior_meets_its_target_and_saves_steps():
 
 
 def test_bad_prior_settings_are_refused():
-    for bad in ({"weight": 1.5}, {"floor": 0.0}, {"max_gap_us": -1}):
+    for bad in ({"weight": 1.5}, {"floor": 0.0}, {"max_gap_us": -1}, {"hold_weight": 2.0}, {"hold_floor": 0.0},
+                {"hold_speed_mps": -0.1}):
         with pytest.raises(ValueError, match="temporal prior"):
             TemporalPrior(**bad)
 
@@ -177,6 +207,21 @@ def test_the_shipped_model_carries_its_belief_from_decision_to_decision():
         eng.push(_noise_stream(6 + k, t, 50_000), t + 50_000)
         t += 50_000
     assert 0 < eng.turned_decisions <= eng.prior_decisions
+
+    # with the robot's speed, the belief holds its ranges while it does not drive
+    assert eng.prior.hold_speed_mps > 0 and eng.held_decisions == 0
+    assert not eng.set_speed(float("inf"))
+    for speed, count in ((0.3, lambda: eng.held_decisions == 0), (0.0, lambda: eng.held_decisions > 0)):
+        eng.set_speed(speed)
+        for k in range(4):
+            eng.push(_noise_stream(20 + k, t, 50_000), t + 50_000)
+            t += 50_000
+        assert count(), (speed, eng.held_decisions)
+
+    # a manifest calibrated before the hold runs without it
+    old = {"early_exit": {"prior": {k: v for k, v in manifest["early_exit"]["prior"].items()
+                                    if not k.startswith("hold_")}}}
+    assert prior_of(old).hold_speed_mps == 0.0 and prior_of(old).weight == eng.prior.weight
 
     off = StreamingPerception.from_file(path, "torch", temporal_prior=False)
     assert off.prior is None and off.threshold == manifest["early_exit"]["threshold"]

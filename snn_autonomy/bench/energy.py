@@ -26,12 +26,12 @@ from ..backends.base import output_groups
 from ..monitor.energy import EnergyEstimator, detect_meters, load_profiles
 from ..monitor.meters import EnergyMeter
 from ..paths import resolve_model
-from ..perception.dataset import META_YAW_END, META_YAW_START, generate, split_spec
+from ..perception.dataset import META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START, generate, split_spec
 from ..perception.early_exit import confidence
 from ..perception.heads import Head
 from ..perception.model import ConvSNN, synaptic_ops
 from ..perception.model_io import load_model
-from ..perception.temporal_prior import CarriedBelief, decision_chains, exit_heading, exit_threshold, prior_of
+from ..perception.temporal_prior import CarriedBelief, decision_chains, exit_heading, exit_speed, exit_threshold, prior_of
 
 
 MIN_METERED_S = 2.0   # long against a meter counter's update period (NVML: tens of ms)
@@ -104,6 +104,7 @@ def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray,
                 if i in first_of_chain:
                     belief.forget()
                 belief.set_heading(float(meta[i, META_YAW_START]))
+                belief.set_speed(float(meta[i, META_SPEED_START]))
                 log_prior = belief.log_prior(start_us)
             for t in range(T):
                 logits, st, spikes = model.step(frames[t][None], st, trace=True)
@@ -116,6 +117,7 @@ def measure_energy(model: ConvSNN, manifest: Dict[str, Any], frames: np.ndarray,
                     break
             if belief is not None:
                 belief.set_heading(float(exit_heading(meta[i, META_YAW_START], meta[i, META_YAW_END], t + 1, T)))
+                belief.set_speed(float(exit_speed(meta[i, META_SPEED_START], meta[i, META_SPEED_END], t + 1, T)))
                 belief.keep(cls, start_us + (t + 1) * bin_us)
             counts["decisions"] += 1
             counts["steps"] += t + 1

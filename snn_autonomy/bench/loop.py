@@ -69,7 +69,7 @@ def _run_fused(world, cam, agent, duration_s: float, lat: List[float]) -> None:
         world.step()
         if cam.frame_due():
             batch = cam.capture()
-            agent.control.on_pose(tuple(map(float, world.pose[0])))
+            agent.control.on_pose(tuple(map(float, world.pose[0])), float(world.vel[0, 0]))
             t0 = time.perf_counter_ns()
             cmd = agent.on_events(batch, world.time_us, world.time_us * 1e-6)
             if cmd is not None:

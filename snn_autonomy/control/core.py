@@ -9,6 +9,7 @@ the watchdog's deadline is measured on it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -62,6 +63,7 @@ class ControlCore:
         self.mode = "waiting"
         self.origin: Pose2 = tuple(float(v) for v in origin)
         self.pose: Pose2 = self.origin
+        self.speed_mps = math.nan           # odometry's forward speed; NaN until known
         self.counters = ControlCounters()
 
     # ------------------------------------------------------------------ inputs
@@ -72,14 +74,17 @@ class ControlCore:
             self.counters.refused["odom"] += 1
             return False
         self.pose = pose
+        self.speed_mps = float(linear_mps)
         return True
 
-    def on_pose(self, pose: Pose2) -> bool:
-        """The pose in the map frame directly (a simulator's ground truth); False when refused."""
+    def on_pose(self, pose: Pose2, linear_mps: float = math.nan) -> bool:
+        """The pose in the map frame directly (a simulator's ground truth), with the forward speed
+        where known; False when the pose is refused."""
         if not finite(*pose):
             self.counters.refused["odom"] += 1
             return False
         self.pose = tuple(float(v) for v in pose)
+        self.speed_mps = float(linear_mps)
         return True
 
     def on_assignment(self, region_id: str, waypoints: Sequence[Tuple[float, float]]) -> None:

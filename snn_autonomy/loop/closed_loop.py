@@ -84,13 +84,14 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             for i, cam in enumerate(cams):
                 if not cam.frame_due():
                     continue
-                cores[i].on_pose(tuple(map(float, w.pose[i])))   # the simulator's ground truth stands in for odometry
+                # the simulator's ground truth stands in for odometry
+                cores[i].on_pose(tuple(map(float, w.pose[i])), float(w.vel[i, 0]))
                 cmd = loops[i].on_events(cam.capture(), now, now * 1e-6)
                 if cmd is not None:
                     w.set_command(i, *cmd)
         elif now >= next_oracle:
             for i, core in enumerate(cores):
-                core.on_pose(tuple(map(float, w.pose[i])))
+                core.on_pose(tuple(map(float, w.pose[i])), float(w.vel[i, 0]))
                 w.set_command(i, *core.on_percept(now * 1e-6, oracle_percept(w, i, sectors)))
             next_oracle = now + ORACLE_PERIOD_US
         if now >= next_tick:
@@ -136,7 +137,8 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "calm_fraction": round(total["calm_decisions"] / n, 3),
             "open_fraction": round(total["open_decisions"] / n, 3),
             "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
-            "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3)})
+            "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3),
+            "prior_held_fraction": round(sum(lp.perception.held_decisions for lp in loops) / n, 3)})
     result.update({"wall_s": round(wall, 1), "real_time_factor": round(sim_s / wall, 3)})
     if plot is not None:
         from ..report.plots import plot_patrol

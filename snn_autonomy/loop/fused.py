@@ -73,7 +73,9 @@ class FusedAgent:
         if self.admission is not None:
             t0, steps = time.perf_counter(), self.perception.steps
         filtered = self.filter.apply(batch)
-        self.perception.set_heading(self.control.pose[2])    # the temporal prior turns with the robot
+        # the temporal prior turns with the robot, and holds its ranges while the robot does not drive
+        self.perception.set_heading(self.control.pose[2])
+        self.perception.set_speed(self.control.speed_mps)
         decisions = self.perception.push(filtered, now_us)
         if self.admission is not None:
             self._measure(t0, now_us, len(filtered), self.perception.steps - steps, bool(decisions))

@@ -143,10 +143,21 @@ class StreamingPerception:
         refused (False); without any, the belief stays at the bearings it was seen at."""
         return self._belief.set_heading(yaw_rad) if self._belief is not None else math.isfinite(yaw_rad)
 
+    def set_speed(self, forward_mps: float) -> bool:
+        """The robot's newest odometry forward speed (m/s): while it does not drive, the last
+        decision's belief holds its ranges (`TemporalPrior.hold_speed_mps`). Non-finite values are
+        refused (False); without any, the belief never holds."""
+        return self._belief.set_speed(forward_mps) if self._belief is not None else math.isfinite(forward_mps)
+
     @property
     def turned_decisions(self) -> int:
         """Decisions whose prior was turned with the robot."""
         return self._belief.turned if self._belief is not None else 0
+
+    @property
+    def held_decisions(self) -> int:
+        """Decisions whose prior held its ranges because the robot did not drive."""
+        return self._belief.held if self._belief is not None else 0
 
     def warm_up(self, steps: int = 4) -> None:
         """Run a few steps on a synthetic stream and forget them: first-run costs (the back end's
@@ -161,7 +172,7 @@ class StreamingPerception:
         self.restart()
         self.decisions = self.steps = self.prior_decisions = 0
         if self._belief is not None:
-            self._belief.turned = 0
+            self._belief.turned = self._belief.held = 0
 
     def restart(self) -> None:
         """Forget the stream's time line and the decision in progress (after a time jump)."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..sim.config import load_world_config
-from .dataset import META_YAW_END, META_YAW_START, Dataset, InputSpec, generate_all, input_spec_of, split_spec
+from .dataset import META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START, Dataset, InputSpec, generate_all, input_spec_of, split_spec
 from .early_exit import calibrate, exit_at, oracle_steps, predict
 from .heads import Head
 from .labels import CLASSES, LabelConfig
@@ -190,6 +190,7 @@ def exit_targets(head: Head, data: Dataset, label_cfg: LabelConfig) -> Tuple[np.
 
 
 NEAR_EDGE = 0.1   # a sector's true range within 10 % of a class edge (9 cm at 0.9 m) is "near an edge"
+NOT_DRIVING_MPS = 0.03   # the figures of samples whose robot turned on the spot or stood (the prior's hold speed)
 
 
 def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
@@ -267,10 +268,11 @@ def _evaluate_classes(logits: np.ndarray, data: Dataset, threshold: float, label
     }
 
 
-def heading_inputs(data: Dataset, head: Head) -> Dict[str, Any]:
-    """What a temporal prior that follows the heading needs of a dataset: the robot's yaw over
-    each sample's window and the model's sector width."""
+def odometry_inputs(data: Dataset, head: Head) -> Dict[str, Any]:
+    """What a temporal prior that follows the robot needs of a dataset: the robot's yaw and forward
+    speed at each sample's window's start and end, and the model's sector width."""
     return {"headings": data.meta[:, [META_YAW_START, META_YAW_END]],
+            "speeds": data.meta[:, [META_SPEED_START, META_SPEED_END]],
             "sector_rad": head.sector_rad}
 
 
@@ -285,26 +287,32 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
     cls, g = logits[..., :-1], head.groups
     y = head.targets(data.y, data.sector_m)
     chains, gaps = decision_chains(data.meta, window_us)
-    turns = heading_inputs(data, head)
-    r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, **turns)
-    full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g, **turns)
+    odo = odometry_inputs(data, head)
+    r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, **odo)
+    full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g, **odo)
     budgets = {}
     for t in sorted({caps.calm_t_max, caps.open_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
         capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t,
-                                                             **turns)
+                                                             **odo)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)
         budgets[str(t)] = {"accuracy_with_prior": float((capped.prediction == y).mean()),
                            "mean_steps_with_prior": float(capped.steps.mean()),
                            "accuracy_single_window": float((single.prediction == y).mean()),
                            "mean_steps_single_window": float(single.steps.mean())}
+    # samples whose robot was not driving when they began (turning on the spot, or standing)
+    still = np.abs(np.nan_to_num(odo["speeds"][:, 0], nan=np.inf)) < NOT_DRIVING_MPS
     return {**asdict(prior), "threshold": float(threshold),
-            "chains": len(chains), "headings_known": float(np.isfinite(turns["headings"]).all(1).mean()),
+            "chains": len(chains), "headings_known": float(np.isfinite(odo["headings"]).all(1).mean()),
+            "speeds_known": float(np.isfinite(odo["speeds"]).all(1).mean()),
             "mean_decision_gap_ms": float(np.mean([d for c in gaps for d in c[1:]]) / 1000),
             "accuracy_exit": float((r.prediction == y).mean()),
             "mean_steps_exit": float(r.steps.mean()),
             "accuracy_full_with_prior": float((full.prediction == y).mean()),
             "within_one_class_exit": float((np.abs(r.prediction - y) <= 1).mean()),
             "farther_than_true_exit": float((r.prediction > y).mean()),
+            "not_driving": {"samples": int(still.sum()),
+                            "accuracy_exit": float((r.prediction[still] == y[still]).mean()) if still.any() else None,
+                            "mean_steps_exit": float(r.steps[still].mean()) if still.any() else None},
             "by_t_max": budgets}
 
 
@@ -329,7 +337,7 @@ def calibrate_and_test(model: ConvSNN, val: Dataset, test: Dataset, label_cfg: L
     if head.sectors is not None and bin_us:
         prior, window_us = TemporalPrior(), bin_us * val_logits.shape[0]
         pc = calibrate_with_prior(val_logits[..., :-1], targets, *decision_chains(val.meta, window_us), prior,
-                                  max_loss, measure, head.groups, **heading_inputs(val, head))
+                                  max_loss, measure, head.groups, **odometry_inputs(val, head))
         early_exit["prior"] = prior.to_manifest(
             pc.threshold, calibrated_on="validation split, each robot's decisions one window apart",
             val_accuracy_exit=pc.accuracy_exit, val_accuracy_full_with_prior=pc.accuracy_full_with_prior,

@@ -201,7 +201,10 @@ class PerceptionNode(LifecycleNode):
             self.engine.set_roi(roi)
 
     def _on_odom(self, msg: Odometry) -> None:
-        if self.engine is not None and not self.engine.set_heading(quat_yaw(msg.pose.pose.orientation)):
+        if self.engine is None:
+            return
+        heading = self.engine.set_heading(quat_yaw(msg.pose.pose.orientation))
+        if not (self.engine.set_speed(msg.twist.twist.linear.x) and heading):
             self.odom_refused += 1
 
     def _on_events(self, msg: EventPacket, info) -> None:
@@ -309,7 +312,8 @@ class PerceptionNode(LifecycleNode):
                     "decisions": e.decisions, "packets": self.packets, "t_max": e.t_max,
                     "threshold": round(e.threshold, 4),
                     "temporal_prior": e.prior is not None, "decisions_with_prior": e.prior_decisions,
-                    "decisions_prior_turned": e.turned_decisions, "odom_refused": self.odom_refused,
+                    "decisions_prior_turned": e.turned_decisions,
+                    "decisions_prior_held": e.held_decisions, "odom_refused": self.odom_refused,
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
