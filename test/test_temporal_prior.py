@@ -1,13 +1,16 @@
 """The temporal prior: a decision's belief carried into the next one's exit and classes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from snn_autonomy.events.batch import EVENT_DTYPE, EventBatch
 from snn_autonomy.perception.early_exit import exit_at
 from snn_autonomy.perception.temporal_prior import (TemporalPrior, calibrate_with_prior, decision_chains,
-                                                     exit_threshold, exit_with_prior, prior_of, turned)
+                                                     exit_threshold, exit_with_prior, OdometrySpeed, prior_of,
+                                                     turned)
 
 WINDOW_US = 96_000
 
@@ -131,6 +134,13 @@ def test_a_belief_holds_its_ranges_while_the_robot_does_not_drive():
                            speeds=np.zeros((2, 2))).prediction[1, 1] == 2
     assert list(prior.holds(np.array([0.0, 0.02, 0.0, np.nan]), np.array([-0.02, 0.0, 0.05, 0.0]))) == \
         [True, True, False, False]
+    # the speed judged by: the twist's, or the position's where a source leaves its twist at zero
+    speed = OdometrySpeed(horizon_s=0.1)
+    assert speed.update(0.0, 0.0, 0.0, -0.2) == 0.2                    # reversing drives too
+    assert [speed.update(0.05 * k, 0.01 * k, 0.0, 0.0) for k in (1, 2, 3, 4)] == pytest.approx([0.2] * 4)
+    assert speed.update(0.45, 0.04, 0.0, 0.0) == 0.0                   # stood still for the horizon
+    assert math.isnan(speed.update(0.5, 0.04, 0.0, float("nan")))
+    assert speed.update(0.1, 0.5, 0.0, 0.0) == 0.0                    # the clock went back: afresh
 
 
 def test_calibration_with_the_prior_meets_its_target_and_saves_steps():

@@ -31,6 +31,7 @@ from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
 from ..perception.heads import check_field_of_view
 from ..perception.runtime import Decision, StreamingPerception
 from ..perception.sectors import SectorView
+from ..perception.temporal_prior import OdometrySpeed
 from ..sensors.controls import EventFilter
 
 
@@ -65,6 +66,7 @@ class FusedAgent:
         self.last_decisions: list = []    # every decision the last on_events completed
         self.last_attention: Optional[AttentionDecision] = None
         self.shared: Sequence[Tuple[float, float, float, str]] = ()
+        self._speed = OdometrySpeed()     # what the temporal prior's hold judges by
 
     def on_events(self, batch: EventBatch, now_us: int, now_s: float) -> Optional[Twist2]:
         """Events up to sensor time `now_us`; the command when a decision completed, acted on at
@@ -74,8 +76,9 @@ class FusedAgent:
             t0, steps = time.perf_counter(), self.perception.steps
         filtered = self.filter.apply(batch)
         # the temporal prior turns with the robot, and holds its ranges while the robot does not drive
-        self.perception.set_heading(self.control.pose[2])
-        self.perception.set_speed(self.control.speed_mps)
+        x, y, yaw = self.control.pose
+        self.perception.set_heading(yaw)
+        self.perception.set_speed(self._speed.update(now_s, x, y, self.control.speed_mps))
         decisions = self.perception.push(filtered, now_us)
         if self.admission is not None:
             self._measure(t0, now_us, len(filtered), self.perception.steps - steps, bool(decisions))

@@ -43,8 +43,9 @@ accuracy of a single window run to T_max (the figure the plain early exit is hel
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -183,6 +184,31 @@ class CarriedBelief:
         held = bool(self.prior.holds(self._speed, self.speed))
         self.held += held
         return self.prior.log_belief(belief, held)
+
+
+class OdometrySpeed:
+    """The forward speed the hold judges by: the larger of the twist's and the one at which the
+    position moved over the last `horizon_s`, so that an odometry source which leaves its twist at
+    zero never makes a driving robot look as if it stood (a noisy position only ever stops the
+    hold)."""
+
+    def __init__(self, horizon_s: float = 0.1) -> None:
+        self.horizon_s = horizon_s
+        self._track: Deque[Tuple[float, float, float]] = deque()     # (t s, x, y)
+
+    def update(self, t_s: float, x: float, y: float, twist_mps: float) -> float:
+        """The speed (m/s) at time `t_s` (any clock, not going back), position `x`, `y` (m) and the
+        twist's forward speed; NaN where the twist or the position is not finite."""
+        if not all(math.isfinite(v) for v in (t_s, x, y, twist_mps)):
+            return math.nan
+        while self._track and self._track[-1][0] > t_s:       # the clock went back: start afresh
+            self._track.clear()
+        self._track.append((t_s, x, y))
+        while len(self._track) > 2 and t_s - self._track[1][0] >= self.horizon_s:
+            self._track.popleft()
+        t0, x0, y0 = self._track[0]
+        moved = math.hypot(x - x0, y - y0) / (t_s - t0) if t_s > t0 else 0.0
+        return max(abs(twist_mps), moved)
 
 
 def exit_heading(yaw_start: np.ndarray, yaw_end: np.ndarray, steps: np.ndarray, t: int) -> np.ndarray:

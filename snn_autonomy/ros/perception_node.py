@@ -2,7 +2,8 @@
 
 Subscribes events     event_camera_msgs/EventPacket (SensorDataQoS), decoded as one stream
            attention  snn_autonomy_msgs/AttentionCommand: ROI, t_max, confidence threshold
-           odom       nav_msgs/Odometry (optional): the heading the temporal prior turns with
+           odom       nav_msgs/Odometry (optional): the heading the temporal prior turns with, and
+                      the speed below which it holds (the twist's, or the pose's, whichever is more)
 Publishes  perception snn_autonomy_msgs/Perception, one per decision (early exit or t_max)
            virtual_scan sensor_msgs/LaserScan (sector models): the decision's range per sector as
                       a laser scan in `scan_frame_id` (x forward), one ray per sector, for a
@@ -55,10 +56,11 @@ from ..perception.admission import PacketAdmission
 from ..perception.cost_model import AdmissionConfig, MeasuredAdmission
 from ..perception.engine import EngineConfig, open_engine
 from ..perception.runtime import Decision, StreamingPerception
+from ..perception.temporal_prior import OdometrySpeed
 from ..realtime import process_age_s
 from ..sensors.warmup import warm_up
 from . import qos
-from .convert import msg_to_packet, perception_msg, quat_yaw, virtual_scan_msg
+from .convert import msg_to_packet, perception_msg, quat_yaw, stamp_to_ns, virtual_scan_msg
 from .diagnostics import ERROR, OK, WARN, Status, Updater, report_admission
 from .params import declare_params, read_config
 from .spin import exit_with, spin_node
@@ -109,7 +111,8 @@ class PerceptionNode(LifecycleNode):
         self.admission = PacketAdmission(0.0, QUEUE_DEPTH)
         self._unseen = 0              # packets dropped as stale since the last one stepped
         self.budget_rejections = 0
-        self.odom_refused = 0          # non-finite odometry headings
+        self.odom_refused = 0          # non-finite odometry headings or speeds
+        self._speed = OdometrySpeed()
         self.last_problem = ""
         self.steps_total = 0
         self.diag = Updater(self, hardware_id="perception")
@@ -204,7 +207,9 @@ class PerceptionNode(LifecycleNode):
         if self.engine is None:
             return
         heading = self.engine.set_heading(quat_yaw(msg.pose.pose.orientation))
-        if not (self.engine.set_speed(msg.twist.twist.linear.x) and heading):
+        p = msg.pose.pose.position
+        speed = self._speed.update(stamp_to_ns(msg.header.stamp) * 1e-9, p.x, p.y, msg.twist.twist.linear.x)
+        if not (self.engine.set_speed(speed) and heading):
             self.odom_refused += 1
 
     def _on_events(self, msg: EventPacket, info) -> None:
