@@ -190,7 +190,7 @@ def exit_targets(head: Head, data: Dataset, label_cfg: LabelConfig) -> Tuple[np.
 
 
 NEAR_EDGE = 0.1   # a sector's true range within 10 % of a class edge (9 cm at 0.9 m) is "near an edge"
-NOT_DRIVING_MPS = 0.03   # the figures of samples whose robot turned on the spot or stood (the prior's hold speed)
+NOT_DRIVING_MPS = TemporalPrior.hold_speed_mps   # the figures of samples whose robot turned on the spot or stood
 
 
 def evaluate_logits(logits: np.ndarray, data: Dataset, threshold: float, label_cfg: LabelConfig,
