@@ -122,18 +122,27 @@ def test_events_record_cli_stopped_by_ctrl_c_writes_every_message_it_counted(tmp
     import signal
     import subprocess
     import sys
-    import time
 
     from snn_autonomy.events.bag import bag_topics, read_event_packets
 
     out = tmp_path / "rec"
+    # the replay starts once both the recorder and this probe subscribe; the probe's packets say
+    # the stream is flowing to the recorder too (a fixed sleep was too short on a loaded machine)
+    probe = Probe("record_probe")
+    seen: list = []
+    probe.node.create_subscription(EventPacket, "/replay/events", seen.append, PROBE_QOS)
     rec = subprocess.Popen([sys.executable, "-m", "snn_autonomy.cli", "events", "record", "--out", str(out),
                             "--topics", "/replay/events", "--json"], stdout=subprocess.PIPE, text=True)
-    with NodeProcess(SENSOR, {"source": "bag", "bag": str(evt3_bag), "wait_for_subscribers": 1, "replay_delay_s": 1.0,
-                              "replay_loop": True}, namespace="/replay"):
-        time.sleep(4.0)
-        rec.send_signal(signal.SIGINT)
-        summary = json.loads(rec.communicate(timeout=60)[0])
+    try:
+        with NodeProcess(SENSOR, {"source": "bag", "bag": str(evt3_bag), "wait_for_subscribers": 2,
+                                  "replay_delay_s": 1.0, "replay_loop": True}, namespace="/replay"):
+            probe.spin_until(lambda: len(seen) >= 50, 120, "the replay to stream to the recorder and the probe")
+            rec.send_signal(signal.SIGINT)
+            summary = json.loads(rec.communicate(timeout=60)[0])
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+        probe.close()
     assert rec.returncode == 0
     counted = summary["topics"]["/replay/events"]
     assert counted > 0, summary
