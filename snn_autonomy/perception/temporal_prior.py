@@ -298,7 +298,7 @@ def exit_with_prior(step_logits: np.ndarray, chains: List[np.ndarray], gaps_us: 
     follow = prior.follow_heading and headings is not None and sector_rad > 0 and groups > 1
     belief = np.full((len(chains), groups, C // groups), 1.0 / (C // groups))
     belief_yaw = np.full(len(chains), np.nan)          # the robot's heading at each chain's last exit
-    belief_speed = np.full(len(chains), np.nan)        # ... and its speed at that window's end
+    belief_speed = np.full(len(chains), np.nan)        # ... and its forward speed then
     for pos in range(length):
         live = table[:, pos] >= 0
         idx = table[live, pos]
