@@ -20,6 +20,7 @@ from snn_autonomy_msgs.msg import Assignment, Perception
 
 from ros_helpers import CONTROL, NodeProcess, Probe, diag_values
 from snn_autonomy.control.core import ControlCore, ControlTiming
+from snn_autonomy.control.watchdog import ODOM_STALE, WatchdogConfig
 from snn_autonomy.events.batch import EventBatch
 from snn_autonomy.loop.fused import FusedAgent
 from snn_autonomy.perception.heads import Head
@@ -74,12 +75,17 @@ class _ScriptedPerception:
     def __init__(self, head: Head) -> None:
         self.next: Optional[tuple] = None
         self.head = head
+        self.odometry: List[str] = []      # what the loop told of odometry, one entry per event batch
 
     def set_heading(self, yaw_rad: float) -> bool:
-        return True           # the scripted decisions carry no prior to turn
+        self.odometry.append("heading")    # the scripted decisions carry no prior to turn
+        return True
 
     def set_speed(self, forward_mps: float) -> bool:
         return True           # nor one to hold
+
+    def forget_odometry(self) -> None:
+        self.odometry.append("forgotten")
 
     def push(self, batch, now_us: int) -> list:
         if self.next is None:
@@ -220,3 +226,52 @@ def test_both_modes_refuse_non_finite_odometry_and_unreadable_decisions():
     assert core.on_decision(0.0, 4, 4, 0.9, False) is None             # a label outside the classes
     assert core.on_decision(0.0, 0, 4, float("nan"), False) is None    # a confidence that is no probability
     assert core.counters.refused["decision"] == 2 and core.watchdog.age_s(0.0) == math.inf
+
+
+def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():
+    """Odometry that came and then went silent past the watchdog's deadline leaves the pose the
+    last known: the robot stops (counted once per lapse), perception's prior forgets heading and
+    speed, and both resume with the next odometry. A robot run without odometry is never stopped
+    for it, and a clock jump gives odometry a fresh deadline on the new time line."""
+    engine = _ScriptedPerception(Head(SectorSpec()))
+    agent = FusedAgent(engine, 128, 96, 90.0, attention=False, origin=ORIGIN)
+    core = agent.control
+    core.on_assignment("r1", WAYPOINTS)
+    empty = EventBatch.empty(128, 96)
+    deadline = WatchdogConfig().odom_deadline_s
+
+    def decide(now_s: float) -> tuple:
+        engine.next = (CLEAR, 0.99, False)
+        return agent.on_events(empty, int(now_s * 1e6), now_s)
+
+    for k in range(60):                             # 1.2 s of decisions, no odometry at all
+        decide(1.0 + 0.02 * k)
+    assert core.mode != ODOM_STALE and core.status(2.2).values["odom_age_ms"] == math.inf
+    assert core.command[0] > 0.0 and "forgotten" not in engine.odometry
+    t = 2.2
+    for _ in range(25):                             # odometry with every decision: still driving
+        assert core.on_odom(0.0, 0.0, 0.0, 0.3, 0.0, now_s=t)
+        decide(t)
+        t += 0.02
+    assert core.mode != ODOM_STALE and core.command[0] > 0.0
+    engine.odometry.clear()
+    silent_from = t - 0.02
+    while t < silent_from + deadline + 0.2:          # odometry silent, decisions go on
+        cmd = decide(t)
+        t += 0.02
+    assert cmd == (0.0, 0.0) and core.mode == ODOM_STALE
+    assert agent.on_tick(t) == (0.0, 0.0)           # between decisions too
+    status = core.status(t)
+    assert not status.ok and "no odometry" in status.summary and status.values["stops_stale_odom"] == 1
+    # perception was told while the odometry was fresh, and told to forget once it was not
+    assert engine.odometry[0] == "heading" and engine.odometry[-1] == "forgotten"
+    assert core.on_odom(0.0, 0.0, 0.0, 0.0, 0.0, now_s=t)
+    for _ in range(5):
+        decide(t)
+        t += 0.02
+    assert core.mode != ODOM_STALE and core.command[0] > 0.0 and engine.odometry[-1] == "heading"
+    # a fast-forwarded clock is no lapse: the odometry's deadline starts again on the new time line
+    core.on_clock_jump(t + 5.0, 5.0)
+    t += 5.0
+    decide(t + 0.02)
+    assert core.mode != ODOM_STALE and core.watchdog.counters.stops[ODOM_STALE] == 1

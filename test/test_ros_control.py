@@ -192,3 +192,48 @@ def test_attention_gives_an_unsure_decision_with_the_path_ahead_free_the_open_bu
     assert loop["att"] and loop["att"][-1].reason.startswith("alert") and loop["att"][-1].t_max == 8, \
         [a.reason for a in loop["att"]][-3:]
     assert abs(loop["att"][-1].confidence_threshold - opened[-1].confidence_threshold) < 1e-6
+
+
+def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():
+    """A control node alone: the probe plays perception (clear ahead) and odometry at 50 Hz. With
+    odometry silent past the watchdog's deadline the node stops the robot and says why on
+    /diagnostics; with odometry back it drives again."""
+    probe = Probe("odom_lapse_probe")
+    n = probe.node
+    cmds, diags = [], []
+    n.create_subscription(Twist, "/robot_5/cmd_vel", cmds.append, qos.COMMAND)
+    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    perception = n.create_publisher(Perception, "/robot_5/perception", qos.COMMAND)
+    odom = n.create_publisher(Odometry, "/robot_5/odom", qos.COMMAND)
+    node = NodeProcess(CONTROL, {"start_pose": [1.0, 4.0, 0.0], "diagnostic_updater.period": 0.1},
+                       namespace="/robot_5").start()
+    clear = _perception(CLEAR, free_m=[5.0] * 14)
+    clear.agent_id = "robot_5"
+
+    def status() -> dict:
+        return diag_values(diags, "robot_5/control: control")
+
+    def drive_until(cond, with_odom: bool, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not cond():
+            assert time.monotonic() < deadline, f"{what}: {status()}, last commands {cmds[-3:]}"
+            perception.publish(clear)
+            if with_odom:
+                odom.publish(Odometry())          # standing at the start pose
+            probe.spin_for(0.02)
+
+    try:
+        probe.spin_until(lambda: perception.get_subscription_count() and odom.get_subscription_count()
+                         and n.count_publishers("/robot_5/cmd_vel"), 60, "the control node's topics")
+        drive_until(lambda: cmds and cmds[-1].linear.x > 0.0 and status().get("odom_age_ms") not in (None, "inf"),
+                    True, "driving with odometry")
+        drive_until(lambda: status().get("mode") == "stale_odometry" and cmds[-1].linear.x == 0.0
+                    and cmds[-1].angular.z == 0.0, False, "a stop once odometry went silent")
+        assert int(status()["stops_stale_odom"]) == 1 and float(status()["odom_age_ms"]) > 500
+        assert any("no odometry" in s.message for m in diags[-5:] for s in m.status if "control: control" in s.name)
+        drive_until(lambda: status().get("mode") not in (None, "stale_odometry") and cmds[-1].linear.x > 0.0,
+                    True, "driving again with odometry back")
+    finally:
+        code = node.stop()
+        probe.close()
+    assert code == 0, node.log()[-2000:]

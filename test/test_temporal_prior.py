@@ -228,6 +228,21 @@ def test_the_shipped_model_carries_its_belief_from_decision_to_decision():
             t += 50_000
         assert count(), (speed, eng.held_decisions)
 
+    # odometry gone silent: the last heading and speed are forgotten, so a robot that stood when
+    # its odometry died is not held (nor turned) until odometry comes again
+    held, turned = eng.held_decisions, eng.turned_decisions
+    eng.forget_odometry()
+    for k in range(4):
+        eng.push(_noise_stream(30 + k, t, 50_000), t + 50_000)
+        t += 50_000
+    assert (eng.held_decisions, eng.turned_decisions) == (held, turned) and eng.prior_decisions > 0
+    eng.set_heading(0.0)
+    eng.set_speed(0.0)
+    for k in range(4):
+        eng.push(_noise_stream(40 + k, t, 50_000), t + 50_000)
+        t += 50_000
+    assert eng.held_decisions > held and eng.turned_decisions > turned
+
     # a manifest calibrated before the hold runs without it
     old = {"early_exit": {"prior": {k: v for k, v in manifest["early_exit"]["prior"].items()
                                     if not k.startswith("hold_")}}}

@@ -18,7 +18,7 @@ from ..perception.sectors import SectorPercept, SectorSpec, SectorView, percept_
 from .frames import Pose2, finite, odom_to_map
 from .limits import LimitsConfig, VelocityLimiter
 from .policy import PatrolConfig, PatrolController
-from .watchdog import IMMINENT, STALE, SafetyWatchdog, WatchdogConfig
+from .watchdog import IMMINENT, ODOM_STALE, STALE, SafetyWatchdog, WatchdogConfig
 
 Twist2 = Tuple[float, float]   # linear m/s, angular rad/s
 
@@ -67,15 +67,25 @@ class ControlCore:
         self.counters = ControlCounters()
 
     # ------------------------------------------------------------------ inputs
-    def on_odom(self, x: float, y: float, yaw: float, linear_mps: float = 0.0, angular_rps: float = 0.0) -> bool:
-        """Odometry in the odom frame (its origin is the start pose); False when refused (non-finite)."""
+    def on_odom(self, x: float, y: float, yaw: float, linear_mps: float = 0.0, angular_rps: float = 0.0,
+                now_s: Optional[float] = None) -> bool:
+        """Odometry in the odom frame (its origin is the start pose), received at `now_s` on the
+        control clock (the watchdog then stops the robot when it goes silent; None: untimed);
+        False when refused (non-finite)."""
         pose = odom_to_map(self.origin, x, y, yaw, linear_mps, angular_rps)
         if pose is None:
             self.counters.refused["odom"] += 1
             return False
         self.pose = pose
         self.speed_mps = float(linear_mps)
+        if now_s is not None:
+            self.watchdog.feed_odom(now_s)
         return True
+
+    def odometry_stale(self, now_s: float) -> bool:
+        """Whether timed odometry came and has since been silent past the watchdog's deadline: the
+        pose and speed are then the last known, not the robot's."""
+        return self.watchdog.odom.stale(now_s)
 
     def on_pose(self, pose: Pose2, linear_mps: float = math.nan) -> bool:
         """The pose in the map frame directly (a simulator's ground truth), with the forward speed
@@ -109,8 +119,8 @@ class ControlCore:
         self.counters.decisions += 1
         self.watchdog.feed(now_s, percept.imminent)
         reason = self.watchdog.check(now_s)
-        if reason == STALE:   # cannot happen right after a feed unless the deadline is 0; kept for safety
-            self.mode = STALE
+        if reason in (STALE, ODOM_STALE):   # stale perception cannot follow a feed unless the deadline is 0
+            self.mode = reason
             self.command = self.limiter.stop(now_s)
             return self.command
         c = self.patrol.command(self.pose, percept, now_s)
@@ -122,9 +132,10 @@ class ControlCore:
         return self.command
 
     def on_tick(self, now_s: float) -> Optional[Twist2]:
-        """Between decisions: a stop command when perception went stale."""
-        if self.watchdog.check(now_s) == STALE:
-            self.mode = STALE
+        """Between decisions: a stop command when perception or odometry went stale."""
+        reason = self.watchdog.check(now_s)
+        if reason in (STALE, ODOM_STALE):
+            self.mode = reason
             self.command = self.limiter.stop(now_s)
             return self.command
         return None
@@ -146,6 +157,9 @@ class ControlCore:
             text = "stopped: no perception since the clock jump" if w.clock_jumps else "stopped: no perception yet"
         elif self.mode == STALE:
             text = f"stopped: no perception for {age * 1e3:.0f} ms (deadline {w.cfg.deadline_s * 1e3:.0f} ms)"
+        elif self.mode == ODOM_STALE:
+            text = (f"stopped: no odometry for {w.odom.age_s(now_s) * 1e3:.0f} ms "
+                    f"(deadline {w.cfg.odom_deadline_s * 1e3:.0f} ms)")
         elif self.mode == IMMINENT:
             text = "halted: obstacle ahead and closing in"
         else:
@@ -153,8 +167,9 @@ class ControlCore:
         c = self.counters
         values = {"mode": self.mode, "region": self.patrol.region_id, "perception_age_ms": round(age * 1e3, 1),
                   "stops_stale": w.counters.stops[STALE], "stops_imminent": w.counters.stops[IMMINENT],
+                  "stops_stale_odom": w.counters.stops[ODOM_STALE], "odom_age_ms": round(w.odom.age_s(now_s) * 1e3, 1),
                   "stopped_s": round(w.counters.stopped_s, 2), "decisions": c.decisions,
                   "bad_decisions": c.refused["decision"], "odom_rejected": c.refused["odom"],
                   "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(c.last_clock_jump_s, 3),
                   "linear": round(self.command[0], 3), "angular": round(self.command[1], 3)}
-        return ControlStatus(self.mode not in (STALE, IMMINENT), text, values)
+        return ControlStatus(self.mode not in (STALE, IMMINENT, ODOM_STALE), text, values)

@@ -1,11 +1,15 @@
 """Safety watchdog: the robot moves only on fresh perception that does not say it is about to hit.
 
-Two reasons to stop, checked on every control tick and every decision:
+Three reasons to stop, checked on every control tick and every decision:
 - stale: no Perception within `deadline_s` (default 100 ms: at 0.45 m/s that is 4.5 cm
   driven blind, well inside the 0.9 m at which perception reports obstacles);
+- stale odometry: odometry came, then none within `odom_deadline_s`. The route, the memory of
+  what left the view and the temporal prior's turn all go by the pose; a frozen pose steers
+  the robot by where it was. A robot run without odometry is never stopped for it (its pose
+  stays the start pose, as the control diagnostics' `odom_age_ms` shows);
 - imminent: the newest decision says something in the robot's path is nearer than the first
   range class and closes in (SectorPercept.imminent).
-A stale stop is a zero Twist: the robot does not move blind. An imminent-collision stop
+A stale stop (either kind) is a zero Twist: the robot does not move blind. An imminent-collision stop
 halts forward motion and leaves turning in place to the controller: a round
 differential-drive base turning on the spot moves no part of itself toward what is
 ahead, and turning is how it gets the obstacle out of its path. Stops are counted by
@@ -23,18 +27,56 @@ from typing import Dict, Optional
 
 from ..config import spec
 
-STALE, IMMINENT = "stale_perception", "imminent_collision"
+STALE, IMMINENT, ODOM_STALE = "stale_perception", "imminent_collision", "stale_odometry"
 
 
 @dataclass(frozen=True)
 class WatchdogConfig:
     deadline_s: float = spec(0.1, lo=0.005, hi=10.0, unit="s", help="stop when no Perception is newer than this")
+    odom_deadline_s: float = spec(0.5, lo=0.01, hi=60.0, unit="s",
+                                  help="stop when odometry, once it came, is older than this: 10-25 messages "
+                                       "of a base's 20-50 Hz odometry lost, 25 cm driven at cruise on a "
+                                       "pose that no longer moves (a quarter of the 0.9 m perception sees)")
     stop_on_imminent: bool = True
+
+
+class OdometryAge:
+    """How old the newest odometry is, on the caller's clock. Until the first odometry nothing is
+    stale; after it, odometry older than `deadline_s` is. A clock that goes back (or a jump the
+    caller reports) gives the odometry a fresh deadline on the new time line."""
+
+    def __init__(self, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+        self._last: Optional[float] = None
+        self.lapses = 0                 # times odometry went stale
+        self._stale = False
+
+    def feed(self, now_s: float) -> None:
+        self._last = now_s
+        self._stale = False
+
+    def age_s(self, now_s: float) -> float:
+        """Seconds since the newest odometry (inf if none came)."""
+        if self._last is not None and now_s < self._last:
+            self.on_clock_jump(now_s)
+        return float("inf") if self._last is None else now_s - self._last
+
+    def stale(self, now_s: float) -> bool:
+        """Whether odometry came and then went silent for longer than the deadline (a new lapse
+        is counted once)."""
+        stale = self._last is not None and self.age_s(now_s) > self.deadline_s
+        self.lapses += stale and not self._stale
+        self._stale = stale
+        return stale
+
+    def on_clock_jump(self, now_s: float) -> None:
+        if self._last is not None:
+            self._last = now_s
 
 
 @dataclass
 class WatchdogCounters:
-    stops: Dict[str, int] = field(default_factory=lambda: {STALE: 0, IMMINENT: 0})
+    stops: Dict[str, int] = field(default_factory=lambda: {STALE: 0, IMMINENT: 0, ODOM_STALE: 0})
     stopped_s: float = 0.0
     last_reason: str = ""
 
@@ -50,6 +92,11 @@ class SafetyWatchdog:
         self._stopped_since: Optional[float] = None
         self._reason = ""
         self.clock_jumps = 0
+        self.odom = OdometryAge(cfg.odom_deadline_s)
+
+    def feed_odom(self, now_s: float) -> None:
+        """Odometry arrived at `now_s`."""
+        self.odom.feed(now_s)
 
     def feed(self, now_s: float, imminent: bool) -> None:
         self._last_feed = now_s
@@ -61,6 +108,8 @@ class SafetyWatchdog:
             self.on_clock_jump(now_s)   # the clock went back unannounced: the last decision is from another time line
         if self._last_feed is None or now_s - self._last_feed > self.cfg.deadline_s:
             reason = STALE
+        elif self.odom.stale(now_s):
+            reason = ODOM_STALE
         elif self._imminent:
             reason = IMMINENT
         else:
@@ -85,6 +134,7 @@ class SafetyWatchdog:
         stopped is measured on the new time line from here."""
         self.clock_jumps += 1
         self._last_feed = None
+        self.odom.on_clock_jump(now_s)
         self._imminent = False
         if self._stopped_since is not None:
             self._stopped_since = now_s

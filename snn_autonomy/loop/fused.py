@@ -75,10 +75,14 @@ class FusedAgent:
         if self.admission is not None:
             t0, steps = time.perf_counter(), self.perception.steps
         filtered = self.filter.apply(batch)
-        # the temporal prior turns with the robot, and holds its ranges while the robot does not drive
-        x, y, yaw = self.control.pose
-        self.perception.set_heading(yaw)
-        self.perception.set_speed(self._speed.update(now_s, x, y, self.control.speed_mps))
+        # the temporal prior turns with the robot, and holds its ranges while the robot does not drive;
+        # with odometry gone silent it does neither (the pose is the last known, not the robot's)
+        if self.control.odometry_stale(now_s):
+            self.perception.forget_odometry()
+        else:
+            x, y, yaw = self.control.pose
+            self.perception.set_heading(yaw)
+            self.perception.set_speed(self._speed.update(now_s, x, y, self.control.speed_mps))
         decisions = self.perception.push(filtered, now_us)
         if self.admission is not None:
             self._measure(t0, now_us, len(filtered), self.perception.steps - steps, bool(decisions))

@@ -149,6 +149,12 @@ class StreamingPerception:
         refused (False); without any, the belief never holds."""
         return self._belief.set_speed(forward_mps) if self._belief is not None else math.isfinite(forward_mps)
 
+    def forget_odometry(self) -> None:
+        """Odometry went silent: the prior is neither turned nor held until heading and speed come
+        again (the last ones are the robot's no longer)."""
+        if self._belief is not None:
+            self._belief.forget_odometry()
+
     @property
     def turned_decisions(self) -> int:
         """Decisions whose prior was turned with the robot."""

@@ -163,6 +163,12 @@ class CarriedBelief:
         self.speed = float(forward_mps)
         return True
 
+    def forget_odometry(self) -> None:
+        """Odometry went silent: the heading and speed are unknown until it comes again, so the
+        next priors are neither turned nor held (a belief kept meanwhile is never turned)."""
+        self.heading = None
+        self.speed = math.nan
+
     def keep(self, fused_logits: np.ndarray, end_us: int) -> None:
         """A decision's fused class logits, as it ends at `end_us`, at the heading known then."""
         self._belief = belief_of(fused_logits, self.groups)

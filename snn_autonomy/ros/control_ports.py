@@ -4,7 +4,7 @@ ROS glue that both the split `control` node and the fused `robot` node use.
 Subscribes odom        nav_msgs/Odometry (odom frame = the robot's start pose; non-finite refused)
            assignment  snn_autonomy_msgs/Assignment (the fleet agent's share of the plan)
 Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick_hz` while
-                       perception is stale (watchdog)
+                       perception is stale, or odometry went silent (watchdog)
 Time is the node's ROS clock (simulation time under use_sim_time); a jump of that clock by more
 than `clock_jump_threshold_s` stops the robot until a decision arrives on the new time line.
 """
@@ -57,7 +57,8 @@ class ControlPorts:
 
     def _on_odom(self, msg: Odometry) -> None:
         p, t = msg.pose.pose, msg.twist.twist
-        if not self.core.on_odom(p.position.x, p.position.y, quat_yaw(p.orientation), t.linear.x, t.angular.z):
+        if not self.core.on_odom(p.position.x, p.position.y, quat_yaw(p.orientation), t.linear.x, t.angular.z,
+                                 self.now_s()):
             self.node.get_logger().warning("non-finite odometry refused", throttle_duration_sec=1.0)
 
     def _on_assignment(self, msg: Assignment) -> None:

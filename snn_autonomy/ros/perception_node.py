@@ -3,7 +3,9 @@
 Subscribes events     event_camera_msgs/EventPacket (SensorDataQoS), decoded as one stream
            attention  snn_autonomy_msgs/AttentionCommand: ROI, t_max, confidence threshold
            odom       nav_msgs/Odometry (optional): the heading the temporal prior turns with, and
-                      the speed below which it holds (the twist's, or the pose's, whichever is more)
+                      the speed below which it holds (the twist's, or the pose's, whichever is more);
+                      odometry silent for `odom_timeout_s` after it came is forgotten: the prior is
+                      neither turned nor held until it comes again (`odom_lapses`, WARN)
 Publishes  perception snn_autonomy_msgs/Perception, one per decision (early exit or t_max)
            virtual_scan sensor_msgs/LaserScan (sector models): the decision's range per sector as
                       a laser scan in `scan_frame_id` (x forward), one ray per sector, for a
@@ -49,6 +51,7 @@ from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
 from ..config import ConfigError, spec
+from ..control.watchdog import OdometryAge, WatchdogConfig
 from ..events.packet import PacketStreamDecoder
 from ..events.roi import Roi
 from ..monitor.energy import DecisionEnergy, EnergyAccountant, EnergyConfig
@@ -76,6 +79,8 @@ class PerceptionNodeConfig:
     confidence_threshold: float = spec(0.0, lo=0.0, hi=1.0, help="early-exit threshold (0 = the calibrated one)")
     max_packet_age_ms: float = spec(10.0, lo=0.0, hi=60_000.0, unit="ms",
                                     help="drop a packet older than this when its turn comes (newest wins; 0 = keep all)")
+    odom_timeout_s: float = spec(WatchdogConfig().odom_deadline_s, lo=0.01, hi=60.0, unit="s",
+                                 help="odometry older than this is forgotten (as control's watchdog stops on it)")
     scan_frame_id: str = spec("camera_link", help="frame of virtual_scan: the camera's body frame, x forward")
     autostart: bool = spec(True, help="configure and activate on start")
 
@@ -113,6 +118,7 @@ class PerceptionNode(LifecycleNode):
         self.budget_rejections = 0
         self.odom_refused = 0          # non-finite odometry headings or speeds
         self._speed = OdometrySpeed()
+        self._odom_age = OdometryAge(cfg.odom_timeout_s)
         self.last_problem = ""
         self.steps_total = 0
         self.diag = Updater(self, hardware_id="perception")
@@ -126,6 +132,7 @@ class PerceptionNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         cfg = read_config(self, PerceptionNodeConfig)
         engine = read_config(self, EngineConfig)
+        self._odom_age = OdometryAge(cfg.odom_timeout_s)
         t0 = time.perf_counter()
         try:
             self.engine = open_engine(engine)
@@ -211,6 +218,11 @@ class PerceptionNode(LifecycleNode):
         speed = self._speed.update(stamp_to_ns(msg.header.stamp) * 1e-9, p.x, p.y, msg.twist.twist.linear.x)
         if not (self.engine.set_speed(speed) and heading):
             self.odom_refused += 1
+        else:
+            self._odom_age.feed(self._now_s())
+
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_events(self, msg: EventPacket, info) -> None:
         if self.engine is None:
@@ -248,6 +260,8 @@ class PerceptionNode(LifecycleNode):
             now_us = max(now_us, batch.t_last)
         t1 = time.perf_counter()
         self._decode_ms = (t1 - t0) * 1e3
+        if self._odom_age.stale(self._now_s()):
+            self.engine.forget_odometry()
         self.energy.begin()
         jumps, refused, steps = self.engine.time_jumps, self.engine.geometry_refused, self.engine.steps
         decisions = self.engine.push(batch, now_us, packet_seq=pkt.seq, stamp_ns=pkt.stamp_ns, lost_before=lost)
@@ -311,6 +325,9 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, f"{a.taken_late} packets taken late: the transport delays them over {a.max_age_ms:g} ms")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
+        odom_age_s = self._odom_age.age_s(self._now_s())
+        if self._odom_age.stale(self._now_s()):
+            st.merge(WARN, f"odometry silent for {odom_age_s:.1f} s: the temporal prior is neither turned nor held")
         if self.load is not None:
             report_admission(st, self.load)
         st.add_all({"head": e.head.kind, "sectors": e.head.groups if e.head.sectors is not None else 0,
@@ -319,6 +336,7 @@ class PerceptionNode(LifecycleNode):
                     "temporal_prior": e.prior is not None, "decisions_with_prior": e.prior_decisions,
                     "decisions_prior_turned": e.turned_decisions,
                     "decisions_prior_held": e.held_decisions, "odom_refused": self.odom_refused,
+                    "odom_lapses": self._odom_age.lapses, "odom_age_ms": round(odom_age_s * 1e3, 1),
                     "mean_steps": round(self.steps_total / max(e.decisions, 1), 2),
                     "lost_packets": self.decoder.counters.lost_packets,
                     "dropped_events": stats.dropped_events, "budget_rejections": self.budget_rejections,
