@@ -229,7 +229,7 @@ def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():
                     True, "driving with odometry")
         drive_until(lambda: status().get("mode") == "stale_odometry" and cmds[-1].linear.x == 0.0
                     and cmds[-1].angular.z == 0.0, False, "a stop once odometry went silent")
-        assert int(status()["stops_stale_odom"]) == 1 and float(status()["odom_age_ms"]) > 500
+        assert int(status()["stops_stale_odom"]) >= 1 and float(status()["odom_age_ms"]) > 500
         assert any("no odometry" in s.message for m in diags[-5:] for s in m.status if "control: control" in s.name)
         drive_until(lambda: status().get("mode") not in (None, "stale_odometry") and cmds[-1].linear.x > 0.0,
                     True, "driving again with odometry back")
