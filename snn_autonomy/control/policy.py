@@ -284,11 +284,9 @@ class PatrolController:
         return replace(p, classes=tuple(med), free_m=tuple(self._class_free[v] for v in med))
 
     def _waypoint_blocked(self, pose: Pose, centres: np.ndarray, free: np.ndarray, half_fov: float) -> bool:
-        """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle
-        (`free`: the newest decision's ranges in the view's bins): the body cannot come within
-        waypoint_radius_m of it. Such a waypoint is skipped at once instead of circled until
-        waypoint_timeout_s. Judged on what is seen, not remembered: what lies beside the camera
-        is not in the waypoint's way."""
+        """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle:
+        the body cannot come within waypoint_radius_m of it. Such a waypoint is skipped at once
+        instead of circled until waypoint_timeout_s."""
         c = self.cfg
         x, y, yaw = pose
         wx, wy = self.waypoints[self.index]
@@ -327,9 +325,7 @@ class PatrolController:
         body = c.body_radius_m + c.margin_m
         half_fov = abs(percept.angles[0]) + width / 2
         goal = self._goal(pose, now_s)
-        seen = np.full(n, np.inf)
-        seen[:len(percept.free_m)] = self._in_view(percept)
-        if goal is not None and self._waypoint_blocked(pose, centres, seen, half_fov):
+        if goal is not None and self._waypoint_blocked(pose, centres, free, half_fov):
             self._advance(True, now_s)
             goal = self._goal(pose, now_s)
         target = 0.0 if goal is None else goal[0]
