@@ -141,31 +141,6 @@ def test_patrol_remembers_an_obstacle_that_left_the_view():
     assert forgetful.command((0.0, 0.0, -math.pi / 3), _percept(OPEN), 0.2).angular > 0
 
 
-def test_patrol_remembers_what_is_beside_the_camera_though_it_lies_within_the_view_bins():
-    """A wall's end seen ahead on the left, then passed: beside the camera now, out of the lens's
-    view, but at a bearing from the robot's centre (36 deg) inside the 45 deg of the view's bins.
-    The newest decision cannot see it, so the memory must count there: the robot veers off
-    instead of driving on with its flank 5 cm from the end. Where the camera does see the
-    remembered place, the newest decision wins (a moving obstacle that left is forgotten)."""
-    end_seen = [0.4] + [9.0] * (SPEC.count - 1)           # the leftmost sector (+40 deg) at 0.35-0.6 m
-
-    def passing(x: float) -> "object":
-        p = PatrolController()
-        p.assign("r", [(5.0, 0.0)], pose=(0.0, 0.0, 0.0))
-        p.command((0.0, 0.0, 0.0), _percept(end_seen), 0.0)
-        return p.command((x, 0.0, 0.0), _percept(OPEN), 0.5)       # past the smoothing, within the memory
-
-    beside = passing(0.12)
-    assert beside.angular < -0.1 or beside.linear == 0.0, beside
-    forgetful = PatrolController()
-    forgetful.assign("r", [(5.0, 0.0)], pose=(0.0, 0.0, 0.0))
-    straight = forgetful.command((0.12, 0.0, 0.0), _percept(OPEN), 0.5)
-    assert abs(straight.angular) < 1e-9 and straight.linear > 0.0
-    # backed off to where the lens sees the remembered place free: the decision wins
-    seen_free = passing(-0.3)
-    assert abs(seen_free.angular) < 1e-9 and seen_free.linear > 0.0, seen_free
-
-
 def test_patrol_smooths_sectors_in_the_direction_they_look_while_the_robot_turns():
     """An obstacle straight ahead of where the robot started, seen while it turns left 10 deg per
     decision: it moves one sector right each time. The median must follow it, not mix directions."""

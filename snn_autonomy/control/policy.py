@@ -10,11 +10,10 @@ hold the patrol). Each decision:
 
 1. A polar histogram of free range around the robot, in bins as wide as perception's
    sectors: inside the field of view from each sector's median class over the last
-   `smoothing_s` of decisions, earlier ones turned with the robot (`_smoothed`); wherever the
-   camera cannot see now (judged from the lens: a wall's end beside the camera lies at a small
-   bearing from the robot's centre, yet out of the view) from what recent decisions saw
-   (`memory_s`), held in the map frame while the robot moves, so that an obstacle just passed
-   is not forgotten the moment it leaves the image; never seen: free.
+   `smoothing_s` of decisions, earlier ones turned with the robot (`_smoothed`); outside it
+   from what recent decisions saw (`memory_s`), held in the map frame while the robot moves,
+   so that an obstacle just passed is not forgotten the moment it leaves the image; never
+   seen: free.
 2. A bin is passable when every bin within the robot's half-width of it is free to at least
    `pass_range_m` (the body must fit through, not only its centre line), or, toward a goal
    nearer than that, to the goal plus the body's half-width.
@@ -225,28 +224,18 @@ class PatrolController:
         return np.asarray(p.free_m) + self.cfg.camera_offset_m * np.cos(p.angles)
 
     def histogram(self, pose: Pose, p: SectorPercept) -> Tuple[np.ndarray, np.ndarray]:
-        """(bin centres relative to the heading, free range per bin from the robot's centre).
-
-        The decision itself gives the bins within the field of view; what the memory holds
-        counts where the camera cannot see it now. That is judged from the camera, not from
-        the robot's centre: a wall's end beside the camera lies at a small bearing from the
-        centre, inside the view's bins, yet outside the lens's view, and is what the robot's
-        flank meets when it drives on."""
+        """(bin centres relative to the heading, free range per bin from the robot's centre)."""
         width = _sector_width(p)
         n = max(3, int(round(2 * math.pi / width)))
         centres = wrap(p.angles[0] - np.arange(n) * width)
         free = np.full(n, np.inf)
-        free[:len(p.free_m)] = self._in_view(p)
         x, y, yaw = pose
         if self._memory:
-            mx = np.concatenate([m[1] for m in self._memory])
-            my = np.concatenate([m[2] for m in self._memory])
-            off = self.cfg.camera_offset_m
-            from_camera = wrap(np.arctan2(my - y - off * math.sin(yaw), mx - x - off * math.cos(yaw)) - yaw)
-            unseen = np.abs(from_camera) > abs(p.angles[0]) + width / 2
-            dx, dy = mx[unseen] - x, my[unseen] - y
+            dx = np.concatenate([m[1] for m in self._memory]) - x
+            dy = np.concatenate([m[2] for m in self._memory]) - y
             k = np.round(wrap(p.angles[0] - (np.arctan2(dy, dx) - yaw)) / width).astype(int) % n
             np.minimum.at(free, k, np.hypot(dx, dy))
+        free[:len(p.free_m)] = self._in_view(p)      # the decision itself within the field of view
         return centres, free
 
     # ------------------------------------------------------------------ steering
