@@ -161,3 +161,33 @@ def test_world_state_round_trip_and_refusals():
         with pytest.raises(ValueError, match=why):
             apply_world_state(m, dst)
     assert np.array_equal(dst.pose, kept)
+
+
+def test_the_world_withholds_a_robots_odometry_on_request(sim):
+    """`odom_muted`, set at run time through the parameter service (as `chaos` injects the fault):
+    the robot's odom stops while its ground truth goes on, /diagnostics says so, an unknown robot
+    is refused, and clearing it brings odometry back."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+
+    probe, n = sim["probe"], sim["probe"].node
+    odom: list = []
+    n.create_subscription(Odometry, "/robot_0/odom", odom.append, qos.COMMAND)
+    client = AsyncParameterClient(n, "/world")
+
+    def set_muted(value: str) -> bool:
+        future = client.set_parameters([Parameter("odom_muted", value=value)])
+        probe.spin_until(future.done, 30, f"the world to answer odom_muted={value!r}")
+        return future.result().results[0].successful
+
+    probe.spin_until(lambda: len(odom) > 5, 30, "odometry")
+    assert not set_muted("robot_9")                  # no such robot: refused, odometry goes on
+    assert set_muted("robot_0")
+    probe.spin_for(0.5)                               # what was on its way
+    n_odom, n_truth = len(odom), len(sim["odom"])
+    probe.spin_until(lambda: len(sim["odom"]) > n_truth + 10, 30, "ground truth while odometry is withheld")
+    assert len(odom) == n_odom, "odometry came while withheld"
+    probe.spin_until(lambda: any("odometry withheld for robot_0" in s.message
+                                 for m in sim["diag"][-5:] for s in m.status), 30, "the world to say so")
+    assert set_muted("")
+    probe.spin_until(lambda: len(odom) > n_odom + 5, 30, "odometry back")

@@ -233,6 +233,44 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
     return out
 
 
+def odometry_lost(f: LiveFleet, robot: str, hold_s: float = 1.5) -> Dict[str, Any]:
+    """The world withholds `robot`'s odometry for `hold_s` of wall time (a base whose odometry
+    died; its perception goes on): control must stop the robot within its odometry deadline,
+    keep it stopped while decisions go on, and drive again once odometry is back."""
+    allowed = WatchdogConfig().odom_deadline_s + TICK_S + DELIVERY_S / f.wall_per_sim_s
+    t0 = _now()
+    ok, why = f.set_parameter("/world", "odom_muted", robot)
+    if not ok:
+        return {"survived": False, "what_happened": f"the world refused to withhold {robot}'s odometry: {why}"}
+    try:
+        f.wait(hold_s)
+        f.wait_until(lambda: f.world_s(_now()) - f.world_s(t0) > allowed + 0.2, 10.0)
+        t_end = _now()
+        stop = _stop_after(f, robot, t0, t_end)
+        stand = _await(f, lambda: _standstill(f, robot, t0), 3.0)
+        decided = sum(1 for t in f.decisions[robot] if stop is not None and stop <= t <= t_end)
+    finally:
+        f.set_parameter("/world", "odom_muted", "")
+    t_release = _now()
+    drives = _await(f, lambda: next((t for t, v, _ in f.cmd[robot] if t > t_release and v != 0.0), None), 30.0)
+    out: Dict[str, Any] = {
+        "time_to_stop_s": _secs(stop, t0),
+        "time_to_stop_world_s": None if stop is None else round(f.world_s(stop) - f.world_s(t0), 3),
+        "stop_allowance_world_s": round(allowed, 3),
+        "time_to_standstill_s": _secs(stand, t0),
+        "decisions_while_stopped": decided,
+        "time_to_drive_again_s": _secs(drives, t_release),
+        "collisions": sum(1 for t in f.collisions[robot] if t0 <= t <= _now()),
+    }
+    in_time = stop is not None and out["time_to_stop_world_s"] <= allowed
+    out["survived"] = bool(in_time and decided > 0 and drives is not None and out["collisions"] == 0)
+    out["what_happened"] = (f"{robot}'s odometry withheld {hold_s:g} s: commands zero after "
+                            f"{out['time_to_stop_world_s']} s of the world's time (deadline "
+                            f"{WatchdogConfig().odom_deadline_s} s), {decided} decisions meanwhile, driving "
+                            f"again {out['time_to_drive_again_s']} s after odometry came back")
+    return out
+
+
 def _plan_after(f: LiveFleet, t0: float, cond) -> Optional[float]:
     for t, m in f.plans:
         if t > t0 and cond(m):

@@ -30,8 +30,8 @@ from .live import LiveFleet
 
 HOG_CEILING_S = 1800.0    # a CPU hog stops by itself after this, should the run be killed
 
-FAULTS = ("sensor_stall", "perception_killed", "event_burst", "agent_link_cut", "coordinator_restart",
-          "sim_clock_jump", "hostile_input", "bad_files")
+FAULTS = ("sensor_stall", "perception_killed", "odometry_lost", "event_burst", "agent_link_cut",
+          "coordinator_restart", "sim_clock_jump", "hostile_input", "bad_files")
 
 
 def _plan(agents: int, out: Path, seed: Optional[int], real_time_factor: float, realtime: bool = True,
@@ -66,6 +66,7 @@ def run_chaos(agents: int = 2, faults: Sequence[str] = FAULTS, out_dir: Path = P
     catalogue: Dict[str, Callable[[], Dict[str, Any]]] = {
         "sensor_stall": lambda: F.sensor_stall(fleet, victim),
         "perception_killed": lambda: F.perception_killed(fleet, victim),
+        "odometry_lost": lambda: F.odometry_lost(fleet, victim),
         "event_burst": lambda: F.event_burst(fleet, victim),
         "agent_link_cut": lambda: F.agent_link_cut(fleet, peer),
         "coordinator_restart": lambda: F.coordinator_restart(fleet),

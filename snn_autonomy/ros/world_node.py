@@ -11,7 +11,9 @@ Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, 
             /clock                  rosgraph_msgs/Clock (simulation time, starting at 0, at clock_rate_hz)
             /diagnostics
 A robot whose cmd_vel is older than `cmd_vel_timeout_s` is commanded to stop, as a
-real base controller does. Every node of the graph but this one runs on /clock (the launch plan's
+real base controller does. `odom_muted` (robot ids, comma-separated; settable at run time)
+withholds those robots' `odom`, as a base whose odometry died would (their ground truth goes
+on): the fault `snn-autonomy chaos` injects to check that control stops for it. Every node of the graph but this one runs on /clock (the launch plan's
 use_sim_time): the world keeps its real_time_factor, and when starved it goes on from where it is
 rather than racing through the time it lost (sim/pacing.py).
 """
@@ -20,18 +22,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Set, Union
 
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import LaserScan
 from snn_autonomy_msgs.msg import Collision, WorldState
 
-from ..config import spec
+from ..config import ConfigError, spec
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.lidar import lidar_scan
 from ..sim.pacing import RealTimePacer
@@ -58,6 +61,8 @@ class WorldNodeConfig:
     cmd_vel_timeout_s: float = spec(0.5, lo=0.001, hi=3600.0, unit="s", help="stop a robot whose cmd_vel is older")
     wait_for_subscribers: int = spec(0, lo=0, hi=1000,
                                      help="hold simulation time at 0 until /world/state has this many subscribers")
+    odom_muted: str = spec("", help="robot ids, comma-separated, whose odom is withheld (an injected fault; "
+                                    "ground truth goes on); settable at run time")
 
 
 class WorldNode(Node):
@@ -92,6 +97,10 @@ class WorldNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
         self.pacer = RealTimePacer(self.rtf)
         self.rejected_cmds = 0
+        self._muted = self._robot_ids(params.odom_muted)
+        if isinstance(self._muted, str):
+            raise ConfigError(f"odom_muted: {self._muted}")
+        self.add_on_set_parameters_callback(self._on_params)
         self.diag = Updater(self, hardware_id="builtin_world")
         self.diag.add("simulation", self._diagnose)
         self._running = True
@@ -110,9 +119,29 @@ class WorldNode(Node):
                                           throttle_duration_sec=1.0)
             self._last_cmd_us[i] = self.world.time_us
 
+    def _robot_ids(self, text: str) -> Union[Set[int], str]:
+        """The robots named in a comma-separated list, or what is wrong with it."""
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in self.world.robot_ids]
+        if unknown:
+            return f"no robot {', '.join(unknown)} in this world ({', '.join(self.world.robot_ids)})"
+        return {self.world.robot_ids.index(n) for n in names}
+
+    def _on_params(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "odom_muted":
+                muted = self._robot_ids(str(p.value))
+                if isinstance(muted, str):
+                    return SetParametersResult(successful=False, reason=muted)
+                self._muted = muted
+                self.get_logger().warning(f"odometry withheld for {p.value or 'no robot'}")
+        return SetParametersResult(successful=True)
+
     def _diagnose(self, st: Status) -> None:
         w = self.world
         st.summary(OK, "running")
+        if self._muted:
+            st.merge(WARN, "odometry withheld for " + ", ".join(w.robot_ids[i] for i in sorted(self._muted)))
         if self.pacer.late_steps:
             st.merge(WARN, f"{self.pacer.late_steps} steps later than real time")
         if self.rejected_cmds:
@@ -175,9 +204,10 @@ class WorldNode(Node):
     def _publish_odom(self, now_ns: int) -> None:
         w = self.world
         for i, rid in enumerate(w.robot_ids):
-            for pub, frame, (px, py, pyaw) in (
-                    (self._gt_pubs[i], "map", w.pose[i]),
-                    (self._odom_pubs[i], f"{rid}/odom", pose_in_start_frame(w.pose[i], self._start_pose[i]))):
+            outputs = [(self._gt_pubs[i], "map", w.pose[i])]
+            if i not in self._muted:
+                outputs.append((self._odom_pubs[i], f"{rid}/odom", pose_in_start_frame(w.pose[i], self._start_pose[i])))
+            for pub, frame, (px, py, pyaw) in outputs:
                 m = Odometry()
                 m.header.stamp = ns_to_stamp(now_ns)
                 m.header.frame_id = frame
