@@ -233,18 +233,19 @@ def event_burst(f: LiveFleet, robot: str) -> Dict[str, Any]:
     return out
 
 
-def odometry_lost(f: LiveFleet, robot: str, hold_s: float = 1.5) -> Dict[str, Any]:
-    """The world withholds `robot`'s odometry for `hold_s` of wall time (a base whose odometry
-    died; its perception goes on): control must stop the robot within its odometry deadline,
-    keep it stopped while decisions go on, and drive again once odometry is back."""
+def odometry_lost(f: LiveFleet, robot: str, stopped_s: float = 1.0) -> Dict[str, Any]:
+    """The world withholds `robot`'s odometry (a base whose odometry died; its perception goes
+    on) until `stopped_s` of the world's time past the stop's allowance: control must stop the
+    robot within its odometry deadline, keep it stopped while decisions go on, and drive again
+    once odometry is back."""
     allowed = WatchdogConfig().odom_deadline_s + TICK_S + DELIVERY_S / f.wall_per_sim_s
     t0 = _now()
     ok, why = f.set_parameter("/world", "odom_muted", robot)
     if not ok:
         return {"survived": False, "what_happened": f"the world refused to withhold {robot}'s odometry: {why}"}
     try:
-        f.wait(hold_s)
-        f.wait_until(lambda: f.world_s(_now()) - f.world_s(t0) > allowed + 0.2, 10.0)
+        f.wait_until(lambda: f.world_s(_now()) - f.world_s(t0) > allowed + stopped_s,
+                     (allowed + stopped_s) * f.wall_per_sim_s + 10.0)
         t_end = _now()
         stop = _stop_after(f, robot, t0, t_end)
         stand = _await(f, lambda: _standstill(f, robot, t0), 3.0)
@@ -264,7 +265,8 @@ def odometry_lost(f: LiveFleet, robot: str, hold_s: float = 1.5) -> Dict[str, An
     }
     in_time = stop is not None and out["time_to_stop_world_s"] <= allowed
     out["survived"] = bool(in_time and decided > 0 and drives is not None and out["collisions"] == 0)
-    out["what_happened"] = (f"{robot}'s odometry withheld {hold_s:g} s: commands zero after "
+    out["withheld_world_s"] = round(f.world_s(t_release) - f.world_s(t0), 3)
+    out["what_happened"] = (f"{robot}'s odometry withheld {out['withheld_world_s']} s of the world's time: commands zero after "
                             f"{out['time_to_stop_world_s']} s of the world's time (deadline "
                             f"{WatchdogConfig().odom_deadline_s} s), {decided} decisions meanwhile, driving "
                             f"again {out['time_to_drive_again_s']} s after odometry came back")
