@@ -3,6 +3,7 @@
 The whole catalogue takes about a minute and a half with two robots; each of its faults is
 also a test of its own elsewhere in the suite (test_ros_control, test_launcher,
 test_event_burst, test_ros_fleet, test_fleet_netns, test_clock_jump, test_hostile_input,
+test_ros_world_sensor and test_control_modes for odometry_lost,
 test_bad_config). Here the command itself runs end to end on one robot."""
 from __future__ import annotations
 
