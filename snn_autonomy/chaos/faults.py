@@ -266,8 +266,8 @@ def odometry_lost(f: LiveFleet, robot: str, stopped_s: float = 1.0) -> Dict[str,
     in_time = stop is not None and out["time_to_stop_world_s"] <= allowed
     out["survived"] = bool(in_time and decided > 0 and drives is not None and out["collisions"] == 0)
     out["withheld_world_s"] = round(f.world_s(t_release) - f.world_s(t0), 3)
-    out["what_happened"] = (f"{robot}'s odometry withheld {out['withheld_world_s']} s of the world's time: commands zero after "
-                            f"{out['time_to_stop_world_s']} s of the world's time (deadline "
+    out["what_happened"] = (f"{robot}'s odometry withheld {out['withheld_world_s']} s of the world's time: "
+                            f"commands zero after {out['time_to_stop_world_s']} s of it (deadline "
                             f"{WatchdogConfig().odom_deadline_s} s), {decided} decisions meanwhile, driving "
                             f"again {out['time_to_drive_again_s']} s after odometry came back")
     return out

@@ -13,9 +13,10 @@ Publishes   /<robot>/odom           nav_msgs/Odometry (odom frame = start pose, 
 A robot whose cmd_vel is older than `cmd_vel_timeout_s` is commanded to stop, as a
 real base controller does. `odom_muted` (robot ids, comma-separated; settable at run time)
 withholds those robots' `odom`, as a base whose odometry died would (their ground truth goes
-on): the fault `snn-autonomy chaos` injects to check that control stops for it. Every node of the graph but this one runs on /clock (the launch plan's
-use_sim_time): the world keeps its real_time_factor, and when starved it goes on from where it is
-rather than racing through the time it lost (sim/pacing.py).
+on): the fault `snn-autonomy chaos` injects to check that control stops for it. Every node of
+the graph but this one runs on /clock (the launch plan's use_sim_time): the world keeps its
+real_time_factor, and when starved it goes on from where it is rather than racing through the
+time it lost (sim/pacing.py).
 """
 from __future__ import annotations
 
