@@ -119,10 +119,9 @@ class ControlCore:
         self.counters.decisions += 1
         self.watchdog.feed(now_s, percept.imminent)
         reason = self.watchdog.check(now_s)
-        if reason in (STALE, ODOM_STALE):   # stale perception cannot follow a feed unless the deadline is 0
-            self.mode = reason
-            self.command = self.limiter.stop(now_s)
-            return self.command
+        stop = self._stop_if_stale(reason, now_s)   # stale perception cannot follow a feed unless the deadline is 0
+        if stop is not None:
+            return stop
         c = self.patrol.command(self.pose, percept, now_s)
         if reason == IMMINENT:   # halt: no forward motion; turning in place moves no part of a round base
             self.limiter.halt()
@@ -133,12 +132,15 @@ class ControlCore:
 
     def on_tick(self, now_s: float) -> Optional[Twist2]:
         """Between decisions: a stop command when perception or odometry went stale."""
-        reason = self.watchdog.check(now_s)
-        if reason in (STALE, ODOM_STALE):
-            self.mode = reason
-            self.command = self.limiter.stop(now_s)
-            return self.command
-        return None
+        return self._stop_if_stale(self.watchdog.check(now_s), now_s)
+
+    def _stop_if_stale(self, reason: Optional[str], now_s: float) -> Optional[Twist2]:
+        """The zero command when the watchdog's `reason` is a stale stop (perception or odometry)."""
+        if reason not in (STALE, ODOM_STALE):
+            return None
+        self.mode = reason
+        self.command = self.limiter.stop(now_s)
+        return self.command
 
     def on_clock_jump(self, now_s: float, delta_s: float = 0.0) -> Optional[Twist2]:
         """The clock jumped by `delta_s` to `now_s`: stop at once (stale) until a decision on the new
@@ -152,13 +154,13 @@ class ControlCore:
     def status(self, now_s: float) -> ControlStatus:
         """What /diagnostics says of the control stage."""
         w = self.watchdog
-        age = w.age_s(now_s)
+        age, odom_age = w.age_s(now_s), w.odom.age_s(now_s)
         if self.mode == STALE and age == float("inf"):
             text = "stopped: no perception since the clock jump" if w.clock_jumps else "stopped: no perception yet"
         elif self.mode == STALE:
             text = f"stopped: no perception for {age * 1e3:.0f} ms (deadline {w.cfg.deadline_s * 1e3:.0f} ms)"
         elif self.mode == ODOM_STALE:
-            text = (f"stopped: no odometry for {w.odom.age_s(now_s) * 1e3:.0f} ms "
+            text = (f"stopped: no odometry for {odom_age * 1e3:.0f} ms "
                     f"(deadline {w.cfg.odom_deadline_s * 1e3:.0f} ms)")
         elif self.mode == IMMINENT:
             text = "halted: obstacle ahead and closing in"
@@ -167,7 +169,7 @@ class ControlCore:
         c = self.counters
         values = {"mode": self.mode, "region": self.patrol.region_id, "perception_age_ms": round(age * 1e3, 1),
                   "stops_stale": w.counters.stops[STALE], "stops_imminent": w.counters.stops[IMMINENT],
-                  "stops_stale_odom": w.counters.stops[ODOM_STALE], "odom_age_ms": round(w.odom.age_s(now_s) * 1e3, 1),
+                  "stops_stale_odom": w.counters.stops[ODOM_STALE], "odom_age_ms": round(odom_age * 1e3, 1),
                   "stopped_s": round(w.counters.stopped_s, 2), "decisions": c.decisions,
                   "bad_decisions": c.refused["decision"], "odom_rejected": c.refused["odom"],
                   "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(c.last_clock_jump_s, 3),

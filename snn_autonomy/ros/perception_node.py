@@ -325,8 +325,9 @@ class PerceptionNode(LifecycleNode):
             st.merge(WARN, f"{a.taken_late} packets taken late: the transport delays them over {a.max_age_ms:g} ms")
         if e.loss_restarts:
             st.merge(WARN, f"{e.loss_restarts} decisions dropped: packets lost in transport covered a whole step")
-        odom_age_s = self._odom_age.age_s(self._now_s())
-        if self._odom_age.stale(self._now_s()):
+        now_s = self._now_s()
+        odom_age_s = self._odom_age.age_s(now_s)
+        if self._odom_age.stale(now_s):
             st.merge(WARN, f"odometry silent for {odom_age_s:.1f} s: the temporal prior is neither turned nor held")
         if self.load is not None:
             report_admission(st, self.load)

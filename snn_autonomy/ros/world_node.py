@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Set, Union
+from typing import List, Optional, Set
 
 import numpy as np
 import rclpy
@@ -99,8 +99,6 @@ class WorldNode(Node):
         self.pacer = RealTimePacer(self.rtf)
         self.rejected_cmds = 0
         self._muted = self._robot_ids(params.odom_muted)
-        if isinstance(self._muted, str):
-            raise ConfigError(f"odom_muted: {self._muted}")
         self.add_on_set_parameters_callback(self._on_params)
         self.diag = Updater(self, hardware_id="builtin_world")
         self.diag.add("simulation", self._diagnose)
@@ -120,21 +118,22 @@ class WorldNode(Node):
                                           throttle_duration_sec=1.0)
             self._last_cmd_us[i] = self.world.time_us
 
-    def _robot_ids(self, text: str) -> Union[Set[int], str]:
-        """The robots named in a comma-separated list, or what is wrong with it."""
+    def _robot_ids(self, text: str) -> Set[int]:
+        """The robots named in a comma-separated `odom_muted` (ConfigError naming any unknown)."""
         names = [n.strip() for n in text.split(",") if n.strip()]
         unknown = [n for n in names if n not in self.world.robot_ids]
         if unknown:
-            return f"no robot {', '.join(unknown)} in this world ({', '.join(self.world.robot_ids)})"
+            raise ConfigError(f"odom_muted: no robot {', '.join(unknown)} in this world "
+                              f"({', '.join(self.world.robot_ids)})")
         return {self.world.robot_ids.index(n) for n in names}
 
     def _on_params(self, params) -> SetParametersResult:
         for p in params:
             if p.name == "odom_muted":
-                muted = self._robot_ids(str(p.value))
-                if isinstance(muted, str):
-                    return SetParametersResult(successful=False, reason=muted)
-                self._muted = muted
+                try:
+                    self._muted = self._robot_ids(str(p.value))
+                except ConfigError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
                 self.get_logger().warning(f"odometry withheld for {p.value or 'no robot'}")
         return SetParametersResult(successful=True)
 
