@@ -13,6 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from sensor_msgs.msg import PointCloud2
 from snn_autonomy_msgs.msg import AttentionCommand, Collision, Perception
 
 from ros_helpers import ATTENTION, CONTROL, PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
@@ -50,6 +51,8 @@ def loop(open_floor_world):
     n.create_subscription(EventPacket, "/robot_0/events", rec["packets"].append, PROBE_QOS)
     n.create_subscription(DiagnosticArray, "/diagnostics", rec["diag"].append, 50)
     n.create_subscription(Collision, "/robot_0/collisions", rec["collisions"].append, qos.COMMAND)
+    rec["map"] = []
+    n.create_subscription(PointCloud2, "/robot_0/local_map", rec["map"].append, PROBE_QOS)
     rec["perception"] = n.create_publisher(Perception, "/robot_0/perception", qos.COMMAND)
     params = {"world_config": open_floor_world}
     procs = [NodeProcess(SENSOR, params, namespace="/robot_0").start(),
@@ -192,6 +195,26 @@ def test_attention_gives_an_unsure_decision_with_the_path_ahead_free_the_open_bu
     assert loop["att"] and loop["att"][-1].reason.startswith("alert") and loop["att"][-1].t_max == 8, \
         [a.reason for a in loop["att"]][-3:]
     assert abs(loop["att"][-1].confidence_threshold - opened[-1].confidence_threshold) < 1e-6
+
+
+def test_the_local_map_is_published_with_what_was_seen_near_and_forgets_it(loop):
+    """Something 0.45 m away on the left: the local map the controller steers by holds it, in the
+    map frame, beside the robot. Seen free for longer than the map's memory: empty."""
+    near_left = [0.45] * 3 + [2.2] * 11
+    loop["map"].clear()
+    _decide(loop, CLEAR, 0.3, free_m=near_left)
+    loop["probe"].spin_until(lambda: loop["map"] and loop["map"][-1].width > 0, 10, "a local map with marks")
+    cloud = loop["map"][-1]
+    assert cloud.header.frame_id == "map" and cloud.point_step == 12 and [f.name for f in cloud.fields] == list("xyz")
+    pts = np.frombuffer(bytes(cloud.data), dtype="<f4").reshape(-1, 3)
+    pose = loop["odom"][-1].pose.pose.position
+    assert len(pts) == cloud.width and np.all(np.hypot(pts[:, 0] - pose.x, pts[:, 1] - pose.y) < 1.6)
+    marks = int(diag_values(loop["diag"], "control: control").get("local_map_marks", -1))
+    assert marks >= 0, "local_map_marks missing from /diagnostics"
+    deadline = time.monotonic() + 15.0
+    while (not loop["map"] or loop["map"][-1].width) and time.monotonic() < deadline:
+        _decide(loop, CLEAR, 0.2, free_m=[2.2] * 14)
+    assert loop["map"][-1].width == 0
 
 
 def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():

@@ -173,5 +173,6 @@ class ControlCore:
                   "stopped_s": round(w.counters.stopped_s, 2), "decisions": c.decisions,
                   "bad_decisions": c.refused["decision"], "odom_rejected": c.refused["odom"],
                   "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(c.last_clock_jump_s, 3),
+                  "local_map_marks": len(self.patrol.local_map),
                   "linear": round(self.command[0], 3), "angular": round(self.command[1], 3)}
         return ControlStatus(self.mode not in (STALE, IMMINENT, ODOM_STALE), text, values)

@@ -10,10 +10,11 @@ hold the patrol). Each decision:
 
 1. A polar histogram of free range around the robot, in bins as wide as perception's
    sectors: inside the field of view from each sector's median class over the last
-   `smoothing_s` of decisions, earlier ones turned with the robot (`_smoothed`); outside it
-   from what recent decisions saw (`memory_s`), held in the map frame while the robot moves,
-   so that an obstacle just passed is not forgotten the moment it leaves the image; never
-   seen: free.
+   `smoothing_s` of decisions, earlier ones turned with the robot (`_smoothed`); everywhere,
+   what a rolling local map holds of the last `memory_s` (control.local_map: marked where
+   decisions saw something near, cleared where they saw free, in the map frame), so that an
+   obstacle just passed is not forgotten the moment it leaves the image, nor the end of a wall
+   beside the lens; never seen: free.
 2. A bin is passable when every bin within the robot's half-width of it is free to at least
    `pass_range_m` (the body must fit through, not only its centre line), or, toward a goal
    nearer than that, to the goal plus the body's half-width.
@@ -46,6 +47,7 @@ import numpy as np
 
 from ..config import spec
 from ..perception.sectors import SectorPercept
+from .local_map import LocalMap
 
 Pose = Tuple[float, float, float]   # x, y, yaw (map frame, REP-103)
 
@@ -94,9 +96,10 @@ class PatrolConfig:
                                    "would make the robot zigzag); the speed also follows the newest decision "
                                    "alone where it sees nearer, and the watchdog sees every decision unsmoothed")
     memory_s: float = spec(1.5, lo=0.0, hi=60.0, unit="s",
-                           help="how long an obstacle out of view is remembered: long enough to pass one that "
-                                "left the view (its edge is beside the body within 1 s at cruise), short "
-                                "enough that a wrong reading does not block a direction for long")
+                           help="how long the local map keeps an obstacle no decision has seen free since: "
+                                "long enough to pass one that left the view (its edge is beside the body "
+                                "within 1 s at cruise), short enough that a wrong reading beside the lens, "
+                                "where nothing clears it, does not block a direction for long")
 
 
 @dataclass
@@ -149,9 +152,8 @@ class PatrolController:
         self._last_dir: Optional[float] = None      # map-frame heading of the last steering choice
         self._best_dist = math.inf
         self._progress_at = 0.0
-        # obstacle points seen recently, one entry per decision: (time, xs, ys) in the map frame
-        self._memory: Deque[Tuple[float, np.ndarray, np.ndarray]] = deque()
-        self._memory_points = 0
+        # what recent decisions saw near, and saw free, around the robot (map frame)
+        self.local_map = LocalMap(memory_s=cfg.memory_s)
         # (time, yaw, range class per sector) of the decisions within smoothing_s
         self._recent: Deque[Tuple[float, float, np.ndarray]] = deque()
         self._recent_layout: Tuple[int, float] = (0, 0.0)   # sector count and width of the decisions in it
@@ -204,19 +206,27 @@ class PatrolController:
         return wrap(math.atan2(wy - y, wx - x) - yaw), math.hypot(wx - x, wy - y)
 
     # ------------------------------------------------------------------ histogram
+    def _mark_ranges(self, p: SectorPercept) -> np.ndarray:
+        """Where to mark each sector's nearest obstacle, from the lens (nan: not near enough to
+        matter, free to slow_range_m). A range class says only that the nearest thing lies between
+        its edges: the steering takes the lower edge in view, but marked there, what leaves the
+        view would be remembered up to a class width nearer than it is (12-15 cm at the classes
+        that matter), beside the body, where it blocks the turns toward it; so it is marked in
+        the middle of its class. Class 0 ("nearer than its first edge") at stop_range_m, not at
+        the lens; a class whose upper edge no decision has shown yet (the next class's lower
+        edge, `_class_free`) at its lower edge."""
+        c = self.cfg
+        free = np.asarray(p.free_m, dtype=float)
+        upper = np.array([self._class_free.get(k + 1, f) for k, f in zip(p.classes, free)])
+        marks = np.where(free > 0.0, (free + upper) / 2, c.stop_range_m)
+        return np.where(free < c.slow_range_m, np.maximum(marks, c.stop_range_m), np.nan)
+
     def _remember(self, pose: Pose, p: SectorPercept, now_s: float) -> None:
+        """Clear the local map along each sector up to its free range and mark the near ones."""
         c = self.cfg
         x, y, yaw = pose
-        cx, cy = x + c.camera_offset_m * math.cos(yaw), y + c.camera_offset_m * math.sin(yaw)
-        free, angles = np.asarray(p.free_m), np.asarray(p.angles)
-        near = free < c.slow_range_m            # something near enough to matter there
-        if near.any():
-            r = np.maximum(free[near], c.stop_range_m)   # class 0 says "nearer than its edge", not "at the lens"
-            a = yaw + angles[near]
-            self._memory.append((now_s, cx + r * np.cos(a), cy + r * np.sin(a)))
-            self._memory_points += int(near.sum())
-        while self._memory and (now_s - self._memory[0][0] > c.memory_s or self._memory_points > 2000):
-            self._memory_points -= len(self._memory.popleft()[1])
+        camera = (x + c.camera_offset_m * math.cos(yaw), y + c.camera_offset_m * math.sin(yaw), yaw)
+        self.local_map.update((x, y), camera, p.angles, _sector_width(p), p.free_m, self._mark_ranges(p), now_s)
 
     def _in_view(self, p: SectorPercept) -> np.ndarray:
         """Each sector's free range from the robot's centre (perception's ranges are from the
@@ -224,18 +234,22 @@ class PatrolController:
         return np.asarray(p.free_m) + self.cfg.camera_offset_m * np.cos(p.angles)
 
     def histogram(self, pose: Pose, p: SectorPercept) -> Tuple[np.ndarray, np.ndarray]:
-        """(bin centres relative to the heading, free range per bin from the robot's centre)."""
+        """(bin centres relative to the heading, free range per bin from the robot's centre): the
+        decision within the field of view, and the nearer of that and the local map everywhere.
+        The map was updated with this decision first, so what it still holds where the lens
+        looks lies beyond the decision's free range; beside and behind the lens, it is what
+        decisions last saw there."""
         width = _sector_width(p)
         n = max(3, int(round(2 * math.pi / width)))
         centres = wrap(p.angles[0] - np.arange(n) * width)
         free = np.full(n, np.inf)
+        free[:len(p.free_m)] = self._in_view(p)
         x, y, yaw = pose
-        if self._memory:
-            dx = np.concatenate([m[1] for m in self._memory]) - x
-            dy = np.concatenate([m[2] for m in self._memory]) - y
+        mx, my = self.local_map.obstacles()
+        if mx.size:
+            dx, dy = mx - x, my - y
             k = np.round(wrap(p.angles[0] - (np.arctan2(dy, dx) - yaw)) / width).astype(int) % n
             np.minimum.at(free, k, np.hypot(dx, dy))
-        free[:len(p.free_m)] = self._in_view(p)      # the decision itself within the field of view
         return centres, free
 
     # ------------------------------------------------------------------ steering

@@ -5,6 +5,8 @@ Subscribes odom        nav_msgs/Odometry (odom frame = the robot's start pose; n
            assignment  snn_autonomy_msgs/Assignment (the fleet agent's share of the plan)
 Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick_hz` while
                        perception is stale, or odometry went silent (watchdog)
+           local_map   sensor_msgs/PointCloud2 in `map`: the obstacles the controller's local map
+                       holds (control.local_map), after every decision, while anyone listens
 Time is the node's ROS clock (simulation time under use_sim_time); a jump of that clock by more
 than `clock_jump_threshold_s` stops the robot until a decision arrives on the new time line.
 """
@@ -14,13 +16,14 @@ from typing import Optional
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from sensor_msgs.msg import PointCloud2
 from snn_autonomy_msgs.msg import Assignment
 
 from ..control.core import ControlCore, ControlTiming, Twist2
 from ..perception.sectors import SectorView
 from . import qos
 from .clock import on_clock_jumps
-from .convert import quat_yaw
+from .convert import planar_cloud_msg, quat_yaw
 from .diagnostics import OK, WARN, Status
 
 
@@ -29,6 +32,7 @@ class ControlPorts:
         self.node = node
         self.core = core
         self._pub = node.create_publisher(Twist, "cmd_vel", qos.COMMAND)
+        self._map_pub = node.create_publisher(PointCloud2, "local_map", qos.SENSOR)
         node.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         node.create_subscription(Assignment, "assignment", self._on_assignment, qos.LATCHED)
         node.create_timer(1.0 / timing.tick_hz, self._tick)
@@ -36,13 +40,6 @@ class ControlPorts:
 
     def now_s(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
-
-    def send(self, cmd: Optional[Twist2]) -> None:
-        if cmd is None:
-            return
-        t = Twist()
-        t.linear.x, t.angular.z = float(cmd[0]), float(cmd[1])
-        self._pub.publish(t)
 
     def decide(self, label: int, classes: int, confidence: float, approaching: bool,
                view: Optional[SectorView] = None) -> Optional[Twist2]:
@@ -52,8 +49,19 @@ class ControlPorts:
             why = ((view.problem() if view is not None else "")
                    or f"label {label} outside {classes} classes or confidence {confidence} outside [0, 1]")
             self.node.get_logger().warning(f"perception decision refused: {why}", throttle_duration_sec=1.0)
-        self.send(cmd)
+        self.send(cmd, decided=True)
         return cmd
+
+    def send(self, cmd: Optional[Twist2], decided: bool = False) -> None:
+        """Publish a command; after a decision (`decided`) also the local map it was steered by."""
+        if cmd is None:
+            return
+        t = Twist()
+        t.linear.x, t.angular.z = float(cmd[0]), float(cmd[1])
+        self._pub.publish(t)
+        if decided and self._map_pub.get_subscription_count():
+            xs, ys = self.core.patrol.local_map.obstacles()
+            self._map_pub.publish(planar_cloud_msg(self.node.get_clock().now().to_msg(), "map", xs, ys))
 
     def _on_odom(self, msg: Odometry) -> None:
         p, t = msg.pose.pose, msg.twist.twist

@@ -9,7 +9,7 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from event_camera_msgs.msg import EventPacket
-from sensor_msgs.msg import LaserScan
+from sensor_msgs.msg import LaserScan, PointCloud2, PointField
 from snn_autonomy_msgs.msg import DecisionTrace, Perception, StageLatency, WorldState
 
 from ..control.frames import odom_to_map
@@ -165,6 +165,20 @@ def laser_scan_msg(stamp, frame_id: str, angle_min: float, angle_increment: floa
     m.time_increment, m.scan_time = 0.0, float(scan_time)
     m.range_min, m.range_max = float(range_min), float(range_max)
     m.ranges = array.array("f", np.ascontiguousarray(ranges, dtype=np.float32).tobytes())
+    return m
+
+
+def planar_cloud_msg(stamp, frame_id: str, xs: np.ndarray, ys: np.ndarray) -> PointCloud2:
+    """sensor_msgs/PointCloud2 of points on the ground plane (z 0), float32 x, y, z, stamped
+    `stamp` in `frame_id`: what RViz draws and a costmap's obstacle layer takes as marks."""
+    m = PointCloud2()
+    m.header.stamp, m.header.frame_id = stamp, frame_id
+    m.height, m.width = 1, int(len(xs))
+    m.fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate("xyz")]
+    m.is_bigendian, m.point_step, m.row_step, m.is_dense = False, 12, 12 * int(len(xs)), True
+    pts = np.zeros((len(xs), 3), dtype="<f4")
+    pts[:, 0], pts[:, 1] = xs, ys
+    m.data = array.array("B", pts.tobytes())
     return m
 
 

@@ -10,6 +10,7 @@ Subscribes /world/state        the built-in world (this robot's camera rendered 
            odom, assignment,   as the control and attention nodes
            /fleet/detections
 Publishes  cmd_vel             on every decision, and zero while perception is stale (watchdog)
+           local_map           PointCloud2 in `map`: the controller's local map, as the control node
            perception          snn_autonomy_msgs/Perception per decision (for the fleet agent, monitors)
            virtual_scan        sensor_msgs/LaserScan of a sector model's decision (as the perception node)
            decision_trace      DecisionTrace: e2e = the camera's events available -> cmd_vel published
@@ -115,7 +116,7 @@ class RobotNode(Node):
         self.energy.end()
         if cmd is None:
             return
-        self.ports.send(cmd)
+        self.ports.send(cmd, decided=True)
         e2e = (time.perf_counter_ns() - t0) * 1e-6
         d = self.agent.last_decision
         # energy of the batch's decisions; the newest one (the one acted on) is published
