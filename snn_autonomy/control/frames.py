@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple, Union
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Pose2 = Tuple[float, float, float]
+
+
+def wrap(a: Union[float, "np.ndarray"]) -> Union[float, "np.ndarray"]:
+    """An angle, or an array of them, in [-pi, pi) [rad]."""
+    return (a + math.pi) % (2 * math.pi) - math.pi
 
 
 def compose(origin: Pose2, local: Pose2) -> Pose2:

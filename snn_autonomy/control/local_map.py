@@ -24,6 +24,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from .frames import wrap
+
 
 class LocalMap:
     def __init__(self, memory_s: float = 1.5, radius_m: float = 1.6, resolution_m: float = 0.05) -> None:
@@ -58,7 +60,7 @@ class LocalMap:
             keep = (now_s - t <= self.memory_s) & (np.hypot(xy[:, 0] - robot_xy[0], xy[:, 1] - robot_xy[1]) <= self.radius_m)
             dx, dy = xy[:, 0] - cx, xy[:, 1] - cy
             phi = (np.arctan2(dy, dx) - yaw)[:, None] - bearings[None, :]
-            inside = np.abs((phi + math.pi) % (2 * math.pi) - math.pi) <= width / 2      # (marks, sectors)
+            inside = np.abs(wrap(phi)) <= width / 2      # (marks, sectors)
             seen_free = (inside & (np.hypot(dx, dy)[:, None] < free[None, :])).any(axis=1)
             xy, t = xy[keep & ~seen_free], t[keep & ~seen_free]
         marks = np.asarray(mark_m, dtype=float)

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..config import spec
 from ..perception.sectors import SectorPercept
+from .frames import wrap
 from .local_map import LocalMap
 
 Pose = Tuple[float, float, float]   # x, y, yaw (map frame, REP-103)
@@ -107,10 +108,6 @@ class Command:
     linear: float
     angular: float
     mode: str          # what decided it: pursue, cruise, avoid, turn_to_goal, turn_in_place
-
-
-def wrap(a: float) -> float:
-    return (a + math.pi) % (2 * math.pi) - math.pi
 
 
 def _sector_width(p: SectorPercept) -> float:
@@ -287,9 +284,10 @@ class PatrolController:
         return replace(p, classes=tuple(med), free_m=tuple(self._class_free[v] for v in med))
 
     def _waypoint_blocked(self, pose: Pose, centres: np.ndarray, free: np.ndarray, half_fov: float) -> bool:
-        """Whether the current waypoint, near and in view, is seen to lie in or behind an obstacle:
-        the body cannot come within waypoint_radius_m of it. Such a waypoint is skipped at once
-        instead of circled until waypoint_timeout_s."""
+        """Whether the current waypoint, near and in view, lies in or behind an obstacle of the
+        histogram (the decision, and the local map): the body cannot come within
+        waypoint_radius_m of it. Such a waypoint is skipped at once instead of circled until
+        waypoint_timeout_s."""
         c = self.cfg
         x, y, yaw = pose
         wx, wy = self.waypoints[self.index]
