@@ -201,7 +201,7 @@ def cmd_closed_loop(args: argparse.Namespace) -> int:
                                  model=Path(args.model) if args.model else None,
                                  plot=Path(args.plot) if args.plot else None,
                                  progress=lambda f: progress.update(task, completed=f),
-                                 temporal_prior=not args.no_temporal_prior)
+                                 temporal_prior=not args.no_temporal_prior, teammates=not args.no_teammates)
     _report(args, "closed loop", result)
     return 0
 
@@ -570,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--plot", help="PNG of the robots' paths, the arena and every collision")
     cl.add_argument("--no-temporal-prior", action="store_true",
                     help="each decision on its own window only (no belief carried from the one before)")
+    cl.add_argument("--no-teammates", action="store_true",
+                    help="the robots do not hear each other's heartbeats (they see each other only on camera)")
     config_option(cl, "--backend", EngineConfig, "backend")
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_closed_loop)

@@ -14,7 +14,7 @@ from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import PointCloud2
-from snn_autonomy_msgs.msg import AttentionCommand, Collision, Perception
+from snn_autonomy_msgs.msg import AgentState, AttentionCommand, Collision, Perception
 
 from ros_helpers import ATTENTION, CONTROL, PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.events.packet import PacketStreamDecoder
@@ -22,6 +22,7 @@ from snn_autonomy.perception.labels import CENTER, CLASSES, CLEAR, LEFT
 from snn_autonomy.perception.sectors import SectorSpec
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import msg_to_packet, stamp_to_ns
+from snn_autonomy.ros.coordinator_node import STATE_TOPIC
 
 
 def _perception(label: int, confidence: float = 0.99, approaching: bool = False, free_m=()) -> Perception:
@@ -256,6 +257,58 @@ def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():
         assert any("no odometry" in s.message for m in diags[-5:] for s in m.status if "control: control" in s.name)
         drive_until(lambda: status().get("mode") not in (None, "stale_odometry") and cmds[-1].linear.x > 0.0,
                     True, "driving again with odometry back")
+    finally:
+        code = node.stop()
+        probe.close()
+    assert code == 0, node.log()[-2000:]
+
+
+def test_a_teammates_heartbeat_holds_the_robot_short_of_a_robot_the_camera_did_not_report():
+    """A control node alone; the probe plays perception (everything free), odometry (standing at the
+    start pose) and the fleet's heartbeats on /fleet/agent_state. The robot's own heartbeat 0.4 m
+    ahead is not a teammate: it drives. Another robot's there: it holds its forward motion and
+    /diagnostics counts one teammate. Once that robot goes silent, it drives again."""
+    probe = Probe("teammate_probe")
+    n = probe.node
+    cmds, diags = [], []
+    n.create_subscription(Twist, "/robot_6/cmd_vel", cmds.append, qos.COMMAND)
+    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
+    perception = n.create_publisher(Perception, "/robot_6/perception", qos.COMMAND)
+    odom = n.create_publisher(Odometry, "/robot_6/odom", qos.COMMAND)
+    beats = n.create_publisher(AgentState, STATE_TOPIC, qos.COMMAND)
+    node = NodeProcess(CONTROL, {"start_pose": [1.0, 4.0, 0.0], "diagnostic_updater.period": 0.1},
+                       namespace="/robot_6").start()
+    clear = _perception(CLEAR, free_m=[5.0] * 14)
+    clear.agent_id = "robot_6"
+
+    def beat(agent_id: str) -> AgentState:
+        m = AgentState(agent_id=agent_id)
+        m.header.stamp, m.header.frame_id = n.get_clock().now().to_msg(), "map"
+        m.pose.position.x, m.pose.position.y, m.pose.orientation.w = 1.4, 4.0, 1.0
+        return m
+
+    def status() -> dict:
+        return diag_values(diags, "robot_6/control: control")
+
+    def drive_until(cond, heartbeat_of: str, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not cond():
+            assert time.monotonic() < deadline, f"{what}: {status()}, last commands {cmds[-3:]}"
+            perception.publish(clear)
+            odom.publish(Odometry())
+            if heartbeat_of:
+                beats.publish(beat(heartbeat_of))
+            probe.spin_for(0.02)
+
+    try:
+        probe.spin_until(lambda: perception.get_subscription_count() and beats.get_subscription_count()
+                         and n.count_publishers("/robot_6/cmd_vel"), 60, "the control node's topics")
+        drive_until(lambda: cmds and cmds[-1].linear.x > 0.3 and status().get("teammates") == "0", "robot_6",
+                    "driving past its own heartbeat")
+        drive_until(lambda: cmds[-1].linear.x == 0.0 and status().get("teammates") == "1", "robot_7",
+                    "held short of the teammate")
+        drive_until(lambda: cmds[-1].linear.x > 0.3 and status().get("teammates") == "0", "",
+                    "driving again once the teammate went silent")
     finally:
         code = node.stop()
         probe.close()

@@ -1,9 +1,10 @@
 """The control stage of one robot, whatever carries its messages.
 
 `ControlCore` is what the split `control` node and the fused `robot` node both drive, so that a
-fix lands once: odometry in (non-finite refused and counted), the fleet's assignment in,
-perception decisions in (unreadable ones refused and counted), the watchdog's tick and clock
-jumps in, velocity commands out, and one diagnostics summary. Time is the caller's clock in
+fix lands once: odometry in (non-finite refused and counted), the fleet's assignment in, the
+other robots' heartbeats in (non-finite refused and counted), perception decisions in
+(unreadable ones refused and counted), the watchdog's tick and clock jumps in, velocity
+commands out, and one diagnostics summary. Time is the caller's clock in
 seconds (a node's ROS clock, which follows /clock under use_sim_time, or the simulation's time);
 the watchdog's deadline is measured on it.
 """
@@ -36,7 +37,7 @@ class ControlTiming:
 @dataclass
 class ControlCounters:
     decisions: int = 0
-    refused: Dict[str, int] = field(default_factory=lambda: {"decision": 0, "odom": 0})
+    refused: Dict[str, int] = field(default_factory=lambda: {"decision": 0, "odom": 0, "teammate": 0})
     last_clock_jump_s: float = 0.0
 
 
@@ -96,6 +97,15 @@ class ControlCore:
         self.pose = tuple(float(v) for v in pose)
         self.speed_mps = float(linear_mps)
         return True
+
+    def on_teammate(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float) -> bool:
+        """Another robot's heartbeat: its pose (map frame) and forward speed at `stamp_s` on its
+        clock; its body is an obstacle where that puts it (control.teammates). False, counted,
+        when refused (non-finite)."""
+        if self.patrol.teammates.update(agent_id, x, y, yaw, linear_mps, stamp_s):
+            return True
+        self.counters.refused["teammate"] += 1
+        return False
 
     def on_assignment(self, region_id: str, waypoints: Sequence[Tuple[float, float]]) -> None:
         self.patrol.assign(region_id, waypoints, self.pose)
@@ -173,6 +183,7 @@ class ControlCore:
                   "stopped_s": round(w.counters.stopped_s, 2), "decisions": c.decisions,
                   "bad_decisions": c.refused["decision"], "odom_rejected": c.refused["odom"],
                   "clock_jumps": w.clock_jumps, "last_clock_jump_s": round(c.last_clock_jump_s, 3),
-                  "local_map_marks": len(self.patrol.local_map),
+                  "local_map_marks": len(self.patrol.local_map), "teammates": len(self.patrol.teammates),
+                  "teammates_rejected": c.refused["teammate"],
                   "linear": round(self.command[0], 3), "angular": round(self.command[1], 3)}
         return ControlStatus(self.mode not in (STALE, IMMINENT, ODOM_STALE), text, values)

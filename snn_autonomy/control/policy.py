@@ -14,7 +14,8 @@ hold the patrol). Each decision:
    what a rolling local map holds of the last `memory_s` (control.local_map: marked where
    decisions saw something near, cleared where they saw free, in the map frame), so that an
    obstacle just passed is not forgotten the moment it leaves the image, nor the end of a wall
-   beside the lens; never seen: free.
+   beside the lens; and the fleet's other robots where their heartbeats put them now
+   (control.teammates), seen or not; never seen: free.
 2. A bin is passable when every bin within the robot's half-width of it is free to at least
    `pass_range_m` (the body must fit through, not only its centre line), or, toward a goal
    nearer than that, to the goal plus the body's half-width.
@@ -49,6 +50,7 @@ from ..config import spec
 from ..perception.sectors import SectorPercept
 from .frames import wrap
 from .local_map import LocalMap
+from .teammates import Teammates
 
 Pose = Tuple[float, float, float]   # x, y, yaw (map frame, REP-103)
 
@@ -101,6 +103,12 @@ class PatrolConfig:
                                 "long enough to pass one that left the view (its edge is beside the body "
                                 "within 1 s at cruise), short enough that a wrong reading beside the lens, "
                                 "where nothing clears it, does not block a direction for long")
+    teammate_timeout_s: float = spec(1.0, lo=0.01, hi=60.0, unit="s",
+                                     help="forget a teammate whose last heartbeat is older (the coordinator's "
+                                          "heartbeat timeout: the fleet loses it then)")
+    teammate_predict_s: float = spec(0.5, lo=0.0, hi=10.0, unit="s",
+                                     help="place a teammate where its heartbeat's velocity carries it, for at "
+                                          "most this long (two heartbeats and a half at 5 Hz)")
 
 
 @dataclass
@@ -151,6 +159,9 @@ class PatrolController:
         self._progress_at = 0.0
         # what recent decisions saw near, and saw free, around the robot (map frame)
         self.local_map = LocalMap(memory_s=cfg.memory_s)
+        # the fleet's other robots, from their heartbeats
+        self.teammates = Teammates(cfg.body_radius_m, cfg.teammate_timeout_s, cfg.teammate_predict_s,
+                                   self.local_map.radius_m)
         # (time, yaw, range class per sector) of the decisions within smoothing_s
         self._recent: Deque[Tuple[float, float, np.ndarray]] = deque()
         self._recent_layout: Tuple[int, float] = (0, 0.0)   # sector count and width of the decisions in it
@@ -230,12 +241,13 @@ class PatrolController:
         camera, ahead of it)."""
         return np.asarray(p.free_m) + self.cfg.camera_offset_m * np.cos(p.angles)
 
-    def histogram(self, pose: Pose, p: SectorPercept) -> Tuple[np.ndarray, np.ndarray]:
+    def histogram(self, pose: Pose, p: SectorPercept, now_s: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
         """(bin centres relative to the heading, free range per bin from the robot's centre): the
-        decision within the field of view, and the nearer of that and the local map everywhere.
-        The map was updated with this decision first, so what it still holds where the lens
-        looks lies beyond the decision's free range; beside and behind the lens, it is what
-        decisions last saw there."""
+        decision within the field of view, and the nearer of that, the local map and the
+        teammates' bodies where their heartbeats put them at `now_s` (None: no teammates)
+        everywhere. The map was updated with this decision first, so what it still holds where
+        the lens looks lies beyond the decision's free range; beside and behind the lens, it is
+        what decisions last saw there."""
         width = _sector_width(p)
         n = max(3, int(round(2 * math.pi / width)))
         centres = wrap(p.angles[0] - np.arange(n) * width)
@@ -243,6 +255,9 @@ class PatrolController:
         free[:len(p.free_m)] = self._in_view(p)
         x, y, yaw = pose
         mx, my = self.local_map.obstacles()
+        if now_s is not None:
+            tx, ty = self.teammates.bodies(now_s, (x, y))
+            mx, my = np.concatenate([mx, tx]), np.concatenate([my, ty])
         if mx.size:
             dx, dy = mx - x, my - y
             k = np.round(wrap(p.angles[0] - (np.arctan2(dy, dx) - yaw)) / width).astype(int) % n
@@ -319,7 +334,7 @@ class PatrolController:
         raw = percept
         percept = self._smoothed(percept, pose[2], now_s)
         self._remember(pose, percept, now_s)
-        centres, free = self.histogram(pose, percept)
+        centres, free = self.histogram(pose, percept, now_s)
         n = len(centres)
         width = 2 * math.pi / n
         clearance = self._clearance(free, width)

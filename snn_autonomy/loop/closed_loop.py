@@ -7,6 +7,8 @@ perception would report (perception.sectors.oracle_percept, from the world's geo
 SNN's decision rate, with no camera at all; the difference between the two runs is perception's
 share of every figure. The report (loop.metrics) has distance, speed, coverage, collisions by
 kind and fault, halts by cause and the minimum clearance, plus the SNN's work per decision.
+With `teammates`, every robot hears the others' heartbeats (pose and speed, every
+HEARTBEAT_PERIOD_US, as the fleet agents beat on /fleet/agent_state) and steers around them.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import numpy as np
 from ..attention.policy import AttentionConfig
 from ..control.core import ControlCore
 from ..fleet.assignment import optimal_assignment, travel_costs
+from ..fleet.config import AgentConfig
 from ..fleet.regions import partition
 from ..paths import resolve_model
 from ..perception.sectors import SectorSpec, oracle_percept
@@ -32,13 +35,14 @@ Perception = Literal["snn", "oracle"]
 CONTROL_TICK_US = 10_000    # the watchdog's clock between decisions
 PATH_PERIOD_US = 100_000     # poses kept for the plot
 ORACLE_PERIOD_US = 25_000   # oracle decisions: 40 per second and robot, about the SNN's rate in this loop
+HEARTBEAT_PERIOD_US = int(AgentConfig().heartbeat_period_s * 1e6)   # the fleet agents' pose heartbeats
 
 
 def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool = True, world: str = "",
                     seed: Optional[int] = None, backend: str = "onnxruntime", model: Optional[Path] = None,
                     attention_cfg: AttentionConfig = AttentionConfig(), perception: Perception = "snn",
                     plot: Optional[Path] = None, progress: Optional[Callable[[float], None]] = None,
-                    temporal_prior: bool = True) -> Dict[str, Any]:
+                    temporal_prior: bool = True, teammates: bool = True) -> Dict[str, Any]:
     if perception not in ("snn", "oracle"):
         raise ValueError(f"perception must be 'snn' or 'oracle', not {perception!r}")
     cfg = load_world_config(world or None)
@@ -74,12 +78,20 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     metrics = PatrolMetrics(w, [regions[plan[i]].boundary for i in range(agents)])
     steps = int(round(duration_s * 1e6 / w.dt_us))
     paths: List[np.ndarray] = []          # robot poses, then obstacle positions, every PATH_PERIOD_US
-    next_tick = next_oracle = next_path = 0
+    next_tick = next_oracle = next_path = next_beat = 0
     t0 = time.perf_counter()
     for s in range(steps):
         metrics.before_step()
         collisions = w.step()
         now = w.time_us
+        if teammates and now >= next_beat:
+            # each robot's heartbeat reaches the others (the fleet agents' /fleet/agent_state)
+            for j in range(agents):
+                beat = (f"robot_{j}", *map(float, w.pose[j]), float(w.vel[j, 0]), now * 1e-6)
+                for i, core in enumerate(cores):
+                    if i != j:
+                        core.on_teammate(*beat)
+            next_beat = now + HEARTBEAT_PERIOD_US
         if perception == "snn":
             for i, cam in enumerate(cams):
                 if not cam.frame_due():
@@ -114,7 +126,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             stops[k] = stops.get(k, 0) + v
     result: Dict[str, Any] = {
         "perception": perception, "agents": agents, "duration_s": sim_s, "world": world or "default",
-        "seed": cfg.seed, "attention": attention if perception == "snn" else None,
+        "seed": cfg.seed, "attention": attention if perception == "snn" else None, "teammates": teammates,
         "backend": backend if perception == "snn" else None}
     result.update(metrics.report(sim_s))
     result.update({

@@ -5,6 +5,8 @@ Subscribes perception  snn_autonomy_msgs/Perception (the newest decision)
                        world publishes; composed with start_pose into the map frame)
            assignment  snn_autonomy_msgs/Assignment (the fleet_agent's share of the fleet plan:
                        the patrol loop; without one the robot cruises and avoids)
+           /fleet/agent_state snn_autonomy_msgs/AgentState: the other robots' heartbeats, steered
+                       around where their pose and velocity put them
 Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick_hz` while
                        perception is stale (watchdog)
            decision_trace snn_autonomy_msgs/DecisionTrace right after each decision's cmd_vel:
@@ -70,7 +72,7 @@ class ControlNode(Node):
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot_0"
         origin = tuple(cfg.start_pose) or start_pose_in_world(cfg.world_config or None, self.agent_id)
         self.core = ControlCore(origin, patrol, limits, watchdog)
-        self.ports = ControlPorts(self, self.core, timing)
+        self.ports = ControlPorts(self, self.core, timing, self.agent_id)
         self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)
         self.create_subscription(Perception, "perception", self._on_perception, qos.COMMAND)
         self.diag = Updater(self, hardware_id=f"control_{self.agent_id}")

@@ -3,6 +3,8 @@ ROS glue that both the split `control` node and the fused `robot` node use.
 
 Subscribes odom        nav_msgs/Odometry (odom frame = the robot's start pose; non-finite refused)
            assignment  snn_autonomy_msgs/Assignment (the fleet agent's share of the plan)
+           /fleet/agent_state snn_autonomy_msgs/AgentState: the other robots' heartbeats; their
+                       bodies are obstacles where their pose and velocity put them (control.teammates)
 Publishes  cmd_vel     geometry_msgs/Twist: on every decision, and zero at `tick_hz` while
                        perception is stale, or odometry went silent (watchdog)
            local_map   sensor_msgs/PointCloud2 in `map`: the obstacles the controller's local map
@@ -17,24 +19,27 @@ from typing import Optional
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import PointCloud2
-from snn_autonomy_msgs.msg import Assignment
+from snn_autonomy_msgs.msg import AgentState, Assignment
 
 from ..control.core import ControlCore, ControlTiming, Twist2
 from ..perception.sectors import SectorView
 from . import qos
 from .clock import on_clock_jumps
-from .convert import planar_cloud_msg, quat_yaw
+from .convert import planar_cloud_msg, quat_yaw, stamp_to_ns
+from .coordinator_node import STATE_TOPIC
 from .diagnostics import OK, WARN, Status
 
 
 class ControlPorts:
-    def __init__(self, node, core: ControlCore, timing: ControlTiming) -> None:
+    def __init__(self, node, core: ControlCore, timing: ControlTiming, agent_id: str) -> None:
         self.node = node
         self.core = core
+        self.agent_id = agent_id
         self._pub = node.create_publisher(Twist, "cmd_vel", qos.COMMAND)
         self._map_pub = node.create_publisher(PointCloud2, "local_map", qos.SENSOR)
         node.create_subscription(Odometry, "odom", self._on_odom, qos.COMMAND)
         node.create_subscription(Assignment, "assignment", self._on_assignment, qos.LATCHED)
+        node.create_subscription(AgentState, STATE_TOPIC, self._on_agent_state, qos.COMMAND)
         node.create_timer(1.0 / timing.tick_hz, self._tick)
         self._jumps = on_clock_jumps(node, timing.clock_jump_threshold_s, self._on_clock_jump)
 
@@ -68,6 +73,15 @@ class ControlPorts:
         if not self.core.on_odom(p.position.x, p.position.y, quat_yaw(p.orientation), t.linear.x, t.angular.z,
                                  self.now_s()):
             self.node.get_logger().warning("non-finite odometry refused", throttle_duration_sec=1.0)
+
+    def _on_agent_state(self, msg: AgentState) -> None:
+        if msg.agent_id == self.agent_id:
+            return
+        p = msg.pose
+        if not self.core.on_teammate(msg.agent_id, p.position.x, p.position.y, quat_yaw(p.orientation),
+                                     msg.velocity.linear.x, stamp_to_ns(msg.header.stamp) * 1e-9):
+            self.node.get_logger().warning(f"heartbeat of {msg.agent_id!r} refused: not finite",
+                                           throttle_duration_sec=1.0)
 
     def _on_assignment(self, msg: Assignment) -> None:
         wps = [(w.x, w.y) for w in msg.region.waypoints]

@@ -8,6 +8,7 @@ parameters (`EngineConfig`) as the `perception` node's.
 Subscribes /world/state        the built-in world (this robot's camera rendered from it, as the
                                event_sensor's `world` source does)
            odom, assignment,   as the control and attention nodes
+           /fleet/agent_state,
            /fleet/detections
 Publishes  cmd_vel             on every decision, and zero while perception is stale (watchdog)
            local_map           PointCloud2 in `map`: the controller's local map, as the control node
@@ -82,7 +83,7 @@ class RobotNode(Node):
         self.agent = FusedAgent(perception, cam.width, cam.height, cam.hfov_deg, attention=cfg.attention,
                                 patrol=patrol, limits=limits, watchdog=watchdog, attention_cfg=attention,
                                 agent_id=self.agent_id, origin=origin, admission=admission)
-        self.ports = ControlPorts(self, self.agent.control, timing)
+        self.ports = ControlPorts(self, self.agent.control, timing, self.agent_id)
         self.rejected_states = 0
         self.rejected_detections = 0
         self._perception_pub = self.create_publisher(Perception, "perception", qos.COMMAND)

@@ -1,0 +1,77 @@
+"""Where the fleet's other robots are, from their heartbeats: each teammate's body, where its last
+heartbeat's pose and velocity put it now, is an obstacle of the controller's histogram.
+
+The camera sees 70 degrees ahead; a teammate that comes from the side, or that the robot turns
+toward, is in no decision until it is in the image, and a decision about a robot is a range
+class, not where it is going. The fleet knows better: every agent beats its pose and velocity
+in the map frame on /fleet/agent_state (snn_autonomy_msgs/AgentState, every 0.2 s by default).
+At 0.6 m/s a robot moves 12 cm between two heartbeats, so a teammate is placed where its
+heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat that old says
+little of where it went since), and its body (a circle of the robot's radius: the fleet's
+robots are of one kind) is what the histogram sees of it. A teammate silent for `timeout_s`
+(the coordinator's heartbeat timeout: it is lost then) is forgotten.
+
+Poses are compared with the robot's own in the map frame, so a teammate's odometry drift is
+the error; heartbeats are stamped by the sender's clock (synchronised clocks across hosts, as
+for the decision traces' latency): a stamp from further ahead than `timeout_s` is refused.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Tuple
+
+import numpy as np
+
+from .frames import finite
+
+# points on a body's circle, one every 5 degrees: 1.6 cm apart on a 0.18 m radius, so that no
+# 10-degree histogram bin the body spans falls between two of them while its near side is more
+# than 9 cm from the robot's centre (a body nearer than that is already in contact)
+_RING = np.exp(1j * np.linspace(0.0, 2 * math.pi, 72, endpoint=False))
+
+
+class Teammates:
+    def __init__(self, body_radius_m: float = 0.18, timeout_s: float = 1.0, predict_s: float = 0.5,
+                 radius_m: float = 1.6) -> None:
+        self.body_radius_m = float(body_radius_m)
+        self.timeout_s = float(timeout_s)
+        self.predict_s = float(predict_s)
+        self.radius_m = float(radius_m)
+        self._last: Dict[str, Tuple[float, float, float, float, float]] = {}   # x, y, yaw, m/s, stamp
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def update(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float) -> bool:
+        """A teammate's heartbeat (map frame); False, counted, when it is not finite. An older
+        heartbeat than the one held (out of order) is ignored."""
+        if not (agent_id and finite(x, y, yaw, linear_mps, stamp_s)):
+            self.refused += 1
+            return False
+        held = self._last.get(agent_id)
+        if held is None or stamp_s >= held[4]:
+            self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s))
+        return True
+
+    def reset(self) -> None:
+        self._last.clear()
+
+    def bodies(self, now_s: float, robot_xy: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
+        """Map-frame points on the bodies of the teammates heard from within timeout_s, where they
+        are predicted at `now_s`, within radius_m of the robot; teammates silent longer are
+        forgotten, as are all of them when the clock went back past their stamps."""
+        centres = []
+        for agent_id, (x, y, yaw, v, stamp) in list(self._last.items()):
+            age = now_s - stamp
+            if abs(age) > self.timeout_s:
+                del self._last[agent_id]
+                continue
+            ahead = v * min(max(age, 0.0), self.predict_s)
+            cx, cy = x + ahead * math.cos(yaw), y + ahead * math.sin(yaw)
+            if math.hypot(cx - robot_xy[0], cy - robot_xy[1]) <= self.radius_m + self.body_radius_m:
+                centres.append(complex(cx, cy))
+        if not centres:
+            return np.empty(0), np.empty(0)
+        pts = (np.asarray(centres)[:, None] + self.body_radius_m * _RING[None, :]).ravel()
+        return pts.real, pts.imag
