@@ -218,49 +218,66 @@ def test_the_local_map_is_published_with_what_was_seen_near_and_forgets_it(loop)
     assert loop["map"][-1].width == 0
 
 
+class _LoneControl:
+    """A control node alone in namespace `ns`, started at (1, 4) facing +x; the probe plays its
+    perception (everything free to 5 m), its odometry (standing at the start pose) and whatever
+    else `drive_until` is given to publish each round, at about 50 Hz."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        self.probe = Probe(f"{ns}_probe")
+        n = self.probe.node
+        self.cmds, self.diags = [], []
+        n.create_subscription(Twist, f"/{ns}/cmd_vel", self.cmds.append, qos.COMMAND)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 50)
+        self.perception = n.create_publisher(Perception, f"/{ns}/perception", qos.COMMAND)
+        self.odom = n.create_publisher(Odometry, f"/{ns}/odom", qos.COMMAND)
+        self.node = NodeProcess(CONTROL, {"start_pose": [1.0, 4.0, 0.0], "diagnostic_updater.period": 0.1},
+                                namespace=f"/{ns}").start()
+        self.clear = _perception(CLEAR, free_m=[5.0] * 14)
+        self.clear.agent_id = ns
+
+    def status(self) -> dict:
+        return diag_values(self.diags, f"{self.ns}/control: control")
+
+    def wait_for_topics(self, *publishers) -> None:
+        self.probe.spin_until(lambda: all(p.get_subscription_count() for p in (self.perception, self.odom, *publishers))
+                              and self.probe.node.count_publishers(f"/{self.ns}/cmd_vel"), 60, "the control node's topics")
+
+    def drive_until(self, cond, what: str, odom: bool = True, also=lambda: None) -> None:
+        deadline = time.monotonic() + 60
+        while not cond():
+            assert time.monotonic() < deadline, f"{what}: {self.status()}, last commands {self.cmds[-3:]}"
+            self.perception.publish(self.clear)
+            if odom:
+                self.odom.publish(Odometry())          # standing at the start pose
+            also()
+            self.probe.spin_for(0.02)
+
+    def close(self) -> int:
+        code = self.node.stop()
+        self.probe.close()
+        return code
+
+
 def test_odometry_gone_silent_stops_the_robot_until_it_comes_again():
     """A control node alone: the probe plays perception (clear ahead) and odometry at 50 Hz. With
     odometry silent past the watchdog's deadline the node stops the robot and says why on
     /diagnostics; with odometry back it drives again."""
-    probe = Probe("odom_lapse_probe")
-    n = probe.node
-    cmds, diags = [], []
-    n.create_subscription(Twist, "/robot_5/cmd_vel", cmds.append, qos.COMMAND)
-    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
-    perception = n.create_publisher(Perception, "/robot_5/perception", qos.COMMAND)
-    odom = n.create_publisher(Odometry, "/robot_5/odom", qos.COMMAND)
-    node = NodeProcess(CONTROL, {"start_pose": [1.0, 4.0, 0.0], "diagnostic_updater.period": 0.1},
-                       namespace="/robot_5").start()
-    clear = _perception(CLEAR, free_m=[5.0] * 14)
-    clear.agent_id = "robot_5"
-
-    def status() -> dict:
-        return diag_values(diags, "robot_5/control: control")
-
-    def drive_until(cond, with_odom: bool, what: str) -> None:
-        deadline = time.monotonic() + 60
-        while not cond():
-            assert time.monotonic() < deadline, f"{what}: {status()}, last commands {cmds[-3:]}"
-            perception.publish(clear)
-            if with_odom:
-                odom.publish(Odometry())          # standing at the start pose
-            probe.spin_for(0.02)
-
+    c = _LoneControl("robot_5")
     try:
-        probe.spin_until(lambda: perception.get_subscription_count() and odom.get_subscription_count()
-                         and n.count_publishers("/robot_5/cmd_vel"), 60, "the control node's topics")
-        drive_until(lambda: cmds and cmds[-1].linear.x > 0.0 and status().get("odom_age_ms") not in (None, "inf"),
-                    True, "driving with odometry")
-        drive_until(lambda: status().get("mode") == "stale_odometry" and cmds[-1].linear.x == 0.0
-                    and cmds[-1].angular.z == 0.0, False, "a stop once odometry went silent")
-        assert int(status()["stops_stale_odom"]) >= 1 and float(status()["odom_age_ms"]) > 500
-        assert any("no odometry" in s.message for m in diags[-5:] for s in m.status if "control: control" in s.name)
-        drive_until(lambda: status().get("mode") not in (None, "stale_odometry") and cmds[-1].linear.x > 0.0,
-                    True, "driving again with odometry back")
+        c.wait_for_topics()
+        c.drive_until(lambda: c.cmds and c.cmds[-1].linear.x > 0.0 and c.status().get("odom_age_ms") not in (None, "inf"),
+                      "driving with odometry")
+        c.drive_until(lambda: c.status().get("mode") == "stale_odometry" and c.cmds[-1].linear.x == 0.0
+                      and c.cmds[-1].angular.z == 0.0, "a stop once odometry went silent", odom=False)
+        assert int(c.status()["stops_stale_odom"]) >= 1 and float(c.status()["odom_age_ms"]) > 500
+        assert any("no odometry" in s.message for m in c.diags[-5:] for s in m.status if "control: control" in s.name)
+        c.drive_until(lambda: c.status().get("mode") not in (None, "stale_odometry") and c.cmds[-1].linear.x > 0.0,
+                      "driving again with odometry back")
     finally:
-        code = node.stop()
-        probe.close()
-    assert code == 0, node.log()[-2000:]
+        code = c.close()
+    assert code == 0, c.node.log()[-2000:]
 
 
 def test_a_teammates_heartbeat_holds_the_robot_short_of_a_robot_the_camera_did_not_report():
@@ -268,48 +285,25 @@ def test_a_teammates_heartbeat_holds_the_robot_short_of_a_robot_the_camera_did_n
     start pose) and the fleet's heartbeats on /fleet/agent_state. The robot's own heartbeat 0.4 m
     ahead is not a teammate: it drives. Another robot's there: it holds its forward motion and
     /diagnostics counts one teammate. Once that robot goes silent, it drives again."""
-    probe = Probe("teammate_probe")
-    n = probe.node
-    cmds, diags = [], []
-    n.create_subscription(Twist, "/robot_6/cmd_vel", cmds.append, qos.COMMAND)
-    n.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 50)
-    perception = n.create_publisher(Perception, "/robot_6/perception", qos.COMMAND)
-    odom = n.create_publisher(Odometry, "/robot_6/odom", qos.COMMAND)
-    beats = n.create_publisher(AgentState, STATE_TOPIC, qos.COMMAND)
-    node = NodeProcess(CONTROL, {"start_pose": [1.0, 4.0, 0.0], "diagnostic_updater.period": 0.1},
-                       namespace="/robot_6").start()
-    clear = _perception(CLEAR, free_m=[5.0] * 14)
-    clear.agent_id = "robot_6"
+    c = _LoneControl("robot_6")
+    beats = c.probe.node.create_publisher(AgentState, STATE_TOPIC, qos.COMMAND)
 
-    def beat(agent_id: str) -> AgentState:
-        m = AgentState(agent_id=agent_id)
-        m.header.stamp, m.header.frame_id = n.get_clock().now().to_msg(), "map"
-        m.pose.position.x, m.pose.position.y, m.pose.orientation.w = 1.4, 4.0, 1.0
-        return m
-
-    def status() -> dict:
-        return diag_values(diags, "robot_6/control: control")
-
-    def drive_until(cond, heartbeat_of: str, what: str) -> None:
-        deadline = time.monotonic() + 60
-        while not cond():
-            assert time.monotonic() < deadline, f"{what}: {status()}, last commands {cmds[-3:]}"
-            perception.publish(clear)
-            odom.publish(Odometry())
-            if heartbeat_of:
-                beats.publish(beat(heartbeat_of))
-            probe.spin_for(0.02)
+    def beat(agent_id: str):
+        def publish() -> None:
+            m = AgentState(agent_id=agent_id)
+            m.header.stamp, m.header.frame_id = c.probe.node.get_clock().now().to_msg(), "map"
+            m.pose.position.x, m.pose.position.y, m.pose.orientation.w = 1.4, 4.0, 1.0
+            beats.publish(m)
+        return publish
 
     try:
-        probe.spin_until(lambda: perception.get_subscription_count() and beats.get_subscription_count()
-                         and n.count_publishers("/robot_6/cmd_vel"), 60, "the control node's topics")
-        drive_until(lambda: cmds and cmds[-1].linear.x > 0.3 and status().get("teammates") == "0", "robot_6",
-                    "driving past its own heartbeat")
-        drive_until(lambda: cmds[-1].linear.x == 0.0 and status().get("teammates") == "1", "robot_7",
-                    "held short of the teammate")
-        drive_until(lambda: cmds[-1].linear.x > 0.3 and status().get("teammates") == "0", "",
-                    "driving again once the teammate went silent")
+        c.wait_for_topics(beats)
+        c.drive_until(lambda: c.cmds and c.cmds[-1].linear.x > 0.3 and c.status().get("teammates") == "0",
+                      "driving past its own heartbeat", also=beat("robot_6"))
+        c.drive_until(lambda: c.cmds[-1].linear.x == 0.0 and c.status().get("teammates") == "1",
+                      "held short of the teammate", also=beat("robot_7"))
+        c.drive_until(lambda: c.cmds[-1].linear.x > 0.3 and c.status().get("teammates") == "0",
+                      "driving again once the teammate went silent")
     finally:
-        code = node.stop()
-        probe.close()
-    assert code == 0, node.log()[-2000:]
+        code = c.close()
+    assert code == 0, c.node.log()[-2000:]
