@@ -56,7 +56,7 @@ def test_demo_writes_report_plots_recording_and_logs(demo):
 
 def test_report_agrees_with_the_recorded_messages(demo):
     out, report = demo
-    perception, traces, collisions, scheduling = [], [], 0, {}
+    perception, traces, collisions, scheduling, teammates = [], [], 0, {}, {}
     for topic, _t, _type, msg in read_messages(out / "recording"):
         if topic.endswith("/perception"):
             perception.append(msg)
@@ -67,9 +67,15 @@ def test_report_agrees_with_the_recorded_messages(demo):
         elif topic == "/diagnostics":
             scheduling.update({"/" + s.name[:-len(": scheduling")]: s.message for s in msg.status
                                if s.name.endswith(": scheduling")})
+            for s in msg.status:
+                if s.name.endswith(": control"):
+                    heard = {v.key: v.value for v in s.values}.get("teammates")
+                    teammates.setdefault(s.name, set()).add(heard)
     assert report["decisions"] == len(perception)
     assert report["collisions"] == collisions
     assert report["scheduling"] == scheduling and scheduling
+    # each robot's controller heard the other robot's fleet heartbeats (/fleet/agent_state)
+    assert len(teammates) == 2 and all("1" in heard for heard in teammates.values()), teammates
     assert report["steps_mean"] == pytest.approx(np.mean([m.steps_used for m in perception]), abs=1e-3)
     assert report["e2e_latency_ms"]["p50"] == pytest.approx(np.percentile(traces, 50), abs=1e-3)
     assert report["events_per_decision"] == pytest.approx(np.mean([m.events_used for m in perception]), abs=1e-2)
