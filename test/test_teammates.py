@@ -25,16 +25,16 @@ def _centre(t: Teammates, now_s: float) -> tuple:
 
 def test_a_teammate_is_placed_where_its_heartbeat_carries_it_and_forgotten_when_silent():
     t = Teammates(body_radius_m=0.18, timeout_s=1.0, predict_s=0.5)
-    assert t.update("robot_1", 1.0, 1.0, -math.pi / 2, 0.5, 10.0)        # driving toward -y at 0.5 m/s
+    assert t.update("robot_1", 1.0, 1.0, -math.pi / 2, 0.5, 10.0, 10.0) == ""   # driving toward -y at 0.5 m/s
     assert _centre(t, 10.0) == pytest.approx((1.0, 1.0))
     assert _centre(t, 10.4) == pytest.approx((1.0, 0.8))                   # 0.4 s on
     assert _centre(t, 10.9) == pytest.approx((1.0, 0.75))                  # no farther than predict_s
-    assert t.update("robot_1", 1.0, 0.9, -math.pi / 2, 0.0, 9.5)          # older than the one held: ignored
+    assert t.update("robot_1", 1.0, 0.9, -math.pi / 2, 0.0, 9.5, 10.0) == ""    # older than the one held: ignored
     assert _centre(t, 10.0) == pytest.approx((1.0, 1.0))
-    t.update("robot_2", 5.0, 5.0, 0.0, 0.0, 10.0)                          # beyond the map's reach: not an obstacle
+    t.update("robot_2", 5.0, 5.0, 0.0, 0.0, 10.0, 10.0)                    # beyond the map's reach: not an obstacle
     assert t.bodies(10.0, (0.0, 0.0))[0].size == 72 and len(t) == 2
     assert t.bodies(11.01, (0.0, 0.0))[0].size == 0 and len(t) == 0        # silent for longer than timeout_s
-    t.update("robot_1", 1.0, 1.0, 0.0, 0.0, 20.0)
+    t.update("robot_1", 1.0, 1.0, 0.0, 0.0, 20.0, 20.0)
     assert t.bodies(15.0, (0.0, 0.0))[0].size == 0 and len(t) == 0        # a clock gone back: forgotten
 
 
@@ -46,24 +46,26 @@ def test_a_teammate_the_camera_has_not_seen_stops_the_robot_short_of_it_and_stee
     pose = (0.0, 0.0, 0.0)
     free_run = alone.command(pose, OPEN, 0.0)
     assert free_run.linear == pytest.approx(alone.cfg.cruise_mps, rel=0.02)   # a bin 5 degrees off straight
-    shared.teammates.update("robot_1", 0.4, 0.0, math.pi, 0.0, 0.0)
+    shared.teammates.update("robot_1", 0.4, 0.0, math.pi, 0.0, 0.0, 0.0)
     held = shared.command(pose, OPEN, 0.0)
     assert held.linear == 0.0 and held.angular != 0.0
     centres, free = shared.histogram(pose, OPEN, 0.0)
     assert free[int(np.argmin(np.abs(centres)))] == pytest.approx(0.22, abs=0.01)
     # a teammate beside the robot, out of the camera's view, blocks the turn toward it
-    shared.teammates.update("robot_1", 0.0, 0.45, 0.0, 0.0, 0.5)
+    shared.teammates.update("robot_1", 0.0, 0.45, 0.0, 0.0, 0.5, 0.5)
     centres, free = shared.histogram(pose, OPEN, 0.5)
     left = int(np.argmin(np.abs(centres - math.pi / 2)))
     assert free[left] == pytest.approx(0.27, abs=0.01)
     assert shared.command(pose, OPEN, 2.0).linear == pytest.approx(free_run.linear)   # silent for 1.5 s
 
 
-def test_a_heartbeat_that_is_not_finite_is_refused_and_counted():
+def test_a_heartbeat_not_finite_or_stamped_off_this_clock_is_refused_and_counted():
     core = ControlCore()
-    assert not core.on_teammate("robot_1", math.nan, 0.0, 0.0, 0.0, 1.0)
-    assert not core.on_teammate("robot_1", 0.0, 0.0, 0.0, math.inf, 1.0)
-    assert not core.on_teammate("", 0.0, 0.0, 0.0, 0.0, 1.0)
-    assert core.on_teammate("robot_1", 0.5, 0.0, 0.0, 0.0, 1.0)
-    values = core.status(1.0).values
-    assert values["teammates_rejected"] == 3 and values["teammates"] == 1
+    assert core.on_teammate("robot_1", math.nan, 0.0, 0.0, 0.0, 1.0, 1.0) == "not finite"
+    assert core.on_teammate("robot_1", 0.0, 0.0, 0.0, math.inf, 1.0, 1.0) == "not finite"
+    assert core.on_teammate("", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0) == "not finite"
+    # a sender whose clock is 5 s ahead (clocks not synchronised): refused, with the offset
+    assert core.on_teammate("robot_2", 0.5, 0.0, 0.0, 0.0, 6.0, 1.0) == "stamped +5.0 s from this clock"
+    assert core.on_teammate("robot_1", 0.5, 0.0, 0.0, 0.0, 1.0, 1.2) == ""
+    values = core.status(1.2).values
+    assert values["teammates_rejected"] == 4 and values["teammates"] == 1

@@ -2,7 +2,7 @@
 
 `ControlCore` is what the split `control` node and the fused `robot` node both drive, so that a
 fix lands once: odometry in (non-finite refused and counted), the fleet's assignment in, the
-other robots' heartbeats in (non-finite refused and counted), perception decisions in
+other robots' heartbeats in (non-finite or mistimed ones refused and counted), perception decisions in
 (unreadable ones refused and counted), the watchdog's tick and clock jumps in, velocity
 commands out, and one diagnostics summary. Time is the caller's clock in
 seconds (a node's ROS clock, which follows /clock under use_sim_time, or the simulation's time);
@@ -98,14 +98,15 @@ class ControlCore:
         self.speed_mps = float(linear_mps)
         return True
 
-    def on_teammate(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float) -> bool:
+    def on_teammate(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float,
+                    now_s: float) -> str:
         """Another robot's heartbeat: its pose (map frame) and forward speed at `stamp_s` on its
-        clock; its body is an obstacle where that puts it (control.teammates). False, counted,
-        when refused (non-finite)."""
-        if self.patrol.teammates.update(agent_id, x, y, yaw, linear_mps, stamp_s):
-            return True
-        self.counters.refused["teammate"] += 1
-        return False
+        clock, heard at `now_s` on this one; its body is an obstacle where that puts it
+        (control.teammates). '' when taken, else why it was refused (counted)."""
+        why = self.patrol.teammates.update(agent_id, x, y, yaw, linear_mps, stamp_s, now_s)
+        if why:
+            self.counters.refused["teammate"] += 1
+        return why
 
     def on_assignment(self, region_id: str, waypoints: Sequence[Tuple[float, float]]) -> None:
         self.patrol.assign(region_id, waypoints, self.pose)

@@ -13,7 +13,8 @@ robots are of one kind) is what the histogram sees of it. A teammate silent for 
 
 Poses are compared with the robot's own in the map frame, so a teammate's odometry drift is
 the error; heartbeats are stamped by the sender's clock (synchronised clocks across hosts, as
-for the decision traces' latency): a stamp from further ahead than `timeout_s` is refused.
+for the decision traces' latency): one stamped further than `timeout_s` from this clock is
+refused.
 """
 from __future__ import annotations
 
@@ -38,21 +39,24 @@ class Teammates:
         self.predict_s = float(predict_s)
         self.radius_m = float(radius_m)
         self._last: Dict[str, Tuple[float, float, float, float, float]] = {}   # x, y, yaw, m/s, stamp
-        self.refused = 0
 
     def __len__(self) -> int:
         return len(self._last)
 
-    def update(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float) -> bool:
-        """A teammate's heartbeat (map frame); False, counted, when it is not finite. An older
-        heartbeat than the one held (out of order) is ignored."""
+    def update(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float,
+               now_s: float) -> str:
+        """A teammate's heartbeat (map frame, stamped `stamp_s` by its clock), heard at `now_s` on
+        this one: '' when taken, else why it was refused (not finite, or stamped further than
+        timeout_s from now: clocks not synchronised, or a heartbeat from before a clock jump). An
+        older heartbeat than the one held (out of order) is ignored."""
         if not (agent_id and finite(x, y, yaw, linear_mps, stamp_s)):
-            self.refused += 1
-            return False
+            return "not finite"
+        if abs(now_s - stamp_s) > self.timeout_s:
+            return f"stamped {stamp_s - now_s:+.1f} s from this clock"
         held = self._last.get(agent_id)
         if held is None or stamp_s >= held[4]:
             self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s))
-        return True
+        return ""
 
     def reset(self) -> None:
         self._last.clear()

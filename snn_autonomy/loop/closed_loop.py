@@ -87,7 +87,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         if teammates and now >= next_beat:
             # each robot's heartbeat reaches the others (the fleet agents' /fleet/agent_state)
             for j in range(agents):
-                beat = (f"robot_{j}", *map(float, w.pose[j]), float(w.vel[j, 0]), now * 1e-6)
+                beat = (f"robot_{j}", *map(float, w.pose[j]), float(w.vel[j, 0]), now * 1e-6, now * 1e-6)
                 for i, core in enumerate(cores):
                     if i != j:
                         core.on_teammate(*beat)

@@ -78,10 +78,10 @@ class ControlPorts:
         if msg.agent_id == self.agent_id:
             return
         p = msg.pose
-        if not self.core.on_teammate(msg.agent_id, p.position.x, p.position.y, quat_yaw(p.orientation),
-                                     msg.velocity.linear.x, stamp_to_ns(msg.header.stamp) * 1e-9):
-            self.node.get_logger().warning(f"heartbeat of {msg.agent_id!r} refused: not finite",
-                                           throttle_duration_sec=1.0)
+        why = self.core.on_teammate(msg.agent_id, p.position.x, p.position.y, quat_yaw(p.orientation),
+                                    msg.velocity.linear.x, stamp_to_ns(msg.header.stamp) * 1e-9, self.now_s())
+        if why:
+            self.node.get_logger().warning(f"heartbeat of {msg.agent_id!r} refused: {why}", throttle_duration_sec=1.0)
 
     def _on_assignment(self, msg: Assignment) -> None:
         wps = [(w.x, w.y) for w in msg.region.waypoints]
