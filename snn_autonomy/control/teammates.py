@@ -1,12 +1,12 @@
 """Where the fleet's other robots are, from their heartbeats: each teammate's body, where its last
 heartbeat's pose and velocity put it now, is an obstacle of the controller's histogram.
 
-The camera sees 70 degrees ahead; a teammate that comes from the side, or that the robot turns
-toward, is in no decision until it is in the image, and a decision about a robot is a range
-class, not where it is going. The fleet knows better: every agent beats its pose and velocity
-in the map frame on /fleet/agent_state (snn_autonomy_msgs/AgentState, every 0.2 s by default).
-At 0.6 m/s a robot moves 12 cm between two heartbeats, so a teammate is placed where its
-heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat that old says
+The camera sees 70 degrees to each side of its axis; a teammate that comes from the side, or
+that the robot turns toward, is in no decision until it is in the image, and a decision about
+a robot is a range class, not where it is going. The fleet knows better: every agent beats its
+pose and velocity in the map frame on /fleet/agent_state (snn_autonomy_msgs/AgentState, every
+0.2 s by default). At 0.6 m/s a robot moves 12 cm between two heartbeats, so a teammate is
+placed where its heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat that old says
 little of where it went since), and its body (a circle of the robot's radius: the fleet's
 robots are of one kind) is what the histogram sees of it. A teammate silent for `timeout_s`
 (the coordinator's heartbeat timeout: it is lost then) is forgotten.
@@ -57,9 +57,6 @@ class Teammates:
         if held is None or stamp_s >= held[4]:
             self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s))
         return ""
-
-    def reset(self) -> None:
-        self._last.clear()
 
     def bodies(self, now_s: float, robot_xy: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
         """Map-frame points on the bodies of the teammates heard from within timeout_s, where they
