@@ -414,6 +414,8 @@ def test_every_heartbeat_and_detection_field_is_bounded():
         "bad_seq": [replace(good, seq=2 ** 64), replace(good, seq=-1)],
         "bad_energy": [replace(good, energy_budget_j=-1.0), replace(good, energy_budget_j=float("inf")),
                        replace(good, energy_used_j=float("nan"))],
+        "bad_footprint": [replace(good, footprint_radius_m=-0.1), replace(good, footprint_radius_m=float("inf")),
+                          replace(good, footprint_radius_m=11.0)],
     }
     t = 0.0
     for reason, reports in cases.items():
@@ -421,6 +423,8 @@ def test_every_heartbeat_and_detection_field_is_bounded():
             t += 1.0          # apart, so no rate limit interferes
             assert c.on_agent_state(r, t) == reason, (reason, r)
     assert c.on_agent_state(replace(good, health_message="ok", capabilities=("c",) * 32), t + 1) is None
+    for seq, unknown in ((2, 0.0), (3, float("nan"))):         # the message's default, and NaN: not said
+        assert c.on_agent_state(replace(good, seq=seq, footprint_radius_m=unknown), t + seq) is None
     assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), label_name="n" * 129), t) == "bad_label"
     assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), label=2 ** 40), t) == "bad_label"
     assert c.on_sighting(replace(_seen("robot_0", 1, 1, t), radius_m=-0.1), t) == "bad_radius"

@@ -104,6 +104,8 @@ def test_heartbeats_carry_the_pose_from_odometry(fleet):
             math.hypot(s[-1].pose.position.x - want[0], s[-1].pose.position.y - want[1]) < 1e-6
 
     probe.spin_until(moved, 10, "robot_1's heartbeat to carry its odometry")
+    # and its body's radius, for the other robots to steer around (the built-in robots' 0.18 m)
+    assert [m for _, m in fleet["states"] if m.agent_id == "robot_1"][-1].footprint_radius_m == pytest.approx(0.18)
 
 
 def test_foreign_and_malformed_heartbeats_are_rejected_and_counted(fleet):

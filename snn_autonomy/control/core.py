@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence, Tuple
 
 from ..config import ConfigError, spec
+from ..fleet.state import AgentReport
 from ..perception.sectors import SectorPercept, SectorSpec, SectorView, percept_from_classes
 from .frames import Pose2, finite, odom_to_map
 from .limits import LimitsConfig, VelocityLimiter
@@ -98,12 +99,12 @@ class ControlCore:
         self.speed_mps = float(linear_mps)
         return True
 
-    def on_teammate(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float,
-                    now_s: float) -> str:
-        """Another robot's heartbeat: its pose (map frame) and forward speed at `stamp_s` on its
-        clock, heard at `now_s` on this one; its body is an obstacle where that puts it
-        (control.teammates). '' when taken, else why it was refused (counted)."""
-        why = self.patrol.teammates.update(agent_id, x, y, yaw, linear_mps, stamp_s, now_s)
+    def on_teammate(self, r: AgentReport, now_s: float) -> str:
+        """Another robot's heartbeat: its pose (map frame), forward speed and body's radius at its
+        stamp on its clock, heard at `now_s` on this one; its body is an obstacle where that puts
+        it (control.teammates). '' when taken, else why it was refused (counted)."""
+        why = self.patrol.teammates.update(r.agent_id, r.x, r.y, r.yaw, r.linear_mps, r.stamp_s, now_s,
+                                           r.footprint_radius_m)
         if why:
             self.counters.refused["teammate"] += 1
         return why

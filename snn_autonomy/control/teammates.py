@@ -7,8 +7,8 @@ a robot is a range class, not where it is going. The fleet knows better: every a
 pose and velocity in the map frame on /fleet/agent_state (snn_autonomy_msgs/AgentState, every
 0.2 s by default). At 0.6 m/s a robot moves 12 cm between two heartbeats, so a teammate is
 placed where its heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat that old says
-little of where it went since), and its body (a circle of the robot's radius: the fleet's
-robots are of one kind) is what the histogram sees of it. A teammate silent for `timeout_s`
+little of where it went since), and its body (a circle of the radius its heartbeat gives, or of
+this robot's where it gives none) is what the histogram sees of it. A teammate silent for `timeout_s`
 (the coordinator's heartbeat timeout: it is lost then) is forgotten.
 
 Poses are compared with the robot's own in the map frame, so a teammate's odometry drift is
@@ -23,12 +23,18 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from ..fleet.state import MAX_FOOTPRINT_M
 from .frames import finite
 
-# points on a body's circle, one every 5 degrees: 1.6 cm apart on a 0.18 m radius, so that no
-# 10-degree histogram bin the body spans falls between two of them while its near side is more
-# than 9 cm from the robot's centre (a body nearer than that is already in contact)
-_RING = np.exp(1j * np.linspace(0.0, 2 * math.pi, 72, endpoint=False))
+# points on a body's circle are 1.6 cm apart (72 on the built-in robots' 0.18 m radius), so that
+# no 10-degree histogram bin the body spans falls between two of them while its near side is
+# more than 9 cm from the robot's centre (a body nearer than that is already in contact)
+POINT_SPACING_M = 0.0158
+
+
+def _circle(cx: float, cy: float, r: float) -> np.ndarray:
+    n = max(8, int(math.ceil(2 * math.pi * r / POINT_SPACING_M)))
+    return complex(cx, cy) + r * np.exp(1j * np.linspace(0.0, 2 * math.pi, n, endpoint=False))
 
 
 class Teammates:
@@ -38,41 +44,46 @@ class Teammates:
         self.timeout_s = float(timeout_s)
         self.predict_s = float(predict_s)
         self.radius_m = float(radius_m)
-        self._last: Dict[str, Tuple[float, float, float, float, float]] = {}   # x, y, yaw, m/s, stamp
+        # x, y, yaw, m/s, stamp, body radius
+        self._last: Dict[str, Tuple[float, float, float, float, float, float]] = {}
 
     def __len__(self) -> int:
         return len(self._last)
 
     def update(self, agent_id: str, x: float, y: float, yaw: float, linear_mps: float, stamp_s: float,
-               now_s: float) -> str:
+               now_s: float, footprint_radius_m: float = math.nan) -> str:
         """A teammate's heartbeat (map frame, stamped `stamp_s` by its clock), heard at `now_s` on
-        this one: '' when taken, else why it was refused (not finite, or stamped further than
-        timeout_s from now: clocks not synchronised, or a heartbeat from before a clock jump). An
-        older heartbeat than the one held (out of order) is ignored."""
+        this one, with its body's radius (0 or NaN: unknown, taken as this robot's): '' when
+        taken, else why it was refused (not finite, a radius below 0 or above MAX_FOOTPRINT_M,
+        or stamped further than timeout_s from now: clocks not synchronised, or a heartbeat from
+        before a clock jump). An older heartbeat than the one held (out of order) is ignored."""
         if not (agent_id and finite(x, y, yaw, linear_mps, stamp_s)):
             return "not finite"
+        if not (math.isnan(footprint_radius_m) or 0.0 <= footprint_radius_m <= MAX_FOOTPRINT_M):
+            return f"footprint radius {footprint_radius_m} m"
         if abs(now_s - stamp_s) > self.timeout_s:
             return f"stamped {stamp_s - now_s:+.1f} s from this clock"
         held = self._last.get(agent_id)
         if held is None or stamp_s >= held[4]:
-            self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s))
+            r = footprint_radius_m if footprint_radius_m > 0.0 else self.body_radius_m   # NaN > 0 is False
+            self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s), float(r))
         return ""
 
     def bodies(self, now_s: float, robot_xy: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
         """Map-frame points on the bodies of the teammates heard from within timeout_s, where they
         are predicted at `now_s`, within radius_m of the robot; teammates silent longer are
         forgotten, as are all of them when the clock went back past their stamps."""
-        centres = []
-        for agent_id, (x, y, yaw, v, stamp) in list(self._last.items()):
+        circles = []
+        for agent_id, (x, y, yaw, v, stamp, r) in list(self._last.items()):
             age = now_s - stamp
             if abs(age) > self.timeout_s:
                 del self._last[agent_id]
                 continue
             ahead = v * min(max(age, 0.0), self.predict_s)
             cx, cy = x + ahead * math.cos(yaw), y + ahead * math.sin(yaw)
-            if math.hypot(cx - robot_xy[0], cy - robot_xy[1]) <= self.radius_m + self.body_radius_m:
-                centres.append(complex(cx, cy))
-        if not centres:
+            if math.hypot(cx - robot_xy[0], cy - robot_xy[1]) <= self.radius_m + r:
+                circles.append(_circle(cx, cy, r))
+        if not circles:
             return np.empty(0), np.empty(0)
-        pts = (np.asarray(centres)[:, None] + self.body_radius_m * _RING[None, :]).ravel()
+        pts = np.concatenate(circles)
         return pts.real, pts.imag

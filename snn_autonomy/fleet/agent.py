@@ -70,7 +70,8 @@ class FleetAgent:
             linear_mps=self.velocity[0], angular_rps=self.velocity[1], health=health, health_message=text,
             energy_budget_j=math.nan if budget < 0 else budget, energy_used_j=0.0,
             capabilities=tuple(self.cfg.capabilities),
-            assigned_region_id=self.assignment.region.region_id if self.assignment else "", stamp_s=now_s)
+            assigned_region_id=self.assignment.region.region_id if self.assignment else "", stamp_s=now_s,
+            footprint_radius_m=self.cfg.footprint_radius_m)
 
     def on_plan(self, plan: Plan) -> bool:
         """Take this agent's share of `plan`; True when its region changed (to another one or to none)."""

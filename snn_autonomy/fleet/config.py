@@ -86,6 +86,9 @@ class AgentConfig:
     capabilities: List[str] = field(default_factory=lambda: ["event_camera"], metadata={
         "help": "what this agent can do, e.g. event_camera, snn_onnxruntime"})
     energy_budget_j: float = spec(-1.0, lo=-1.0, help="energy the agent may still spend (-1 = unknown)", unit="J")
+    footprint_radius_m: float = spec(0.18, lo=0.01, hi=10.0, unit="m",
+                                     help="the robot's radius (a circle around its body; the built-in robots' "
+                                          "0.18 m), in the heartbeats for the other robots to steer around")
 
     def validate(self) -> None:
         if len(self.start_pose) not in (0, 3):

@@ -41,8 +41,8 @@ from .regions import partition
 from .state import HEALTH_ERROR, AgentReport, id_problem, report_problem
 
 REJECT_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "non_finite_pose", "bad_orientation",
-                  "out_of_arena", "non_finite_velocity", "bad_health", "bad_energy", "bad_seq", "bad_text",
-                  "bad_capabilities", "bad_stamp", "seq_not_increasing", "fleet_full")
+                  "out_of_arena", "non_finite_velocity", "bad_health", "bad_energy", "bad_seq", "bad_footprint",
+                  "bad_text", "bad_capabilities", "bad_stamp", "seq_not_increasing", "fleet_full")
 DETECTION_DROP_REASONS = ("empty_id", "bad_id", "not_allowed", "rate_limited", "bad_label", "non_finite",
                           "bad_confidence", "bad_radius", "stale", "from_future", "overflow", "clock_jump")
 MAX_TEXT_LENGTH = 256          # health_message

@@ -12,12 +12,14 @@ from typing import Optional, Tuple
 # same values as the AgentState HEALTH_* constants
 HEALTH_OK, HEALTH_WARN, HEALTH_ERROR, HEALTH_STALE = 0, 1, 2, 3
 MAX_ID_LENGTH = 128
+MAX_FOOTPRINT_M = 10.0
 
 
 @dataclass(frozen=True)
 class AgentReport:
     """One heartbeat. Pose in the map frame [m]; orientation a quaternion (x, y, z, w);
-    velocities in the body frame [m/s, rad/s]; energies [J], NaN budget = unknown."""
+    velocities in the body frame [m/s, rad/s]; energies [J], NaN budget = unknown; the body's
+    radius [m], 0 or NaN = unknown."""
 
     agent_id: str
     seq: int
@@ -33,6 +35,7 @@ class AgentReport:
     capabilities: Tuple[str, ...] = ()
     assigned_region_id: str = ""
     stamp_s: float = 0.0
+    footprint_radius_m: float = math.nan
 
     @property
     def yaw(self) -> float:
@@ -71,4 +74,6 @@ def report_problem(r: AgentReport, arena_size_m: Tuple[float, float], margin_m: 
         return "bad_energy"
     if r.seq < 0:
         return "bad_seq"
+    if not (math.isnan(r.footprint_radius_m) or 0.0 <= r.footprint_radius_m <= MAX_FOOTPRINT_M):
+        return "bad_footprint"
     return None

@@ -24,6 +24,7 @@ from ..control.core import ControlCore
 from ..fleet.assignment import optimal_assignment, travel_costs
 from ..fleet.config import AgentConfig
 from ..fleet.regions import partition
+from ..fleet.state import AgentReport, yaw_quaternion
 from ..paths import resolve_model
 from ..perception.sectors import SectorSpec, oracle_percept
 from ..sim.config import load_world_config, with_robot_count
@@ -87,10 +88,12 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         if teammates and now >= next_beat:
             # each robot's heartbeat reaches the others (the fleet agents' /fleet/agent_state)
             for j in range(agents):
-                beat = (f"robot_{j}", *map(float, w.pose[j]), float(w.vel[j, 0]), now * 1e-6, now * 1e-6)
+                x, y, yaw = map(float, w.pose[j])
+                beat = AgentReport(f"robot_{j}", 0, x, y, yaw_quaternion(yaw), float(w.vel[j, 0]), stamp_s=now * 1e-6,
+                                   footprint_radius_m=cfg.robots.radius_m)
                 for i, core in enumerate(cores):
                     if i != j:
-                        core.on_teammate(*beat)
+                        core.on_teammate(beat, now * 1e-6)
             next_beat = now + HEARTBEAT_PERIOD_US
         if perception == "snn":
             for i, cam in enumerate(cams):

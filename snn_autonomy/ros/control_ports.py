@@ -25,8 +25,8 @@ from ..control.core import ControlCore, ControlTiming, Twist2
 from ..perception.sectors import SectorView
 from . import qos
 from .clock import on_clock_jumps
-from .convert import planar_cloud_msg, quat_yaw, stamp_to_ns
-from .coordinator_node import STATE_TOPIC
+from .convert import planar_cloud_msg, quat_yaw
+from .coordinator_node import STATE_TOPIC, report_from_msg
 from .diagnostics import OK, WARN, Status
 
 
@@ -77,9 +77,7 @@ class ControlPorts:
     def _on_agent_state(self, msg: AgentState) -> None:
         if msg.agent_id == self.agent_id:
             return
-        p = msg.pose
-        why = self.core.on_teammate(msg.agent_id, p.position.x, p.position.y, quat_yaw(p.orientation),
-                                    msg.velocity.linear.x, stamp_to_ns(msg.header.stamp) * 1e-9, self.now_s())
+        why = self.core.on_teammate(report_from_msg(msg), self.now_s())
         if why:
             self.node.get_logger().warning(f"heartbeat of {msg.agent_id!r} refused: {why}", throttle_duration_sec=1.0)
 

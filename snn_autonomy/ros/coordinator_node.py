@@ -63,7 +63,8 @@ def report_from_msg(m: AgentState) -> AgentReport:
         angular_rps=_finite_or_nan(v.angular.z, v.angular.x, v.angular.y), health=int(m.health),
         health_message=m.health_message, energy_budget_j=float(m.energy_budget_j),
         energy_used_j=float(m.energy_used_j), capabilities=tuple(m.capabilities),
-        assigned_region_id=m.assigned_region_id, stamp_s=stamp_to_ns(m.header.stamp) * 1e-9)
+        assigned_region_id=m.assigned_region_id, stamp_s=stamp_to_ns(m.header.stamp) * 1e-9,
+        footprint_radius_m=float(m.footprint_radius_m))
 
 
 def sighting_from_msg(d: Detection) -> Sighting:

@@ -46,7 +46,8 @@ from .spin import exit_with, spin_node
 def report_to_msg(r: AgentReport) -> AgentState:
     m = AgentState(agent_id=r.agent_id, heartbeat_seq=r.seq, health=r.health, health_message=r.health_message,
                    energy_budget_j=r.energy_budget_j, energy_used_j=r.energy_used_j,
-                   capabilities=list(r.capabilities), assigned_region_id=r.assigned_region_id)
+                   capabilities=list(r.capabilities), assigned_region_id=r.assigned_region_id,
+                   footprint_radius_m=r.footprint_radius_m)
     m.header.stamp = ns_to_stamp(int(round(r.stamp_s * 1e9)))
     m.header.frame_id = "map"
     qx, qy, qz, qw = r.orientation
