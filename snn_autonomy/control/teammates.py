@@ -23,7 +23,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from ..fleet.state import MAX_FOOTPRINT_M
+from ..fleet.state import footprint_ok
 from .frames import finite
 
 # points on a body's circle are 1.6 cm apart (72 on the built-in robots' 0.18 m radius), so that
@@ -54,12 +54,12 @@ class Teammates:
                now_s: float, footprint_radius_m: float = math.nan) -> str:
         """A teammate's heartbeat (map frame, stamped `stamp_s` by its clock), heard at `now_s` on
         this one, with its body's radius (0 or NaN: unknown, taken as this robot's): '' when
-        taken, else why it was refused (not finite, a radius below 0 or above MAX_FOOTPRINT_M,
+        taken, else why it was refused (not finite, a radius `footprint_ok` does not accept,
         or stamped further than timeout_s from now: clocks not synchronised, or a heartbeat from
         before a clock jump). An older heartbeat than the one held (out of order) is ignored."""
         if not (agent_id and finite(x, y, yaw, linear_mps, stamp_s)):
             return "not finite"
-        if not (math.isnan(footprint_radius_m) or 0.0 <= footprint_radius_m <= MAX_FOOTPRINT_M):
+        if not footprint_ok(footprint_radius_m):
             return f"footprint radius {footprint_radius_m} m"
         if abs(now_s - stamp_s) > self.timeout_s:
             return f"stamped {stamp_s - now_s:+.1f} s from this clock"

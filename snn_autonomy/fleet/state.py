@@ -47,6 +47,12 @@ def yaw_quaternion(yaw: float) -> Tuple[float, float, float, float]:
     return (0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0))
 
 
+def footprint_ok(radius_m: float) -> bool:
+    """Whether a body's radius is one a heartbeat may give: 0 or NaN (not said), or up to
+    MAX_FOOTPRINT_M."""
+    return math.isnan(radius_m) or 0.0 <= radius_m <= MAX_FOOTPRINT_M
+
+
 def id_problem(agent_id: str) -> Optional[str]:
     """Why an agent id is unusable ('empty_id', 'bad_id'), or None."""
     if not agent_id:
@@ -74,6 +80,6 @@ def report_problem(r: AgentReport, arena_size_m: Tuple[float, float], margin_m: 
         return "bad_energy"
     if r.seq < 0:
         return "bad_seq"
-    if not (math.isnan(r.footprint_radius_m) or 0.0 <= r.footprint_radius_m <= MAX_FOOTPRINT_M):
+    if not footprint_ok(r.footprint_radius_m):
         return "bad_footprint"
     return None
