@@ -2,11 +2,11 @@
 
 `ControlCore` is what the split `control` node and the fused `robot` node both drive, so that a
 fix lands once: odometry in (non-finite refused and counted), the fleet's assignment in, the
-other robots' heartbeats in (non-finite or mistimed ones refused and counted), perception decisions in
-(unreadable ones refused and counted), the watchdog's tick and clock jumps in, velocity
-commands out, and one diagnostics summary. Time is the caller's clock in
-seconds (a node's ROS clock, which follows /clock under use_sim_time, or the simulation's time);
-the watchdog's deadline is measured on it.
+other robots' heartbeats in (non-finite or mistimed ones refused and counted), perception
+decisions in (unreadable ones refused and counted), the watchdog's tick and clock jumps in,
+velocity commands out, and one diagnostics summary. Time is the caller's clock in seconds (a
+node's ROS clock, which follows /clock under use_sim_time, or the simulation's time); the
+watchdog's deadline is measured on it.
 """
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ that the robot turns toward, is in no decision until it is in the image, and a d
 a robot is a range class, not where it is going. The fleet knows better: every agent beats its
 pose and velocity in the map frame on /fleet/agent_state (snn_autonomy_msgs/AgentState, every
 0.2 s by default). At 0.6 m/s a robot moves 12 cm between two heartbeats, so a teammate is
-placed where its heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat that old says
-little of where it went since), and its body (a circle of the radius its heartbeat gives, or of
-this robot's where it gives none) is what the histogram sees of it. A teammate silent for `timeout_s`
-(the coordinator's heartbeat timeout: it is lost then) is forgotten.
+placed where its heartbeat's velocity carries it by now (at most `predict_s` ahead: a heartbeat
+that old says little of where it went since), and its body (a circle of the radius its
+heartbeat gives, or of this robot's where it gives none) is what the histogram sees of it. A
+teammate silent for `timeout_s` (the coordinator's heartbeat timeout: it is lost then) is
+forgotten.
 
 Poses are compared with the robot's own in the map frame, so a teammate's odometry drift is
 the error; heartbeats are stamped by the sender's clock (synchronised clocks across hosts, as
@@ -19,6 +20,7 @@ refused.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Dict, Tuple
 
 import numpy as np
@@ -32,9 +34,14 @@ from .frames import finite
 POINT_SPACING_M = 0.0158
 
 
-def _circle(cx: float, cy: float, r: float) -> np.ndarray:
+@lru_cache(maxsize=16)
+def _ring(r: float) -> np.ndarray:
+    """Points on a circle of radius `r` about the origin, as complex numbers (a fleet has few
+    sizes: each is computed once, not at every decision)."""
     n = max(8, int(math.ceil(2 * math.pi * r / POINT_SPACING_M)))
-    return complex(cx, cy) + r * np.exp(1j * np.linspace(0.0, 2 * math.pi, n, endpoint=False))
+    ring = r * np.exp(1j * np.linspace(0.0, 2 * math.pi, n, endpoint=False))
+    ring.flags.writeable = False
+    return ring
 
 
 class Teammates:
@@ -82,7 +89,7 @@ class Teammates:
             ahead = v * min(max(age, 0.0), self.predict_s)
             cx, cy = x + ahead * math.cos(yaw), y + ahead * math.sin(yaw)
             if math.hypot(cx - robot_xy[0], cy - robot_xy[1]) <= self.radius_m + r:
-                circles.append(_circle(cx, cy, r))
+                circles.append(complex(cx, cy) + _ring(r))
         if not circles:
             return np.empty(0), np.empty(0)
         pts = np.concatenate(circles)
