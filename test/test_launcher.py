@@ -241,7 +241,7 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
     # reach control before this probe has discovered the new publisher
     probe.node.create_subscription(DecisionTrace, "/robot_0/decision_trace",
                                    lambda m: decided.append((time.monotonic(), stamp_seconds(m.header.stamp),
-                                                                    m.decision_id)), qos.COMMAND)
+                                                             m.decision_id)), qos.COMMAND)
     pids: set = set()
     try:
         # every node of the plan comes up, under its name and namespace
@@ -267,7 +267,6 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
             now = _nodes_json(log_dir).get("/robot_0/perception", {})
             return now.get("respawns") == 1 and now.get("state") == "running" and now.get("pid") != first["pid"]
         probe.spin_until(respawned, 20.0, "perception respawned")
-        # the robot is held stopped while perception is gone: the watchdog (deadline 0.25 s here)
         # the respawned perception's decisions are those after its decision ids start again (by arrival, a
         # starved probe can take the killed one's last traces well after the kill)
         def first_new() -> Optional[int]:
@@ -277,7 +276,8 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
         # trace, as topics are not delivered in order)
         new = first_new()
         back, back_world = decided[new][0] - 0.3, decided[new][1]
-        # from the first stop after the kill (a starved probe may still take commands sent before it), only stops
+        # the robot is held stopped while perception is gone: the watchdog (deadline 0.25 s here); from the
+        # first stop after the kill (a starved probe may still take commands sent before it), only stops
         after_kill = [m.linear.x == 0.0 and m.angular.z == 0.0 for t, m in cmds if t_kill < t < back]
         held = after_kill[after_kill.index(True):] if True in after_kill else []
         assert len(held) >= 3 and all(held), f"moved without perception: {after_kill}"
