@@ -256,7 +256,8 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     ev["x"], ev["y"], ev["p"] = rng.integers(0, 128, ev.size), rng.integers(0, 96, ev.size), rng.integers(0, 2, ev.size)
     ev["t"] = np.sort(rng.integers(0, 200_000, ev.size))
     decisions = eng.push(EventBatch(ev, 128, 96), 200_000)
-    assert decisions
+    # one packet completed several decisions, each with its own id, in order
+    assert len(decisions) > 1 and [d.decision_id for d in decisions] == list(range(1, len(decisions) + 1))
     for d in decisions:
         assert len(d.sectors) == 14 and all(0 <= c < 6 for c in d.sectors) and d.scores.size == 0
         assert d.label == summary_label(eng.head.sectors, d.sectors, eng.near_m)
@@ -267,7 +268,8 @@ def test_shipped_model_decides_sectors_and_derives_its_label():
     assert "346x260" in eng.geometry_problem and "128x96" in eng.geometry_problem
     assert "train --bag" in eng.geometry_problem and eng.decisions == before
     ev["t"] += 200_000
-    assert eng.push(EventBatch(ev, 128, 96), 400_000)
+    later = eng.push(EventBatch(ev, 128, 96), 400_000)
+    assert later and later[0].decision_id == decisions[-1].decision_id + 1
 
 
 def test_sector_labels_follow_the_camera_field_of_view():

@@ -63,6 +63,7 @@ class Decision:
     stamp_ns: int = 0         # header stamp of the newest packet that fed the decision
     sectors: Tuple[int, ...] = ()  # range class per sector, left to right (sector models only)
     with_prior: bool = False  # the previous decision's belief was carried into this one (temporal prior)
+    decision_id: int = 0      # 1, 2, ... in the order the engine made them since its warm-up (0: not an engine's)
 
 
 @dataclass
@@ -279,5 +280,6 @@ class StreamingPerception:
             self._belief.keep(cls_logits, t0 + self.bin_us)
         self._acc = _Accum()
         self.decisions += 1
+        d.decision_id = self.decisions   # its own: one packet can complete several decisions
         self.prior_decisions += d.with_prior
         return d

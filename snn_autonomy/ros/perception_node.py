@@ -287,7 +287,7 @@ class PerceptionNode(LifecycleNode):
                   ("snn", snn_ms)]
         if self.load is not None:
             self.load.observe_latency(decision_ms)
-        m = perception_msg(d, self.engine, self.agent_id, self.engine.decisions, stages,
+        m = perception_msg(d, self.engine, self.agent_id, d.decision_id, stages,
                            energy.estimated_uj, energy.measured_uj)
         self.steps_total += d.steps
         if "first_decision_after_s" not in self.startup:
