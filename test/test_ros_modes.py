@@ -40,6 +40,9 @@ def test_split_mode_chain_drives_on_its_own_perception(open_floor_world):
         probe.spin_until(lambda: len(got) > 100 and any(d.t_max != 16 for d in got), 90,
                          "100 decisions, some with attention's budget")
         assert any(c.linear.x > 0.05 for c in cmds), "the controller never drove on its own perception"
+        # each decision its own id, in order (one packet can complete several decisions)
+        ids = [d.decision_id for d in got]
+        assert all(b > a for a, b in zip(ids, ids[1:])), f"decision ids repeat or go back: {ids[:60]}"
         first = next(i for i, d in enumerate(got) if d.t_max != 16)
         assert {d.t_max for d in got[first:]} <= BUDGETS, "perception fell back to the full budget"
         print(f"attention's first budget at decision {first}")
