@@ -278,7 +278,7 @@ def test_launch_runs_the_plan_respawns_and_stops_cleanly(tmp_path):
         back, back_world = decided[new][0] - 0.3, decided[new][1]
         killed_world = max([w for t, w, _v in speeds if t <= t_kill] + [w for _t, w, _i in decided[:new]])
         seen = (f"perception down {back + 0.3 - t_kill:.2f} s of wall time, {back_world - killed_world:.2f} s "
-                f"of the world's; decision ids around the restart {[i for _t, _w, i in decided[new - 3:new + 2]]}")
+                f"of the world's; decision ids around the restart {[i for _t, _w, i in decided[max(new - 3, 0):new + 2]]}")
         # control's watchdog runs on the world's clock: the outage must be longer than its deadline, a tick and
         # the braking (0.25 + 0.13 + 0.4 s) for the checks below to mean anything (a starved world runs slower
         # than its real-time factor; the respawn delay leaves it 4 s of wall time, 1.2 s at 0.3)
