@@ -257,7 +257,8 @@ class PatrolController:
         mx, my = self.local_map.obstacles()
         if now_s is not None:
             tx, ty = self.teammates.bodies(now_s, (x, y))
-            mx, my = np.concatenate([mx, tx]), np.concatenate([my, ty])
+            if tx.size:
+                mx, my = np.concatenate([mx, tx]), np.concatenate([my, ty])
         if mx.size:
             dx, dy = mx - x, my - y
             k = np.round(wrap(p.angles[0] - (np.arctan2(dy, dx) - yaw)) / width).astype(int) % n

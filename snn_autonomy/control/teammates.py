@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 
@@ -44,6 +44,16 @@ def _ring(r: float) -> np.ndarray:
     return ring
 
 
+class _Heard(NamedTuple):
+    """A teammate's newest heartbeat: map-frame pose, forward speed, its stamp, its body's radius."""
+    x: float
+    y: float
+    yaw: float
+    linear_mps: float
+    stamp_s: float
+    radius_m: float
+
+
 class Teammates:
     def __init__(self, body_radius_m: float = 0.18, timeout_s: float = 1.0, predict_s: float = 0.5,
                  radius_m: float = 1.6) -> None:
@@ -51,8 +61,7 @@ class Teammates:
         self.timeout_s = float(timeout_s)
         self.predict_s = float(predict_s)
         self.radius_m = float(radius_m)
-        # x, y, yaw, m/s, stamp, body radius
-        self._last: Dict[str, Tuple[float, float, float, float, float, float]] = {}
+        self._last: Dict[str, _Heard] = {}
 
     def __len__(self) -> int:
         return len(self._last)
@@ -71,9 +80,9 @@ class Teammates:
         if abs(now_s - stamp_s) > self.timeout_s:
             return f"stamped {stamp_s - now_s:+.1f} s from this clock"
         held = self._last.get(agent_id)
-        if held is None or stamp_s >= held[4]:
+        if held is None or stamp_s >= held.stamp_s:
             r = footprint_radius_m if footprint_radius_m > 0.0 else self.body_radius_m   # NaN > 0 is False
-            self._last[agent_id] = (float(x), float(y), float(yaw), float(linear_mps), float(stamp_s), float(r))
+            self._last[agent_id] = _Heard(float(x), float(y), float(yaw), float(linear_mps), float(stamp_s), float(r))
         return ""
 
     def bodies(self, now_s: float, robot_xy: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
