@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snn_autonomy.attention.policy import OPEN as OPEN_PATH
-from snn_autonomy.attention.policy import ALERT, CALM, AttentionConfig, AttentionInputs, AttentionPolicy
+from snn_autonomy.attention.policy import ALERT, CALM, SPIN, AttentionConfig, AttentionInputs, AttentionPolicy
 from snn_autonomy.control.limits import LimitsConfig, VelocityLimiter
 from snn_autonomy.control.core import ControlCore
 from snn_autonomy.control.policy import PatrolConfig, PatrolController, first_pass_start
@@ -281,6 +281,21 @@ def test_attention_takes_the_open_budget_only_with_the_path_ahead_free_and_nothi
         assert a.mode == ALERT and a.t_max == 8, (inp, a)
     assert _policy(open_t_max=0).decide(unsure).mode == ALERT
     assert pol.decide(replace(unsure, label=CLEAR, confidence=0.97)).mode == CALM   # calm still comes first
+
+
+def test_attention_takes_the_spin_budget_only_turning_on_the_spot_with_nothing_approaching():
+    pol = _policy()
+    spin = pol.decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False))
+    assert spin.mode == SPIN and spin.t_max == 3 and spin.threshold == pytest.approx(0.986), spin
+    assert spin.roi[2] < 128                                      # the ROI still follows the turn
+    assert pol.decide(AttentionInputs(0.04, 1.5, CLEAR, 0.99, False)).mode == SPIN   # over a confident clear too
+    for inp in (AttentionInputs(0.0, -1.5, CENTER, 0.4, True),    # something approaches: alert
+                AttentionInputs(0.2, -1.5, CENTER, 0.4, False),   # turning while driving
+                AttentionInputs(0.0, -0.5, CENTER, 0.4, False)):  # a slow turn is not a spin
+        a = pol.decide(inp)
+        assert a.mode == ALERT and a.t_max == 8, (inp, a)
+    assert _policy(spin_t_max=0).decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False)).mode == ALERT
+    assert _policy(spin_t_max=40).decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False)).t_max == 16   # model's T_max
 
 
 def test_attention_roi_drops_the_side_the_robot_turns_away_from():

@@ -198,6 +198,21 @@ def test_attention_gives_an_unsure_decision_with_the_path_ahead_free_the_open_bu
     assert abs(loop["att"][-1].confidence_threshold - opened[-1].confidence_threshold) < 1e-6
 
 
+def test_attention_gives_a_turn_on_the_spot_the_spin_budget(loop):
+    """Every sector blocked within the body's pass range: the controller turns on the spot, and
+    attention spends 3 steps per decision on it; /diagnostics counts those decisions."""
+    loop["att"].clear()
+    deadline = time.monotonic() + 15.0
+    while not any(a.reason.startswith("spin") for a in loop["att"]) and time.monotonic() < deadline:
+        _decide(loop, CENTER, 0.2, confidence=0.5, free_m=[0.45] * 14)
+    spun = [a for a in loop["att"] if a.reason.startswith("spin")]
+    turns = [(round(m.linear.x, 3), round(m.angular.z, 2)) for _, m in loop["cmd"][-5:]]
+    assert spun and spun[-1].t_max == 3, ([a.reason for a in loop["att"]][-3:], turns)
+    n_diag = len(loop["diag"])
+    loop["probe"].spin_until(lambda: float(diag_values(loop["diag"][n_diag:], "attention: attention").get("spin_fraction", 0)) > 0,
+                             10, "spin_fraction on /diagnostics")
+
+
 def test_the_local_map_is_published_with_what_was_seen_near_and_forgets_it(loop):
     """Something 0.45 m away on the left: the local map the controller steers by holds it, in the
     map frame, beside the robot. Seen free for longer than the map's memory: empty."""
@@ -307,3 +322,4 @@ def test_a_teammates_heartbeat_holds_the_robot_short_of_a_robot_the_camera_did_n
     finally:
         code = c.close()
     assert code == 0, c.node.log()[-2000:]
+

@@ -1,7 +1,7 @@
 """The attention policy: from the commanded motion, perception's confidence and what the
 fleet shares, decide what to sense next (an AttentionCommand).
 
-Three budgets, chosen per decision:
+Four budgets, chosen per decision:
 
 - alert: the model's calibrated confidence threshold, T_max capped at `alert_t_max` (8
   steps: 48 ms with the shipped model's 6 ms steps, half the control watchdog's 100 ms
@@ -37,6 +37,18 @@ Three budgets, chosen per decision:
   with 6 steps 1.97x; judged on 1.4 m instead of 0.9 (41 % of decisions, 6 steps), 1.85x
   and a wall's corner hit at fault. The sector model's joint confidence seldom allows
   calm, so this is where its savings come from.
+- spin: turning on the spot (faster than `calm_turn_rps`, the commanded forward speed under
+  `spin_speed_mps`, 0.05 m/s) with nothing approaching, whatever the newest decision saw.
+  T_max drops to `spin_t_max` (3 steps, 18 ms) at the model's threshold. A round body that
+  turns on the spot moves no part of itself toward anything, so no decision made then can
+  drive it into something; what they decide is when the turn ends, and the decisions after
+  it, at the open or alert budget, see where the robot then drives. The temporal prior
+  (perception/temporal_prior.py) is held and turned with the robot exactly then, so each
+  decision starts from the last one's belief. Over the patrol benchmark's 16 runs
+  (docs/control_and_fleet.md) 9-18 % of decisions took it; coverage and distance were the
+  same as without it, the robots were at fault as often (three times, one of them a wall's
+  end met with no decision at this budget in the 2 s before), and the synaptic operations
+  per decision went from 1.58x to 1.70x below attention off.
 
 Measured in the built-in world (README, `snn-autonomy closed-loop`), these budgets are
 what brings events and synaptic operations per decision down; the region of interest
@@ -65,7 +77,7 @@ from ..config import spec
 from ..perception.labels import CLEAR
 from ..perception.sectors import SectorView, sector_angles
 
-CALM, OPEN, ALERT = "calm", "open", "alert"
+CALM, OPEN, SPIN, ALERT = "calm", "open", "spin", "alert"
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,10 @@ class AttentionConfig:
                                    "is free to at least this")
     open_half_angle_deg: float = spec(30.0, lo=0.0, hi=180.0, unit="deg",
                                       help="half the width of the view the open path is judged on")
+    spin_t_max: int = spec(3, lo=0, hi=1000,
+                           help="time-step budget while turning on the spot (0 = no spin mode: the alert budget)")
+    spin_speed_mps: float = spec(0.05, lo=0.0, hi=10.0, unit="m/s",
+                                 help="commanded forward speed below which a turn is on the spot")
     calm_turn_rps: float = spec(0.8, lo=0.0, hi=20.0, unit="rad/s", help="turning faster than this is alert")
     lookahead_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s", help="how far ahead the turn shifts the ROI")
     max_shift_frac: float = spec(0.1, lo=0.0, hi=0.5, help="at most this fraction of the width is dropped")
@@ -158,7 +174,10 @@ class AttentionPolicy:
         turning = abs(inp.angular) > c.calm_turn_rps
         unsure = inp.label != CLEAR or inp.confidence < self.calm_confidence
         in_path = self._shared_in_path(inp)
-        if unsure and c.open_t_max and not (inp.approaching or turning or in_path) and self._path_open(inp.view):
+        spinning = turning and abs(inp.linear) < c.spin_speed_mps
+        if c.spin_t_max and spinning and not inp.approaching:
+            mode, why = SPIN, f"turning on the spot at {inp.angular:+.2f} rad/s"
+        elif unsure and c.open_t_max and not (inp.approaching or turning or in_path) and self._path_open(inp.view):
             mode, why = OPEN, (f"not a confident clear, but free to {c.open_free_m:g} m within "
                                f"{c.open_half_angle_deg:g} deg of the heading")
         elif unsure:
@@ -188,5 +207,7 @@ class AttentionPolicy:
             return AttentionDecision(mode, roi, cap, min(c.calm_t_max, self.model_t_max), self.calm_threshold, why)
         if mode == OPEN:
             return AttentionDecision(mode, roi, cap, min(c.open_t_max, self.model_t_max), self.model_threshold, why)
+        if mode == SPIN:
+            return AttentionDecision(mode, roi, cap, min(c.spin_t_max, self.model_t_max), self.model_threshold, why)
         return AttentionDecision(mode, roi, cap, min(c.alert_t_max or self.model_t_max, self.model_t_max),
                                  self.model_threshold, why)

@@ -141,7 +141,8 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     })
     if perception == "snn":
         total = {k: sum(getattr(lp.stats, k) for lp in loops)
-                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions", "open_decisions")}
+                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions", "open_decisions",
+                           "spin_decisions")}
         n = max(total["decisions"], 1)
         result.update({
             "model": str(resolve_model(model)), "model_bin_us": loops[0].perception.bin_us,
@@ -151,6 +152,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "steps_per_decision": round(total["steps"] / n, 2),
             "calm_fraction": round(total["calm_decisions"] / n, 3),
             "open_fraction": round(total["open_decisions"] / n, 3),
+            "spin_fraction": round(total["spin_decisions"] / n, 3),
             "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
             "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3),
             "prior_held_fraction": round(sum(lp.perception.held_decisions for lp in loops) / n, 3)})

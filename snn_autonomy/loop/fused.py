@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from ..attention.policy import CALM, OPEN, AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
+from ..attention.policy import CALM, OPEN, SPIN, AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
 from ..control.core import ControlCore, Twist2
 from ..control.frames import Pose2
 from ..control.limits import LimitsConfig
@@ -44,6 +44,7 @@ class LoopStats:
     synaptic_ops: float = 0.0
     calm_decisions: int = 0
     open_decisions: int = 0
+    spin_decisions: int = 0
 
 
 class FusedAgent:
@@ -122,6 +123,7 @@ class FusedAgent:
         mode = self.last_attention.mode if self.last_attention is not None else None
         s.calm_decisions += mode == CALM
         s.open_decisions += mode == OPEN
+        s.spin_decisions += mode == SPIN
 
     def _attend(self, d: Decision, view: Optional[SectorView], cmd: Twist2) -> None:
         admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0

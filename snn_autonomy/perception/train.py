@@ -280,7 +280,7 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
                   head: Head, window_us: int, measure: str = "max_softmax") -> Dict[str, Any]:
     """A sector model's figures with its temporal prior, over `data`'s samples taken as robots'
     runs of consecutive decisions (`temporal_prior.decision_chains`), beside those of single
-    windows at the same budgets: T_max, and attention's calm, open and alert caps."""
+    windows at the same budgets: T_max, and attention's calm, open, spin and alert caps."""
     from ..attention.policy import AttentionConfig   # the caps the robots run with (attention sits above perception)
 
     caps = AttentionConfig()
@@ -291,7 +291,7 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
     r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, **odo)
     full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g, **odo)
     budgets = {}
-    for t in sorted({caps.calm_t_max, caps.open_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
+    for t in sorted({caps.calm_t_max, caps.open_t_max, caps.spin_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
         capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t,
                                                              **odo)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)

@@ -23,7 +23,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
-from ..attention.policy import ALERT, CALM, OPEN, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..attention.policy import ALERT, CALM, OPEN, SPIN, AttentionConfig, AttentionInputs, AttentionPolicy
 from ..config import spec
 from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
@@ -68,7 +68,7 @@ class AttentionNode(Node):
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
-        self.sent = {CALM: 0, OPEN: 0, ALERT: 0}     # decisions by the budget they chose
+        self.sent = {CALM: 0, OPEN: 0, SPIN: 0, ALERT: 0}     # decisions by the budget they chose
         self.published = 0
         self.republish_ns = int(cfg.republish_s * 1e9)
         self._last_sent: Optional[tuple] = None
@@ -159,6 +159,7 @@ class AttentionNode(Node):
         st.add_all({"decisions": sum(self.sent.values()), "commands": self.published,
                     "calm_fraction": round(self.sent[CALM] / total, 3),
                     "open_fraction": round(self.sent[OPEN] / total, 3),
+                    "spin_fraction": round(self.sent[SPIN] / total, 3),
                     "last_reason": self.last_reason, "shared_detections": len(self.shared),
                     **{f"rejected_{k}": n for k, n in self.rejected.items()}})
 
