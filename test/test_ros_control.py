@@ -322,4 +322,3 @@ def test_a_teammates_heartbeat_holds_the_robot_short_of_a_robot_the_camera_did_n
     finally:
         code = c.close()
     assert code == 0, c.node.log()[-2000:]
-

@@ -100,7 +100,7 @@ class AttentionConfig:
                            help="time-step budget while turning on the spot (0 = no spin mode: the alert budget)")
     spin_speed_mps: float = spec(0.05, lo=0.0, hi=10.0, unit="m/s",
                                  help="commanded forward speed below which a turn is on the spot")
-    calm_turn_rps: float = spec(0.8, lo=0.0, hi=20.0, unit="rad/s", help="turning faster than this is alert")
+    calm_turn_rps: float = spec(0.8, lo=0.0, hi=20.0, unit="rad/s", help="turning faster than this is alert (on the spot: spin)")
     lookahead_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s", help="how far ahead the turn shifts the ROI")
     max_shift_frac: float = spec(0.1, lo=0.0, hi=0.5, help="at most this fraction of the width is dropped")
     rate_cap_ev_s: float = spec(1_000_000.0, lo=0.0, hi=1e10, unit="ev/s", help="0 = no cap")
