@@ -142,7 +142,7 @@ def cmd_bench_patrol(args: argparse.Namespace) -> int:
     perceptions = ("oracle", "snn") if args.perception == "both" else (args.perception,)
     result = bench_patrol(perceptions, worlds=args.worlds, seeds=args.seeds, agents=args.agents,
                           duration_s=args.duration, workers=args.workers,
-                          model=Path(args.model) if args.model else None)
+                          model=Path(args.model) if args.model else None, attention_share=args.attention_share)
     _report(args, "bench patrol", result)
     return 0
 
@@ -710,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--duration", type=float, default=120.0, help="simulated seconds per run")
     bp.add_argument("--workers", type=int, default=0, help="processes (default: one per run, up to the CPUs)")
     bp.add_argument("--model", help="the SNN's model file (default: the shipped model)")
+    bp.add_argument("--attention-share", action="store_true",
+                    help="also run the SNN with attention off, and report attention's own saving of events and "
+                         "synaptic operations per decision (goals: 40 %% and 2x)")
     bp.add_argument("--json", action="store_true")
     bp.set_defaults(func=cmd_bench_patrol)
     return ap

@@ -362,6 +362,26 @@ def test_bench_patrol_drives_a_world_file_of_the_users_own_and_refuses_an_unknow
         bench_patrol(("oracle",), worlds=("default", "wide"))
 
 
+def test_bench_patrol_measures_attentions_own_share_against_the_same_runs_with_attention_off():
+    from snn_autonomy.bench.patrol import bench_patrol
+    from snn_autonomy.config import ConfigError
+
+    r = bench_patrol(("snn",), worlds=("default",), seeds=(7,), agents=1, duration_s=3.0, workers=2,
+                     attention_share=True)
+    on, off = r["snn"]["overall"], r["snn_attention_off"]["overall"]
+    assert [run["attention"] for run in r["snn"]["runs"]] == [True]
+    assert [run["attention"] for run in r["snn_attention_off"]["runs"]] == [False]
+    assert on["steps_per_decision"] <= AttentionConfig().alert_t_max < 16      # every budget is capped
+    assert off["calm_fraction"] == off["open_fraction"] == off["spin_fraction"] == 0.0
+    share = r["attention_share"]
+    assert share["synops_ratio"] == round(off["synops_per_decision"] / on["synops_per_decision"], 3)
+    assert share["events_saved"] == round(1.0 - on["events_per_decision"] / off["events_per_decision"], 4)
+    assert {"attention_events_saved", "attention_synops_ratio"} <= set(r["goals"])
+    assert r["goals"]["attention_synops_ratio"] == (share["synops_ratio"] >= 2.0)
+    with pytest.raises(ConfigError, match="attention's share is the SNN's"):
+        bench_patrol(("oracle",), attention_share=True)
+
+
 def test_oracle_fleet_patrols_its_regions_without_driving_into_walls_or_pillars(tmp_path):
     """Ground-truth perception through the same controller: the controller's own share of
     every figure (bench patrol gives the full 120 s figures)."""
