@@ -11,8 +11,7 @@ from snn_autonomy.attention.policy import AttentionConfig
 from snn_autonomy.ros import qos
 
 # the step budgets attention chooses from (calm, open path, spin, alert); never the model's full 16
-BUDGETS = {AttentionConfig().calm_t_max, AttentionConfig().open_t_max, AttentionConfig().spin_t_max,
-           AttentionConfig().alert_t_max}
+BUDGETS = set(AttentionConfig().step_caps().values())
 
 
 def test_split_mode_chain_drives_on_its_own_perception(open_floor_world):

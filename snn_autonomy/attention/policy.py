@@ -71,13 +71,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ..config import spec
 from ..perception.labels import CLEAR
 from ..perception.sectors import SectorView, sector_angles
 
 CALM, OPEN, SPIN, ALERT = "calm", "open", "spin", "alert"
+REDUCED = (CALM, OPEN, SPIN)      # the budgets below alert, reported as shares of the decisions
+
+
+def mode_fractions(counts: Mapping[str, int], decisions: int) -> Dict[str, float]:
+    """`<mode>_fraction` of each reduced budget: its decisions among `decisions`."""
+    return {f"{m}_fraction": round(counts.get(m, 0) / max(decisions, 1), 3) for m in REDUCED}
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,10 @@ class AttentionConfig:
                                     help="shared detections nearer than this to the path are 'in the path'")
     path_range_m: float = spec(1.5, lo=0.0, hi=100.0, unit="m")
     shared_fresh_s: float = spec(1.0, lo=0.0, hi=60.0, unit="s")
+
+    def step_caps(self) -> Dict[str, int]:
+        """Each budget's T_max cap (0: the mode is off, or for alert the model's T_max)."""
+        return {CALM: self.calm_t_max, OPEN: self.open_t_max, SPIN: self.spin_t_max, ALERT: self.alert_t_max}
 
 
 @dataclass

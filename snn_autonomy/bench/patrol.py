@@ -105,9 +105,10 @@ def bench_patrol(perceptions: Sequence[str] = ("oracle", "snn"), worlds: Sequenc
     with ProcessPoolExecutor(max_workers=workers or min(len(jobs), os.cpu_count() or 1)) as pool:
         runs = list(pool.map(_one, jobs))
     out: Dict[str, Any] = {"agents": agents, "duration_s": duration_s, "worlds": list(worlds), "seeds": list(seeds)}
-    groups = {p: [r for job, r in zip(jobs, runs) if job[0] == p and job[-1]] for p in perceptions}
+    # each run says what it ran with: `attention` is False for the SNN's attention-off runs only
+    groups = {p: [r for r in runs if r["perception"] == p and r["attention"] is not False] for p in perceptions}
     if attention_share:
-        groups["snn_attention_off"] = [r for job, r in zip(jobs, runs) if not job[-1]]
+        groups["snn_attention_off"] = [r for r in runs if r["attention"] is False]
     for p, mine in groups.items():
         out[p] = {"overall": _overall(mine), "per_world": {w: _overall([r for r in mine if r["world"] == w])
                                                            for w in worlds},

@@ -13,13 +13,14 @@ HEARTBEAT_PERIOD_US, as the fleet agents beat on /fleet/agent_state) and steers 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Literal, Optional
 
 import numpy as np
 
-from ..attention.policy import AttentionConfig
+from ..attention.policy import AttentionConfig, mode_fractions
 from ..control.core import ControlCore
 from ..fleet.assignment import optimal_assignment, travel_costs
 from ..fleet.config import AgentConfig
@@ -141,8 +142,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
     })
     if perception == "snn":
         total = {k: sum(getattr(lp.stats, k) for lp in loops)
-                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops", "calm_decisions", "open_decisions",
-                           "spin_decisions")}
+                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops")}
         n = max(total["decisions"], 1)
         result.update({
             "model": str(resolve_model(model)), "model_bin_us": loops[0].perception.bin_us,
@@ -150,9 +150,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "camera_events_per_decision": round(total["events_in"] / n, 1),
             "synops_per_decision": round(total["synaptic_ops"] / n, 1),
             "steps_per_decision": round(total["steps"] / n, 2),
-            "calm_fraction": round(total["calm_decisions"] / n, 3),
-            "open_fraction": round(total["open_decisions"] / n, 3),
-            "spin_fraction": round(total["spin_decisions"] / n, 3),
+            **mode_fractions(sum((lp.stats.decisions_by_mode for lp in loops), Counter()), n),
             "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
             "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3),
             "prior_held_fraction": round(sum(lp.perception.held_decisions for lp in loops) / n, 3)})

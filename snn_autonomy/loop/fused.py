@@ -17,10 +17,11 @@ attention where it is on, directly where it is off.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
 
-from ..attention.policy import CALM, OPEN, SPIN, AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
+from ..attention.policy import AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
 from ..control.core import ControlCore, Twist2
 from ..control.frames import Pose2
 from ..control.limits import LimitsConfig
@@ -42,9 +43,7 @@ class LoopStats:
     events_in: int = 0          # events the camera produced
     events_used: int = 0        # events the SNN consumed (after the sensor's ROI / cap and the perception ROI)
     synaptic_ops: float = 0.0
-    calm_decisions: int = 0
-    open_decisions: int = 0
-    spin_decisions: int = 0
+    decisions_by_mode: Counter = field(default_factory=Counter)   # by the attention budget in force
 
 
 class FusedAgent:
@@ -120,10 +119,8 @@ class FusedAgent:
         s.steps += d.steps
         s.events_used += d.events_used
         s.synaptic_ops += d.synaptic_ops
-        mode = self.last_attention.mode if self.last_attention is not None else None
-        s.calm_decisions += mode == CALM
-        s.open_decisions += mode == OPEN
-        s.spin_decisions += mode == SPIN
+        if self.last_attention is not None:
+            s.decisions_by_mode[self.last_attention.mode] += 1
 
     def _attend(self, d: Decision, view: Optional[SectorView], cmd: Twist2) -> None:
         admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0

@@ -291,7 +291,7 @@ def prior_metrics(logits: np.ndarray, data: Dataset, threshold: float, plain_thr
     r = exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, **odo)
     full = exit_with_prior(cls, chains, gaps, 1.0 + 1e-9, prior, measure, g, **odo)
     budgets = {}
-    for t in sorted({caps.calm_t_max, caps.open_t_max, caps.spin_t_max, caps.alert_t_max, cls.shape[0]} - {0}):
+    for t in sorted((set(caps.step_caps().values()) | {cls.shape[0]}) - {0}):
         capped = r if t == cls.shape[0] else exit_with_prior(cls, chains, gaps, threshold, prior, measure, g, t_max=t,
                                                              **odo)
         single = exit_at(cls, plain_threshold, t_max=t, measure=measure, groups=g)

@@ -14,6 +14,7 @@ With `enabled` false it publishes nothing: the sensor and perception keep their 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -23,7 +24,7 @@ from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
-from ..attention.policy import ALERT, CALM, OPEN, SPIN, AttentionConfig, AttentionInputs, AttentionPolicy
+from ..attention.policy import AttentionConfig, AttentionInputs, AttentionPolicy, mode_fractions
 from ..config import spec
 from ..fleet.agent import start_pose_in_world
 from ..paths import resolve_model
@@ -68,7 +69,7 @@ class AttentionNode(Node):
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []
-        self.sent = {CALM: 0, OPEN: 0, SPIN: 0, ALERT: 0}     # decisions by the budget they chose
+        self.sent: Counter = Counter()     # decisions by the budget they chose
         self.published = 0
         self.republish_ns = int(cfg.republish_s * 1e9)
         self._last_sent: Optional[tuple] = None
@@ -155,11 +156,8 @@ class AttentionNode(Node):
         st.summary(OK, "on" if self.enabled else "off (full budget)")
         if any(self.rejected.values()):
             st.merge(WARN, "bad input dropped: " + ", ".join(f"{n} {k}" for k, n in self.rejected.items() if n))
-        total = max(1, sum(self.sent.values()))
-        st.add_all({"decisions": sum(self.sent.values()), "commands": self.published,
-                    "calm_fraction": round(self.sent[CALM] / total, 3),
-                    "open_fraction": round(self.sent[OPEN] / total, 3),
-                    "spin_fraction": round(self.sent[SPIN] / total, 3),
+        total = sum(self.sent.values())
+        st.add_all({"decisions": total, "commands": self.published, **mode_fractions(self.sent, total),
                     "last_reason": self.last_reason, "shared_detections": len(self.shared),
                     **{f"rejected_{k}": n for k, n in self.rejected.items()}})
 
