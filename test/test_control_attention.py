@@ -286,14 +286,18 @@ def test_attention_takes_the_open_budget_only_with_the_path_ahead_free_and_nothi
 def test_attention_takes_the_spin_budget_only_turning_on_the_spot_with_nothing_approaching():
     pol = _policy()
     spin = pol.decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False))
-    assert spin.mode == SPIN and spin.t_max == 3 and spin.threshold == pytest.approx(0.986), spin
+    assert spin.mode == SPIN and spin.t_max == 2 and spin.threshold == pytest.approx(0.986), spin
     assert spin.roi[2] < 128                                      # the ROI still follows the turn
+    assert spin.rate_cap_ev_s == 80_000 and "rate cap 80,000" in spin.reason   # a turn's events are thinned
     assert pol.decide(AttentionInputs(0.04, 1.5, CLEAR, 0.99, False)).mode == SPIN   # over a confident clear too
     for inp in (AttentionInputs(0.0, -1.5, CENTER, 0.4, True),    # something approaches: alert
                 AttentionInputs(0.2, -1.5, CENTER, 0.4, False),   # turning while driving
                 AttentionInputs(0.0, -0.5, CENTER, 0.4, False)):  # a slow turn is not a spin
         a = pol.decide(inp)
-        assert a.mode == ALERT and a.t_max == 8, (inp, a)
+        assert a.mode == ALERT and a.t_max == 8 and a.rate_cap_ev_s == 1e6, (inp, a)   # the general cap only
+    # a machine that takes fewer events keeps its own lower cap; 0 leaves the general cap alone
+    assert pol.decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False, admitted_ev_s=50_000)).rate_cap_ev_s == 50_000
+    assert _policy(spin_rate_cap_ev_s=0).decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False)).rate_cap_ev_s == 1e6
     assert _policy(spin_t_max=0).decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False)).mode == ALERT
     assert _policy(spin_t_max=40).decide(AttentionInputs(0.0, -1.5, CENTER, 0.4, False)).t_max == 16   # model's T_max
 

@@ -113,7 +113,7 @@ def test_train_on_cpu_then_eval(tmp_path):
                 "per_class_accuracy", "within_one_class_full", "summary_accuracy_full", "threshold"):
         assert key in r
     assert r["head"] == "sectors" and r["accuracy_full"] <= r["within_one_class_full"]
-    assert set(r["prior"]["by_t_max"]) == {"3", "4", "5", "8", "16"} and r["prior"]["threshold"] == prior["threshold"]
+    assert set(r["prior"]["by_t_max"]) == {"2", "4", "5", "8", "16"} and r["prior"]["threshold"] == prior["threshold"]
     assert all(0.0 <= r[k] <= 1.0 for k in ("near_edge_fraction", "errors_near_edge_full"))
     assert r["oracle_mean_steps"] <= r["t_max"] and png.stat().st_size > 1000
     steps = [c["mean_steps"] for c in r["curve"]]

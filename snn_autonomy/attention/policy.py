@@ -39,20 +39,27 @@ Four budgets, chosen per decision:
   calm, so this is where its savings come from.
 - spin: turning on the spot (faster than `calm_turn_rps`, the commanded forward speed under
   `spin_speed_mps`, 0.05 m/s) with nothing approaching, whatever the newest decision saw.
-  T_max drops to `spin_t_max` (3 steps, 18 ms) at the model's threshold. A round body that
+  T_max drops to `spin_t_max` (2 steps, 12 ms) at the model's threshold, and the event rate
+  to `spin_rate_cap_ev_s` (80 k events/s, about what the built-in world's camera produces
+  driving on an open path; turning on the spot it produces about 290 k/s). A round body that
   turns on the spot moves no part of itself toward anything, so no decision made then can
   drive it into something; what they decide is when the turn ends, and the decisions after
   it, at the open or alert budget, see where the robot then drives. The temporal prior
   (perception/temporal_prior.py) is held and turned with the robot exactly then, so each
-  decision starts from the last one's belief. Over the patrol benchmark's 16 runs
-  (docs/control_and_fleet.md) 9-18 % of decisions took it; coverage and distance were the
-  same as without it, the robots were at fault as often (three times, one of them a wall's
-  end met with no decision at this budget in the 2 s before), and the synaptic operations
-  per decision went from 1.58x to 1.70x below attention off.
+  decision starts from the last one's belief. Why thin the events: the image motion of a
+  rotation is the same at every depth, so what a turn adds to the stream shows where edges
+  are, not how far they are, yet every event costs the network alike (at full rate a spin
+  step cost 301 k synaptic operations, an open-path step 135 k). Over the patrol
+  benchmark's 16 runs (docs/control_and_fleet.md) 17 % of decisions took it; coverage and
+  distance were the same as with 3 full-rate steps (64.2 % against 64.3 %), the robots were
+  at fault 4 times (all of them moving obstacles) against 3, and the synaptic operations per
+  decision went from 1.70x to 1.95x below attention off. Thinning every turn faster than
+  `calm_turn_rps` the same way, while driving too, cost 6 points of coverage over 8 runs:
+  driving, the robot moves toward what it sees.
 
-Measured in the built-in world (README, `snn-autonomy closed-loop`), these budgets are
-what brings events and synaptic operations per decision down; the region of interest
-and the rate cap are guards, not the main saving.
+Measured in the built-in world (README, `snn-autonomy closed-loop`), these budgets (and the
+spin budget's event-rate cap) are what brings events and synaptic operations per decision
+down; the region of interest and the general rate cap are guards, not the main saving.
 
 Region of interest: while turning, the columns on the side the robot turns away from
 leave the view within `lookahead_s`, so they are dropped: shift = |w| x lookahead x
@@ -61,8 +68,8 @@ field of view on its grid (the ROI masks events, it does not zoom); masking more
 a few grid columns costs accuracy (offline, 4 columns each side: -2.3 points), hence
 the cap. The event-rate cap guards against bursts (flicker, fast rotation): 1 M events/s
 is about 6x what a 128x96 camera of the built-in world produces while driving (about
-150 k events/s), so it never thins normal scenes (thinning costs accuracy and, with
-more steps to decide, saves no synaptic operations). Beneath it, the cap perception
+150 k events/s), so beyond the spin budget it never thins normal scenes (thinning costs accuracy and, with
+more steps to decide, saved no synaptic operations where the robot drives). Beneath it, the cap perception
 advertises (`admitted_event_rate`, from what an event and a step cost on this machine:
 perception/cost_model.py) applies where it is lower: on a slow or loaded machine a burst is
 thinned at the sensor before it costs encoding, transport and decoding.
@@ -102,10 +109,14 @@ class AttentionConfig:
                                    "is free to at least this")
     open_half_angle_deg: float = spec(30.0, lo=0.0, hi=180.0, unit="deg",
                                       help="half the width of the view the open path is judged on")
-    spin_t_max: int = spec(3, lo=0, hi=1000,
+    spin_t_max: int = spec(2, lo=0, hi=1000,
                            help="time-step budget while turning on the spot (0 = no spin mode: the alert budget)")
     spin_speed_mps: float = spec(0.05, lo=0.0, hi=10.0, unit="m/s",
                                  help="commanded forward speed below which a turn is on the spot")
+    spin_rate_cap_ev_s: float = spec(80_000.0, lo=0.0, hi=1e10, unit="ev/s",
+                                     help="event-rate cap while turning on the spot, about what the built-in "
+                                          "world's camera produces driving on an open path (0 = rate_cap_ev_s "
+                                          "alone)")
     calm_turn_rps: float = spec(0.8, lo=0.0, hi=20.0, unit="rad/s", help="turning faster than this is alert (on the spot: spin)")
     lookahead_s: float = spec(0.25, lo=0.0, hi=5.0, unit="s", help="how far ahead the turn shifts the ROI")
     max_shift_frac: float = spec(0.1, lo=0.0, hi=0.5, help="at most this fraction of the width is dropped")
@@ -218,6 +229,9 @@ class AttentionPolicy:
         if mode == OPEN:
             return AttentionDecision(mode, roi, cap, min(c.open_t_max, self.model_t_max), self.model_threshold, why)
         if mode == SPIN:
+            if c.spin_rate_cap_ev_s and (cap == 0 or c.spin_rate_cap_ev_s < cap):
+                cap = c.spin_rate_cap_ev_s
+                why += f"; rate cap {cap:,.0f} ev/s: a turn on the spot's events tell little of range"
             return AttentionDecision(mode, roi, cap, min(c.spin_t_max, self.model_t_max), self.model_threshold, why)
         return AttentionDecision(mode, roi, cap, min(c.alert_t_max or self.model_t_max, self.model_t_max),
                                  self.model_threshold, why)
