@@ -68,11 +68,12 @@ field of view on its grid (the ROI masks events, it does not zoom); masking more
 a few grid columns costs accuracy (offline, 4 columns each side: -2.3 points), hence
 the cap. The event-rate cap guards against bursts (flicker, fast rotation): 1 M events/s
 is about 6x what a 128x96 camera of the built-in world produces while driving (about
-150 k events/s), so beyond the spin budget it never thins normal scenes (thinning costs accuracy and, with
-more steps to decide, saved no synaptic operations where the robot drives). Beneath it, the cap perception
-advertises (`admitted_event_rate`, from what an event and a step cost on this machine:
-perception/cost_model.py) applies where it is lower: on a slow or loaded machine a burst is
-thinned at the sensor before it costs encoding, transport and decoding.
+150 k events/s), so it never thins normal scenes; only the spin budget thins by choice
+(thinning where the robot drives costs accuracy and, with more steps to decide, saved no
+synaptic operations). Beneath it, the cap perception advertises (`admitted_event_rate`,
+from what an event and a step cost on this machine: perception/cost_model.py) applies where
+it is lower: on a slow or loaded machine a burst is thinned at the sensor before it costs
+encoding, transport and decoding.
 """
 from __future__ import annotations
 
