@@ -53,7 +53,11 @@ Four budgets, chosen per decision:
   benchmark's 16 runs (docs/control_and_fleet.md) 17 % of decisions took it; coverage and
   distance were the same as with 3 full-rate steps (64.2 % against 64.3 %), the robots were
   at fault 4 times (all of them moving obstacles) against 3, and the synaptic operations per
-  decision went from 1.70x to 1.95x below attention off. Thinning every turn faster than
+  decision went from 1.70x to 1.95x below attention off. What the reasoning above leaves
+  out: the spin budget's decisions also feed the controller's local map, which clears what
+  they see free. One of the four (the default world's seed 23) followed a turn whose thinned
+  decisions called the leftmost sectors far over a mover 0.15 m away, and the robot, driving
+  off, turned into it. Thinning every turn faster than
   `calm_turn_rps` the same way, while driving too, cost 6 points of coverage over 8 runs:
   driving, the robot moves toward what it sees.
 
