@@ -336,6 +336,14 @@ def test_fused_closed_loop_patrols_with_real_perception():
     assert 1.0 <= r["steps_per_decision"] <= 8.0 + first, (r["steps_per_decision"], r["decisions"])
     assert r["watchdog_stops"][STALE] <= 2 * 1           # only the start, before the first decision
     assert np.isfinite(r["synops_per_decision"]) and r["synops_per_decision"] > 0
+    # what each budget cost: the robots turn on the spot toward their routes, and there the
+    # camera's events are thinned to the spin budget's 80 k/s (480 a 6 ms step; a step begun
+    # before the command took the budget in force before it)
+    budgets = r["by_budget"]
+    assert {"alert", "spin"} <= set(budgets) and sum(b["fraction"] for b in budgets.values()) <= 1.0, budgets
+    assert budgets["spin"]["steps_per_decision"] <= 2 and budgets["alert"]["steps_per_decision"] <= 8
+    assert 0 < budgets["spin"]["events_per_step"] <= 1.25 * 480, budgets
+    assert all(b["synops_per_step"] > 0 for b in budgets.values())
 
 
 def test_closed_loop_drives_on_the_model_it_is_given(tmp_path):

@@ -30,7 +30,7 @@ from ..paths import resolve_model
 from ..perception.sectors import SectorSpec, oracle_percept
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
-from .fused import FusedAgent
+from .fused import FusedAgent, budget_costs
 from .metrics import PatrolMetrics
 
 Perception = Literal["snn", "oracle"]
@@ -151,6 +151,7 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
             "synops_per_decision": round(total["synaptic_ops"] / n, 1),
             "steps_per_decision": round(total["steps"] / n, 2),
             **mode_fractions(sum((lp.stats.decisions_by_mode for lp in loops), Counter()), n),
+            "by_budget": budget_costs([lp.stats for lp in loops]),
             "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
             "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3),
             "prior_held_fraction": round(sum(lp.perception.held_decisions for lp in loops) / n, 3)})

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from ..attention.policy import AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
 from ..control.core import ControlCore, Twist2
@@ -44,6 +44,24 @@ class LoopStats:
     events_used: int = 0        # events the SNN consumed (after the sensor's ROI / cap and the perception ROI)
     synaptic_ops: float = 0.0
     decisions_by_mode: Counter = field(default_factory=Counter)   # by the attention budget in force
+    steps_by_mode: Counter = field(default_factory=Counter)
+    events_by_mode: Counter = field(default_factory=Counter)      # events the SNN consumed
+    synops_by_mode: Counter = field(default_factory=Counter)
+
+
+def budget_costs(stats: Sequence[LoopStats]) -> Dict[str, Dict[str, float]]:
+    """What each attention budget cost, over loops: its share of the decisions, steps per
+    decision, and events and synaptic operations per step (per step the network's work follows
+    the events it is given, so steps alone do not say where the work goes)."""
+    total = max(sum(s.decisions for s in stats), 1)
+    out: Dict[str, Dict[str, float]] = {}
+    for mode in sorted(set().union(*(s.decisions_by_mode for s in stats))):
+        n = sum(s.decisions_by_mode[mode] for s in stats)
+        steps = max(sum(s.steps_by_mode[mode] for s in stats), 1)
+        out[mode] = {"fraction": round(n / total, 3), "steps_per_decision": round(steps / max(n, 1), 2),
+                     "events_per_step": round(sum(s.events_by_mode[mode] for s in stats) / steps, 1),
+                     "synops_per_step": round(sum(s.synops_by_mode[mode] for s in stats) / steps, 1)}
+    return out
 
 
 class FusedAgent:
@@ -120,7 +138,11 @@ class FusedAgent:
         s.events_used += d.events_used
         s.synaptic_ops += d.synaptic_ops
         if self.last_attention is not None:
-            s.decisions_by_mode[self.last_attention.mode] += 1
+            mode = self.last_attention.mode
+            s.decisions_by_mode[mode] += 1
+            s.steps_by_mode[mode] += d.steps
+            s.events_by_mode[mode] += d.events_used
+            s.synops_by_mode[mode] += d.synaptic_ops
 
     def _attend(self, d: Decision, view: Optional[SectorView], cmd: Twist2) -> None:
         admitted = (self.admission.admitted_ev_s or 0.0) if self.admission is not None else 0.0
