@@ -226,17 +226,18 @@ class AttentionPolicy:
             roi = (0, 0, 0, 0)
         cap = c.rate_cap_ev_s
         admitted = inp.admitted_ev_s if math.isfinite(inp.admitted_ev_s) and inp.admitted_ev_s > 0 else 0.0
-        if admitted and (cap == 0 or admitted < cap):
-            cap = admitted
-            why += f"; rate cap {admitted:,.0f} ev/s: what perception takes on this machine"
+        lower = [(admitted, "what perception takes on this machine")]
+        if mode == SPIN:
+            lower.append((c.spin_rate_cap_ev_s, "a turn on the spot's events tell little of range"))
+        for other, because in lower:     # 0 is no cap, on either side
+            if other and (cap == 0 or other < cap):
+                cap = other
+                why += f"; rate cap {other:,.0f} ev/s: {because}"
         if mode == CALM:
             return AttentionDecision(mode, roi, cap, min(c.calm_t_max, self.model_t_max), self.calm_threshold, why)
         if mode == OPEN:
             return AttentionDecision(mode, roi, cap, min(c.open_t_max, self.model_t_max), self.model_threshold, why)
         if mode == SPIN:
-            if c.spin_rate_cap_ev_s and (cap == 0 or c.spin_rate_cap_ev_s < cap):
-                cap = c.spin_rate_cap_ev_s
-                why += f"; rate cap {cap:,.0f} ev/s: a turn on the spot's events tell little of range"
             return AttentionDecision(mode, roi, cap, min(c.spin_t_max, self.model_t_max), self.model_threshold, why)
         return AttentionDecision(mode, roi, cap, min(c.alert_t_max or self.model_t_max, self.model_t_max),
                                  self.model_threshold, why)

@@ -13,7 +13,6 @@ HEARTBEAT_PERIOD_US, as the fleet agents beat on /fleet/agent_state) and steers 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Literal, Optional
@@ -30,7 +29,7 @@ from ..paths import resolve_model
 from ..perception.sectors import SectorSpec, oracle_percept
 from ..sim.config import load_world_config, with_robot_count
 from ..sim.world import World
-from .fused import FusedAgent, budget_costs
+from .fused import FusedAgent, LoopStats, budget_costs
 from .metrics import PatrolMetrics
 
 Perception = Literal["snn", "oracle"]
@@ -141,17 +140,16 @@ def run_closed_loop(agents: int = 3, duration_s: float = 60.0, attention: bool =
         "decisions_per_s": round(sum(core.counters.decisions for core in cores) / sim_s / agents, 2),
     })
     if perception == "snn":
-        total = {k: sum(getattr(lp.stats, k) for lp in loops)
-                 for k in ("decisions", "steps", "events_in", "events_used", "synaptic_ops")}
-        n = max(total["decisions"], 1)
+        total = LoopStats.total(lp.stats for lp in loops)
+        n = max(total.decisions, 1)
         result.update({
             "model": str(resolve_model(model)), "model_bin_us": loops[0].perception.bin_us,
-            "events_per_decision": round(total["events_used"] / n, 1),
-            "camera_events_per_decision": round(total["events_in"] / n, 1),
-            "synops_per_decision": round(total["synaptic_ops"] / n, 1),
-            "steps_per_decision": round(total["steps"] / n, 2),
-            **mode_fractions(sum((lp.stats.decisions_by_mode for lp in loops), Counter()), n),
-            "by_budget": budget_costs([lp.stats for lp in loops]),
+            "events_per_decision": round(total.events_used / n, 1),
+            "camera_events_per_decision": round(total.events_in / n, 1),
+            "synops_per_decision": round(total.synaptic_ops / n, 1),
+            "steps_per_decision": round(total.steps / n, 2),
+            **mode_fractions(total.decisions_by_mode, n),
+            "by_budget": budget_costs(total),
             "prior_fraction": round(sum(lp.perception.prior_decisions for lp in loops) / n, 3),
             "prior_turned_fraction": round(sum(lp.perception.turned_decisions for lp in loops) / n, 3),
             "prior_held_fraction": round(sum(lp.perception.held_decisions for lp in loops) / n, 3)})

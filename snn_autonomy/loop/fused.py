@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 from ..attention.policy import AttentionConfig, AttentionDecision, AttentionInputs, AttentionPolicy
 from ..control.core import ControlCore, Twist2
@@ -48,19 +48,26 @@ class LoopStats:
     events_by_mode: Counter = field(default_factory=Counter)      # events the SNN consumed
     synops_by_mode: Counter = field(default_factory=Counter)
 
+    @classmethod
+    def total(cls, stats: Iterable["LoopStats"]) -> "LoopStats":
+        """The sum of several loops' figures (a fleet's)."""
+        out = cls()
+        for s in stats:
+            for f in fields(cls):
+                setattr(out, f.name, getattr(out, f.name) + getattr(s, f.name))
+        return out
 
-def budget_costs(stats: Sequence[LoopStats]) -> Dict[str, Dict[str, float]]:
-    """What each attention budget cost, over loops: its share of the decisions, steps per
-    decision, and events and synaptic operations per step (per step the network's work follows
-    the events it is given, so steps alone do not say where the work goes)."""
-    total = max(sum(s.decisions for s in stats), 1)
+
+def budget_costs(s: LoopStats) -> Dict[str, Dict[str, float]]:
+    """What each attention budget cost: its share of the decisions, steps per decision, and
+    events and synaptic operations per step (per step the network's work follows the events it
+    is given, so steps alone do not say where the work goes)."""
     out: Dict[str, Dict[str, float]] = {}
-    for mode in sorted(set().union(*(s.decisions_by_mode for s in stats))):
-        n = sum(s.decisions_by_mode[mode] for s in stats)
-        steps = max(sum(s.steps_by_mode[mode] for s in stats), 1)
-        out[mode] = {"fraction": round(n / total, 3), "steps_per_decision": round(steps / max(n, 1), 2),
-                     "events_per_step": round(sum(s.events_by_mode[mode] for s in stats) / steps, 1),
-                     "synops_per_step": round(sum(s.synops_by_mode[mode] for s in stats) / steps, 1)}
+    for mode, n in sorted(s.decisions_by_mode.items()):
+        steps = max(s.steps_by_mode[mode], 1)
+        out[mode] = {"fraction": round(n / max(s.decisions, 1), 3), "steps_per_decision": round(steps / n, 2),
+                     "events_per_step": round(s.events_by_mode[mode] / steps, 1),
+                     "synops_per_step": round(s.synops_by_mode[mode] / steps, 1)}
     return out
 
 
