@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "options, the shipped model's recipe")
     train.add_argument("--out", default=f"models/{DEFAULT_MODEL}", help="model file (.npz; manifest beside it)")
     for flag, name in (("--head", "head"), ("--epochs", "epochs"), ("--batch-size", "batch_size"), ("--lr", "lr"), ("--seed", "seed"),
-                       ("--delays", "delay_steps"), ("--channels", "channels"), ("--hidden", "hidden"),
+                       ("--synops-weight", "synops_weight"), ("--delays", "delay_steps"), ("--channels", "channels"), ("--hidden", "hidden"),
                        ("--reset", "reset"), ("--max-exit-loss", "max_exit_loss"), ("--device", "device")):
         config_option(train, flag, TrainConfig, name)
     config_option(train, "--grid", InputSpec, "grid", metavar=("W", "H"))

@@ -411,3 +411,30 @@ def test_fine_tuning_onto_another_sector_count_keeps_the_layers_and_gives_a_fres
     for name, value in base.state_dict().items():
         if not name.startswith("out."):
             assert torch.equal(wide.state_dict()[name], value), name
+
+
+def test_a_synops_weight_trains_a_network_that_spends_fewer_synaptic_operations(test_split_sample):
+    """`synops_weight` puts the spiking layers' synaptic operations into the loss: the same recipe,
+    seed and data with it gives a network that spends fewer of them per step on samples it was not
+    trained on, and every epoch's record says how many it spent."""
+    from snn_autonomy.perception.dataset import InputSpec
+    from snn_autonomy.perception.heads import Head
+    from snn_autonomy.perception.sectors import SectorSpec
+    from snn_autonomy.perception.train import train_model
+    from snn_autonomy.perception.train_config import TrainConfig
+
+    data = test_split_sample
+    train, val = data.take(np.arange(0, 384)), data.take(np.arange(384, 512))
+    head = Head(SectorSpec(count=data.sector_m.shape[1], hfov_deg=140))
+    held_out = torch.from_numpy(data.x[600:664].astype(np.float32)).transpose(0, 1)
+    spent = {}
+    for weight in (0.0, 2.0):
+        cfg = TrainConfig(epochs=3, channels=(4, 8), hidden=16, delay_steps=0, device="cpu", batch_size=64,
+                          synops_weight=weight)
+        model, history = train_model(cfg, train, val, InputSpec(), head)
+        assert len(history) == 3 and all(row["synops_per_step"] > 0 for row in history)
+        with torch.no_grad():
+            logits, ops = model.forward_counting(held_out, model.fanout_maps())
+        assert torch.equal(logits, model(held_out)) and ops.shape == held_out.shape[:2]
+        spent[weight] = float(ops.mean())
+    assert 0 < spent[2.0] < 0.7 * spent[0.0], spent

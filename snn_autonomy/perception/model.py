@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -185,12 +185,23 @@ class ConvSNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (T, B, 2, H, W) -> per-step logits (T, B, C+1)."""
+        return self._run(x, None)[0]
+
+    def forward_counting(self, x: torch.Tensor, fanouts: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """forward, and the synaptic operations the spiking layers send at each step (T, B), with
+        `fanouts` = fanout_maps() on x's device. Input events are not counted: what the network
+        learns cannot change them, attention and the sensor do."""
+        return self._run(x, fanouts)
+
+    def _run(self, x: torch.Tensor, fanouts: Optional[Sequence[torch.Tensor]]):
         state = self.init_state(x.shape[1], x.device)
-        out = []
+        out, ops = [], []
         for t in range(x.shape[0]):
-            logits, state = self.step(x[t], state)
+            logits, state, spikes = self.step(x[t], state, trace=True)
             out.append(logits)
-        return torch.stack(out)
+            if fanouts is not None:
+                ops.append(synaptic_ops(spikes[1:], fanouts[1:]))
+        return torch.stack(out), (torch.stack(ops) if ops else None)
 
     # ------------------------------------------------------------------ costs
     def dense_macs_per_step(self) -> int:

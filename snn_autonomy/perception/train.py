@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -59,15 +59,20 @@ def head_of(cfg: TrainConfig, sectors: int, hfov_deg: float) -> Head:
     return Head(SectorSpec(count=sectors, hfov_deg=hfov_deg) if cfg.head == "sectors" else None)
 
 
+SYNOPS_UNIT = 1e5     # synops_weight is per this many synaptic operations per step
+
+
 def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, weights: torch.Tensor,
-          approach_weight: float, k: int) -> torch.Tensor:
-    """yb: (B,) or (B, S) targets of softmaxes of k classes."""
-    logits = model(xb.transpose(0, 1))                  # (T, B, C+1)
+          cfg: TrainConfig, k: int, fanouts: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, float]:
+    """(loss, the spiking layers' synaptic operations per step and sample). yb: (B,) or (B, S)
+    targets of softmaxes of k classes."""
+    logits, ops = model.forward_counting(xb.transpose(0, 1), fanouts)   # (T, B, C+1), (T, B)
     T = logits.shape[0]
     cls = logits[..., :-1].reshape(-1, k)               # (T * B * groups, k), groups fastest
     ce = F.cross_entropy(cls, yb.reshape(-1).repeat(T), weight=weights)
     bce = F.binary_cross_entropy_with_logits(logits[..., -1].reshape(-1), ab.repeat(T))
-    return ce + approach_weight * bce
+    synops = ops.mean()
+    return ce + cfg.approach_weight * bce + cfg.synops_weight * synops / SYNOPS_UNIT, float(synops.detach())
 
 
 def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
@@ -112,6 +117,7 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
     model = make_model(mcfg, seed=cfg.seed) if init is None else retargeted(init, head.logits, cfg.seed)
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    fanouts = [f.to(device) for f in model.fanout_maps()]
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
     k = head.classes_per_group
@@ -135,7 +141,7 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
         model.train()
         order = rng.permutation(len(train))
         flips = rng.random(len(train)) < 0.5
-        total = 0.0
+        total = total_synops = 0.0
         t0 = time.monotonic()
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
@@ -146,16 +152,17 @@ def train_model(cfg: TrainConfig, train: Dataset, val: Dataset, inputs: InputSpe
             xb = torch.where(fl[:, None, None, None, None], xb.flip(-1), xb)
             fy = fl.reshape(-1, *([1] * (y_all.dim() - 1)))
             yb = torch.where(fy, m_all[tidx].to(device), y_all[tidx].to(device))
-            loss = _loss(model, xb, yb, ab, weights, cfg.approach_weight, k)
+            loss, synops = _loss(model, xb, yb, ab, weights, cfg, k, fanouts)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
+            total_synops += synops * len(idx)
         logits = step_logits(model, val.x, device)
         acc = float((predict(logits[-1, :, :-1], head.groups) == val_targets).mean())
-        row = {"epoch": epoch + 1, "loss": total / len(train), "val_accuracy": acc,
-               "seconds": time.monotonic() - t0}
+        row = {"epoch": epoch + 1, "loss": total / len(train), "synops_per_step": total_synops / len(train),
+               "val_accuracy": acc, "seconds": time.monotonic() - t0}
         history.append(row)
         if acc > best[0]:
             best = (acc, {k: v.detach().clone() for k, v in model.state_dict().items()})

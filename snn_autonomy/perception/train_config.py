@@ -17,6 +17,10 @@ class TrainConfig:
     lr: float = spec(4e-3, lo=1e-6, hi=1.0, help="Adam learning rate (cosine-annealed to 0)")
     seed: int = spec(0, lo=0, help="weight initialisation and sample order")
     approach_weight: float = spec(0.5, lo=0.0, hi=100.0, help="weight of the approaching loss")
+    synops_weight: float = spec(0.0, lo=0.0, hi=100.0,
+                                help="weight in the loss of the synaptic operations the spiking layers send "
+                                     "per step, per 100 k of them (0 = not counted): the energy a decision "
+                                     "costs, traded against its accuracy")
     delay_steps: int = spec(4, lo=0, hi=64, help="learnable synaptic delays in the fc layer, max steps (0 = off)")
     channels: Tuple[int, int] = spec((16, 32), lo=1, hi=1024, help="channels of the two convolutions")
     hidden: int = spec(128, lo=4, hi=4096, help="hidden LIF neurons")
