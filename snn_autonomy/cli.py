@@ -132,7 +132,7 @@ def cmd_bench_loop(args: argparse.Namespace) -> int:
 def cmd_bench_energy(args: argparse.Namespace) -> int:
     from .bench.energy import bench_energy
 
-    _report(args, "bench energy", bench_energy(args.device, args.samples))
+    _report(args, "bench energy", bench_energy(args.device, args.samples, args.model))
     return 0
 
 
@@ -693,6 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = b_sub.add_parser("energy", help="energy per decision: this machine's meters and the estimate")
     be.add_argument("--device", default="auto", help="auto | cpu | cuda")
     be.add_argument("--samples", type=int, default=500)
+    be.add_argument("--model", help="model file (default: the shipped model)")
     be.add_argument("--json", action="store_true")
     be.set_defaults(func=cmd_bench_energy)
     bb = b_sub.add_parser("backends", help="SNN step latency of every back end and of snnTorch, Norse, SpikingJelly")

@@ -26,7 +26,8 @@ from ..backends.base import output_groups
 from ..monitor.energy import EnergyEstimator, detect_meters, load_profiles
 from ..monitor.meters import EnergyMeter
 from ..paths import resolve_model
-from ..perception.dataset import META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START, generate, split_spec
+from ..perception.dataset import (META_SPEED_END, META_SPEED_START, META_YAW_END, META_YAW_START, generate,
+                                  input_spec_of, split_spec)
 from ..perception.early_exit import confidence
 from ..perception.heads import Head
 from ..perception.model import ConvSNN, synaptic_ops
@@ -53,11 +54,14 @@ def _measure(meters: Sequence[EnergyMeter], fn: Callable[[], None], min_s: float
     return out
 
 
-def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
+def bench_energy(device: str = "auto", samples: int = 500, model_file: Optional[str] = None) -> Dict[str, Any]:
+    """`measure_energy` of the model in `model_file` (default: the shipped one) on the first
+    `samples` decisions of one test seed of the built-in world, in the model's input geometry."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    model, manifest = load_model(resolve_model())
-    data = generate(split_spec("test", seeds=(301,), duration_s=10.0))
+    path = resolve_model(model_file)
+    model, manifest = load_model(path)
+    data = generate(split_spec("test", seeds=(301,), duration_s=10.0, inputs=input_spec_of(manifest)))
     found = detect_meters()
     try:
         result = measure_energy(model, manifest, data.x[:samples], dev, found.meters, meta=data.meta[:samples])
@@ -65,6 +69,7 @@ def bench_energy(device: str = "auto", samples: int = 500) -> Dict[str, Any]:
         for m in found.meters:
             m.close()
     result["unavailable"] = found.unavailable
+    result["model"] = str(path)
     return result
 
 
