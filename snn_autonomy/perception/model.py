@@ -193,7 +193,8 @@ class ConvSNN(nn.Module):
         learns cannot change them, attention and the sensor do."""
         return self._run(x, fanouts)
 
-    def _run(self, x: torch.Tensor, fanouts: Optional[Sequence[torch.Tensor]]):
+    def _run(self, x: torch.Tensor,
+             fanouts: Optional[Sequence[torch.Tensor]]) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         state = self.init_state(x.shape[1], x.device)
         out, ops = [], []
         for t in range(x.shape[0]):

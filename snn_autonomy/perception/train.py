@@ -72,7 +72,10 @@ def _loss(model: ConvSNN, xb: torch.Tensor, yb: torch.Tensor, ab: torch.Tensor, 
     ce = F.cross_entropy(cls, yb.reshape(-1).repeat(T), weight=weights)
     bce = F.binary_cross_entropy_with_logits(logits[..., -1].reshape(-1), ab.repeat(T))
     synops = ops.mean()
-    return ce + cfg.approach_weight * bce + cfg.synops_weight * synops / SYNOPS_UNIT, float(synops.detach())
+    loss = ce + cfg.approach_weight * bce
+    if cfg.synops_weight > 0:      # else counted for the record only, with no backward pass through it
+        loss = loss + cfg.synops_weight * synops / SYNOPS_UNIT
+    return loss, float(synops.detach())
 
 
 def _fits_on_gpu(nbytes: int, device: torch.device) -> bool:
