@@ -315,7 +315,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         def on_epoch(epoch: int, total: int, row: dict) -> None:
             progress.update(task, completed=epoch, description=(
-                f"epoch {epoch}/{total} loss {row['loss']:.3f} val acc {100 * row['val_accuracy']:.1f}%"))
+                f"epoch {epoch}/{total} loss {row['loss']:.3f} synaptic ops/step {row['synops_per_step'] / 1e3:.0f} k "
+                f"val acc {100 * row['val_accuracy']:.1f}%"))
 
         inputs = InputSpec(grid=tuple(args.grid), bin_us=args.bin_us)
         if args.bag:
