@@ -1,5 +1,6 @@
 """Shared fixtures. Every test run gets its own ROS_DOMAIN_ID, so parallel runs
-on one machine (or one network) never hear each other's nodes."""
+on one machine (or one network) never hear each other's nodes; under pytest-xdist (`make test`
+runs two workers) every worker of a run gets its own."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,14 @@ from pathlib import Path
 import pytest
 
 if "SNN_TEST_DOMAIN_FIXED" not in os.environ:
-    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(10, 100))
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "")      # gw0, gw1, ...
+    if _worker:
+        # the run's workers share one random id (xdist's) and take consecutive domains from it,
+        # so two workers of a run never share one, whichever the draw
+        _base = int(os.environ["PYTEST_XDIST_TESTRUNUID"], 16) % 91
+        os.environ["ROS_DOMAIN_ID"] = str(10 + (_base + int(_worker[2:])) % 91)
+    else:
+        os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(10, 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # One OpenMP thread for torch in the tests: with a thread per core, every torch op waits at a
 # barrier for the thread on a core another process holds, and on a loaded machine (a CPU hog on

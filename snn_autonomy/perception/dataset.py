@@ -266,7 +266,7 @@ def generate_all(specs: Dict[str, DatasetSpec], workers: int = 0,
         mine, parts = parts[:len(specs[name].seeds)], parts[len(specs[name].seeds):]
         data = out[name] = Dataset(*(np.concatenate([p[i] for p in mine]) for i in range(5)))
         if use_cache:
-            tmp = paths[name].with_suffix(".tmp.npz")
+            tmp = paths[name].with_suffix(f".{os.getpid()}.tmp.npz")    # two processes may fill it at once
             np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta,
                                 sector_m=data.sector_m)
             tmp.replace(paths[name])
