@@ -286,6 +286,10 @@ def test_event_sensor_publishes_again_after_the_world_restarts(open_floor_world)
         probe.spin_until(lambda: any(sim_s(m) < old_end for _, m in packets), 5,
                          f"packets of the new world (the old one ended at {old_end:.2f} s)")
         t_again, m = next((t, m) for t, m in packets if sim_s(m) < old_end)
+        # the world waited for the probe's subscription, but the probe may match the world's
+        # publisher later than the world matched it (discovery runs both ways), so its first state
+        # can come after the sensor's first packet: then the wall-clock interval below is negative
+        probe.spin_until(lambda: first_state, 10, "the new world's state at the probe")
         print(f"\nold world ended at {old_end:.2f} s; first packet of the new world at its "
               f"{sim_s(m) * 1e3:.0f} ms, {(t_again - first_state[0]) * 1e3:.0f} ms (wall) after its first state")
         # a frame and a packet window every 1 ms: the first packets close as soon as the camera is
