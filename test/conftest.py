@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import zlib
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ if "SNN_TEST_DOMAIN_FIXED" not in os.environ:
     if _worker:
         # the run's workers share one random id (xdist's) and take consecutive domains from it,
         # so two workers of a run never share one, whichever the draw
-        _base = int(os.environ["PYTEST_XDIST_TESTRUNUID"], 16) % 91
+        _base = zlib.crc32(os.environ.get("PYTEST_XDIST_TESTRUNUID", "").encode()) % 91
         os.environ["ROS_DOMAIN_ID"] = str(10 + (_base + int(_worker[2:])) % 91)
     else:
         os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(10, 100))
