@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
 from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
@@ -20,6 +22,11 @@ from snn_autonomy.sensors.world_camera import WorldCamera
 from snn_autonomy.sim.config import load_world_config, with_robot_count
 from snn_autonomy.sim.world import World
 
+# The probe keeps every world state of a test for the exact replay: a reader's history of the
+# product's depth (200, 0.7 s of states at a third of real time) can wrap while the probe, on a
+# machine busy with something else, has not yet taken them.
+ALL_STATES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5000, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,7 @@ def sim():
     probe = Probe("sensing_probe")
     n = probe.node
     rec = {"states": [], "packets": [], "odom": [], "diag": []}
-    n.create_subscription(WorldState, "/world/state", rec["states"].append, qos.STATE)
+    n.create_subscription(WorldState, "/world/state", rec["states"].append, ALL_STATES)
     n.create_subscription(EventPacket, "/robot_0/events", rec["packets"].append, PROBE_QOS)
     n.create_subscription(Odometry, "/robot_0/ground_truth", rec["odom"].append, qos.COMMAND)
     n.create_subscription(DiagnosticArray, "/diagnostics", rec["diag"].append, 10)
@@ -53,6 +60,17 @@ def _drive(sim, seconds, v, w):
     for _ in range(int(seconds / 0.05)):
         sim["cmd"].publish(t)
         probe.spin_for(0.05)
+
+
+def _applied(sim, roi: str) -> None:
+    """Drive until /diagnostics says the sensor applies `roi`, then a little more, so that the
+    packets made before it (still on their way on a busy machine) have arrived."""
+    sim["diag"].clear()
+    deadline = time.monotonic() + 20.0
+    while diag_values(sim["diag"], "event_sensor").get("roi") != roi and time.monotonic() < deadline:
+        _drive(sim, 0.1, 0.4, 0.8)
+    assert diag_values(sim["diag"], "event_sensor").get("roi") == roi, "the sensor did not report the new ROI"
+    _drive(sim, 0.3, 0.4, 0.8)
 
 
 def test_driven_robot_produces_exactly_the_events_of_its_world(sim):
@@ -97,7 +115,7 @@ def test_attention_roi_takes_effect_and_bad_commands_are_counted(sim):
     cmd.roi.x_offset, cmd.roi.y_offset, cmd.roi.width, cmd.roi.height = roi
     cmd.event_rate_cap = 0.0
     sim["attention"].publish(cmd)
-    _drive(sim, 0.5, 0.4, 0.8)
+    _applied(sim, "32,24,48,40")
     sim["packets"].clear()
     _drive(sim, 1.5, 0.4, 0.8)
     dec = PacketStreamDecoder()
@@ -120,7 +138,7 @@ def test_attention_roi_takes_effect_and_bad_commands_are_counted(sim):
     # back to the full sensor
     full = AttentionCommand()
     sim["attention"].publish(full)
-    _drive(sim, 0.3, 0.4, 0.8)
+    _applied(sim, "full")
     sim["packets"].clear()
     _drive(sim, 1.0, 0.4, 0.8)
     dec = PacketStreamDecoder()
