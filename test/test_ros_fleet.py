@@ -222,7 +222,8 @@ def test_coordinator_killed_and_restarted_recovers_the_assignments(fleet):
     assert not fleet["plans"]
     for r in alive:
         assert fleet["assignment"][r][-1].region.region_id == before[r]
-    assert {m.agent_id for t, m in fleet["states"] if t > time.monotonic() - 1.0} >= set(alive)
+    # each beats every 0.2 s; 1.5 s of the 2 s since the crash leaves a busy machine room
+    assert {m.agent_id for t, m in fleet["states"] if t > time.monotonic() - 1.5} >= set(alive)
     t0 = time.monotonic()
     fleet["coordinator"] = NodeProcess(COORDINATOR, {"heartbeat_timeout_s": TIMEOUT_S}).start()
     probe.spin_until(lambda: _latest_plan(fleet) is not None and sorted(a.agent_id for a in _latest_plan(fleet)

@@ -105,12 +105,15 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
         budget.t_max = 4
         budget.confidence_threshold = 1.0
         att.publish(budget)
-        probe.spin_for(0.5)
+        # decisions begun under the old budget may still arrive (several on a busy machine):
+        # from the first one under the new budget on, every one keeps it
+        probe.spin_until(lambda: (cmd.publish(fwd) or True) and got and got[-1].t_max == 4, 30,
+                         "a decision under the new budget")
         got.clear()
         while len(got) < 20 and time.monotonic() < deadline + 30:
             cmd.publish(fwd)
             probe.spin_for(0.05)
-        assert got and all(m.steps_used <= 4 and m.t_max == 4 for m in got[2:])
+        assert got and all(m.steps_used <= 4 and m.t_max == 4 for m in got)
         # admission: once it has measured a second of packets, perception advertises the event rate
         # it can take on this machine (perception/cost_model.py), within the configured bounds, and
         # reports the costs it measured on /diagnostics
