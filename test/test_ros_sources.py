@@ -24,7 +24,7 @@ def test_image_topic_emulation_node():
     probe = Probe("image_probe")
     n = probe.node
     packets, diag = [], []
-    sub = n.create_subscription(EventPacket, "/cam/events", packets.append, PROBE_QOS)
+    n.create_subscription(EventPacket, "/cam/events", packets.append, PROBE_QOS)
     n.create_subscription(DiagnosticArray, "/diagnostics", diag.append, 10)
     pub = n.create_publisher(Image, "/cam/image_raw", qos.COMMAND)
     world = World(with_robot_count(load_world_config(), 1))
@@ -35,10 +35,9 @@ def test_image_topic_emulation_node():
         frames.append((world.time_us, (world.render(0) * 255).astype(np.uint8)))
     with NodeProcess(SENSOR, {"source": "image", "frame_id": "cam", "image_reliable": True},
                      namespace="/cam"):
-        # matched both ways: discovery is seen from each side on its own, and the sensor's writer
-        # may match this probe's reader later than its reader matched our writer
-        probe.spin_until(lambda: pub.get_subscription_count() > 0 and sub.get_publisher_count() > 0, 60,
+        probe.spin_until(lambda: pub.get_subscription_count() > 0 and n.count_publishers("/cam/events") > 0, 60,
                          "event_sensor to subscribe and publish")
+        probe.spin_for(1.0)  # discovery is seen from each side on its own: the sensor's writer may match us later
         bad = Image(encoding="yuv422", width=128, height=96, step=256, data=bytes(256 * 96))
         pub.publish(bad)
         for t_us, img in frames:
