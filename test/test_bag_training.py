@@ -46,7 +46,7 @@ def world_bag(tmp_path_factory) -> Path:
     sensor = NodeProcess(SENSOR, namespace=f"/{ROBOT}").start()
     rec = subprocess.Popen([sys.executable, "-m", "snn_autonomy.cli", "events", "record", "--out", str(out),
                             "--topics", *TOPICS, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # the world's clock starts once the sensor and the recorder take its state: nothing is missed
+    # the world's clock starts once the sensor and the recorder subscribe to its state
     world = NodeProcess(WORLD, {"robots": 1, "wait_for_subscribers": 2, "real_time_factor": 0.3}).start()
     last = {"t": 0.0}
     probe.node.create_subscription(Odometry, f"/{ROBOT}/odom",

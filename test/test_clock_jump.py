@@ -256,6 +256,21 @@ def test_world_follower_starts_a_new_time_line_when_the_world_restarts(open_floo
     assert sum(len(e) for _, e in got) > 0
 
 
+def test_world_follower_that_joins_late_reports_its_first_step(open_floor_world):
+    """A sensor that missed a world's first states (matched late) counts none missed, reports the
+    step it started at (what a replay of its events starts from), and renders a frame at once."""
+    cfg = load_world_config(open_floor_world)
+    world = World(cfg)
+    world.set_command(0, 0.3, 0.5)
+    for _ in range(4):
+        world.step()
+    late = WorldFollower(cfg, "robot_0")
+    assert late.first_step is None
+    got = _follow(late, world, 60)
+    assert late.first_step == 5 and late.missed_states == 0 and late.time_resets == 0
+    assert got[0][0] == 5 * world.dt_us
+
+
 def test_event_sensor_publishes_again_after_the_world_restarts(open_floor_world):
     probe = Probe("jump_world_probe")
     n = probe.node

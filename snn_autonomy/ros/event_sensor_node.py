@@ -382,6 +382,7 @@ class EventSensorNode(LifecycleNode):
             missed = self.follower.missed_states
             st.add("missed_world_states", missed)
             st.add("world_time_resets", self.follower.time_resets)
+            st.add("first_world_step", "" if self.follower.first_step is None else self.follower.first_step)
             if missed:
                 st.merge(WARN, f"{missed} world states missed (frames skipped)")
         if self.source == "image":

@@ -61,7 +61,9 @@ class WorldNodeConfig:
                                      "a watchdog stop within 5 ms of its 100 ms deadline")
     cmd_vel_timeout_s: float = spec(0.5, lo=0.001, hi=3600.0, unit="s", help="stop a robot whose cmd_vel is older")
     wait_for_subscribers: int = spec(0, lo=0, hi=1000,
-                                     help="hold simulation time at 0 until /world/state has this many subscribers")
+                                     help="hold simulation time at 0 until /world/state has this many subscribers "
+                                          "(as this node counts them: one may match it a moment later and miss the "
+                                          "first states; an event sensor reports the step it began at)")
     odom_muted: str = spec("", help="robot ids, comma-separated, whose odom is withheld (an injected fault; "
                                     "ground truth goes on); settable at run time")
 

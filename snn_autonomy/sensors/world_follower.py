@@ -24,6 +24,9 @@ class WorldFollower:
         self.camera: WorldCamera
         self.missed_states = 0   # states that never arrived (the camera skipped frames)
         self.time_resets = 0     # times the world's step went back (a restarted world)
+        # the step of the first state rendered: a subscriber the world has matched may not yet
+        # have matched the world itself, and misses the states published meanwhile
+        self.first_step: Optional[int] = None
         self._last_step: Optional[int] = None
         self.build(cfg.robots.count)
 
@@ -49,8 +52,11 @@ class WorldFollower:
         apply(self.world)
         if self._last_step is not None and step <= self._last_step:
             self.time_resets += 1
+            self.first_step = step
             self.camera = WorldCamera(self.world, self.index, self.dvs)   # a new time line: fresh pixels
         elif self._last_step is not None:
             self.missed_states += step - self._last_step - 1
+        else:
+            self.first_step = step
         self._last_step = step
         return self.camera.capture() if self.camera.frame_due() else None
