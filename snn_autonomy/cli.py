@@ -150,7 +150,7 @@ def cmd_bench_patrol(args: argparse.Namespace) -> int:
 def cmd_bench_backends(args: argparse.Namespace) -> int:
     from .bench.backends import run_backends_bench
 
-    result = run_backends_bench(steps=args.steps, peers=not args.no_peers)
+    result = run_backends_bench(steps=args.steps, peers=not args.no_peers, providers=args.provider)
     _report(args, "bench backends (one time step, batch 1, one thread)", result)
     return 0
 
@@ -700,6 +700,8 @@ def build_parser() -> argparse.ArgumentParser:
     bb = b_sub.add_parser("backends", help="SNN step latency of every back end and of snnTorch, Norse, SpikingJelly")
     bb.add_argument("--steps", type=int, default=3000, help="timed steps per back end")
     bb.add_argument("--no-peers", action="store_true", help="skip the peer libraries")
+    bb.add_argument("--provider", action="append", default=[], metavar="NAME",
+                    help="also time ONNX Runtime on this execution provider (e.g. CUDAExecutionProvider); repeatable")
     bb.add_argument("--json", action="store_true")
     bb.set_defaults(func=cmd_bench_backends)
     bp = b_sub.add_parser("patrol", help="coverage, speed, collisions at fault and halts of a patrolling fleet, "

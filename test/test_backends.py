@@ -203,6 +203,36 @@ def test_bench_backends_json_keys():
     assert sp["useful_macs_per_step"] <= sp["macs_per_step"]
 
 
+def test_bench_backends_refuses_an_execution_provider_it_does_not_have():
+    p = subprocess.run([sys.executable, "-m", "snn_autonomy.cli", "bench", "backends", "--steps", "100",
+                        "--provider", "NoSuchExecutionProvider", "--json"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and p.stdout == ""
+    assert "NoSuchExecutionProvider" in p.stderr and "CPUExecutionProvider" in p.stderr, p.stderr[-2000:]
+
+
+def test_bench_backends_provider_entry_times_the_session_it_got_and_checks_its_logits():
+    """What `bench backends --provider P` reports for P, shown with the CPU provider (the one here):
+    the providers the session really got, and its logits against the CPU dense graph's."""
+    from snn_autonomy.backends import make_stepper
+    from snn_autonomy.bench.backends import _provider_entry, bench_frames, provider_key
+
+    model, manifest = load_model(model_path("perception_default.npz"))
+    frames = bench_frames(manifest, 10)
+    ref = make_stepper("onnxruntime", model, manifest, sparse=False)
+    e = _provider_entry(model, manifest, "CPUExecutionProvider", frames, 50, ref)
+    assert provider_key("CUDAExecutionProvider") == "onnxruntime_cuda"
+    assert e["session_providers"] == ["CPUExecutionProvider"] and e["compared_steps"] == len(frames)
+    assert e["max_logit_diff_vs_cpu_dense"] < 1e-4 and e["step_p50_us"] > 0
+    # the check compares: a stepper of other weights is far from the reference
+    other, _ = load_model(model_path("perception_default.npz"))
+    with torch.no_grad():
+        for prm in other.parameters():
+            prm.mul_(0.5)
+    unnamed = {**manifest, "weights": {}}     # not the shipped weights: not their cached graphs
+    far = _provider_entry(other, unnamed, "CPUExecutionProvider", frames, 10, ref)
+    assert far["max_logit_diff_vs_cpu_dense"] > 1e-2
+
+
 @pytest.mark.parametrize("library", ["snntorch", "norse", "spikingjelly"])
 def test_peer_libraries_compute_the_same_network(library):
     """The bench compares like with like: each peer's version of the network, with the same

@@ -23,7 +23,7 @@ matrix-product rate).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..backends import make_stepper
 from ..backends.onnx_backend import conv_scatter_tables
+from ..config import ConfigError
 from ..paths import resolve_model
 from ..perception.dataset import generate, input_spec_of, split_spec
 from ..perception.model import ConvSNN, DelayedLinear
@@ -128,6 +129,16 @@ def _peak_gmacs() -> float:
     return 512 ** 3 / best / 1e9
 
 
+def _check_providers(providers: Sequence[str]) -> None:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ConfigError(f"execution provider(s) {missing} not available here (available: {available}); "
+                          "CUDA and TensorRT come with onnxruntime-gpu")
+
+
 def bench_frames(manifest: dict, samples: int = SAMPLES, seed: int = 0) -> np.ndarray:
     """Event frames (samples * T, 2, H, W) float32 of `samples` test-split samples, in order, binned
     as the model's input (its grid and time step)."""
@@ -168,8 +179,37 @@ def sparse_activity(model: ConvSNN, frames: np.ndarray) -> Dict[str, Any]:
             "macs_fraction_of_dense": round(m[6] / dense, 4), "steps": len(frames)}
 
 
-def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAMPLES) -> Dict[str, Any]:
+def provider_key(provider: str) -> str:
+    """The result's key for ONNX Runtime on `provider`: CUDAExecutionProvider -> onnxruntime_cuda."""
+    return "onnxruntime_" + provider.removesuffix("ExecutionProvider").lower()
+
+
+def _provider_entry(model, manifest: dict, provider: str, frames_np: np.ndarray, steps: int,
+                    reference) -> Dict[str, Any]:
+    """ONNX Runtime on `provider` (the CPU provider behind it for what it cannot run): its step
+    latency, the providers the session really got, and how far its logits are from `reference`'s
+    (the CPU dense graph's) over the same frames from the same state."""
+    s = make_stepper("onnxruntime", model, manifest, providers=[provider, "CPUExecutionProvider"])
+    n = len(frames_np)
+    check = min(n, 500)
+    s.reset()
+    reference.reset()
+    diff = max(float(np.abs(s.step(frames_np[i]).logits - reference.step(frames_np[i]).logits).max())
+               for i in range(check))
+    s.reset()
+    entry = _latency(lambda i: s.step(frames_np[i % n]), steps)
+    entry.update({"session_providers": list(s.providers), "graph": s.name,
+                  "max_logit_diff_vs_cpu_dense": float(f"{diff:.3g}"), "compared_steps": check})
+    return entry
+
+
+def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAMPLES,
+                       providers: Sequence[str] = ()) -> Dict[str, Any]:
+    """providers: ONNX Runtime execution providers to time besides the CPU one (e.g.
+    CUDAExecutionProvider, where onnxruntime-gpu is installed); one not available here is a
+    ConfigError that lists those that are, before anything is timed."""
     torch.set_num_threads(1)
+    _check_providers(providers)
     path = resolve_model()
     model, manifest = load_model(path)
     frames_np = bench_frames(manifest, samples)
@@ -184,6 +224,9 @@ def run_backends_bench(steps: int = 3000, peers: bool = True, samples: int = SAM
     for name, s in steppers.items():
         s.reset()
         result[name] = _latency(lambda i, s=s: s.step(frames_np[i % n]), steps)
+    for provider in providers:
+        result[provider_key(provider)] = _provider_entry(model, manifest, provider, frames_np, steps,
+                                                         steppers["onnxruntime_dense"])
     if peers:
         for lib in ("snntorch", "norse", "spikingjelly"):
             try:
