@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
@@ -125,6 +125,23 @@ def diag_values(msgs, name_part: str) -> dict:
             if name_part in s.name and (not s.name.endswith(": scheduling") or name_part.endswith("scheduling")):
                 out = {kv.key: kv.value for kv in s.values}
     return out
+
+
+def roi_window_ns(msgs, roi: str, name_part: str = "event_sensor: event stream",
+                  packet_period_ns: int = 1_000_000) -> Optional[Tuple[int, int]]:
+    """(after, until): an event sensor's packets stamped in (after, until] were cut by ROI `roi`
+    ("x,y,w,h" or "full"), from the newest of its statuses in `msgs` that report it; None if none
+    does. Each status reports, of one instant, the ROI, the stamp of the newest packet when it
+    took effect (`roi_since_s`) and the newest packet's stamp (`stamp_s`): events filtered before
+    the change wait at most one packet period for their packet, and the statuses that report the
+    same ROI since the same stamp saw no change in between."""
+    runs = [{kv.key: kv.value for kv in s.values} for m in msgs for s in m.status if s.name.endswith(name_part)]
+    mine = [v for v in runs if v.get("roi") == roi and "roi_since_s" in v]
+    if not mine:
+        return None
+    since = mine[-1]["roi_since_s"]
+    until = max(round(float(v["stamp_s"]) * 1e9) for v in mine if v["roi_since_s"] == since)
+    return round(float(since) * 1e9) + packet_period_ns, until
 
 
 # A real node (the common main) that cannot finish stopping, by its first argument: `callback`,

@@ -13,10 +13,10 @@ from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
-from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values
+from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values, roi_window_ns
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.ros import qos
-from snn_autonomy.ros.convert import apply_world_state, msg_to_packet
+from snn_autonomy.ros.convert import apply_world_state, msg_to_packet, stamp_to_ns
 from snn_autonomy.sensors.packetizer import Packetizer
 from snn_autonomy.sensors.world_camera import WorldCamera
 from snn_autonomy.sim.config import load_world_config, with_robot_count
@@ -65,16 +65,14 @@ def _drive(sim, seconds, v, w):
 
 def _applied(sim, roi: str) -> int:
     """Drive until /diagnostics says the sensor applies `roi`; the time (ns) after which every
-    packet is of the new ROI. The sensor reads its ROI, then the stamp of its newest packet
-    (`stamp_s`), so that stamp is at least the one when the ROI changed; events already filtered
-    then wait at most one packet period (1 ms) for their packet."""
+    packet is cut by it."""
     sim["diag"].clear()
     deadline = time.monotonic() + 20.0
     while diag_values(sim["diag"], "event_sensor").get("roi") != roi and time.monotonic() < deadline:
         _drive(sim, 0.1, 0.4, 0.8)
-    values = diag_values(sim["diag"], "event_sensor")
-    assert values.get("roi") == roi, "the sensor did not report the new ROI"
-    return round(float(values["stamp_s"]) * 1e9) + 1_000_000
+    window = roi_window_ns(sim["diag"], roi)
+    assert window is not None, "the sensor did not report the new ROI"
+    return window[0]
 
 
 def _packets_after(sim, stamp_ns: int) -> list:
@@ -221,11 +219,19 @@ def test_the_world_withholds_a_robots_odometry_on_request(sim):
     probe.spin_until(lambda: len(odom) > 5, 30, "odometry")
     assert not set_muted("robot_9")                  # no such robot: refused, odometry goes on
     assert set_muted("robot_0")
-    probe.spin_for(0.5)                               # what was on its way
-    n_odom, n_truth = len(odom), len(sim["odom"])
-    probe.spin_until(lambda: len(sim["odom"]) > n_truth + 10, 30, "ground truth while odometry is withheld")
-    assert len(odom) == n_odom, "odometry came while withheld"
-    probe.spin_until(lambda: any("odometry withheld for robot_0" in s.message
-                                 for m in sim["diag"][-5:] for s in m.status), 30, "the world to say so")
+    # The world's time in the status that says so bounds when it withheld the odometry (it reads
+    # what it withholds before its time): no odometry may be stamped after it.
+    said = []
+
+    def saying() -> bool:
+        said[:] = [float({kv.key: kv.value for kv in s.values}["sim_time_s"]) for m in sim["diag"]
+                   for s in m.status if "odometry withheld for robot_0" in s.message][:1]
+        return bool(said)
+
+    probe.spin_until(saying, 30, "the world to say so")
+    muted_ns = round(said[0] * 1e9)
+    probe.spin_until(lambda: sum(stamp_to_ns(m.header.stamp) > muted_ns for m in sim["odom"]) > 10, 30,
+                     "ground truth while odometry is withheld")
+    assert not [m for m in odom if stamp_to_ns(m.header.stamp) > muted_ns], "odometry came while withheld"
     assert set_muted("")
-    probe.spin_until(lambda: len(odom) > n_odom + 5, 30, "odometry back")
+    probe.spin_until(lambda: sum(stamp_to_ns(m.header.stamp) > muted_ns for m in odom) > 5, 30, "odometry back")

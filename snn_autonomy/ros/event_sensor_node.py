@@ -97,6 +97,9 @@ class EventSensorNode(LifecycleNode):
         self._lock = threading.Lock()
         self.packets = 0
         self.last_stamp_ns = 0      # of the newest packet: the source's time (simulation time for the world)
+        # the newest packet's stamp when the ROI in force took effect: packets stamped more than a
+        # packet period later are cut by it, and packets up to the next change's are
+        self.roi_since_ns = 0
         self.events_out = 0
         self.source_problems = 0
         self.last_problem = ""
@@ -207,7 +210,10 @@ class EventSensorNode(LifecycleNode):
         self._controls_by = who
         if self._filter is None:
             return []
+        before = self._filter.controls.roi
         warnings = self._filter.set_controls(*self._requested)
+        if self._filter.controls.roi != before:
+            self.roi_since_ns = self.last_stamp_ns
         for w in warnings:
             self.get_logger().warning(f"{who}: {w}", throttle_duration_sec=1.0)
         return warnings
@@ -365,15 +371,17 @@ class EventSensorNode(LifecycleNode):
         if c.commands_rejected or c.commands_clamped:
             st.merge(WARN, c.last_warning)
         ctl = self._filter.controls
-        roi = ctl.roi
+        with self._lock:        # one instant: the ROI, when it took effect, the newest packet
+            roi, roi_since_ns, stamp_ns = ctl.roi, self.roi_since_ns, self.last_stamp_ns
         st.add_all({
             "source": self.source, "sensor": f"{self.width}x{self.height}", "packets": self.packets,
-            "stamp_s": f"{self.last_stamp_ns * 1e-9:.6f}",
+            "stamp_s": f"{stamp_ns * 1e-9:.6f}",
             "events_in": c.events_in, "events_out": self.events_out,
             "events_pending": self._packetizer.pending_events if self._packetizer is not None else 0,
             "dropped_time_reset": self._packetizer.dropped_on_restart if self._packetizer is not None else 0, "dropped_roi": c.dropped_roi,
             "dropped_subsample": c.dropped_subsample, "dropped_rate_cap": c.dropped_rate_cap,
             "roi": "full" if roi is None else f"{roi.x_offset},{roi.y_offset},{roi.width},{roi.height}",
+            "roi_since_s": f"{roi_since_ns * 1e-9:.6f}",
             "rate_cap_ev_s": ctl.rate_cap_ev_s, "subsample": ctl.subsample, "controls_by": self._controls_by,
             "commands": c.commands, "commands_clamped": c.commands_clamped,
             "commands_rejected": c.commands_rejected, "source_problems": self.source_problems,
