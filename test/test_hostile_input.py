@@ -161,6 +161,24 @@ def _send(g, topic, msgs, gap=0.02):
         g["probe"].spin_for(gap)
 
 
+def _counted(g, topic: str, msgs: list, status: str, key: str, want: int, tries: int = 3) -> int:
+    """Send `msgs` on `topic` until the counter `key` of diagnostics `status` has grown by `want`;
+    how much it grew. A reliable reader keeps the last 10 messages: one of a node descheduled on a
+    loaded machine loses some without a trace. What is tested is what the node does with each
+    message it takes, not delivery, so a batch that left less than `want` is sent again."""
+    rec = g["rec"]
+    base = int(_diag(g, status, after=0.0).get(key, 0))
+    grown = lambda: int(diag_values(rec["diag"], status).get(key, base)) - base  # noqa: E731
+    for _ in range(tries):
+        _send(g, topic, msgs, gap=0.02)
+        deadline = time.monotonic() + 3.0
+        while grown() < want and time.monotonic() < deadline:
+            g["probe"].spin_for(0.05)
+        if grown() >= want:
+            break
+    return grown()
+
+
 def _packet(width, height, seq, data=b"", encoding="evt3", time_base=0, bigendian=False, stamp_s=None, now=None):
     m = EventPacket()
     t = now if stamp_s is None else stamp_s
@@ -356,24 +374,23 @@ def test_world_rejects_nonfinite_and_clamps_huge_cmd_vel(graph):
 def test_control_never_commands_unsafe_twist(graph):
     g, rec = graph, graph["rec"]
     names = list(rec["perception"][-1].class_names)
-    c0 = _diag(g, "robot_0/control: control", after=0.0)
-    _send(g, "odom", HOSTILE_ODOM * 3, gap=0.02)
-    _send(g, "perception", _hostile_perceptions(names) * 3, gap=0.02)
+    status = "robot_0/control: control"
+    # every non-finite odometry refused (x 1e308 composes into a finite pose)
+    assert _counted(g, "odom", HOSTILE_ODOM * 3, status, "odom_rejected", (len(HOSTILE_ODOM) - 1) * 3) \
+        >= (len(HOSTILE_ODOM) - 1) * 3
+    # label 255 / label == len(names) / empty names / NaN, inf, negative confidence: all refused
+    assert _counted(g, "perception", _hostile_perceptions(names) * 3, status, "bad_decisions", 6 * 3) >= 6 * 3
     # normal input is still answered: a clear decision from this probe gives a finite, bounded command
     k = len(rec["ctl_cmd"])
-    _send(g, "perception", [_perception(0, names)] * 10, gap=0.02)
+    assert _counted(g, "perception", [_perception(0, names)] * 10, status, "decisions", 10) >= 10
     g["probe"].spin_until(lambda: len(rec["ctl_cmd"]) > k, 5, "control to answer a valid decision")
     _alive(g, "control")
-    c1 = _diag(g, "robot_0/control: control")
+    c1 = _diag(g, status)
     _alive(g, "control")
     assert rec["ctl_cmd"], "control never published"
     for t in rec["ctl_cmd"]:
         assert _finite_twist(t), t
         assert -1e-9 <= t.linear.x <= 0.5 + 1e-9 and abs(t.angular.z) <= 1.8 + 1e-9, t
-    # label 255 / label == len(names) / empty names / NaN, inf, negative confidence: all refused
-    assert int(c1["bad_decisions"]) - int(c0["bad_decisions"]) >= 6 * 3, c1
-    assert int(c1["decisions"]) - int(c0["decisions"]) >= 10, c1      # the valid decisions were taken
-    assert int(c1["odom_rejected"]) - int(c0.get("odom_rejected", 0)) >= (len(HOSTILE_ODOM) - 1) * 3, c1
     assert math.isfinite(float(c1["linear"])) and math.isfinite(float(c1["angular"]))
 
 
@@ -382,16 +399,15 @@ def test_control_never_commands_unsafe_twist(graph):
 def test_attention_refuses_hostile_odom_perception_twist_and_detections(graph):
     g, rec = graph, graph["rec"]
     names = list(rec["perception"][-1].class_names)
-    a0 = _diag(g, "robot_0/attention: attention", after=0.0)
+    status = "robot_0/attention: attention"
     tw = []
     for lin, ang in ((NAN, 0.0), (INF, -INF), (1e9, 1e9)):
         t = Twist()
         t.linear.x, t.angular.z = lin, ang
         tw.append(t)
-    _send(g, "cmd_vel", tw, gap=0.02)
-    _send(g, "cmd_vel", [Twist()], gap=0.02)
-    _send(g, "odom", HOSTILE_ODOM, gap=0.02)
-    _send(g, "perception", _hostile_perceptions(names), gap=0.02)
+    assert _counted(g, "cmd_vel", tw + [Twist()], status, "rejected_cmd_vel", 2) >= 2
+    assert _counted(g, "odom", HOSTILE_ODOM, status, "rejected_odom", len(HOSTILE_ODOM) - 1) >= len(HOSTILE_ODOM) - 1
+    assert _counted(g, "perception", _hostile_perceptions(names), status, "rejected_perception", 6) >= 6
     many = SharedDetections()
     many.header.frame_id = "map"
     for i in range(5000):
@@ -399,37 +415,33 @@ def test_attention_refuses_hostile_odom_perception_twist_and_detections(graph):
         d.header.stamp.sec = int(time.time())
         d.position.x, d.position.y = (NAN, 1.0) if i % 3 == 0 else ((INF, -INF) if i % 3 == 1 else (2.0, 4.0))
         many.detections.append(d)
-    _send(g, "shared", [many], gap=0.5)
-    before = int(_diag(g, "robot_0/attention: attention", after=0.0).get("decisions", 0))
-    _send(g, "perception", [_perception(0, names)] * 5, gap=0.05)     # normal input is still answered
-    a1 = _diag(g, "robot_0/attention: attention")
-    assert int(a1["decisions"]) >= before + 5, a1     # (a command goes out when the budget changes)
+    # NaN / inf positions are counted and dropped
+    assert _counted(g, "shared", [many], status, "rejected_detections", 5000 - 5000 // 3) >= 5000 - 5000 // 3
+    # normal input is still answered (a command goes out when the budget changes)
+    assert _counted(g, "perception", [_perception(0, names)] * 5, status, "decisions", 5) >= 5
+    a1 = _diag(g, status)
     _alive(g, "attention")
     for m in rec["att"]:
         if m.agent_id == "hostile":      # this test's own commands on the same topic
             continue
         assert 0.0 < m.confidence_threshold <= 1.0 and 1 <= m.t_max <= 160, m
         assert math.isfinite(m.event_rate_cap) and m.event_rate_cap >= 0.0, m
-    # the finite third of the 5000 detections is kept; NaN / inf positions are counted and dropped
+    # the finite third of the 5000 detections is kept
     assert int(a1["shared_detections"]) == 5000 // 3, a1
-    assert int(a1["rejected_detections"]) - int(a0.get("rejected_detections", 0)) >= 5000 - 5000 // 3, a1
-    assert int(a1["rejected_perception"]) - int(a0.get("rejected_perception", 0)) >= 6, a1
-    assert int(a1["rejected_odom"]) - int(a0.get("rejected_odom", 0)) >= len(HOSTILE_ODOM) - 1, a1
-    assert int(a1["rejected_cmd_vel"]) - int(a0.get("rejected_cmd_vel", 0)) >= 2, a1
 
 
 # ---------------------------------------------------------------------------------------------- fleet agent
 
 def test_fleet_agent_drops_nonfinite_odom(graph):
     g, rec = graph, graph["rec"]
-    f0 = _diag(g, "robot_0/fleet_agent: fleet membership", after=0.0)
-    _send(g, "odom", HOSTILE_ODOM * 2, gap=0.02)
+    status = "robot_0/fleet_agent: fleet membership"
+    # x 1e308 composes into a finite but absurd pose; every other sample is non-finite and dropped
+    assert _counted(g, "odom", HOSTILE_ODOM * 2, status, "odom_rejected", (len(HOSTILE_ODOM) - 1) * 2) \
+        >= (len(HOSTILE_ODOM) - 1) * 2
     k = len(rec["agent"])
     g["probe"].spin_until(lambda: len(rec["agent"]) > k + 1, 5, "heartbeats after hostile odometry")
-    f1 = _diag(g, "robot_0/fleet_agent: fleet membership")
+    f1 = _diag(g, status)
     _alive(g, "fleet_agent")
-    # x 1e308 composes into a finite but absurd pose; every other sample is non-finite and dropped
-    assert int(f1["odom_rejected"]) - int(f0["odom_rejected"]) >= (len(HOSTILE_ODOM) - 1) * 2, f1
     for m in rec["agent"]:
         p = m.pose.position
         assert math.isfinite(p.x) and math.isfinite(p.y), p
