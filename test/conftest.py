@@ -30,6 +30,27 @@ from snn_autonomy.paths import data_dir  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Modules whose tests wait for many decisions of a whole world -> event sensor -> perception
+# chain: two of them at once on two cores starve each other (on a machine twice slower than
+# usual, 13 decisions in 90 s where 60 were wanted). Under `--dist loadfile` (`make test`) they
+# are sent to a worker as one unit, so they run one after the other.
+WORLD_CHAINS = ("test_ros_perception.py", "test_ros_modes.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WorldChainsTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "world chains" if scope.rsplit("/", 1)[-1] in WORLD_CHAINS else scope
+
+    return WorldChainsTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def recordings() -> Path:
     """The real recordings directory (../shared/data); missing data is a failure, not a skip."""
