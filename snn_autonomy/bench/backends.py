@@ -189,7 +189,8 @@ def _provider_entry(model, manifest: dict, provider: str, frames_np: np.ndarray,
     """ONNX Runtime on `provider` (the CPU provider behind it for what it cannot run): its step
     latency, the providers the session really got, and how far its logits are from `reference`'s
     (the CPU dense graph's) over the same frames from the same state."""
-    s = make_stepper("onnxruntime", model, manifest, providers=[provider, "CPUExecutionProvider"])
+    behind = [] if provider == "CPUExecutionProvider" else ["CPUExecutionProvider"]
+    s = make_stepper("onnxruntime", model, manifest, providers=[provider, *behind])
     n = len(frames_np)
     check = min(n, 500)
     s.reset()
