@@ -114,6 +114,10 @@ ROBOT = "snn_autonomy.ros.robot_node"
 
 # best effort like the publishers, but deep: a Python probe must not lose a burst
 PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+# every world state of a test (reliable, as the world publishes them), for replays and ground
+# truth: a reader of the product's depth (200 states) wraps while a probe on a busy machine has
+# not yet taken them
+PROBE_STATES = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def diag_values(msgs, name_part: str) -> dict:

@@ -10,7 +10,7 @@ from geometry_msgs.msg import Twist
 from snn_autonomy_msgs.msg import AttentionCommand, Perception
 
 from diagnostic_msgs.msg import DiagnosticArray
-from ros_helpers import PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
+from ros_helpers import PERCEPTION, PROBE_STATES, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.perception.cost_model import AdmissionConfig
 from snn_autonomy.ros import qos
 
@@ -39,7 +39,7 @@ def test_perception_matches_ground_truth_in_clear_cases(open_floor_world):
     n.create_subscription(LaserScan, "/robot_0/virtual_scan",
                           lambda m: scans.__setitem__(stamp_to_ns(m.header.stamp), m), qos.SENSOR)
     n.create_subscription(WorldState, "/world/state", lambda m: states.__setitem__(stamp_to_ns(m.header.stamp), m),
-                          qos.STATE)
+                          PROBE_STATES)
     cmd = n.create_publisher(Twist, "/robot_0/cmd_vel", qos.COMMAND)
     att = n.create_publisher(AttentionCommand, "/robot_0/attention", qos.COMMAND)
     world_yaml = open_floor_world

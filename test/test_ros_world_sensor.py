@@ -10,10 +10,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from snn_autonomy_msgs.msg import AttentionCommand, WorldState
 
-from ros_helpers import PROBE_QOS, SENSOR, WORLD, NodeProcess, Probe, diag_values, roi_window_ns
+from ros_helpers import PROBE_QOS, PROBE_STATES, SENSOR, WORLD, NodeProcess, Probe, diag_values, roi_window_ns
 from snn_autonomy.events.packet import PacketStreamDecoder
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import apply_world_state, msg_to_packet, stamp_to_ns
@@ -22,20 +21,13 @@ from snn_autonomy.sensors.world_camera import WorldCamera
 from snn_autonomy.sim.config import load_world_config, with_robot_count
 from snn_autonomy.sim.world import World
 
-# The probe keeps every world state of a test for the exact replay: a reader's history of the
-# product's depth (200, 1.3 s of states at 0.15 of real time) can wrap while the probe, on a
-# machine busy with something else, has not yet taken them.
-ALL_STATES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5000, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
-
-
 @pytest.fixture(scope="module")
 def sim():
     """A world node with one robot, its event sensor, and a probe that hears everything."""
     probe = Probe("sensing_probe")
     n = probe.node
     rec = {"states": [], "packets": [], "odom": [], "diag": []}
-    n.create_subscription(WorldState, "/world/state", rec["states"].append, ALL_STATES)
+    n.create_subscription(WorldState, "/world/state", rec["states"].append, PROBE_STATES)
     n.create_subscription(EventPacket, "/robot_0/events", rec["packets"].append, PROBE_QOS)
     n.create_subscription(Odometry, "/robot_0/ground_truth", rec["odom"].append, qos.COMMAND)
     n.create_subscription(DiagnosticArray, "/diagnostics", rec["diag"].append, 10)
