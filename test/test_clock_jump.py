@@ -308,9 +308,9 @@ def test_event_sensor_publishes_again_after_the_world_restarts(open_floor_world)
         print(f"\nold world ended at {old_end:.2f} s; first packet of the new world at its "
               f"{sim_s(m) * 1e3:.0f} ms, {(t_again - first_state[0]) * 1e3:.0f} ms (wall) after its first state")
         # a frame and a packet window every 1 ms: the first packets close as soon as the camera is
-        # rebuilt (tens of ms on two busy cores), not when the new world reaches the old one's time
+        # rebuilt, not when the new world reaches the old one's time (how soon in wall-clock time
+        # is the machine's matter, printed above)
         assert sim_s(m) < 0.5, "the sensor waited for the old world's time before publishing"
-        assert t_again - first_state[0] < 1.0
     finally:
         if state_sub is not None:
             n.destroy_subscription(state_sub)
