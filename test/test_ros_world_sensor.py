@@ -37,7 +37,7 @@ def sim():
     probe.spin_until(lambda: n.count_publishers("/robot_0/events") > 0, 60, "event_sensor to come up")
     # the world starts its clock once the sensor and this probe listen; at 0.15 of real time, so that
     # the sensor keeps up with every state on a loaded machine (at 0.3, with a CPU hog on one of two
-    # cores, it fell more than its 200 states behind in 2 runs of 11 and missed states)
+    # cores, it fell more than its 200 states behind in 3 runs of 16 and missed states)
     world = NodeProcess(WORLD, {"robots": 1, "wait_for_subscribers": 2, "real_time_factor": 0.15}).start()
     rec["probe"], rec["procs"] = probe, (sensor, world)
     yield rec
