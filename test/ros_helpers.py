@@ -116,7 +116,8 @@ ROBOT = "snn_autonomy.ros.robot_node"
 PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
 # every world state of a test (reliable, as the world publishes them), for replays and ground
 # truth: a reader of the product's depth (200 states) wraps while a probe on a busy machine has
-# not yet taken them
+# not yet taken them. The world's writer holds only its `state_depth` for a reader that is behind:
+# a test that needs them all starts the world with state_depth 5000 too.
 PROBE_STATES = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 
 

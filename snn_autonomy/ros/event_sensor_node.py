@@ -59,6 +59,9 @@ class EventSensorConfig:
     subsample: int = spec(1, lo=1, hi=64, help="keep pixels with x % n == y % n == 0")
     robot_id: str = spec("", help="robot whose camera to render (source world; '' = the node's namespace)")
     world_config: str = spec("", help="world YAML of the world node ('' = the shipped default world)")
+    world_state_depth: int = spec(200, lo=1, hi=100000,
+                                  help="world states queued while rendering falls behind (source world; "
+                                       "the world node's state_depth must be as deep)")
     image_topic: str = spec("image_raw", help="Image topic (source image)")
     image_reliable: bool = spec(False, help="subscribe images reliably (the camera must publish reliably); "
                                             "default: sensor-data QoS")
@@ -132,7 +135,8 @@ class EventSensorNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._subs.append(self.create_subscription(AttentionCommand, "attention", self._on_attention, qos.COMMAND))
         if self.source == "world":
-            self._subs.append(self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE))
+            self._subs.append(self.create_subscription(WorldState, "/world/state", self._on_world_state,
+                                                       qos.state(self.params.world_state_depth)))
         elif self.source == "image":
             image_qos = qos.COMMAND if self.params.image_reliable else qos.SENSOR
             self._subs.append(self.create_subscription(Image, self.params.image_topic,

@@ -12,6 +12,15 @@ COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=Reli
 # fleet plan: late joiners must get the latest one
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# world state: every step matters to the renderers (their pixels remember history)
-STATE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.RELIABLE,
-                   durability=DurabilityPolicy.VOLATILE)
+# world state: every step matters to the renderers (their pixels remember history). A renderer
+# that falls more than the depth behind misses states (counted); both the world's writer and the
+# renderer's reader must hold a backlog for it to catch up instead, so both take the depth.
+STATE_DEPTH = 200
+
+
+def state(depth: int = STATE_DEPTH) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+STATE = state()

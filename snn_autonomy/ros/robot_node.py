@@ -59,6 +59,8 @@ class RobotNodeConfig:
     robot_id: str = spec("", help="robot id ('' = the namespace)")
     attention: bool = spec(True, help="false: the full sensing budget always")
     scan_frame_id: str = spec("camera_link", help="frame of virtual_scan: the camera's body frame, x forward")
+    world_state_depth: int = spec(200, lo=1, hi=100000, help="world states queued while rendering falls behind "
+                                                             "(the world node's state_depth must be as deep)")
 
 
 class RobotNode(Node):
@@ -91,7 +93,8 @@ class RobotNode(Node):
         self._scan_frame = cfg.scan_frame_id
         self._scan_pub = (self.create_publisher(LaserScan, "virtual_scan", qos.SENSOR)
                           if perception.head.sectors is not None else None)
-        self.create_subscription(WorldState, "/world/state", self._on_world_state, qos.STATE)
+        self.create_subscription(WorldState, "/world/state", self._on_world_state,
+                                 qos.state(cfg.world_state_depth))
         self.create_subscription(SharedDetections, DETECTIONS_TOPIC, self._on_shared, qos.COMMAND)
         self.diag = Updater(self, hardware_id=f"robot_{self.agent_id}")
         self.diag.add("fused loop", self._diagnose)

@@ -64,6 +64,8 @@ class WorldNodeConfig:
                                      help="hold simulation time at 0 until /world/state has this many subscribers "
                                           "(as this node counts them: one may match it a moment later and miss the "
                                           "first states; an event sensor reports the step it began at)")
+    state_depth: int = spec(200, lo=1, hi=100000, help="states of /world/state held for a subscriber that falls "
+                            "behind (0.2 s at 1 kHz); deeper lets it catch up later instead of missing states")
     odom_muted: str = spec("", help="robot ids, comma-separated, whose odom is withheld (an injected fault; "
                                     "ground truth goes on); settable at run time")
 
@@ -95,7 +97,7 @@ class WorldNode(Node):
             self._col_pubs.append(self.create_publisher(Collision, f"/{rid}/collisions", qos.COMMAND))
             if lidar.enabled:
                 self._scan_pubs.append(self.create_publisher(LaserScan, f"/{rid}/scan", qos.SENSOR))
-        self._state_pub = self.create_publisher(WorldState, "/world/state", qos.STATE)
+        self._state_pub = self.create_publisher(WorldState, "/world/state", qos.state(params.state_depth))
         self._state = WorldStateWriter(self.world)
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.SENSOR)
         self.pacer = RealTimePacer(self.rtf)
