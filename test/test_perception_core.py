@@ -400,6 +400,30 @@ def test_splits_generated_in_one_pool_are_those_generated_one_by_one_and_are_cac
     assert all(np.array_equal(again[n].sector_m, together[n].sector_m) for n in specs)
 
 
+def test_a_process_that_wants_a_dataset_being_made_waits_and_loads_it(tmp_path, monkeypatch):
+    """Two processes (two test workers, two CLI runs) that want one uncached dataset: the second
+    waits on the first one's lock and loads what it made, without generating it again."""
+    import threading
+    from dataclasses import replace
+
+    from snn_autonomy.perception.dataset import cache_dir, cache_locks, generate, split_spec
+
+    monkeypatch.setenv("SNN_AUTONOMY_CACHE", str(tmp_path))
+    ds = replace(split_spec("test"), seeds=split_spec("test").seeds[:1], duration_s=0.8, robots=1)
+    path = cache_dir() / f"{ds.key()}.npz"
+    generated, got = [], []
+    second = threading.Thread(target=lambda: got.append(generate(ds, workers=1, progress=lambda *a: generated.append(a))))
+    with cache_locks([path]):             # the first process, making it
+        second.start()
+        made = generate(ds, workers=1, use_cache=False)
+        np.savez_compressed(path, x=made.x, y=made.y, approaching=made.approaching, meta=made.meta,
+                            sector_m=made.sector_m)
+        assert second.is_alive() and not got, "the second went on while the first held the lock"
+    second.join(60)
+    assert got and generated == [], "the second generated the dataset again"
+    assert np.array_equal(got[0].x, made.x) and np.array_equal(got[0].sector_m, made.sector_m)
+
+
 def test_fine_tuning_onto_another_sector_count_keeps_the_layers_and_gives_a_fresh_readout():
     from snn_autonomy.perception.train import retargeted
 

@@ -11,14 +11,16 @@ and cached by the hash of its specification.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 from collections import deque
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Deque, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -242,6 +244,25 @@ def generate_all(specs: Dict[str, DatasetSpec], workers: int = 0,
     in the cache share one pool of processes, so a machine with more cores than one split has
     seeds stays busy (the training, validation and test splits: 24 seeds, 16 of them training)."""
     paths = {name: cache_dir() / f"{ds.key()}.npz" for name, ds in specs.items()}
+    with cache_locks(paths.values()) if use_cache else nullcontext():
+        return _load_or_generate(specs, paths, workers, progress, use_cache)
+
+
+@contextmanager
+def cache_locks(paths: Iterable[Path]) -> Iterator[None]:
+    """Hold an exclusive lock beside each cached file: a process that wants a dataset another
+    one is making waits for it and loads it, rather than making it again (on two cores, two test
+    workers doing so each took twice as long). Taken in sorted order, so two processes that
+    want overlapping sets cannot hold one each and wait on the other."""
+    with ExitStack() as stack:
+        for path in sorted(set(paths)):
+            fh = stack.enter_context(open(path.with_suffix(".lock"), "w"))
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _load_or_generate(specs: Dict[str, DatasetSpec], paths: Dict[str, Path], workers: int,
+                      progress: Optional[Callable[[int, int], None]], use_cache: bool) -> Dict[str, Dataset]:
     out: Dict[str, Dataset] = {}
     for name, path in paths.items():
         if use_cache and path.exists():
@@ -266,7 +287,7 @@ def generate_all(specs: Dict[str, DatasetSpec], workers: int = 0,
         mine, parts = parts[:len(specs[name].seeds)], parts[len(specs[name].seeds):]
         data = out[name] = Dataset(*(np.concatenate([p[i] for p in mine]) for i in range(5)))
         if use_cache:
-            tmp = paths[name].with_suffix(f".{os.getpid()}.tmp.npz")    # two processes may fill it at once
+            tmp = paths[name].with_suffix(f".{os.getpid()}.tmp.npz")    # never a half-written cache file
             np.savez_compressed(tmp, x=data.x, y=data.y, approaching=data.approaching, meta=data.meta,
                                 sector_m=data.sector_m)
             tmp.replace(paths[name])
