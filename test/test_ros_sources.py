@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from event_camera_msgs.msg import EventPacket
 from geometry_msgs.msg import Twist
 from sensor_msgs.msg import Image
@@ -47,6 +47,11 @@ def test_image_topic_emulation_node():
             pub.publish(bad)
             sent_bad += 1
             probe.spin_for(0.2)
+        # before any image is taken, the status says why: every image so far was refused
+        refused = [st for m in diag for st in m.status if "event_sensor" in st.name
+                   and any(kv.key == "images_rejected" for kv in st.values)][-1]
+        assert refused.level == DiagnosticStatus.ERROR and "every image rejected" in refused.message, refused
+        assert "yuv422" in refused.message
         for t_us, img in frames:
             msg = Image(encoding="mono8", width=128, height=96, step=128, data=img.tobytes())
             msg.header.stamp = ns_to_stamp(t_us * 1000)

@@ -94,6 +94,7 @@ class EventSensorNode(LifecycleNode):
         self._controls_by = "parameters"      # who set the ROI / rate cap / subsampling in force
         self._encoder: Optional[PacketEncoder] = None
         self._packetizer: Optional[Packetizer] = None
+        self.images: Optional[ImageEventSource] = None      # source image, once configured
         self._subs: List = []
         self._worker: Optional[threading.Thread] = None
         self._stop = threading.Event()
@@ -171,6 +172,7 @@ class EventSensorNode(LifecycleNode):
     def _open_source(self) -> None:
         p = self.params
         self.follower: Optional[WorldFollower] = None
+        self.images = None
         if self.source == "world":
             from ..sim.config import load_world_config
 
@@ -366,7 +368,11 @@ class EventSensorNode(LifecycleNode):
     # ------------------------------------------------------------------ health
     def _diagnose(self, st: Status) -> None:
         if self._filter is None:
-            st.summary(WARN, f"not active (source {self.params.source})")
+            if self.images is not None:       # source image: its size comes with the first image
+                st.summary(WARN, f"no image taken yet on {self.params.image_topic}")
+                self._diagnose_images(st)
+            else:
+                st.summary(WARN, f"not active (source {self.params.source})")
             return
         c = self._filter.counters
         st.summary(OK, "streaming" if self.packets else "no packets yet")
@@ -398,10 +404,13 @@ class EventSensorNode(LifecycleNode):
             if missed:
                 st.merge(WARN, f"{missed} world states missed (frames skipped)")
         if self.source == "image":
-            ic = self.images.counters
-            st.add_all({"images": ic.frames, "images_rejected": ic.rejected, "image_size_changes": ic.size_changes})
-            if ic.rejected and not ic.frames:
-                st.merge(ERROR, f"every image rejected: {ic.last_problem}")
+            self._diagnose_images(st)
+
+    def _diagnose_images(self, st: Status) -> None:
+        ic = self.images.counters
+        st.add_all({"images": ic.frames, "images_rejected": ic.rejected, "image_size_changes": ic.size_changes})
+        if ic.rejected and not ic.frames:
+            st.merge(ERROR, f"every image rejected: {ic.last_problem}")
 
 
 def main(args: Optional[List[str]] = None) -> None:
