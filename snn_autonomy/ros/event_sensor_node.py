@@ -59,7 +59,7 @@ class EventSensorConfig:
     subsample: int = spec(1, lo=1, hi=64, help="keep pixels with x % n == y % n == 0")
     robot_id: str = spec("", help="robot whose camera to render (source world; '' = the node's namespace)")
     world_config: str = spec("", help="world YAML of the world node ('' = the shipped default world)")
-    world_state_depth: int = spec(200, lo=1, hi=100000,
+    world_state_depth: int = spec(qos.STATE_DEPTH, lo=1, hi=100000,
                                   help="world states queued while rendering falls behind (source world; "
                                        "the world node's state_depth must be as deep)")
     image_topic: str = spec("image_raw", help="Image topic (source image)")

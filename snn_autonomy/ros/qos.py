@@ -19,6 +19,7 @@ STATE_DEPTH = 200
 
 
 def state(depth: int = STATE_DEPTH) -> QoSProfile:
+    """The world state's profile with a history of `depth` states."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.VOLATILE)
 

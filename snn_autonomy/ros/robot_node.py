@@ -59,8 +59,9 @@ class RobotNodeConfig:
     robot_id: str = spec("", help="robot id ('' = the namespace)")
     attention: bool = spec(True, help="false: the full sensing budget always")
     scan_frame_id: str = spec("camera_link", help="frame of virtual_scan: the camera's body frame, x forward")
-    world_state_depth: int = spec(200, lo=1, hi=100000, help="world states queued while rendering falls behind "
-                                                             "(the world node's state_depth must be as deep)")
+    world_state_depth: int = spec(qos.STATE_DEPTH, lo=1, hi=100000,
+                                  help="world states queued while rendering falls behind "
+                                       "(the world node's state_depth must be as deep)")
 
 
 class RobotNode(Node):

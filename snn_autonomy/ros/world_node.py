@@ -64,8 +64,9 @@ class WorldNodeConfig:
                                      help="hold simulation time at 0 until /world/state has this many subscribers "
                                           "(as this node counts them: one may match it a moment later and miss the "
                                           "first states; an event sensor reports the step it began at)")
-    state_depth: int = spec(200, lo=1, hi=100000, help="states of /world/state held for a subscriber that falls "
-                            "behind (0.2 s at 1 kHz); deeper lets it catch up later instead of missing states")
+    state_depth: int = spec(qos.STATE_DEPTH, lo=1, hi=100000,
+                            help="states of /world/state held for a subscriber that falls behind (0.2 s at "
+                                 "1 kHz); deeper lets it catch up later instead of missing states")
     odom_muted: str = spec("", help="robot ids, comma-separated, whose odom is withheld (an injected fault; "
                                     "ground truth goes on); settable at run time")
 
