@@ -26,6 +26,8 @@ import gc
 import os
 import signal
 import sys
+import threading
+import time
 from typing import Callable, List, Optional
 
 import rclpy
@@ -43,6 +45,16 @@ from .security import SecurityError, check_security
 
 REALTIME_PARAM = "realtime_priority"
 STOP_POLL_S = 0.1     # longest wait between two looks at the stop request
+# A signal may be taken by any thread that does not block it (rclpy's own signal thread, a
+# library's worker): Python's C handler then only marks it, and a main thread blocked in a
+# system call (a sleep, a read) runs the Python handler when that call returns, which may be
+# never. Seen once in 40 start-ups on a loaded machine. A watcher thread hears every signal
+# through Python's wakeup fd; if the main thread has not run the handler this long after, it
+# sends the main thread NUDGE_SIGNAL, whose no-op handler interrupts the call (EINTR), and
+# Python then runs the pending handler. SIGURG's default action is to be ignored, so no one
+# else's use of it changes.
+NUDGE_AFTER_S = 0.2
+NUDGE_SIGNAL = signal.SIGURG
 # From the stop request to the process's end. A node shuts down in about a second (the world
 # node gives its physics thread up to 2 s, a Lava-backed one its worker's orderly close); one
 # that has not after this long is stuck (a callback that does not return, a DDS destructor
@@ -76,6 +88,13 @@ class ShutdownSignals:
         self.deadline_armed = False
         for sig in self.SIGNALS:
             signal.signal(sig, self._on_signal)
+        self._main = threading.get_ident()       # built in the main thread, as signal handlers must be
+        self._heard = 0                            # stop signals seen by the watcher
+        signal.signal(NUDGE_SIGNAL, lambda *_: None)
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._nudge_main, args=(read_fd,), name="stop-signal-nudge", daemon=True).start()
         # STACK_DUMP_SIGNAL writes every thread's Python stack to stderr (the node's log) from the
         # C signal handler, so it works even where the main thread is stuck in native code and
         # deaf to SIGINT: the launcher sends it before it kills a node that would not stop
@@ -89,6 +108,19 @@ class ShutdownSignals:
             os._exit(128 + signum)     # the status of a process killed by that signal
         if self.count == 1 and not self.spinning:
             raise KeyboardInterrupt
+
+    def _nudge_main(self, read_fd: int) -> None:
+        """Wake a main thread that has not run the stop signal's handler (see NUDGE_SIGNAL). Once the
+        node spins, its executor's wait is woken by rclpy and looks at the stop request itself."""
+        stops = {int(sig) for sig in self.SIGNALS}
+        while True:
+            heard = sum(b in stops for b in os.read(read_fd, 64))
+            if not heard:
+                continue
+            self._heard += heard
+            time.sleep(NUDGE_AFTER_S)
+            if self.count < self._heard and not self.spinning:
+                signal.pthread_kill(self._main, NUDGE_SIGNAL)
 
     def arm_deadline(self) -> None:
         """Start the shutdown deadline (once): faulthandler's watchdog is a C thread, so it fires
