@@ -77,7 +77,13 @@ def test_the_launcher_respawns_a_node_with_a_bug_but_not_one_with_a_configuratio
             NodeSpec("x", "bug", respawn=True, respawn_delay_s=0.1)]
     launcher = Launcher(plan, tmp_path / "logs", grace_s=1.0, term_s=0.5, echo=lambda line: None,
                         command=lambda spec, params: [sys.executable, "-c", BUILD_FAILS, spec.name])
-    launcher.run(duration_s=5.0)
+
+    def seen_both() -> None:    # a loaded machine may take more than a few seconds to start one
+        st = {s["node"]: s for s in launcher.states()}
+        if st["/config"]["state"] == "failed" and st["/bug"]["respawns"] >= 1:
+            launcher.stop_reason = "both seen"
+
+    launcher.run(duration_s=120.0, on_tick=seen_both)
     states = {s["node"]: s for s in launcher.states()}
     assert states["/config"]["state"] == "failed" and states["/config"]["respawns"] == 0, states
     assert states["/bug"]["respawns"] >= 1, states
