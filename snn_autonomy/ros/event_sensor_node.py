@@ -161,7 +161,7 @@ class EventSensorNode(LifecycleNode):
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         if self._pub is not None:
             self.destroy_lifecycle_publisher(self._pub)
-        self._pub = self._filter = self._encoder = self._packetizer = None
+        self._pub = self._filter = self._encoder = self._packetizer = self.images = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
