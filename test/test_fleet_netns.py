@@ -261,11 +261,11 @@ def test_agents_on_separate_hosts_are_planned_and_a_cut_link_is_replanned(lan):
 
 def _observe() -> None:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from snn_autonomy_msgs.msg import AgentState, FleetPlan
 
     from snn_autonomy.ros import qos
     from snn_autonomy.ros.fleet_agent_node import plan_from_msg
+    from snn_autonomy.ros.spin import spin_node
 
     def emit(**kw) -> None:
         print(json.dumps({"t": time.monotonic(), **kw}), flush=True)
@@ -275,18 +275,16 @@ def _observe() -> None:
         emit(kind="plan", plan_id=p.plan_id, reason=p.reason, mapping=p.mapping(), lost=list(p.lost_agent_ids),
              boundaries={a.agent_id: a.region.boundary for a in p.assignments})
 
-    rclpy.init()
-    node = rclpy.create_node("netns_observer")
-    node.create_subscription(FleetPlan, "/fleet/plan", on_plan, qos.LATCHED)
-    node.create_subscription(AgentState, "/fleet/agent_state",
-                             lambda m: emit(kind="hb", agent=m.agent_id, seq=m.heartbeat_seq), qos.COMMAND)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    def build():
+        node = rclpy.create_node("netns_observer")
+        node.create_subscription(FleetPlan, "/fleet/plan", on_plan, qos.LATCHED)
+        node.create_subscription(AgentState, "/fleet/agent_state",
+                                 lambda m: emit(kind="hb", agent=m.agent_id, seq=m.heartbeat_seq), qos.COMMAND)
+        return node
+
+    # the nodes' own main loop: a SIGINT then ends it with status 0 (plain rclpy.spin once exited
+    # 1 when the stop shut the context down before the executor's next wait)
+    sys.exit(spin_node(build, []))
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--observe"]:
