@@ -154,6 +154,22 @@ def test_the_lava_worker_loads_neither_torch_nor_perception():
     assert found == "[]", found
 
 
+def test_the_control_node_starts_without_numba_or_scipy():
+    """The controller handles decisions and commands: built with its start pose given (as on a
+    robot, not placed by the built-in world), it has loaded neither the numba kernels (event
+    codecs, renderer, ray caster) nor scipy, about a second of start-up on a small CPU; the
+    coordinator loads scipy's solver when it is built, not at its first plan."""
+    build = ("import rclpy\nfrom rclpy.parameter import Parameter\n"
+             "from snn_autonomy.ros.control_node import ControlNode\nrclpy.init()\n"
+             "pose = Parameter('start_pose', Parameter.Type.DOUBLE_ARRAY, [1.0, 1.0, 0.0])\n"
+             "ControlNode(parameter_overrides=[pose]).destroy_node()")
+    found = _loaded_by(build, ("numba", "scipy", "torch", "onnxruntime"))
+    assert found == "[]", found
+    found = _loaded_by("import rclpy\nfrom snn_autonomy.ros.coordinator_node import CoordinatorNode\nrclpy.init()\n"
+                       "CoordinatorNode().destroy_node()", ("numba", "scipy"))
+    assert "'scipy.optimize'" in found and "numba" not in found, found
+
+
 # ---------------------------------------------------------------------------------------------- interface
 
 @pytest.fixture(scope="module")

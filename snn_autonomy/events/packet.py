@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .batch import EventBatch
-from .codec import encode, make_decoder
 from .errors import EventFormatError, UnsupportedEncodingError
 from .stats import DecodeStats
 from .words import WordStreamDecoder
@@ -65,13 +64,14 @@ class PacketEncoder:
         self.seq = 0
 
     def encode(self, batch: EventBatch, stamp_ns: int) -> EventPacketData:
+        from .codec import encode as encode_events     # numba: loaded where events are coded
         if (batch.width, batch.height) != (self.width, self.height):
             raise EventFormatError(
                 f"batch is {batch.width}x{batch.height}, stream is {self.width}x{self.height}")
         pkt = EventPacketData(
             stamp_ns=int(stamp_ns), frame_id=self.frame_id, width=self.width, height=self.height,
             seq=self.seq, time_base=0 if len(batch) == 0 else int(batch.t_first) * 1000,
-            encoding=self.encoding, is_bigendian=False, events=encode(batch, self.encoding))
+            encoding=self.encoding, is_bigendian=False, events=encode_events(batch, self.encoding))
         self.seq += 1
         return pkt
 
@@ -132,6 +132,8 @@ class PacketStreamDecoder:
         key = (str(pkt.encoding).lower(), int(pkt.width), int(pkt.height))
         if key != self._key:
             try:
+                from .codec import make_decoder
+
                 decoder = make_decoder(pkt.encoding, pkt.width, pkt.height)
             except UnsupportedEncodingError as exc:
                 self._reject("rejected_encoding", f"packet {pkt.seq}: {exc}")

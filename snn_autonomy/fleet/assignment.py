@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .regions import PatrolRegion, loop_distance
 
@@ -44,5 +43,7 @@ def optimal_assignment(costs: np.ndarray) -> List[Tuple[int, int]]:
         return []
     if not np.all(np.isfinite(costs)):
         raise ValueError("assignment costs must be finite")
+    from scipy.optimize import linear_sum_assignment   # scipy loads only where a plan is made
+
     rows, cols = linear_sum_assignment(costs)
     return sorted(zip(rows.tolist(), cols.tolist()))

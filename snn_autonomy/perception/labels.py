@@ -17,7 +17,7 @@ from typing import Tuple
 import numpy as np
 
 from ..config import spec
-from ..sim.ground_truth import HIT_NONE, RangeScan
+from ..sim.scan import HIT_NONE, RangeScan
 
 CLASSES: Tuple[str, ...] = ("clear", "obstacle_left", "obstacle_center", "obstacle_right")
 CLEAR, LEFT, CENTER, RIGHT = range(4)

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
 import numpy as np
 
 from ..config import spec
-from ..sim.ground_truth import HIT_NONE, RangeScan, range_scan
-from ..sim.world import World
+from ..sim.scan import HIT_NONE, RangeScan
 from .labels import CENTER, CLEAR, LEFT, RIGHT, LabelConfig, sector_minima
+
+if TYPE_CHECKING:       # the world and its ray caster (numba) load only where a scan is cast
+    from ..sim.world import World
 
 
 SECTOR_DEG = 10.0    # a sector's width: a 0.2 m obstacle at 1.2 m, a robot's body at 2 m
@@ -203,6 +205,8 @@ def make_percept(spec_: SectorSpec, classes: np.ndarray, approaching: bool, ttc_
 def sector_scan(world: World, robot: int, count: int, hfov_deg: Optional[float] = None) -> RangeScan:
     """Ground-truth rays for `count` sectors across the view of `robot`'s camera (or `hfov_deg`),
     RAYS_PER_SECTOR each: what training labels, the oracle and the check of LiDAR labels see."""
+    from ..sim.ground_truth import range_scan
+
     return range_scan(world, robot, n_rays=count * RAYS_PER_SECTOR, hfov_deg=hfov_deg)
 
 

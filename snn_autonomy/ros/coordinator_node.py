@@ -125,6 +125,7 @@ class CoordinatorNodeConfig:
 class CoordinatorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("coordinator", **kwargs)
+        import scipy.optimize  # noqa: F401  (the planner's solver: loaded at start, not at the first plan)
         node_cfg = declare_params(self, CoordinatorNodeConfig)
         cfg = declare_params(self, FleetConfig)
         arena = load_world_config(node_cfg.world_config or None).arena.size_m

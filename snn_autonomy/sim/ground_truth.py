@@ -5,15 +5,15 @@ scripted drivers). Distances are from the camera, in metres, on the floor plane.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from .geometry import NO_HIT, ray_circle, ray_segment
+from .scan import HIT_NONE, HIT_OBSTACLE, HIT_ROBOT, HIT_WALL, RangeScan
 from .world import World
 
-HIT_NONE, HIT_WALL, HIT_OBSTACLE, HIT_ROBOT = -1, 0, 1, 2
+__all__ = ["HIT_NONE", "HIT_WALL", "HIT_OBSTACLE", "HIT_ROBOT", "RangeScan", "range_scan", "cast_rays"]
 
 
 @njit(cache=True, nogil=True)
@@ -43,17 +43,6 @@ def _scan(x, y, yaw, rel_angles, max_range, walls, cyl, n_obs, skip, dist, kind,
         dist[j] = best
         kind[j] = bk
         index[j] = bi
-
-
-@dataclass
-class RangeScan:
-    """Per ray (left to right across the image): distance, hit kind/index, closing speed (m/s, + = nearer)."""
-
-    angles: np.ndarray      # relative to the heading, + to the left, rad
-    distance: np.ndarray
-    kind: np.ndarray
-    index: np.ndarray
-    closing_speed: np.ndarray
 
 
 def cast_rays(world: World, robot: int, x: float, y: float, yaw: float, rel_angles: np.ndarray,
