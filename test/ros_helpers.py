@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from typing import Callable, List, Optional, Tuple
@@ -13,6 +14,44 @@ from typing import Callable, List, Optional, Tuple
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+
+class OutputLines:
+    """Every line a process writes to its stdout pipe, read by a thread of its own, so that a
+    test can wait for a line under a ceiling (a blocking readline has none) and still see the
+    whole output, before and after that line."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.lines: List[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> int:
+        """The number of lines up to and including the first that holds `text`; fails the test
+        (and kills the process) if the process ends or `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for k, line in enumerate(list(self.lines)):
+                if text in line:
+                    return k + 1
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.02)
+        self.proc.kill()
+        raise AssertionError(f"never printed {text!r}:\n{self.text()[-3000:]}")
+
+    def finish(self, timeout: float = 10.0) -> str:
+        """All of the output, once the process has closed its end of the pipe."""
+        self._reader.join(timeout)
+        return self.text()
+
+    def text(self, start: int = 0) -> str:
+        return "".join(self.lines[start:])
 
 
 # Tests wait on /diagnostics for counters and states: nodes started here report four times a

@@ -11,7 +11,7 @@ import time
 import pytest
 from snn_autonomy_msgs.msg import Perception
 
-from ros_helpers import ATTENTION, NodeProcess, Probe
+from ros_helpers import ATTENTION, NodeProcess, OutputLines, Probe
 from snn_autonomy.ros import qos
 
 # A node whose timer callback runs a second of Python: a signal that arrives meanwhile must not
@@ -65,31 +65,22 @@ def _start(code: str) -> subprocess.Popen:
                             text=True)
 
 
-def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if text in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    pytest.fail(f"never printed {text!r}")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_a_node_between_callbacks_not_inside_one(sig):
     proc = _start(BUSY_NODE)
+    output = OutputLines(proc)
     try:
-        _wait_for_line(proc, "callback started")
+        seen = output.wait_for("callback started")
         time.sleep(0.2)
         proc.send_signal(sig)
         t0 = time.monotonic()
-        out, _ = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
-    took = time.monotonic() - t0
+    output.finish()
+    out = output.text(seen)      # what it printed after the callback's start line
     assert proc.returncode == 0, out
     assert "Traceback" not in out, out
     assert out.splitlines()[:1] == ["callback finished"], out   # the callback under way ran to its end
@@ -100,16 +91,20 @@ def test_a_signal_stops_a_node_between_callbacks_not_inside_one(sig):
 @pytest.mark.parametrize("code", [SLOW_START, SLOW_START_SIGNAL_ELSEWHERE], ids=["main_thread", "another_thread"])
 def test_a_signal_while_a_node_is_starting_stops_it_at_once(code):
     proc = _start(code)
+    output = OutputLines(proc)
     try:
-        _wait_for_line(proc, "building")
+        seen = output.wait_for("building")
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
-        out, _ = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
+    output.finish()
+    out = output.text(seen)
     assert proc.returncode == 0 and "Traceback" not in out and "cannot start" not in out, out
-    assert time.monotonic() - t0 < 5.0
+    assert took < 5.0
 
 
 def test_a_flooded_node_stopped_with_ctrl_c_twice_exits_cleanly():

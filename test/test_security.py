@@ -5,10 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
+from ros_helpers import OutputLines
 
 from snn_autonomy.config import ConfigError
 from snn_autonomy.launch_plan import (build_plan, launch_ros_security, load_launch_config, security_environment,
@@ -58,26 +58,14 @@ def test_enforce_without_usable_security_exits_2_with_one_line(tmp_path, fake_ke
 def test_without_security_variables_the_node_starts_normally():
     p = subprocess.Popen(NODE, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)
-    lines: list = []
-
-    def read() -> None:
-        for line in p.stdout:
-            lines.append(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    output = OutputLines(p)
     try:
-        # until the node says it runs (a few seconds; a ceiling for a loaded machine)
-        deadline = time.monotonic() + 60.0
-        while not any("coordinator: arena" in line for line in lines) and p.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert p.poll() is None, "".join(lines)
+        output.wait_for("coordinator: arena")   # until the node says it runs (ceiling for a loaded machine)
+        assert p.poll() is None, output.text()
     finally:
         os.killpg(p.pid, signal.SIGINT)
         p.wait(timeout=60)
-        reader.join(10)
-    out = "".join(lines)
+    out = output.finish()
     assert p.returncode == 0, out
     assert "coordinator: arena" in out and "FATAL" not in out
 
