@@ -114,7 +114,7 @@ class LaunchConfig:
     coordinator_parameters: Dict[str, Any] = field(default_factory=dict)
     # --- robots on real hardware and in Gazebo (the defaults keep the plan above unchanged)
     robot_names: List[str] = field(default_factory=list)  # explicit namespaces, e.g. [robot_3] (robots = their count)
-    robot_poses: Dict[str, List[float]] = field(default_factory=dict)  # id -> [x, y, yaw] start (control, fleet)
+    robot_poses: Dict[str, List[float]] = field(default_factory=dict)  # id -> [x, y, yaw] start (control, attention, fleet)
     coordinator: bool = True        # with fleet: false on a robot whose coordinator runs elsewhere
     event_driver: Literal["metavision_driver", "libcaer_driver"] = "metavision_driver"   # with sensor_source driver
     driver_parameters: Dict[str, Any] = field(default_factory=dict)
@@ -300,7 +300,7 @@ def build_plan(cfg: LaunchConfig) -> List[NodeSpec]:
             # attention's full budget is the perception model's T_max and threshold: the same model, run
             # with or without its temporal prior as perception runs it
             engine = {k: v for k, v in cfg.perception_parameters.items() if k in ATTENTION_FROM_PERCEPTION}
-            nodes.append(NodeSpec("attention", "attention", ns, {**world, **engine, **cfg.attention_parameters}))
+            nodes.append(NodeSpec("attention", "attention", ns, {**world, **start, **engine, **cfg.attention_parameters}))
         if cfg.fleet:
             nodes.append(NodeSpec("fleet_agent", "fleet_agent", ns, {**world, **start}))
     if cfg.fleet and cfg.robots and cfg.coordinator:

@@ -150,6 +150,7 @@ PERCEPTION = "snn_autonomy.ros.perception_node"
 CONTROL = "snn_autonomy.ros.control_node"
 ATTENTION = "snn_autonomy.ros.attention_node"
 ROBOT = "snn_autonomy.ros.robot_node"
+FLEET_AGENT = "snn_autonomy.ros.fleet_agent_node"
 
 # best effort like the publishers, but deep: a Python probe must not lose a burst
 PROBE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)

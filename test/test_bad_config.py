@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ros_helpers import CONTROL, PERCEPTION, ROBOT, SENSOR, WORLD, NodeProcess, Probe
+from ros_helpers import ATTENTION, CONTROL, FLEET_AGENT, PERCEPTION, ROBOT, SENSOR, WORLD, NodeProcess, Probe
 
 CASES = [
     (CONTROL, {"watchdog.deadline_s": -1.0}, "watchdog.deadline_s"),          # outside its declared range
@@ -18,6 +18,7 @@ CASES = [
     (PERCEPTION, {"backend": "tensorflow"}, "backend"),
     (ROBOT, {"energy_meter": "wattmeter"}, "energy_meter"),
     (CONTROL, {"start_pose": [1.0, 2.0]}, "start_pose"),                     # [x, y, yaw] or []
+    (ATTENTION, {"start_pose": [1.0, 2.0]}, "start_pose"),
 ]
 
 
@@ -33,6 +34,29 @@ def test_invalid_parameter_value_is_exit_2_with_one_line(module, params, name):
     assert "Traceback" not in log, log[-2000:]
     fatal = [ln for ln in log.splitlines() if "cannot start" in ln]
     assert len(fatal) == 1 and name in fatal[0], log[-2000:]
+
+
+@pytest.mark.parametrize("module", [CONTROL, ATTENTION, FLEET_AGENT], ids=["control", "attention", "fleet_agent"])
+def test_a_robot_the_world_file_does_not_name_starts_with_its_start_pose_and_not_without(module):
+    """A real robot named as its owner likes (not robot_<n> of the built-in world): each node that
+    places it in the map starts given its start_pose, and without one refuses, naming that
+    parameter."""
+    probe = Probe("start_pose_probe")
+    node = NodeProcess(module, {"start_pose": [2.0, 3.0, 0.5]}, namespace="/scout_1").start()
+    try:
+        probe.spin_until(lambda: ("/scout_1" in [ns for _, ns in probe.node.get_node_names_and_namespaces()]
+                                  or not node.alive()), 90, "the node in the graph")
+        assert node.alive(), node.log()[-2000:]
+    finally:
+        code = node.stop()
+        probe.close()
+    assert code == 0, node.log()[-2000:]
+    bare = NodeProcess(module, namespace="/scout_1").start()
+    try:
+        bare.proc.wait(60)
+    finally:
+        code = bare.stop()
+    assert code == 2 and "set the start_pose parameter" in bare.log(), bare.log()[-2000:]
 
 
 # Exit status 2 is a configuration error and nothing else: a bug while a node is built is a

@@ -22,10 +22,9 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from snn_autonomy_msgs.msg import AgentState, AttentionCommand, Detection, Perception, SharedDetections
 
-from ros_helpers import ATTENTION, CONTROL, PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
+from ros_helpers import ATTENTION, CONTROL, FLEET_AGENT, PERCEPTION, SENSOR, WORLD, NodeProcess, Probe, diag_values
 from snn_autonomy.ros import qos
 
-FLEET_AGENT = "snn_autonomy.ros.fleet_agent_node"
 NS = "/robot_0"
 NAN, INF = math.nan, math.inf
 U32 = (1 << 32) - 1

@@ -393,6 +393,9 @@ def test_launch_files_build_their_nodes_from_the_plan(monkeypatch):
     assert sensor["parameters"][0]["source"] == "image" and sensor["parameters"][0]["use_sim_time"] is True
     control = next(n for n in plan_nodes if n["executable"] == "control" and n["namespace"] == "/robot_0")
     assert control["parameters"][0]["start_pose"] == [1.0, 2.0, 0.5]
+    # attention places the teammates' detections in the same map frame as control
+    attention = next(n for n in plan_nodes if n["executable"] == "attention" and n["namespace"] == "/robot_0")
+    assert attention["parameters"][0]["start_pose"] == [1.0, 2.0, 0.5]
     coordinator = next(n for n in plan_nodes if n["executable"] == "coordinator")
     assert coordinator["parameters"][0]["allowed_agents"] == ["robot_0", "robot_1"]
 

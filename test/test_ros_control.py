@@ -163,7 +163,7 @@ def test_attention_takes_effect_on_the_sensor(loop):
         return [] if window is None else \
             [m for m in loop["packets"] if window[0] < stamp_to_ns(m.header.stamp) <= window[1]]
 
-    loop["probe"].spin_until(lambda: len(cut()) >= 50, 30, f"50 packets cut by ROI {want}")
+    loop["probe"].spin_until(lambda: len(cut()) >= 50, 90, f"50 packets cut by ROI {want}")
     dec = PacketStreamDecoder()
     xs = np.concatenate([dec.decode(msg_to_packet(m)).x for m in cut()])
     assert len(xs) > 100 and xs.min() >= roi.x_offset

@@ -18,15 +18,15 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from nav_msgs.msg import Odometry
 from snn_autonomy_msgs.msg import AgentState, Assignment, Detection, FleetPlan, SharedDetections
 
+from ros_helpers import FLEET_AGENT as AGENT
 from ros_helpers import NodeProcess, Probe, diag_values
 from snn_autonomy.control.frames import compose
-from snn_autonomy.fleet.agent import start_pose_in_world
+from snn_autonomy.fleet.start_pose import start_pose_in_world
 from snn_autonomy.ros import qos
 from snn_autonomy.ros.convert import yaw_to_quat
 from snn_autonomy.ros.fleet_agent_node import plan_from_msg
 
 COORDINATOR = "snn_autonomy.ros.coordinator_node"
-AGENT = "snn_autonomy.ros.fleet_agent_node"
 ROBOTS = ("robot_0", "robot_1", "robot_2")
 TIMEOUT_S = 1.0
 

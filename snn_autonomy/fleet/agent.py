@@ -82,23 +82,6 @@ class FleetAgent:
         return before != (self.assignment.region if self.assignment else None)
 
 
-def start_pose_in_world(world_config: Optional[str], agent_id: str) -> Pose2:
-    """Where robot `agent_id` (`robot_<k>`) starts in the built-in world of `world_config` (None = default)."""
-    from ..sim.config import load_world_config, with_robot_count
-    from ..sim.world import World
-
-    cfg = load_world_config(world_config)
-    prefix = cfg.robots.id_prefix
-    number = agent_id[len(prefix):] if agent_id.startswith(prefix) else ""
-    if not number.isdigit():
-        raise ConfigError(f"agent {agent_id!r} is not a robot of the world config (ids {prefix}<n>); "
-                         "set the start_pose parameter")
-    k = int(number)
-    world = World(with_robot_count(cfg, max(cfg.robots.count, k + 1)))
-    x, y, yaw = world.pose[k].tolist()
-    return (x, y, yaw)
-
-
 # Where a perception class puts the obstacle relative to the robot: the bearing of its sector's
 # centre (a third of the field of view each) and a range inside the label's near distance.
 SECTOR_BEARING_FRACTION = {1: 1.0 / 3.0, 2: 0.0, 3: -1.0 / 3.0}   # obstacle_left, _center, _right

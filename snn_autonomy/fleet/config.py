@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from ..config import ConfigError, spec
+from .start_pose import check_start_pose, start_pose_field
 
 DEFAULT_ALLOWED = ["robot_0", "robot_1", "robot_2"]
 
@@ -79,8 +80,7 @@ class AgentConfig:
 
     agent_id: str = spec("", help="id in the fleet ('' = the node's namespace)")
     heartbeat_period_s: float = spec(0.2, lo=0.01, hi=10.0, help="AgentState heartbeat period", unit="s")
-    start_pose: List[float] = field(default_factory=list, metadata={
-        "help": "x, y, yaw of the odom origin in the map [m, m, rad]; [] = the robot's start in the world config"})
+    start_pose: List[float] = start_pose_field()
     use_odom: bool = spec(True, help="subscribe to `odom` (nav_msgs/Odometry) for the pose")
     odom_timeout_s: float = spec(1.0, lo=0.01, hi=60.0, help="health is WARN when odometry is older", unit="s")
     capabilities: List[str] = field(default_factory=lambda: ["event_camera"], metadata={
@@ -91,5 +91,4 @@ class AgentConfig:
                                           "0.18 m), in the heartbeats for the other robots to steer around")
 
     def validate(self) -> None:
-        if len(self.start_pose) not in (0, 3):
-            raise ConfigError(f"start_pose: expected [] or [x, y, yaw], got {self.start_pose!r}")
+        check_start_pose(self.start_pose)

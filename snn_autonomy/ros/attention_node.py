@@ -26,7 +26,7 @@ from snn_autonomy_msgs.msg import AttentionCommand, Perception, SharedDetections
 
 from ..attention.policy import AttentionConfig, AttentionInputs, AttentionPolicy, mode_fractions
 from ..config import spec
-from ..fleet.agent import start_pose_in_world
+from ..fleet.start_pose import check_start_pose, start_pose_field, start_pose_of
 from ..paths import resolve_model
 from ..perception.heads import Head, check_field_of_view
 from ..perception.model_io import read_manifest
@@ -48,9 +48,13 @@ class AttentionNodeConfig:
     temporal_prior: bool = spec(True, help="perception runs the model with its temporal prior (its threshold is then "
                                            "the prior's); as the perception node's parameter of that name")
     world_config: str = spec("", help="world YAML: camera geometry and start pose ('' = the shipped world)")
+    start_pose: List[float] = start_pose_field()
     republish_s: float = spec(1.0, lo=0.01, hi=3600.0, unit="s",
                               help="an unchanged command is sent again after this long (changes, and the command "
                                    "in force to a subscriber that joins, are sent at once)")
+
+    def validate(self) -> None:
+        check_start_pose(self.start_pose)
 
 
 class AttentionNode(Node):
@@ -65,7 +69,7 @@ class AttentionNode(Node):
                                       exit_threshold(manifest, cfg.temporal_prior), policy)
         self.enabled = cfg.enabled
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot_0"
-        self.origin = start_pose_in_world(world, self.agent_id)
+        self.origin = start_pose_of(cfg.start_pose, world, self.agent_id)
         self.pose = self.origin
         self.cmd = (0.0, 0.0)
         self.shared: list = []

@@ -31,12 +31,12 @@ from typing import List, Optional
 from rclpy.node import Node
 from snn_autonomy_msgs.msg import DecisionTrace, Perception
 
-from ..config import ConfigError, spec
+from ..config import spec
 from ..control.core import ControlCore, ControlTiming
 from ..control.limits import LimitsConfig
 from ..control.policy import PatrolConfig
 from ..control.watchdog import WatchdogConfig
-from ..fleet.agent import start_pose_in_world
+from ..fleet.start_pose import check_start_pose, start_pose_field, start_pose_of
 from ..monitor.latency import LatencyBudgets, LatencyTracker
 from . import qos
 from .control_ports import ControlPorts
@@ -52,13 +52,10 @@ class ControlNodeConfig:
     agent_id: str = spec("", help="robot id ('' = the namespace)")
     world_config: str = spec("", help="world YAML giving the start pose when start_pose is [] ('' = the shipped "
                                       "world)")
-    start_pose: List[float] = spec(default_factory=list, help="x, y, yaw of the odom origin in the map frame "
-                                                              "([] = the robot's start in world_config)",
-                                   unit="m, m, rad")
+    start_pose: List[float] = start_pose_field()
 
     def validate(self) -> None:
-        if len(self.start_pose) not in (0, 3):
-            raise ConfigError(f"start_pose: expected [] or [x, y, yaw], got {self.start_pose!r}")
+        check_start_pose(self.start_pose)
 
 
 class ControlNode(Node):
@@ -70,7 +67,7 @@ class ControlNode(Node):
         watchdog, timing = declare_params(self, WatchdogConfig, "watchdog."), declare_params(self, ControlTiming)
         self.latency = LatencyTracker(declare_params(self, LatencyBudgets, "latency."))
         self.agent_id = cfg.agent_id or self.get_namespace().strip("/") or "robot_0"
-        origin = tuple(cfg.start_pose) or start_pose_in_world(cfg.world_config or None, self.agent_id)
+        origin = start_pose_of(cfg.start_pose, cfg.world_config or None, self.agent_id)
         self.core = ControlCore(origin, patrol, limits, watchdog)
         self.ports = ControlPorts(self, self.core, timing, self.agent_id)
         self._trace_pub = self.create_publisher(DecisionTrace, "decision_trace", qos.COMMAND)

@@ -30,9 +30,10 @@ from snn_autonomy_msgs.msg import AgentState, Assignment, FleetPlan, Perception,
 
 from ..config import spec
 from ..fleet import plan as core
-from ..fleet.agent import FleetAgent, sighting_from_decision, start_pose_in_world
+from ..fleet.agent import FleetAgent, sighting_from_decision
 from ..fleet.config import AgentConfig
 from ..fleet.regions import PatrolRegion
+from ..fleet.start_pose import start_pose_of
 from ..fleet.state import AgentReport
 from . import qos
 from .convert import ns_to_stamp, quat_yaw, stamp_to_ns
@@ -81,8 +82,7 @@ class FleetAgentNode(Node):
         node_cfg = declare_params(self, FleetAgentNodeConfig)
         cfg = declare_params(self, AgentConfig)
         agent_id = cfg.agent_id or self.get_namespace().strip("/")
-        start = tuple(cfg.start_pose) if cfg.start_pose else start_pose_in_world(node_cfg.world_config or None,
-                                                                                 agent_id)
+        start = start_pose_of(cfg.start_pose, node_cfg.world_config or None, agent_id)
         self.agent = FleetAgent(agent_id, start, cfg)
         self._state_pub = self.create_publisher(AgentState, STATE_TOPIC, qos.COMMAND)
         self._assignment_pub = self.create_publisher(Assignment, "assignment", qos.LATCHED)
