@@ -35,10 +35,12 @@ class OutputLines:
         """The number of lines up to and including the first that holds `text`; fails the test
         (and kills the process) if the process ends or `timeout` passes first."""
         deadline = time.monotonic() + timeout
+        k = 0                          # lines before k have been looked at
         while time.monotonic() < deadline:
-            for k, line in enumerate(list(self.lines)):
-                if text in line:
-                    return k + 1
+            while k < len(self.lines):
+                k += 1
+                if text in self.lines[k - 1]:
+                    return k
             if self.proc.poll() is not None and not self._reader.is_alive():
                 break
             time.sleep(0.02)

@@ -62,16 +62,17 @@ class PacketEncoder:
         self.frame_id = frame_id
         self.encoding = encoding
         self.seq = 0
+        from .codec import encode      # numba: loaded where events are coded, once per encoder
+        self._encode_events = encode
 
     def encode(self, batch: EventBatch, stamp_ns: int) -> EventPacketData:
-        from .codec import encode as encode_events     # numba: loaded where events are coded
         if (batch.width, batch.height) != (self.width, self.height):
             raise EventFormatError(
                 f"batch is {batch.width}x{batch.height}, stream is {self.width}x{self.height}")
         pkt = EventPacketData(
             stamp_ns=int(stamp_ns), frame_id=self.frame_id, width=self.width, height=self.height,
             seq=self.seq, time_base=0 if len(batch) == 0 else int(batch.t_first) * 1000,
-            encoding=self.encoding, is_bigendian=False, events=encode_events(batch, self.encoding))
+            encoding=self.encoding, is_bigendian=False, events=self._encode_events(batch, self.encoding))
         self.seq += 1
         return pkt
 
